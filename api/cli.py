@@ -1,0 +1,138 @@
+"""The `conflictkb` command: serve, migrate, seed."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import logging
+import os
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import click
+
+from api.settings import Settings, normalise_database_url
+from db.embedded import Endpoints, EmbeddedServerError, embedded_servers
+
+log = logging.getLogger("conflictkb")
+
+
+@contextmanager
+def _servers(settings: Settings) -> Iterator[Endpoints]:
+    """The database and Redis to use: the configured URLs, or embedded servers."""
+    try:
+        with embedded_servers(settings.data_dir, settings.database_url, settings.redis_url) as endpoints:
+            endpoints.database_url = normalise_database_url(endpoints.database_url)
+            yield endpoints
+    except EmbeddedServerError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _migrate(database_url: str) -> None:
+    from db.migrate import upgrade
+
+    upgrade(database_url)
+
+
+async def _seed(database_url: str) -> str:
+    from db.engine import make_engine
+    from db.seed import load_seed_dir
+
+    engine = make_engine(database_url, pool_size=1)
+    try:
+        async with engine.begin() as conn:
+            report = await load_seed_dir(conn)
+    finally:
+        await engine.dispose()
+    return report.summary()
+
+
+@click.group()
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None)
+@click.pass_context
+def main(ctx: click.Context, log_level: str | None) -> None:
+    """conflictkb: a knowledge base of conflict events and the claims behind them."""
+    settings = Settings()
+    if log_level:
+        settings.log_level = log_level
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # pgserver narrates every command it runs at INFO; keep its warnings only.
+    for noisy in ("pgserver", "alembic.runtime.plugins"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    ctx.obj = settings
+
+
+@main.command()
+@click.pass_obj
+def migrate(settings: Settings) -> None:
+    """Bring the database schema up to date."""
+    with _servers(settings) as endpoints:
+        _migrate(endpoints.database_url)
+    click.echo("migrate: up to date")
+
+
+@main.command()
+@click.pass_obj
+def seed(settings: Settings) -> None:
+    """Load seeds/ (idempotent: a second run changes nothing)."""
+    with _servers(settings) as endpoints:
+        _migrate(endpoints.database_url)
+        click.echo(asyncio.run(_seed(endpoints.database_url)))
+
+
+@contextmanager
+def _only_server(settings: Settings, url: str) -> Iterator[None]:
+    """Refuse a second `serve` on the same data directory instead of sharing it."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    lock_path = settings.data_dir / "serve.lock"
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        try:
+            running = json.loads(lock_path.read_text())
+            where = f" (pid {running['pid']}, serving {running['url']})"
+        except (ValueError, KeyError, OSError):
+            where = ""
+        raise click.ClickException(
+            f"conflictkb is already serving from {settings.data_dir.resolve()}{where}. "
+            "Stop it first (Ctrl-C), or set CONFLICTKB_DATA_DIR to another directory.")
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"pid": os.getpid(), "url": url}).encode())
+        yield
+    finally:
+        os.close(fd)
+
+
+@main.command()
+@click.option("--host", default=None, help="Interface to listen on [HOST, default 127.0.0.1].")
+@click.option("--port", type=int, default=None, help="Port [PORT, default 8000].")
+@click.option("--prepare/--no-prepare", default=True, show_default=True,
+              help="Migrate and load seeds/ before serving.")
+@click.pass_obj
+def serve(settings: Settings, host: str | None, port: int | None, prepare: bool) -> None:
+    """Serve the REST and GraphQL API (starting embedded servers if no URLs are set)."""
+    import uvicorn
+
+    from api.app import create_app
+
+    host = host or settings.host
+    port = port or settings.port
+    url = f"http://{host}:{port}"
+    with _only_server(settings, url), _servers(settings) as endpoints:
+        if prepare:
+            _migrate(endpoints.database_url)
+            click.echo(asyncio.run(_seed(endpoints.database_url)))
+        app = create_app(settings, database_url=endpoints.database_url, redis_url=endpoints.redis_url)
+        click.echo(f"conflictkb: serving {url} (REST /v1, GraphQL /graphql, docs /docs); Ctrl-C stops")
+        uvicorn.run(app, host=host, port=port, log_level=settings.log_level, proxy_headers=True)
+    click.echo("conflictkb: stopped")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""Configuration from the environment (and a `.env` file, if present)."""
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "database_url"),
+        description="PostgreSQL >= 14. Unset: an embedded PostgreSQL in the data directory.")
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("REDIS_URL", "redis_url"),
+        description="Redis >= 6. Unset: an embedded redis-server in the data directory.")
+    data_dir: Path = Field(
+        default=Path("var"), validation_alias=AliasChoices("CONFLICTKB_DATA_DIR", "data_dir"))
+    host: str = Field(default="127.0.0.1", validation_alias=AliasChoices("HOST", "host"))
+    port: int = Field(default=8000, validation_alias=AliasChoices("PORT", "port"))
+    secret_key: str | None = Field(
+        default=None, validation_alias=AliasChoices("CONFLICTKB_SECRET_KEY", "secret_key"),
+        description="Signs pagination cursors. Unset: a random key kept in the data directory.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", validation_alias=AliasChoices("CONFLICTKB_LOG_LEVEL", "log_level"))
+    db_pool_size: int = Field(default=10, validation_alias=AliasChoices("CONFLICTKB_DB_POOL_SIZE", "db_pool_size"))
+
+    @cached_property
+    def cursor_key(self) -> bytes:
+        """The key that signs cursors: configured, or made once per data directory."""
+        if self.secret_key:
+            return self.secret_key.encode()
+        import secrets
+
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_hex(32))
+            path.chmod(0o600)
+        return path.read_text().strip().encode()
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept plain postgres:// URLs; the app talks to PostgreSQL through asyncpg."""
+    for prefix in ("postgres://", "postgresql://", "postgresql+psycopg://", "postgresql+psycopg2://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix):]
+    return url

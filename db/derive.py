@@ -1,0 +1,148 @@
+"""Event figures and attribution derived from claims: the rules, in one place.
+
+Whoever changes claims (the seed, an import, an API write) calls
+`recompute_events(conn, event_ids)` in the same transaction, so an event's figures
+never disagree with its claims. Both rules are set-based SQL, so a bulk import
+recomputes thousands of events in one statement each.
+
+Fatalities (predicates `fatalities` and `civilian_fatalities`)
+    Only claims that assert or concede a figure count; denials and uncertain claims
+    carry no figure. Each claim's missing bounds are filled from the ones it has
+    ("over two dozen": low = best = 25). Over the counted claims:
+      low  = the smallest low,
+      best = the median of the best values (the lower middle one for an even count),
+      high = the largest high.
+    Civilians killed are people killed, so each total bound is at least the civilian
+    bound. `fatality_claim_ids` lists every claim that went into the figures.
+
+Attribution status, per event, actor and role (perpetrator or target)
+    From the claims whose predicate is that role and whose value is that actor:
+      confirmed  the actor itself concedes it (the claimant is the actor or an
+                 organisation above or below it in the actor tree, such as the UK
+                 Ministry of Defence for the RAF), or at least two independent sources
+                 (actor kinds marked independent: monitors, independent media, wire
+                 services, NGOs, international organisations) assert it and nobody
+                 denies it;
+      contested  someone asserts it and someone (the actor included) denies it;
+      alleged    someone asserts it and nobody denies it;
+      unknown    nobody asserts it (only uncertain claims, or only denials).
+    The first rule that holds wins, in that order. `status_claim_ids` holds the
+    claims that made the status: the concessions; the assertions and denials; the
+    assertions; or, for unknown, the uncertain and denying claims.
+    Participants get no status: nobody claims "participation".
+"""
+
+from collections.abc import Collection
+from uuid import UUID
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+_ADD_ROLES_NAMED_IN_CLAIMS = text("""
+INSERT INTO event_actors (event_id, actor_id, role)
+SELECT DISTINCT c.event_id, c.value_actor_id, c.predicate
+  FROM claims c
+ WHERE c.event_id = ANY(:ids) AND c.predicate IN ('perpetrator', 'target') AND c.value_actor_id IS NOT NULL
+ON CONFLICT DO NOTHING
+""")
+
+_FATALITIES = text("""
+WITH figures AS (
+  SELECT c.event_id, c.predicate, c.id,
+         coalesce(c.value_low, c.value_best, c.value_high) AS low,
+         coalesce(c.value_best, c.value_low, c.value_high) AS best,
+         coalesce(c.value_high, c.value_best, c.value_low) AS high
+    FROM claims c
+   WHERE c.event_id = ANY(:ids)
+     AND c.predicate IN ('fatalities', 'civilian_fatalities')
+     AND c.stance IN ('asserts', 'concedes')
+     AND coalesce(c.value_low, c.value_best, c.value_high) IS NOT NULL
+), per_predicate AS (
+  SELECT event_id, predicate, min(low) AS low, max(high) AS high,
+         percentile_disc(0.5) WITHIN GROUP (ORDER BY best) AS best,
+         array_agg(id ORDER BY id) AS claim_ids
+    FROM figures GROUP BY event_id, predicate
+), derived AS (
+  SELECT e.id,
+         t.low AS t_low, t.best AS t_best, t.high AS t_high,
+         c.low AS c_low, c.best AS c_best, c.high AS c_high,
+         coalesce(t.claim_ids, '{}') || coalesce(c.claim_ids, '{}') AS claim_ids
+    FROM unnest(CAST(:ids AS uuid[])) AS e(id)
+    LEFT JOIN per_predicate t ON t.event_id = e.id AND t.predicate = 'fatalities'
+    LEFT JOIN per_predicate c ON c.event_id = e.id AND c.predicate = 'civilian_fatalities'
+)
+UPDATE events e SET
+  fatalities_low = greatest(d.t_low, d.c_low),
+  fatalities_best = greatest(d.t_best, d.c_best),
+  fatalities_high = greatest(d.t_high, d.c_high),
+  civilian_fatalities_low = d.c_low,
+  civilian_fatalities_best = d.c_best,
+  civilian_fatalities_high = d.c_high,
+  fatality_claim_ids = d.claim_ids
+FROM derived d
+WHERE e.id = d.id
+  AND (e.fatalities_low, e.fatalities_best, e.fatalities_high,
+       e.civilian_fatalities_low, e.civilian_fatalities_best, e.civilian_fatalities_high, e.fatality_claim_ids)
+      IS DISTINCT FROM
+      (greatest(d.t_low, d.c_low), greatest(d.t_best, d.c_best), greatest(d.t_high, d.c_high),
+       d.c_low, d.c_best, d.c_high, d.claim_ids)
+""")
+
+_ATTRIBUTION = text("""
+WITH role_claims AS (
+  SELECT c.event_id, c.value_actor_id AS actor_id, c.predicate AS role, c.id, c.stance, c.claimant_id,
+         k.independent,
+         -- the actor speaking of itself: the same actor, or one above or below it
+         (c.claimant_id = c.value_actor_id OR EXISTS (
+            SELECT 1 FROM actor_lineage l
+             WHERE (l.ancestor_id = c.claimant_id AND l.descendant_id = c.value_actor_id)
+                OR (l.ancestor_id = c.value_actor_id AND l.descendant_id = c.claimant_id))) AS by_self
+    FROM claims c
+    JOIN actors a ON a.id = c.claimant_id
+    JOIN actor_kinds k ON k.code = a.kind
+   WHERE c.event_id = ANY(:ids) AND c.predicate IN ('perpetrator', 'target') AND c.value_actor_id IS NOT NULL
+), tallied AS (
+  SELECT event_id, actor_id, role,
+    array_agg(id ORDER BY id) FILTER (WHERE stance = 'concedes' AND by_self) AS conceded,
+    array_agg(id ORDER BY id) FILTER (WHERE stance = 'asserts' OR (stance = 'concedes' AND NOT by_self)) AS asserted,
+    array_agg(id ORDER BY id) FILTER (WHERE stance = 'denies') AS denied,
+    array_agg(id ORDER BY id) FILTER (WHERE stance = 'uncertain') AS uncertain,
+    count(DISTINCT claimant_id) FILTER (
+      WHERE independent AND NOT by_self AND stance IN ('asserts', 'concedes')) AS independent_asserters
+  FROM role_claims GROUP BY event_id, actor_id, role
+), decided AS (
+  SELECT ea.event_id, ea.actor_id, ea.role,
+    CASE
+      WHEN ea.role = 'participant' THEN NULL
+      WHEN t.conceded IS NOT NULL THEN 'confirmed'
+      WHEN t.asserted IS NOT NULL AND t.denied IS NOT NULL THEN 'contested'
+      WHEN t.independent_asserters >= 2 AND t.denied IS NULL THEN 'confirmed'
+      WHEN t.asserted IS NOT NULL THEN 'alleged'
+      ELSE 'unknown'
+    END AS status,
+    CASE
+      WHEN ea.role = 'participant' THEN '{}'
+      WHEN t.conceded IS NOT NULL THEN t.conceded
+      WHEN t.asserted IS NOT NULL AND t.denied IS NOT NULL THEN t.asserted || t.denied
+      WHEN t.asserted IS NOT NULL THEN t.asserted
+      ELSE coalesce(t.uncertain, '{}') || coalesce(t.denied, '{}')
+    END AS claim_ids
+  FROM event_actors ea
+  LEFT JOIN tallied t USING (event_id, actor_id, role)
+  WHERE ea.event_id = ANY(:ids)
+)
+UPDATE event_actors ea SET status = d.status, status_claim_ids = d.claim_ids
+  FROM decided d
+ WHERE (ea.event_id, ea.actor_id, ea.role) = (d.event_id, d.actor_id, d.role)
+   AND (ea.status, ea.status_claim_ids) IS DISTINCT FROM (d.status, d.claim_ids)
+""")
+
+
+async def recompute_events(conn: AsyncConnection, event_ids: Collection[UUID]) -> None:
+    """Re-derive fatalities and attribution of these events from their claims."""
+    if not event_ids:
+        return
+    params = {"ids": list(event_ids)}
+    await conn.execute(_ADD_ROLES_NAMED_IN_CLAIMS, params)
+    await conn.execute(_FATALITIES, params)
+    await conn.execute(_ATTRIBUTION, params)

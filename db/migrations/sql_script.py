@@ -1,0 +1,31 @@
+"""Run a multi-statement SQL script in a migration.
+
+asyncpg prepares every statement, and a prepared statement holds one command, so a
+script is split into statements first: on semicolons that end a line, outside
+dollar-quoted bodies ($$ ... $$) of functions.
+"""
+
+from alembic import op
+
+
+def split_statements(script: str) -> list[str]:
+    statements, current, in_body = [], [], False
+    for line in script.splitlines():
+        current.append(line)
+        if line.count("$$") % 2:
+            in_body = not in_body
+        if not in_body and line.rstrip().endswith(";"):
+            statement = "\n".join(current).strip()
+            if statement.strip(";").strip() and not all(
+                    ln.strip().startswith("--") or not ln.strip() for ln in current):
+                statements.append(statement)
+            current = []
+    tail = "\n".join(current).strip()
+    if tail and not all(ln.strip().startswith("--") or not ln.strip() for ln in current):
+        statements.append(tail)
+    return statements
+
+
+def execute_script(script: str) -> None:
+    for statement in split_statements(script):
+        op.execute(statement)

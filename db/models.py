@@ -1,0 +1,186 @@
+"""SQLAlchemy Core tables of the knowledge base, as the migrations build them.
+
+The migrations (db/migrations) are the source of truth and also hold the triggers and
+vocabulary rows; these definitions are what the query layer composes statements from.
+tests/test_migrations.py checks the two agree.
+"""
+
+from sqlalchemy import (
+    ARRAY, Boolean, CHAR, Column, Date, Double, ForeignKey, Integer, MetaData, SmallInteger, Table, Text,
+    func, text,
+)
+from sqlalchemy.dialects.postgresql import TIMESTAMP, UUID
+
+metadata = MetaData()
+
+
+def _id() -> Column:
+    return Column("id", UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()"))
+
+
+def _timestamps() -> list[Column]:
+    return [
+        Column("created_at", TIMESTAMP(timezone=True), nullable=False, server_default=func.now()),
+        Column("updated_at", TIMESTAMP(timezone=True), nullable=False, server_default=func.now()),
+    ]
+
+
+def _vocabulary(name: str, key: str, *extra: Column) -> Table:
+    return Table(name, metadata, Column(key, Text, primary_key=True), *extra,
+                 Column("description", Text, nullable=False))
+
+
+event_types = _vocabulary("event_types", "name")
+sub_event_types = _vocabulary("sub_event_types", "name",
+                              Column("event_type", Text, ForeignKey("event_types.name"), nullable=False))
+date_precisions = _vocabulary("date_precisions", "code", Column("rank", SmallInteger, nullable=False))
+geo_precisions = _vocabulary("geo_precisions", "code", Column("rank", SmallInteger, nullable=False))
+place_kinds = _vocabulary("place_kinds", "code", Column("level", SmallInteger, nullable=False))
+actor_kinds = _vocabulary("actor_kinds", "code", Column("independent", Boolean, nullable=False))
+predicates = _vocabulary("predicates", "code", Column("value_kind", Text, nullable=False))
+stances = _vocabulary("stances", "code")
+event_roles = _vocabulary("event_roles", "code")
+datasets = Table(
+    "datasets", metadata,
+    Column("code", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("url", Text),
+    Column("licence", Text),
+)
+
+places = Table(
+    "places", metadata,
+    _id(),
+    Column("name", Text, nullable=False),
+    Column("kind", Text, ForeignKey("place_kinds.code"), nullable=False),
+    Column("parent_id", UUID(as_uuid=True), ForeignKey("places.id")),
+    Column("iso2", CHAR(2)),
+    Column("iso3", CHAR(3)),
+    Column("latitude", Double),
+    Column("longitude", Double),
+    *_timestamps(),
+)
+
+actors = Table(
+    "actors", metadata,
+    _id(),
+    Column("name", Text, nullable=False),
+    Column("kind", Text, ForeignKey("actor_kinds.code"), nullable=False),
+    Column("parent_id", UUID(as_uuid=True), ForeignKey("actors.id")),
+    Column("description", Text),
+    *_timestamps(),
+)
+
+
+def _names(owner: str) -> Table:
+    return Table(
+        f"{owner}_names", metadata,
+        Column(f"{owner}_id", UUID(as_uuid=True), ForeignKey(f"{owner}s.id", ondelete="CASCADE"), primary_key=True),
+        Column("name", Text, nullable=False),
+        Column("name_norm", Text, primary_key=True),
+    )
+
+
+def _lineage(owner: str) -> Table:
+    return Table(
+        f"{owner}_lineage", metadata,
+        Column("ancestor_id", UUID(as_uuid=True), ForeignKey(f"{owner}s.id", ondelete="CASCADE"), primary_key=True),
+        Column("descendant_id", UUID(as_uuid=True), ForeignKey(f"{owner}s.id", ondelete="CASCADE"), primary_key=True),
+        Column("depth", SmallInteger, nullable=False),
+    )
+
+
+def _external_ids(owner: str) -> Table:
+    return Table(
+        f"{owner}_external_ids", metadata,
+        Column("dataset", Text, ForeignKey("datasets.code"), primary_key=True),
+        Column("external_id", Text, primary_key=True),
+        Column(f"{owner}_id", UUID(as_uuid=True), ForeignKey(f"{owner}s.id", ondelete="CASCADE"), nullable=False),
+    )
+
+
+place_names = _names("place")
+place_lineage = _lineage("place")
+actor_names = _names("actor")
+actor_lineage = _lineage("actor")
+
+actor_memberships = Table(
+    "actor_memberships", metadata,
+    _id(),
+    Column("member_id", UUID(as_uuid=True), ForeignKey("actors.id", ondelete="CASCADE"), nullable=False),
+    Column("group_id", UUID(as_uuid=True), ForeignKey("actors.id", ondelete="CASCADE"), nullable=False),
+    Column("relation", Text, nullable=False, server_default="member"),
+    Column("valid_from", Date),
+    Column("valid_to", Date),
+)
+
+documents = Table(
+    "documents", metadata,
+    _id(),
+    Column("publisher", Text),
+    Column("publisher_actor_id", UUID(as_uuid=True), ForeignKey("actors.id")),
+    Column("title", Text),
+    Column("url", Text),
+    Column("published_at", Date),
+    Column("language", Text),
+    Column("excerpt", Text),
+    *_timestamps(),
+)
+
+events = Table(
+    "events", metadata,
+    _id(),
+    Column("event_type", Text, ForeignKey("event_types.name"), nullable=False),
+    Column("sub_event_type", Text, nullable=False),
+    Column("type_of_violence", SmallInteger),
+    Column("date_start", Date, nullable=False),
+    Column("date_end", Date, nullable=False),
+    Column("date_precision", Text, ForeignKey("date_precisions.code"), nullable=False),
+    Column("place_id", UUID(as_uuid=True), ForeignKey("places.id"), nullable=False),
+    Column("geo_precision", Text, ForeignKey("geo_precisions.code"), nullable=False),
+    Column("latitude", Double),
+    Column("longitude", Double),
+    Column("summary", Text),
+    Column("fatalities_low", Integer),
+    Column("fatalities_best", Integer),
+    Column("fatalities_high", Integer),
+    Column("civilian_fatalities_low", Integer),
+    Column("civilian_fatalities_best", Integer),
+    Column("civilian_fatalities_high", Integer),
+    Column("fatality_claim_ids", ARRAY(UUID(as_uuid=True)), nullable=False, server_default="{}"),
+    *_timestamps(),
+)
+
+event_actors = Table(
+    "event_actors", metadata,
+    Column("event_id", UUID(as_uuid=True), ForeignKey("events.id", ondelete="CASCADE"), primary_key=True),
+    Column("actor_id", UUID(as_uuid=True), ForeignKey("actors.id"), primary_key=True),
+    Column("role", Text, ForeignKey("event_roles.code"), primary_key=True),
+    Column("status", Text),
+    Column("status_claim_ids", ARRAY(UUID(as_uuid=True)), nullable=False, server_default="{}"),
+)
+
+claims = Table(
+    "claims", metadata,
+    _id(),
+    Column("event_id", UUID(as_uuid=True), ForeignKey("events.id", ondelete="CASCADE"), nullable=False),
+    Column("claimant_id", UUID(as_uuid=True), ForeignKey("actors.id"), nullable=False),
+    Column("via_id", UUID(as_uuid=True), ForeignKey("actors.id")),
+    Column("speaker", Text),
+    Column("document_id", UUID(as_uuid=True), ForeignKey("documents.id")),
+    Column("predicate", Text, ForeignKey("predicates.code"), nullable=False),
+    Column("stance", Text, ForeignKey("stances.code"), nullable=False),
+    Column("value_low", Integer),
+    Column("value_best", Integer),
+    Column("value_high", Integer),
+    Column("value_actor_id", UUID(as_uuid=True), ForeignKey("actors.id")),
+    Column("value_place_id", UUID(as_uuid=True), ForeignKey("places.id")),
+    Column("value_date", Date),
+    Column("value_text", Text),
+    Column("quote", Text),
+    *_timestamps(),
+)
+
+event_external_ids = _external_ids("event")
+actor_external_ids = _external_ids("actor")
+place_external_ids = _external_ids("place")

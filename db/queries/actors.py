@@ -1,0 +1,74 @@
+"""Actor reads: lists by name or alias and kind, and actor trees as JSON."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from sqlalchemy import bindparam, select, text, true
+from sqlalchemy.dialects.postgresql import ARRAY, UUID as PG_UUID
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db import models as m
+from db.filters import FilterError
+from db.names import normalize_name
+from db.pagination import CursorCodec, Page, Sort
+from db.queries.common import ACTOR_REF, keyset_page, parse_uuid
+
+a = m.actors.c
+ACTOR_SORT = Sort("name", (a.name, a.id), (str, UUID), descending=False)
+
+_ACTOR_TREES = text(f"""
+SELECT jsonb_build_object(
+  'id', act.id,
+  'name', act.name,
+  'kind', act.kind,
+  'description', act.description,
+  'parent', {ACTOR_REF.format(id="act.parent_id")},
+  'aliases', coalesce((SELECT jsonb_agg(DISTINCT n.name) FROM actor_names n
+                        WHERE n.actor_id = act.id AND n.name <> act.name), '[]'::jsonb),
+  'memberships', coalesce((
+      SELECT jsonb_agg(jsonb_build_object('group', {ACTOR_REF.format(id="ms.group_id")}, 'relation', ms.relation,
+                                          'valid_from', ms.valid_from, 'valid_to', ms.valid_to)
+                       ORDER BY ms.valid_from NULLS FIRST, ms.id)
+        FROM actor_memberships ms WHERE ms.member_id = act.id), '[]'::jsonb),
+  'members', coalesce((
+      SELECT jsonb_agg(jsonb_build_object('member', {ACTOR_REF.format(id="ms.member_id")}, 'relation', ms.relation,
+                                          'valid_from', ms.valid_from, 'valid_to', ms.valid_to)
+                       ORDER BY ms.valid_from NULLS FIRST, ms.id)
+        FROM actor_memberships ms WHERE ms.group_id = act.id), '[]'::jsonb),
+  'external_ids', coalesce((
+      SELECT jsonb_agg(jsonb_build_object('dataset', x.dataset, 'id', x.external_id) ORDER BY x.dataset, x.external_id)
+        FROM actor_external_ids x WHERE x.actor_id = act.id), '[]'::jsonb),
+  'created_at', act.created_at,
+  'updated_at', act.updated_at
+) AS tree
+FROM unnest(:ids) WITH ORDINALITY AS page(id, ord)
+JOIN actors act ON act.id = page.id
+ORDER BY page.ord
+""").bindparams(bindparam("ids", type_=ARRAY(PG_UUID(as_uuid=True))))
+
+
+async def actor_trees(conn: AsyncConnection, ids: list[UUID]) -> list[dict]:
+    return [r.tree for r in await conn.execute(_ACTOR_TREES, {"ids": ids})]
+
+
+async def get_actor(conn: AsyncConnection, ref: str) -> dict | None:
+    actor_id = parse_uuid(ref)
+    trees = await actor_trees(conn, [actor_id]) if actor_id else []
+    return trees[0] if trees else None
+
+
+async def list_actors(conn: AsyncConnection, *, q: str | None, kind: tuple[str, ...], limit: int,
+                      cursor: str | None, codec: CursorCodec, count: bool = False) -> Page:
+    condition = true()
+    if q:
+        norm = normalize_name(q)
+        if not norm:
+            raise FilterError("q", "needs at least one letter or digit")
+        condition = condition & a.id.in_(
+            select(m.actor_names.c.actor_id).where(m.actor_names.c.name_norm.contains(norm, autoescape=True)))
+    if kind:
+        condition = condition & a.kind.in_(kind)
+    ids, next_cursor, total = await keyset_page(conn, a.id, condition, sort=ACTOR_SORT, limit=limit,
+                                                cursor=cursor, codec=codec, count=count)
+    return Page(rows=await actor_trees(conn, ids), next_cursor=next_cursor, total=total)

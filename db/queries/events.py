@@ -1,0 +1,135 @@
+"""Event reads: lists through the filter compiler, and whole event trees as JSON.
+
+An event's tree (place with its ancestors, actors with roles and attribution, claims
+with claimant, document, value and quote, external ids) is built by PostgreSQL in one
+statement for a whole page of events, so a page costs two statements whatever its size.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from sqlalchemy import Boolean, bindparam, func, select, text
+from sqlalchemy.dialects.postgresql import ARRAY, UUID as PG_UUID
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db import models as m
+from db.filters import EventFilter, compile_event_filter, split_external_id
+from db.pagination import CursorCodec, Page, Sort, decode_date
+from db.queries.common import ACTOR_REF, PLACE_TREE, keyset_page, parse_uuid
+
+e = m.events.c
+EVENT_SORTS = {
+    s.name: s for s in (
+        Sort("-date", (e.date_start, e.id), (decode_date, UUID), descending=True),
+        Sort("date", (e.date_start, e.id), (decode_date, UUID), descending=False),
+        Sort("-fatalities", (func.coalesce(e.fatalities_best, -1), e.id), (int, UUID), descending=True),
+        Sort("fatalities", (func.coalesce(e.fatalities_best, -1), e.id), (int, UUID), descending=False),
+    )
+}
+
+CLAIM_TREE = f"""jsonb_build_object(
+  'id', c.id,
+  'event_id', c.event_id,
+  'claimant', {ACTOR_REF.format(id="c.claimant_id")},
+  'via', {ACTOR_REF.format(id="c.via_id")},
+  'speaker', c.speaker,
+  'document', (SELECT jsonb_build_object('id', d.id, 'title', d.title, 'publisher', d.publisher, 'url', d.url,
+                                         'published_at', d.published_at)
+                 FROM documents d WHERE d.id = c.document_id),
+  'predicate', c.predicate,
+  'stance', c.stance,
+  'value', nullif(jsonb_strip_nulls(jsonb_build_object(
+      'low', c.value_low, 'best', c.value_best, 'high', c.value_high,
+      'actor', {ACTOR_REF.format(id="c.value_actor_id")},
+      'place', (SELECT jsonb_build_object('id', vp.id, 'name', vp.name, 'kind', vp.kind)
+                  FROM places vp WHERE vp.id = c.value_place_id),
+      'date', c.value_date, 'text', c.value_text)), '{{}}'::jsonb),
+  'quote', c.quote,
+  'created_at', c.created_at,
+  'updated_at', c.updated_at)"""
+
+_EVENT_TREES = text(f"""
+SELECT jsonb_build_object(
+  'id', e.id,
+  'event_type', e.event_type,
+  'sub_event_type', e.sub_event_type,
+  'type_of_violence', e.type_of_violence,
+  'date_start', e.date_start,
+  'date_end', e.date_end,
+  'date_precision', e.date_precision,
+  'place', {PLACE_TREE.format(id="e.place_id")},
+  'latitude', coalesce(e.latitude, p.latitude),
+  'longitude', coalesce(e.longitude, p.longitude),
+  'geo_precision', e.geo_precision,
+  'fatalities', jsonb_build_object(
+      'low', e.fatalities_low, 'best', e.fatalities_best, 'high', e.fatalities_high,
+      'civilians', e.civilian_fatalities_best,
+      'civilians_low', e.civilian_fatalities_low, 'civilians_high', e.civilian_fatalities_high,
+      'claim_ids', to_jsonb(e.fatality_claim_ids)),
+  'summary', e.summary,
+  'actors', coalesce((
+      SELECT jsonb_agg(jsonb_build_object(
+                 'role', ea.role, 'status', ea.status, 'status_claim_ids', to_jsonb(ea.status_claim_ids),
+                 'actor', jsonb_build_object('id', a.id, 'name', a.name, 'kind', a.kind))
+               ORDER BY array_position(ARRAY['perpetrator', 'target', 'participant'], ea.role), a.name)
+        FROM event_actors ea JOIN actors a ON a.id = ea.actor_id
+       WHERE ea.event_id = e.id), '[]'::jsonb),
+  'claims', CASE WHEN :with_claims THEN coalesce((
+      SELECT jsonb_agg({CLAIM_TREE} ORDER BY c.predicate, c.created_at, c.id)
+        FROM claims c WHERE c.event_id = e.id), '[]'::jsonb) END,
+  'external_ids', coalesce((
+      SELECT jsonb_agg(jsonb_build_object('dataset', x.dataset, 'id', x.external_id)
+                       ORDER BY x.dataset, x.external_id)
+        FROM event_external_ids x WHERE x.event_id = e.id), '[]'::jsonb),
+  'created_at', e.created_at,
+  'updated_at', e.updated_at
+) AS tree
+FROM unnest(:ids) WITH ORDINALITY AS page(id, ord)
+JOIN events e ON e.id = page.id
+JOIN places p ON p.id = e.place_id
+ORDER BY page.ord
+""").bindparams(bindparam("ids", type_=ARRAY(PG_UUID(as_uuid=True))), bindparam("with_claims", type_=Boolean))
+
+_EVENT_CLAIMS = text(f"""
+SELECT {CLAIM_TREE} AS tree FROM claims c
+ WHERE c.event_id = :event_id
+ ORDER BY c.predicate, c.created_at, c.id
+""")
+
+
+async def event_trees(conn: AsyncConnection, ids: list[UUID], *, with_claims: bool = True) -> list[dict]:
+    rows = await conn.execute(_EVENT_TREES, {"ids": ids, "with_claims": with_claims})
+    return [r.tree for r in rows]
+
+
+async def resolve_event_id(conn: AsyncConnection, ref: str) -> UUID | None:
+    """An event's id from its id or an external id (`ucdp-ged:214797`); None if unknown."""
+    if (pair := split_external_id(ref)) is not None:
+        x = m.event_external_ids.c
+        return await conn.scalar(select(x.event_id).where(x.dataset == pair[0], x.external_id == pair[1]))
+    event_id = parse_uuid(ref)
+    if event_id is None:
+        return None
+    return await conn.scalar(select(e.id).where(e.id == event_id))
+
+
+async def get_event(conn: AsyncConnection, ref: str) -> dict | None:
+    event_id = await resolve_event_id(conn, ref)
+    if event_id is None:
+        return None
+    trees = await event_trees(conn, [event_id])
+    return trees[0] if trees else None
+
+
+async def claims_of_event(conn: AsyncConnection, event_id: UUID) -> list[dict]:
+    return [r.tree for r in await conn.execute(_EVENT_CLAIMS, {"event_id": event_id})]
+
+
+async def list_events(conn: AsyncConnection, f: EventFilter, *, sort: Sort, limit: int, cursor: str | None,
+                      codec: CursorCodec, count: bool = False, with_claims: bool = False) -> Page:
+    """One page of event trees matching a filter, in `sort` order after `cursor`."""
+    condition = await compile_event_filter(conn, f)
+    ids, next_cursor, total = await keyset_page(conn, e.id, condition, sort=sort, limit=limit, cursor=cursor,
+                                                codec=codec, count=count)
+    return Page(rows=await event_trees(conn, ids, with_claims=with_claims), next_cursor=next_cursor, total=total)

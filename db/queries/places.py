@@ -1,0 +1,65 @@
+"""Place reads: lists by name, kind and parent, and place trees as JSON."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from sqlalchemy import bindparam, select, text, true
+from sqlalchemy.dialects.postgresql import ARRAY, UUID as PG_UUID
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db import models as m
+from db.filters import FilterError
+from db.names import normalize_name
+from db.pagination import CursorCodec, Page, Sort
+from db.queries.common import PLACE_TREE, keyset_page, parse_uuid
+
+p = m.places.c
+PLACE_SORT = Sort("name", (p.name, p.id), (str, UUID), descending=False)
+
+_PLACE_TREES = text(f"""
+SELECT {PLACE_TREE.format(id="page.id")}
+       || jsonb_build_object(
+  'parent', (SELECT jsonb_build_object('id', pp.id, 'name', pp.name, 'kind', pp.kind)
+               FROM places pp JOIN places c ON c.parent_id = pp.id WHERE c.id = page.id),
+  'aliases', coalesce((SELECT jsonb_agg(DISTINCT n.name) FROM place_names n JOIN places c ON c.id = n.place_id
+                        WHERE n.place_id = page.id AND n.name <> c.name), '[]'::jsonb),
+  'external_ids', coalesce((
+      SELECT jsonb_agg(jsonb_build_object('dataset', x.dataset, 'id', x.external_id) ORDER BY x.dataset, x.external_id)
+        FROM place_external_ids x WHERE x.place_id = page.id), '[]'::jsonb)
+) AS tree
+FROM unnest(:ids) WITH ORDINALITY AS page(id, ord)
+WHERE EXISTS (SELECT 1 FROM places WHERE places.id = page.id)
+ORDER BY page.ord
+""").bindparams(bindparam("ids", type_=ARRAY(PG_UUID(as_uuid=True))))
+
+
+async def place_trees(conn: AsyncConnection, ids: list[UUID]) -> list[dict]:
+    return [r.tree for r in await conn.execute(_PLACE_TREES, {"ids": ids})]
+
+
+async def get_place(conn: AsyncConnection, ref: str) -> dict | None:
+    place_id = parse_uuid(ref)
+    trees = await place_trees(conn, [place_id]) if place_id else []
+    return trees[0] if trees else None
+
+
+async def list_places(conn: AsyncConnection, *, q: str | None, kind: tuple[str, ...], parent: str | None,
+                      limit: int, cursor: str | None, codec: CursorCodec, count: bool = False) -> Page:
+    condition = true()
+    if q:
+        norm = normalize_name(q)
+        if not norm:
+            raise FilterError("q", "needs at least one letter or digit")
+        condition = condition & p.id.in_(
+            select(m.place_names.c.place_id).where(m.place_names.c.name_norm.contains(norm, autoescape=True)))
+    if kind:
+        condition = condition & p.kind.in_(kind)
+    if parent is not None:
+        parent_id = parse_uuid(parent)
+        if parent_id is None:
+            raise FilterError("parent", f"{parent!r} is not a place id")
+        condition = condition & (p.parent_id == parent_id)
+    ids, next_cursor, total = await keyset_page(conn, p.id, condition, sort=PLACE_SORT, limit=limit,
+                                                cursor=cursor, codec=codec, count=count)
+    return Page(rows=await place_trees(conn, ids), next_cursor=next_cursor, total=total)
