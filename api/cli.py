@@ -9,7 +9,6 @@ import logging
 import os
 import sys
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Iterator
 
 import click

@@ -81,6 +81,13 @@ class CursorCodec:
 
 @dataclass
 class Page:
+    """One page of a list: its rows (JSON trees), each row's cursor, and more to come?"""
+
     rows: list[Any]
-    next_cursor: str | None
+    cursors: list[str]
+    has_next: bool
     total: int | None = None
+
+    @property
+    def next_cursor(self) -> str | None:
+        return self.cursors[-1] if self.has_next else None

@@ -18,27 +18,27 @@ a = m.actors.c
 ACTOR_SORT = Sort("name", (a.name, a.id), (str, UUID), descending=False)
 
 _ACTOR_TREES = text(f"""
-SELECT jsonb_build_object(
+SELECT json_build_object(
   'id', act.id,
   'name', act.name,
   'kind', act.kind,
   'description', act.description,
   'parent', {ACTOR_REF.format(id="act.parent_id")},
-  'aliases', coalesce((SELECT jsonb_agg(DISTINCT n.name) FROM actor_names n
-                        WHERE n.actor_id = act.id AND n.name <> act.name), '[]'::jsonb),
+  'aliases', coalesce((SELECT json_agg(DISTINCT n.name) FROM actor_names n
+                        WHERE n.actor_id = act.id AND n.name <> act.name), '[]'::json),
   'memberships', coalesce((
-      SELECT jsonb_agg(jsonb_build_object('group', {ACTOR_REF.format(id="ms.group_id")}, 'relation', ms.relation,
+      SELECT json_agg(json_build_object('group', {ACTOR_REF.format(id="ms.group_id")}, 'relation', ms.relation,
                                           'valid_from', ms.valid_from, 'valid_to', ms.valid_to)
                        ORDER BY ms.valid_from NULLS FIRST, ms.id)
-        FROM actor_memberships ms WHERE ms.member_id = act.id), '[]'::jsonb),
+        FROM actor_memberships ms WHERE ms.member_id = act.id), '[]'::json),
   'members', coalesce((
-      SELECT jsonb_agg(jsonb_build_object('member', {ACTOR_REF.format(id="ms.member_id")}, 'relation', ms.relation,
+      SELECT json_agg(json_build_object('member', {ACTOR_REF.format(id="ms.member_id")}, 'relation', ms.relation,
                                           'valid_from', ms.valid_from, 'valid_to', ms.valid_to)
                        ORDER BY ms.valid_from NULLS FIRST, ms.id)
-        FROM actor_memberships ms WHERE ms.group_id = act.id), '[]'::jsonb),
+        FROM actor_memberships ms WHERE ms.group_id = act.id), '[]'::json),
   'external_ids', coalesce((
-      SELECT jsonb_agg(jsonb_build_object('dataset', x.dataset, 'id', x.external_id) ORDER BY x.dataset, x.external_id)
-        FROM actor_external_ids x WHERE x.actor_id = act.id), '[]'::jsonb),
+      SELECT json_agg(json_build_object('dataset', x.dataset, 'id', x.external_id) ORDER BY x.dataset, x.external_id)
+        FROM actor_external_ids x WHERE x.actor_id = act.id), '[]'::json),
   'created_at', act.created_at,
   'updated_at', act.updated_at
 ) AS tree
@@ -69,6 +69,6 @@ async def list_actors(conn: AsyncConnection, *, q: str | None, kind: tuple[str, 
             select(m.actor_names.c.actor_id).where(m.actor_names.c.name_norm.contains(norm, autoescape=True)))
     if kind:
         condition = condition & a.kind.in_(kind)
-    ids, next_cursor, total = await keyset_page(conn, a.id, condition, sort=ACTOR_SORT, limit=limit,
+    ids, cursors, more, total = await keyset_page(conn, a.id, condition, sort=ACTOR_SORT, limit=limit,
                                                 cursor=cursor, codec=codec, count=count)
-    return Page(rows=await actor_trees(conn, ids), next_cursor=next_cursor, total=total)
+    return Page(rows=await actor_trees(conn, ids), cursors=cursors, has_next=more, total=total)

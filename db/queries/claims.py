@@ -59,6 +59,6 @@ async def list_claims(conn: AsyncConnection, f: ClaimFilter, *, limit: int, curs
         condition = condition & c.stance.in_(f.stance)
     if f.predicate:
         condition = condition & c.predicate.in_(f.predicate)
-    ids, next_cursor, total = await keyset_page(conn, c.id, condition, sort=CLAIM_SORT, limit=limit,
+    ids, cursors, more, total = await keyset_page(conn, c.id, condition, sort=CLAIM_SORT, limit=limit,
                                                 cursor=cursor, codec=codec, count=count)
-    return Page(rows=await claim_trees(conn, ids), next_cursor=next_cursor, total=total)
+    return Page(rows=await claim_trees(conn, ids), cursors=cursors, has_next=more, total=total)

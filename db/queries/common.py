@@ -12,18 +12,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from db.pagination import CursorCodec, Sort
 
 # A reference to an actor: {id, name, kind}, or NULL. `{id}` is a SQL expression.
-ACTOR_REF = """(SELECT jsonb_build_object('id', ar.id, 'name', ar.name, 'kind', ar.kind)
+ACTOR_REF = """(SELECT json_build_object('id', ar.id, 'name', ar.name, 'kind', ar.kind)
                   FROM actors ar WHERE ar.id = {id})"""
 
-# A place with its ancestors from the country down.
-PLACE_TREE = """(SELECT jsonb_build_object(
+# A place with its ancestors from the country down; `{extra}` adds keys (", 'k', expr").
+PLACE_TREE = """(SELECT json_build_object(
     'id', pl.id, 'name', pl.name, 'kind', pl.kind, 'iso2', pl.iso2, 'iso3', pl.iso3,
     'latitude', pl.latitude, 'longitude', pl.longitude,
     'ancestors', coalesce((
-        SELECT jsonb_agg(jsonb_build_object('id', an.id, 'name', an.name, 'kind', an.kind, 'iso3', an.iso3)
+        SELECT json_agg(json_build_object('id', an.id, 'name', an.name, 'kind', an.kind, 'iso3', an.iso3)
                          ORDER BY l.depth DESC)
           FROM place_lineage l JOIN places an ON an.id = l.ancestor_id
-         WHERE l.descendant_id = pl.id AND l.depth > 0), '[]'::jsonb))
+         WHERE l.descendant_id = pl.id AND l.depth > 0), '[]'::json){extra})
   FROM places pl WHERE pl.id = {id})"""
 
 
@@ -36,16 +36,17 @@ def parse_uuid(value: str) -> UUID | None:
 
 async def keyset_page(conn: AsyncConnection, id_column: ColumnElement, condition: ColumnElement[bool], *,
                       sort: Sort, limit: int, cursor: str | None, codec: CursorCodec,
-                      count: bool = False) -> tuple[list[UUID], str | None, int | None]:
-    """Ids of one page in `sort` order after `cursor`, the next cursor and, if asked, the total."""
+                      count: bool = False) -> tuple[list[UUID], list[str], bool, int | None]:
+    """One page in `sort` order after `cursor`: its ids, each row's cursor, whether more
+    rows follow, and (if asked) the total number of matches."""
     after = codec.decode(cursor, sort) if cursor else None
     stmt = sort.apply(select(id_column, *sort.columns).where(condition), after).limit(limit + 1)
     rows: Sequence[Any] = (await conn.execute(stmt)).all()
     more = len(rows) > limit
     rows = rows[:limit]
-    next_cursor = codec.encode(sort, list(rows[-1][1:])) if more else None
+    cursors = [codec.encode(sort, list(r[1:])) for r in rows]
     total = None
     if count:
         table = id_column.table
         total = await conn.scalar(select(func.count()).select_from(table).where(condition))
-    return [r[0] for r in rows], next_cursor, total
+    return [r[0] for r in rows], cursors, more, total

@@ -19,7 +19,7 @@ DOCUMENT_SORT = Sort("-published_at", (func.coalesce(d.published_at, dt.date(1, 
                      (decode_date, UUID), descending=True)
 
 _DOCUMENT_TREES = text("""
-SELECT jsonb_build_object(
+SELECT json_build_object(
   'id', doc.id, 'publisher', doc.publisher, 'title', doc.title, 'url', doc.url,
   'published_at', doc.published_at, 'language', doc.language, 'excerpt', doc.excerpt,
   'claim_count', (SELECT count(*) FROM claims c WHERE c.document_id = doc.id),
@@ -43,6 +43,6 @@ async def get_document(conn: AsyncConnection, ref: str) -> dict | None:
 
 async def list_documents(conn: AsyncConnection, *, limit: int, cursor: str | None, codec: CursorCodec,
                          count: bool = False) -> Page:
-    ids, next_cursor, total = await keyset_page(conn, d.id, true(), sort=DOCUMENT_SORT, limit=limit,
+    ids, cursors, more, total = await keyset_page(conn, d.id, true(), sort=DOCUMENT_SORT, limit=limit,
                                                 cursor=cursor, codec=codec, count=count)
-    return Page(rows=await document_trees(conn, ids), next_cursor=next_cursor, total=total)
+    return Page(rows=await document_trees(conn, ids), cursors=cursors, has_next=more, total=total)

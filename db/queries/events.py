@@ -28,29 +28,30 @@ EVENT_SORTS = {
     )
 }
 
-CLAIM_TREE = f"""jsonb_build_object(
+CLAIM_TREE = f"""json_build_object(
   'id', c.id,
   'event_id', c.event_id,
   'claimant', {ACTOR_REF.format(id="c.claimant_id")},
   'via', {ACTOR_REF.format(id="c.via_id")},
   'speaker', c.speaker,
-  'document', (SELECT jsonb_build_object('id', d.id, 'title', d.title, 'publisher', d.publisher, 'url', d.url,
+  'document', (SELECT json_build_object('id', d.id, 'title', d.title, 'publisher', d.publisher, 'url', d.url,
                                          'published_at', d.published_at)
                  FROM documents d WHERE d.id = c.document_id),
   'predicate', c.predicate,
   'stance', c.stance,
-  'value', nullif(jsonb_strip_nulls(jsonb_build_object(
+  'value', CASE WHEN num_nonnulls(c.value_low, c.value_best, c.value_high, c.value_actor_id, c.value_place_id,
+                                  c.value_date, c.value_text) > 0 THEN json_strip_nulls(json_build_object(
       'low', c.value_low, 'best', c.value_best, 'high', c.value_high,
       'actor', {ACTOR_REF.format(id="c.value_actor_id")},
-      'place', (SELECT jsonb_build_object('id', vp.id, 'name', vp.name, 'kind', vp.kind)
+      'place', (SELECT json_build_object('id', vp.id, 'name', vp.name, 'kind', vp.kind)
                   FROM places vp WHERE vp.id = c.value_place_id),
-      'date', c.value_date, 'text', c.value_text)), '{{}}'::jsonb),
+      'date', c.value_date, 'text', c.value_text)) END,
   'quote', c.quote,
   'created_at', c.created_at,
   'updated_at', c.updated_at)"""
 
 _EVENT_TREES = text(f"""
-SELECT jsonb_build_object(
+SELECT json_build_object(
   'id', e.id,
   'event_type', e.event_type,
   'sub_event_type', e.sub_event_type,
@@ -58,30 +59,30 @@ SELECT jsonb_build_object(
   'date_start', e.date_start,
   'date_end', e.date_end,
   'date_precision', e.date_precision,
-  'place', {PLACE_TREE.format(id="e.place_id")},
+  'place', {PLACE_TREE.format(id="e.place_id", extra="")},
   'latitude', coalesce(e.latitude, p.latitude),
   'longitude', coalesce(e.longitude, p.longitude),
   'geo_precision', e.geo_precision,
-  'fatalities', jsonb_build_object(
+  'fatalities', json_build_object(
       'low', e.fatalities_low, 'best', e.fatalities_best, 'high', e.fatalities_high,
       'civilians', e.civilian_fatalities_best,
       'civilians_low', e.civilian_fatalities_low, 'civilians_high', e.civilian_fatalities_high,
-      'claim_ids', to_jsonb(e.fatality_claim_ids)),
+      'claim_ids', to_json(e.fatality_claim_ids)),
   'summary', e.summary,
   'actors', coalesce((
-      SELECT jsonb_agg(jsonb_build_object(
-                 'role', ea.role, 'status', ea.status, 'status_claim_ids', to_jsonb(ea.status_claim_ids),
-                 'actor', jsonb_build_object('id', a.id, 'name', a.name, 'kind', a.kind))
+      SELECT json_agg(json_build_object(
+                 'role', ea.role, 'status', ea.status, 'status_claim_ids', to_json(ea.status_claim_ids),
+                 'actor', json_build_object('id', a.id, 'name', a.name, 'kind', a.kind))
                ORDER BY array_position(ARRAY['perpetrator', 'target', 'participant'], ea.role), a.name)
         FROM event_actors ea JOIN actors a ON a.id = ea.actor_id
-       WHERE ea.event_id = e.id), '[]'::jsonb),
+       WHERE ea.event_id = e.id), '[]'::json),
   'claims', CASE WHEN :with_claims THEN coalesce((
-      SELECT jsonb_agg({CLAIM_TREE} ORDER BY c.predicate, c.created_at, c.id)
-        FROM claims c WHERE c.event_id = e.id), '[]'::jsonb) END,
+      SELECT json_agg({CLAIM_TREE} ORDER BY c.predicate, c.created_at, c.id)
+        FROM claims c WHERE c.event_id = e.id), '[]'::json) END,
   'external_ids', coalesce((
-      SELECT jsonb_agg(jsonb_build_object('dataset', x.dataset, 'id', x.external_id)
+      SELECT json_agg(json_build_object('dataset', x.dataset, 'id', x.external_id)
                        ORDER BY x.dataset, x.external_id)
-        FROM event_external_ids x WHERE x.event_id = e.id), '[]'::jsonb),
+        FROM event_external_ids x WHERE x.event_id = e.id), '[]'::json),
   'created_at', e.created_at,
   'updated_at', e.updated_at
 ) AS tree
@@ -130,6 +131,6 @@ async def list_events(conn: AsyncConnection, f: EventFilter, *, sort: Sort, limi
                       codec: CursorCodec, count: bool = False, with_claims: bool = False) -> Page:
     """One page of event trees matching a filter, in `sort` order after `cursor`."""
     condition = await compile_event_filter(conn, f)
-    ids, next_cursor, total = await keyset_page(conn, e.id, condition, sort=sort, limit=limit, cursor=cursor,
+    ids, cursors, more, total = await keyset_page(conn, e.id, condition, sort=sort, limit=limit, cursor=cursor,
                                                 codec=codec, count=count)
-    return Page(rows=await event_trees(conn, ids, with_claims=with_claims), next_cursor=next_cursor, total=total)
+    return Page(rows=await event_trees(conn, ids, with_claims=with_claims), cursors=cursors, has_next=more, total=total)

@@ -17,17 +17,19 @@ from db.queries.common import PLACE_TREE, keyset_page, parse_uuid
 p = m.places.c
 PLACE_SORT = Sort("name", (p.name, p.id), (str, UUID), descending=False)
 
-_PLACE_TREES = text(f"""
-SELECT {PLACE_TREE.format(id="page.id")}
-       || jsonb_build_object(
-  'parent', (SELECT jsonb_build_object('id', pp.id, 'name', pp.name, 'kind', pp.kind)
-               FROM places pp JOIN places c ON c.parent_id = pp.id WHERE c.id = page.id),
-  'aliases', coalesce((SELECT jsonb_agg(DISTINCT n.name) FROM place_names n JOIN places c ON c.id = n.place_id
-                        WHERE n.place_id = page.id AND n.name <> c.name), '[]'::jsonb),
+_PLACE_DETAILS = """,
+  'parent', (SELECT json_build_object('id', pp.id, 'name', pp.name, 'kind', pp.kind)
+               FROM places pp WHERE pp.id = pl.parent_id),
+  'aliases', coalesce((SELECT json_agg(DISTINCT n.name) FROM place_names n
+                        WHERE n.place_id = pl.id AND n.name <> pl.name), '[]'::json),
   'external_ids', coalesce((
-      SELECT jsonb_agg(jsonb_build_object('dataset', x.dataset, 'id', x.external_id) ORDER BY x.dataset, x.external_id)
-        FROM place_external_ids x WHERE x.place_id = page.id), '[]'::jsonb)
-) AS tree
+      SELECT json_agg(json_build_object('dataset', x.dataset, 'id', x.external_id) ORDER BY x.dataset, x.external_id)
+        FROM place_external_ids x WHERE x.place_id = pl.id), '[]'::json),
+  'created_at', pl.created_at,
+  'updated_at', pl.updated_at"""
+
+_PLACE_TREES = text(f"""
+SELECT {PLACE_TREE.format(id="page.id", extra=_PLACE_DETAILS)} AS tree
 FROM unnest(:ids) WITH ORDINALITY AS page(id, ord)
 WHERE EXISTS (SELECT 1 FROM places WHERE places.id = page.id)
 ORDER BY page.ord
@@ -60,6 +62,6 @@ async def list_places(conn: AsyncConnection, *, q: str | None, kind: tuple[str, 
         if parent_id is None:
             raise FilterError("parent", f"{parent!r} is not a place id")
         condition = condition & (p.parent_id == parent_id)
-    ids, next_cursor, total = await keyset_page(conn, p.id, condition, sort=PLACE_SORT, limit=limit,
+    ids, cursors, more, total = await keyset_page(conn, p.id, condition, sort=PLACE_SORT, limit=limit,
                                                 cursor=cursor, codec=codec, count=count)
-    return Page(rows=await place_trees(conn, ids), next_cursor=next_cursor, total=total)
+    return Page(rows=await place_trees(conn, ids), cursors=cursors, has_next=more, total=total)

@@ -1,0 +1,66 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+import redis.asyncio as redis
+from fastapi import APIRouter, Depends, FastAPI
+
+from api.errors import install_error_handlers
+from api.params import reject_unknown_query_params
+from api.routes import entities, events, health
+from api.settings import Settings, normalise_database_url
+from db.engine import make_engine
+from db.pagination import CursorCodec
+from api.deps import Codec, ReadConn
+from schema.app import graphql_router
+from schema.context import GraphQLContext
+
+DESCRIPTION = """
+A knowledge base of conflict events, actors, places and the **source claims** behind
+every figure. Each event's fatalities and each actor's attribution status
+(confirmed / alleged / contested / unknown) are derived from the claims, and every
+answer says which claims.
+
+Errors are `application/problem+json` (RFC 9457). Lists are paged with opaque
+cursors: follow `next_cursor` (or the `Link: rel="next"` header).
+
+GraphQL (with the GraphiQL explorer) is at [/graphql](/graphql).
+"""
+
+
+async def graphql_context(conn: ReadConn, codec: Codec) -> GraphQLContext:
+    return GraphQLContext(conn, codec)
+
+
+def create_app(settings: Settings | None = None, *, database_url: str | None = None,
+               redis_url: str | None = None) -> FastAPI:
+    settings = settings or Settings()
+    database_url = normalise_database_url(database_url or settings.database_url or "")
+    redis_url = redis_url or settings.redis_url
+    if not database_url or not redis_url:
+        raise ValueError("create_app needs a database URL and a Redis URL (`conflictkb serve` starts both)")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.settings = settings
+        app.state.engine = make_engine(database_url, pool_size=settings.db_pool_size)
+        # Short timeouts: Redis is a cache, and a slow cache must never slow an answer.
+        app.state.redis = redis.from_url(redis_url, socket_timeout=0.25, socket_connect_timeout=0.25)
+        app.state.cursor_codec = CursorCodec(settings.cursor_key)
+        try:
+            yield
+        finally:
+            await app.state.redis.aclose()
+            await app.state.engine.dispose()
+
+    app = FastAPI(title="conflictkb", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    install_error_handlers(app)
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(reject_unknown_query_params)])
+    v1.include_router(events.router)
+    v1.include_router(entities.router)
+    app.include_router(v1)
+    app.include_router(health.router)
+    app.include_router(graphql_router(graphql_context), prefix="/graphql")
+    return app

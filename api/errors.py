@@ -1,0 +1,107 @@
+"""Errors as RFC 9457 problem details (`application/problem+json`).
+
+Every error the API returns has `type`, `title`, `status` and `detail`; errors about
+the request's input add `errors`, one entry per bad parameter, each naming it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from db.filters import FilterError
+from db.pagination import CursorError
+
+log = logging.getLogger(__name__)
+
+PROBLEM_TYPES = {
+    400: ("/problems/bad-request", "Bad request"),
+    404: ("/problems/not-found", "Not found"),
+    405: ("/problems/method-not-allowed", "Method not allowed"),
+    422: ("/problems/invalid-parameters", "Invalid parameters"),
+    500: ("/problems/internal-error", "Internal server error"),
+    503: ("/problems/unavailable", "Service unavailable"),
+}
+
+
+class Problem(Exception):
+    """Raise to answer with a problem document."""
+
+    def __init__(self, status: int, detail: str, *, errors: list[dict] | None = None,
+                 type_: str | None = None, title: str | None = None, headers: dict | None = None):
+        super().__init__(detail)
+        default_type, default_title = PROBLEM_TYPES.get(status, ("about:blank", "Error"))
+        self.status = status
+        self.detail = detail
+        self.errors = errors
+        self.type = type_ or default_type
+        self.title = title or default_title
+        self.headers = headers or {}
+
+
+class NotFound(Problem):
+    def __init__(self, what: str, ref: str):
+        super().__init__(404, f"No {what} with id {ref!r}.")
+
+
+def problem_response(problem: Problem, instance: str | None = None) -> Response:
+    body: dict[str, Any] = {"type": problem.type, "title": problem.title, "status": problem.status,
+                            "detail": problem.detail}
+    if instance:
+        body["instance"] = instance
+    if problem.errors:
+        body["errors"] = problem.errors
+    return Response(orjson.dumps(body), status_code=problem.status, media_type="application/problem+json",
+                    headers=problem.headers)
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict]:
+    errors = []
+    for err in exc.errors():
+        loc = [str(part) for part in err.get("loc", ())]
+        where = loc[0] if loc and loc[0] in ("query", "path", "body", "header") else None
+        name = ".".join(loc[1:] if where else loc) or "request"
+        errors.append({"name": name, "in": where, "reason": err.get("msg", "invalid")})
+    return errors
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> Response:
+        return problem_response(exc, request.url.path)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        errors = _validation_errors(exc)
+        detail = "; ".join(f"{e['name']}: {e['reason']}" for e in errors)
+        return problem_response(Problem(422, detail, errors=errors), request.url.path)
+
+    @app.exception_handler(FilterError)
+    async def _bad_filter(request: Request, exc: FilterError) -> Response:
+        errors = [{"name": exc.field, "in": "query", "reason": exc.message}]
+        return problem_response(Problem(422, str(exc), errors=errors), request.url.path)
+
+    @app.exception_handler(CursorError)
+    async def _bad_cursor(request: Request, exc: CursorError) -> Response:
+        errors = [{"name": "cursor", "in": "query", "reason": str(exc)}]
+        return problem_response(Problem(400, f"cursor: {exc}", errors=errors), request.url.path)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"There is no resource at {request.url.path}."
+        return problem_response(Problem(exc.status_code, detail, headers=getattr(exc, "headers", None)),
+                                request.url.path)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(Problem(500, "The server failed to answer this request; it has been logged."),
+                                request.url.path)

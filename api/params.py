@@ -1,0 +1,87 @@
+"""Query parameters shared by the REST routes, turned into the query layer's objects."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from fastapi import Depends, Query, Request
+from fastapi.dependencies.models import Dependant
+
+from api.errors import Problem
+from db.filters import EventFilter
+
+AttributionStatus = Literal["confirmed", "alleged", "contested", "unknown"]
+EventSortName = Literal["-date", "date", "-fatalities", "fatalities"]
+
+Many = Annotated[list[str], Query()]
+
+
+def event_filter(
+    date_from: Annotated[dt.date | None, Query(description="Events whose interval ends on or after this ISO date.")] = None,
+    date_to: Annotated[dt.date | None, Query(description="Events whose interval starts on or before this ISO date.")] = None,
+    country: Annotated[list[str], Query(description="ISO3/ISO2 code or name (any alias); repeatable.")] = [],
+    admin1: Annotated[list[str], Query(description="Province or governorate name, any alias or spelling; repeatable.")] = [],
+    admin2: Annotated[list[str], Query(description="District name, any alias or spelling; repeatable.")] = [],
+    place: Annotated[list[str], Query(description="Place id or name; includes everything inside it; repeatable.")] = [],
+    event_type: Annotated[list[str], Query(description="ACLED event type; repeatable.")] = [],
+    sub_event_type: Annotated[list[str], Query(description="ACLED sub-event type; repeatable.")] = [],
+    actor: Annotated[list[str], Query(description="Actor id, name or alias, in any role; repeatable.")] = [],
+    perpetrator: Annotated[list[str], Query(description="Actor id, name or alias as perpetrator.")] = [],
+    target: Annotated[list[str], Query(description="Actor id, name or alias as target.")] = [],
+    claimant: Annotated[list[str], Query(description="Events with a claim by this source (id or name).")] = [],
+    attribution: Annotated[list[AttributionStatus], Query(description="Events with an actor of this status.")] = [],
+    external_id: Annotated[list[str], Query(description="dataset:id, e.g. ucdp-ged:214797.")] = [],
+    min_fatalities: Annotated[int | None, Query(ge=0, description="Best fatality estimate at least this.")] = None,
+    max_fatalities: Annotated[int | None, Query(ge=0, description="Best fatality estimate at most this.")] = None,
+    min_civilian_fatalities: Annotated[int | None, Query(ge=0)] = None,
+) -> EventFilter:
+    return EventFilter(
+        date_from=date_from, date_to=date_to, country=tuple(country), admin1=tuple(admin1), admin2=tuple(admin2),
+        place=tuple(place), event_type=tuple(event_type), sub_event_type=tuple(sub_event_type),
+        actor=tuple(actor), perpetrator=tuple(perpetrator), target=tuple(target), claimant=tuple(claimant),
+        attribution=tuple(attribution), external_id=tuple(external_id), min_fatalities=min_fatalities,
+        max_fatalities=max_fatalities, min_civilian_fatalities=min_civilian_fatalities,
+    )
+
+
+@dataclass(frozen=True)
+class PageParams:
+    limit: int
+    cursor: str | None
+    count: bool
+
+
+def page_params(
+    limit: Annotated[int, Query(ge=1, le=500, description="Page size (at most 500).")] = 50,
+    cursor: Annotated[str | None, Query(description="Opaque cursor from a previous page's next_cursor.")] = None,
+    count: Annotated[bool, Query(description="Add the total number of matches.")] = False,
+) -> PageParams:
+    return PageParams(limit=limit, cursor=cursor, count=count)
+
+
+EventFilterDep = Annotated[EventFilter, Depends(event_filter)]
+PageDep = Annotated[PageParams, Depends(page_params)]
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+async def reject_unknown_query_params(request: Request) -> None:
+    """A misspelt filter (`contry=SYR`) is an error, never silently ignored."""
+    route = request.scope.get("route")
+    if route is None or not hasattr(route, "dependant"):
+        return
+    allowed = getattr(route, "_known_query_params", None)
+    if allowed is None:
+        allowed = route._known_query_params = _query_names(route.dependant)
+    unknown = sorted(set(request.query_params) - allowed)
+    if unknown:
+        raise Problem(422, f"unknown parameter(s): {', '.join(unknown)}; this endpoint takes: "
+                      f"{', '.join(sorted(allowed)) or 'no parameters'}",
+                      errors=[{"name": name, "in": "query", "reason": "unknown parameter"} for name in unknown])

@@ -1,0 +1,30 @@
+"""JSON responses: orjson, and the list envelope with its `Link` header."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import Request
+from starlette.responses import Response
+
+from db.pagination import Page
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def page_response(request: Request, page: Page) -> JSONResponse:
+    """`{"data": [...], "next_cursor": ...}` (+ `total`), with `Link: <next>; rel="next"`."""
+    body: dict[str, Any] = {"data": page.rows, "next_cursor": page.next_cursor}
+    if page.total is not None:
+        body["total"] = page.total
+    headers = {}
+    if page.next_cursor:
+        next_url = request.url.remove_query_params("cursor").include_query_params(cursor=page.next_cursor)
+        headers["Link"] = f'<{next_url}>; rel="next"'
+    return JSONResponse(body, headers=headers)

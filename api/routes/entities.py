@@ -1,0 +1,94 @@
+"""REST: claims, actors, places, documents and the vocabularies."""
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+
+from api.deps import Codec, ReadConn
+from api.errors import NotFound
+from api.params import PageDep
+from api.responses import JSONResponse, page_response
+from api.schemas import PROBLEM_RESPONSES, Actor, Claim, Document, ListOf, Place
+from db.queries import actors, claims, documents, places, vocabulary
+
+router = APIRouter(responses=PROBLEM_RESPONSES)
+
+Stance = Literal["asserts", "denies", "uncertain", "concedes"]
+
+
+def _found(tree: dict | None, what: str, ref: str) -> JSONResponse:
+    if tree is None:
+        raise NotFound(what, ref)
+    return JSONResponse(tree)
+
+
+@router.get("/claims", tags=["claims"], response_model=ListOf[Claim], response_class=JSONResponse)
+async def list_claims(
+    request: Request, conn: ReadConn, codec: Codec, page: PageDep,
+    event: Annotated[str | None, Query(description="Event id or external id.")] = None,
+    claimant: Annotated[list[str], Query(description="Claimant id, name or alias; repeatable.")] = [],
+    stance: Annotated[list[Stance], Query()] = [],
+    predicate: Annotated[list[str], Query(description="e.g. perpetrator, civilian_fatalities; repeatable.")] = [],
+):
+    """Claims across events: who said what, where, in their own words."""
+    where = claims.ClaimFilter(event=event, claimant=tuple(claimant), stance=tuple(stance),
+                               predicate=tuple(predicate))
+    return page_response(request, await claims.list_claims(conn, where, limit=page.limit, cursor=page.cursor,
+                                                           codec=codec, count=page.count))
+
+
+@router.get("/claims/{claim_id}", tags=["claims"], response_model=Claim, response_class=JSONResponse)
+async def get_claim(claim_id: str, conn: ReadConn):
+    return _found(await claims.get_claim(conn, claim_id), "claim", claim_id)
+
+
+@router.get("/actors", tags=["actors"], response_model=ListOf[Actor], response_class=JSONResponse)
+async def list_actors(
+    request: Request, conn: ReadConn, codec: Codec, page: PageDep,
+    q: Annotated[str | None, Query(description="Part of a name or alias, any case or accent.")] = None,
+    kind: Annotated[list[str], Query(description="Actor kind (see /v1/vocabularies); repeatable.")] = [],
+):
+    """Actors by name: states, forces, armed groups, and the sources that speak about events."""
+    return page_response(request, await actors.list_actors(conn, q=q, kind=tuple(kind), limit=page.limit,
+                                                           cursor=page.cursor, codec=codec, count=page.count))
+
+
+@router.get("/actors/{actor_id}", tags=["actors"], response_model=Actor, response_class=JSONResponse)
+async def get_actor(actor_id: str, conn: ReadConn):
+    return _found(await actors.get_actor(conn, actor_id), "actor", actor_id)
+
+
+@router.get("/places", tags=["places"], response_model=ListOf[Place], response_class=JSONResponse)
+async def list_places(
+    request: Request, conn: ReadConn, codec: Codec, page: PageDep,
+    q: Annotated[str | None, Query(description="Part of a name, alias or spelling.")] = None,
+    kind: Annotated[list[Literal["country", "admin1", "admin2", "area", "locality"]], Query()] = [],
+    parent: Annotated[str | None, Query(description="Only the direct children of this place id.")] = None,
+):
+    """Places of the country > admin1 > admin2 > locality hierarchy."""
+    return page_response(request, await places.list_places(conn, q=q, kind=tuple(kind), parent=parent,
+                                                           limit=page.limit, cursor=page.cursor, codec=codec,
+                                                           count=page.count))
+
+
+@router.get("/places/{place_id}", tags=["places"], response_model=Place, response_class=JSONResponse)
+async def get_place(place_id: str, conn: ReadConn):
+    return _found(await places.get_place(conn, place_id), "place", place_id)
+
+
+@router.get("/documents", tags=["documents"], response_model=ListOf[Document], response_class=JSONResponse)
+async def list_documents(request: Request, conn: ReadConn, codec: Codec, page: PageDep):
+    """Published reports that claims come from, newest first."""
+    return page_response(request, await documents.list_documents(conn, limit=page.limit, cursor=page.cursor,
+                                                                  codec=codec, count=page.count))
+
+
+@router.get("/documents/{document_id}", tags=["documents"], response_model=Document, response_class=JSONResponse)
+async def get_document(document_id: str, conn: ReadConn):
+    return _found(await documents.get_document(conn, document_id), "document", document_id)
+
+
+@router.get("/vocabularies", tags=["vocabularies"], response_class=JSONResponse)
+async def get_vocabularies(conn: ReadConn):
+    """The ACLED taxonomy, precisions, kinds, predicates, stances and datasets the API accepts."""
+    return JSONResponse(await vocabulary.vocabularies(conn))

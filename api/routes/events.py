@@ -1,0 +1,45 @@
+"""REST: events and their claims."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from api.deps import Codec, ReadConn
+from api.errors import NotFound
+from api.params import EventFilterDep, EventSortName, PageDep
+from api.responses import JSONResponse, page_response
+from api.schemas import PROBLEM_RESPONSES, Claim, Event, ListOf
+from db.queries import claims as claim_queries, events as event_queries
+
+router = APIRouter(tags=["events"], responses=PROBLEM_RESPONSES)
+
+
+@router.get("/events", response_model=ListOf[Event], response_class=JSONResponse)
+async def list_events(request: Request, conn: ReadConn, codec: Codec, where: EventFilterDep, page: PageDep,
+                      sort: Annotated[EventSortName, Query(description="Order of the list.")] = "-date"):
+    """Events matching every given filter, newest first, one page at a time."""
+    result = await event_queries.list_events(
+        conn, where, sort=event_queries.EVENT_SORTS[sort], limit=page.limit, cursor=page.cursor, codec=codec,
+        count=page.count)
+    return page_response(request, result)
+
+
+@router.get("/events/{event_id}", response_model=Event, response_class=JSONResponse)
+async def get_event(event_id: str, conn: ReadConn):
+    """One event: its place and the place's ancestors, actors with roles and attribution status,
+    every claim (claimant, document, stance, value, quote) and external ids. `event_id` is an id
+    or an external id such as `conflictkb-seed:al-qasr-strike`."""
+    event = await event_queries.get_event(conn, event_id)
+    if event is None:
+        raise NotFound("event", event_id)
+    return JSONResponse(event)
+
+
+@router.get("/events/{event_id}/claims", response_model=ListOf[Claim], response_class=JSONResponse)
+async def list_event_claims(request: Request, event_id: str, conn: ReadConn, codec: Codec, page: PageDep):
+    """The claims about one event."""
+    if await event_queries.resolve_event_id(conn, event_id) is None:
+        raise NotFound("event", event_id)
+    result = await claim_queries.list_claims(conn, claim_queries.ClaimFilter(event=event_id), limit=page.limit,
+                                             cursor=page.cursor, codec=codec, count=page.count)
+    return page_response(request, result)

@@ -1,0 +1,192 @@
+"""The shapes of REST answers, for the OpenAPI document at /docs.
+
+PostgreSQL builds the JSON trees itself (db/queries), so these models describe the
+answers rather than produce them; tests/test_rest.py checks real answers against
+them so the documentation cannot drift from what the API sends.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Generic, Literal, TypeVar
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+T = TypeVar("T")
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ActorRef(_Out):
+    id: UUID
+    name: str
+    kind: str
+
+
+class PlaceRef(_Out):
+    id: UUID
+    name: str
+    kind: str
+
+
+class AncestorRef(PlaceRef):
+    iso3: str | None
+
+
+class ExternalId(_Out):
+    dataset: str = Field(examples=["ucdp-ged"])
+    id: str = Field(examples=["214797"])
+
+
+class PlaceTree(_Out):
+    id: UUID
+    name: str
+    kind: str
+    iso2: str | None
+    iso3: str | None
+    latitude: float | None
+    longitude: float | None
+    ancestors: list[AncestorRef] = Field(description="From the country down to the parent.")
+
+
+class Place(PlaceTree):
+    parent: PlaceRef | None
+    aliases: list[str]
+    external_ids: list[ExternalId]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class DocumentRef(_Out):
+    id: UUID
+    title: str | None
+    publisher: str | None
+    url: str | None
+    published_at: dt.date | None
+
+
+class Document(DocumentRef):
+    language: str | None
+    excerpt: str | None
+    claim_count: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class ClaimValue(_Out):
+    low: int | None = None
+    best: int | None = None
+    high: int | None = None
+    actor: ActorRef | None = None
+    place: PlaceRef | None = None
+    date: dt.date | None = None
+    text: str | None = None
+
+
+class Claim(_Out):
+    id: UUID
+    event_id: UUID
+    claimant: ActorRef
+    via: ActorRef | None = Field(description="The channel the claim came through, e.g. a wire service.")
+    speaker: str | None = Field(description="The named person or office who spoke for the claimant.")
+    document: DocumentRef | None
+    predicate: str = Field(examples=["perpetrator"])
+    stance: Literal["asserts", "denies", "uncertain", "concedes"]
+    value: ClaimValue | None
+    quote: str | None = Field(description="The source's words, verbatim.")
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class Fatalities(_Out):
+    low: int | None
+    best: int | None
+    high: int | None
+    civilians: int | None = Field(description="Best estimate of civilians killed.")
+    civilians_low: int | None
+    civilians_high: int | None
+    claim_ids: list[UUID] = Field(description="The claims these figures were derived from.")
+
+
+class EventActor(_Out):
+    role: Literal["perpetrator", "target", "participant"]
+    status: Literal["confirmed", "alleged", "contested", "unknown"] | None = Field(
+        description="Attribution status, derived from the claims (see the README); null for participants.")
+    status_claim_ids: list[UUID] = Field(description="The claims that made the status.")
+    actor: ActorRef
+
+
+class Event(_Out):
+    id: UUID
+    event_type: str
+    sub_event_type: str
+    type_of_violence: int | None
+    date_start: dt.date
+    date_end: dt.date
+    date_precision: Literal["day", "week", "month", "year"]
+    place: PlaceTree
+    latitude: float | None
+    longitude: float | None
+    geo_precision: str
+    fatalities: Fatalities
+    summary: str | None
+    actors: list[EventActor]
+    claims: list[Claim] | None = Field(description="Every claim about the event (null in lists).")
+    external_ids: list[ExternalId]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class Membership(_Out):
+    group: ActorRef
+    relation: Literal["member", "partner"]
+    valid_from: dt.date | None
+    valid_to: dt.date | None
+
+
+class Member(_Out):
+    member: ActorRef
+    relation: Literal["member", "partner"]
+    valid_from: dt.date | None
+    valid_to: dt.date | None
+
+
+class Actor(_Out):
+    id: UUID
+    name: str
+    kind: str
+    description: str | None
+    parent: ActorRef | None
+    aliases: list[str]
+    memberships: list[Membership]
+    members: list[Member]
+    external_ids: list[ExternalId]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class ListOf(_Out, Generic[T]):
+    data: list[T]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+    total: int | None = Field(default=None, description="With count=true: the number of matches.")
+
+
+class ProblemDetail(BaseModel):
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[dict] | None = None
+
+
+PROBLEM_RESPONSES = {
+    400: {"model": ProblemDetail, "description": "Bad request (e.g. a tampered cursor)",
+          "content": {"application/problem+json": {}}},
+    404: {"model": ProblemDetail, "description": "Not found", "content": {"application/problem+json": {}}},
+    422: {"model": ProblemDetail, "description": "A parameter is invalid; `errors` names each",
+          "content": {"application/problem+json": {}}},
+}

@@ -1,0 +1,43 @@
+"""Per-request GraphQL context: one database connection and the dataloaders over it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+from strawberry.dataloader import DataLoader
+from strawberry.fastapi import BaseContext
+
+from db.pagination import CursorCodec
+from db.queries.actors import actor_trees
+from db.queries.documents import document_trees
+from db.queries.places import place_trees
+
+T = TypeVar("T")
+
+
+class GraphQLContext(BaseContext):
+    def __init__(self, conn: AsyncConnection, codec: CursorCodec):
+        super().__init__()
+        self.conn = conn
+        self.codec = codec
+        # Resolvers run concurrently, but one connection runs one statement at a time.
+        self._lock = asyncio.Lock()
+        self.actors = self._loader(actor_trees)
+        self.places = self._loader(place_trees)
+        self.documents = self._loader(document_trees)
+
+    async def db(self, query: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """Run a query-layer function on the request's connection."""
+        async with self._lock:
+            return await query(self.conn, *args, **kwargs)
+
+    def _loader(self, trees: Callable[[AsyncConnection, list[UUID]], Awaitable[list[dict]]]) -> DataLoader:
+        async def load(ids: Sequence[UUID]) -> list[dict | None]:
+            by_id = {tree["id"]: tree for tree in await self.db(trees, list(ids))}
+            return [by_id.get(str(i)) for i in ids]
+
+        return DataLoader(load_fn=load)
