@@ -66,7 +66,10 @@ def _validation_errors(exc: RequestValidationError) -> list[dict]:
     for err in exc.errors():
         loc = [str(part) for part in err.get("loc", ())]
         where = loc[0] if loc and loc[0] in ("query", "path", "body", "header") else None
-        name = ".".join(loc[1:] if where else loc) or "request"
+        if where in ("query", "path", "header"):
+            name = loc[1] if len(loc) > 1 else where  # `attribution`, not `attribution.0`
+        else:
+            name = ".".join(loc[1:] if where else loc) or "request"
         errors.append({"name": name, "in": where, "reason": err.get("msg", "invalid")})
     return errors
 

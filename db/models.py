@@ -6,7 +6,7 @@ tests/test_migrations.py checks the two agree.
 """
 
 from sqlalchemy import (
-    ARRAY, Boolean, CHAR, Column, Date, Double, ForeignKey, Integer, MetaData, SmallInteger, Table, Text,
+    ARRAY, Boolean, CHAR, Column, Date, Double, ForeignKey, ForeignKeyConstraint, Integer, MetaData, SmallInteger, Table, Text,
     func, text,
 )
 from sqlalchemy.dialects.postgresql import TIMESTAMP, UUID
@@ -149,6 +149,8 @@ events = Table(
     Column("civilian_fatalities_high", Integer),
     Column("fatality_claim_ids", ARRAY(UUID(as_uuid=True)), nullable=False, server_default="{}"),
     *_timestamps(),
+    # The sub-event type must belong to the event type.
+    ForeignKeyConstraint(["event_type", "sub_event_type"], ["sub_event_types.event_type", "sub_event_types.name"]),
 )
 
 event_actors = Table(

@@ -1,0 +1,175 @@
+"""Test fixtures: the real embedded PostgreSQL and Redis, started once per test run.
+
+All xdist workers share one embedded PostgreSQL and one Redis in `var/test/` (the
+shared-use locks of db/embedded.py start them once and stop them after the last
+worker). A template database is migrated and seeded once per content of db/ and
+seeds/; each worker reads from its own copy of it, and a test that writes asks for
+`fresh_database_url`, a private copy dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import hashlib
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from api.app import create_app
+from api.settings import Settings
+from db.embedded import EmbeddedPostgres, EmbeddedRedis
+from db.engine import make_engine
+from db.migrate import upgrade
+from db.seed import load_seed_dir
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_DATA_DIR = ROOT / "var" / "test"
+TEST_SECRET = "test-secret-key"
+
+
+def _content_hash() -> str:
+    digest = hashlib.sha256()
+    for path in sorted([*(ROOT / "db").rglob("*.py"), *(ROOT / "seeds").glob("*")]):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+async def _migrate_and_seed(url: str) -> None:
+    await asyncio.to_thread(upgrade, url)
+    engine = make_engine(url, pool_size=1)
+    async with engine.begin() as conn:
+        await load_seed_dir(conn)
+    await engine.dispose()
+
+
+class Databases:
+    """Creates databases on the shared server from the seeded template."""
+
+    def __init__(self, pg: EmbeddedPostgres):
+        self.pg = pg
+        self.template = f"template_{_content_hash()}"
+        self._lock = TEST_DATA_DIR / "databases.lock"
+
+    def _exists(self, name: str) -> bool:
+        return "1" in self.pg._psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'").split()
+
+    def ensure_template(self) -> None:
+        with open(self._lock, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if self._exists(self.template):
+                return
+            building = self.template + "_building"
+            self.pg._psql(f'DROP DATABASE IF EXISTS "{building}" WITH (FORCE)')
+            self.pg._psql(f'CREATE DATABASE "{building}"')
+            asyncio.run(_migrate_and_seed(self.pg.url(building)))
+            self.pg._psql(f'ALTER DATABASE "{building}" RENAME TO "{self.template}"')
+            # Old templates from earlier code are of no more use.
+            for name in self.pg._psql("SELECT datname FROM pg_database WHERE datname LIKE 'template\\_%'").split():
+                if name != self.template and not name.endswith("_building"):
+                    self.pg._psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def create(self, name: str) -> str:
+        with open(self._lock, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self.pg._psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            self.pg._psql(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
+        return self.pg.url(name)
+
+    def drop(self, name: str) -> None:
+        self.pg._psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def worker_id_name(worker_id: str) -> str:
+    return worker_id if worker_id != "master" else "gw"
+
+
+@pytest.fixture(scope="session")
+def embedded_postgres() -> Iterator[EmbeddedPostgres]:
+    TEST_DATA_DIR.mkdir(parents=True, exist_ok=True)
+    pg = EmbeddedPostgres(TEST_DATA_DIR, database="postgres")
+    pg.start()
+    yield pg
+    pg.stop()
+
+
+@pytest.fixture(scope="session")
+def embedded_redis() -> Iterator[EmbeddedRedis]:
+    redis = EmbeddedRedis(TEST_DATA_DIR)
+    redis.start()
+    yield redis
+    redis.stop()
+
+
+@pytest.fixture(scope="session")
+def databases(embedded_postgres: EmbeddedPostgres) -> Databases:
+    dbs = Databases(embedded_postgres)
+    dbs.ensure_template()
+    return dbs
+
+
+@pytest.fixture(scope="session")
+def database_url(databases: Databases, worker_id_name: str) -> Iterator[str]:
+    """This worker's copy of the seeded knowledge base; tests using it only read."""
+    name = f"test_{worker_id_name}"
+    yield databases.create(name)
+    databases.drop(name)
+
+
+@pytest.fixture
+def fresh_database_url(databases: Databases) -> Iterator[str]:
+    """A private copy of the seeded knowledge base for a test that writes."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    yield databases.create(name)
+    databases.drop(name)
+
+
+@pytest.fixture(scope="session")
+def redis_url(embedded_redis: EmbeddedRedis, worker_id_name: str) -> str:
+    # One Redis database per worker keeps their keys apart.
+    number = int(worker_id_name[2:] or 0) % 16 if worker_id_name.startswith("gw") else 0
+    return f"{embedded_redis.url}?db={number}"
+
+
+def make_settings() -> Settings:
+    return Settings(secret_key=TEST_SECRET, data_dir=TEST_DATA_DIR)
+
+
+@asynccontextmanager
+async def app_client(database_url: str, redis_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to the app in-process, with its lifespan run."""
+    app = create_app(make_settings(), database_url=database_url, redis_url=redis_url)
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            yield http
+
+
+@pytest.fixture(scope="session")
+async def client(database_url: str, redis_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """The app on this worker's seeded database (read-only tests)."""
+    async with app_client(database_url, redis_url) as http:
+        yield http
+
+
+@pytest.fixture
+async def fresh_client(fresh_database_url: str, redis_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """The app on a private database (tests that write)."""
+    async with app_client(fresh_database_url, redis_url) as http:
+        yield http
+
+
+def event_url(key: str) -> str:
+    """REST path of a seeded event by its seed key."""
+    return f"/v1/events/conflictkb-seed:{key}"
+
+
+os.environ.setdefault("CONFLICTKB_LOG_LEVEL", "warning")

@@ -1,0 +1,118 @@
+"""`conflictkb serve` as a user runs it: embedded servers, one server per data dir,
+CLI commands sharing the running database, Ctrl-C leaving nothing behind, data kept."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+CONFLICTKB = Path(sys.executable).parent / "conflictkb"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _processes_using(data_dir: Path) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if any(str(data_dir) in part for part in proc.info["cmdline"] or []):
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return found
+
+
+class Server:
+    def __init__(self, data_dir: Path):
+        self.port = _free_port()
+        self.env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+        self.env.update(CONFLICTKB_DATA_DIR=str(data_dir), PORT=str(self.port), CONFLICTKB_LOG_LEVEL="warning")
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "Server":
+        # Its own process group, like a terminal job: Ctrl-C signals the whole group.
+        self.proc = subprocess.Popen([str(CONFLICTKB), "serve"], env=self.env, start_new_session=True,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"serve exited early:\n{self.proc.stdout.read()}")
+            try:
+                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        pytest.fail("serve did not become ready")
+
+    def run(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(CONFLICTKB), *args], env=self.env, capture_output=True, text=True, timeout=120)
+
+    def ctrl_c(self) -> int:
+        os.killpg(self.proc.pid, signal.SIGINT)
+        return self.proc.wait(timeout=60)
+
+    def get(self, path: str, **params) -> httpx.Response:
+        return httpx.get(self.url + path, params=params, timeout=10)
+
+
+def _postmaster_pid(data_dir: Path) -> int:
+    return int((data_dir / "postgres" / "postmaster.pid").read_text().split()[0])
+
+
+def test_serve_runs_stops_cleanly_and_keeps_its_data(tmp_path: Path):
+    data_dir = tmp_path / "var"
+    server = Server(data_dir).start()
+    try:
+        listed = server.get("/v1/events", admin1="Hasakah").json()["data"]
+        assert [e["place"]["name"] for e in listed] == ["Al-Qasr"]
+        event_id, created_at = listed[0]["id"], listed[0]["created_at"]
+
+        second = server.run("serve")
+        assert second.returncode != 0
+        assert "already serving" in second.stderr and str(server.proc.pid) in second.stderr
+
+        postmaster = _postmaster_pid(data_dir)
+        seeded = server.run("seed")
+        assert seeded.returncode == 0, seeded.stderr
+        assert "nothing to change" in seeded.stdout
+        # The command used the running database and left it running for the server.
+        assert _postmaster_pid(data_dir) == postmaster and psutil.pid_exists(postmaster)
+        assert server.get("/readyz").json()["status"] == "ok"
+    finally:
+        exit_code = server.ctrl_c()
+    assert exit_code == 0, server.proc.stdout.read()
+    assert _processes_using(data_dir) == []
+    assert not (data_dir / "postgres" / "postmaster.pid").exists()
+
+    again = Server(data_dir).start()
+    try:
+        listed = again.get("/v1/events", admin1="Hasakah").json()["data"]
+        assert (listed[0]["id"], listed[0]["created_at"]) == (event_id, created_at)
+    finally:
+        assert again.ctrl_c() == 0
+    assert _processes_using(data_dir) == []
+
+
+def test_a_cli_command_without_a_server_starts_and_stops_its_own(tmp_path: Path):
+    data_dir = tmp_path / "var"
+    server = Server(data_dir)
+    first = server.run("seed")
+    assert first.returncode == 0, first.stderr
+    assert "events +14" in first.stdout
+    assert _processes_using(data_dir) == []
+    assert "nothing to change" in server.run("seed").stdout
