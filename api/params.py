@@ -11,8 +11,10 @@ from fastapi.dependencies.models import Dependant
 
 from api.errors import Problem
 from db.filters import EventFilter
+from db.queries.claims import ClaimFilter
 
 AttributionStatus = Literal["confirmed", "alleged", "contested", "unknown"]
+Stance = Literal["asserts", "denies", "uncertain", "concedes"]
 EventSortName = Literal["-date", "date", "-fatalities", "fatalities"]
 
 Many = Annotated[list[str], Query()]
@@ -61,7 +63,16 @@ def page_params(
     return PageParams(limit=limit, cursor=cursor, count=count)
 
 
+def claim_filter(
+    claimant: Annotated[list[str], Query(description="Claimant id, name or alias; repeatable.")] = [],
+    stance: Annotated[list[Stance], Query(description="asserts, denies, uncertain or concedes; repeatable.")] = [],
+    predicate: Annotated[list[str], Query(description="e.g. perpetrator, civilian_fatalities; repeatable.")] = [],
+) -> ClaimFilter:
+    return ClaimFilter(claimant=tuple(claimant), stance=tuple(stance), predicate=tuple(predicate))
+
+
 EventFilterDep = Annotated[EventFilter, Depends(event_filter)]
+ClaimFilterDep = Annotated[ClaimFilter, Depends(claim_filter)]
 PageDep = Annotated[PageParams, Depends(page_params)]
 
 

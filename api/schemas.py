@@ -134,7 +134,8 @@ class Event(_Out):
     fatalities: Fatalities
     summary: str | None
     actors: list[EventActor]
-    claims: list[Claim] | None = Field(description="Every claim about the event (null in lists).")
+    claim_count: int = Field(description="How many claims are about the event.")
+    claims: list[Claim] | None = Field(default=None, description="Every claim about the event (in the detail only).")
     external_ids: list[ExternalId]
     created_at: dt.datetime
     updated_at: dt.datetime

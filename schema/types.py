@@ -358,6 +358,10 @@ class Event:
                 for a in self.tree["actors"]]
 
     @strawberry.field
+    def claim_count(self) -> int:
+        return self.tree["claim_count"]
+
+    @strawberry.field
     def claims(self) -> list[Claim]:
         return [Claim(tree=c) for c in self.tree["claims"] or []]
 

@@ -10,7 +10,7 @@ query ($where: EventWhere, $first: Int, $after: String, $orderBy: EventOrder) {
     totalCount
     pageInfo { hasNextPage endCursor }
     edges { cursor node {
-      id eventType subEventType dateStart dateEnd datePrecision latitude longitude geoPrecision summary
+      id eventType subEventType dateStart dateEnd datePrecision latitude longitude geoPrecision summary claimCount
       place { id name kind ancestors { name kind iso3 } }
       fatalities { low best high civilians claimIds }
       actors { role status statusClaimIds actor { id name kind aliases } }
@@ -51,6 +51,7 @@ async def test_hasakah_gives_the_same_event_and_claims_as_rest(client):
     assert "CJTF-OIR" in coalition["actor"]["aliases"]
     assert [a["name"] for a in node["place"]["ancestors"]] == ["Syria", "Al Hasakah Governorate"]
     assert node["fatalities"]["civilians"] >= 25
+    assert node["claimCount"] == len(node["claims"]) == len(rest["claims"])
     assert body["data"]["events"]["totalCount"] == 1
 
 

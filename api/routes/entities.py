@@ -1,20 +1,18 @@
 """REST: claims, actors, places, documents and the vocabularies."""
 
+from dataclasses import replace
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 
 from api.deps import Codec, ReadConn
 from api.errors import NotFound
-from api.params import PageDep
+from api.params import ClaimFilterDep, PageDep
 from api.responses import JSONResponse, page_response
 from api.schemas import PROBLEM_RESPONSES, Actor, Claim, Document, ListOf, Place
 from db.queries import actors, claims, documents, places, vocabulary
 
 router = APIRouter(responses=PROBLEM_RESPONSES)
-
-Stance = Literal["asserts", "denies", "uncertain", "concedes"]
-
 
 def _found(tree: dict | None, what: str, ref: str) -> JSONResponse:
     if tree is None:
@@ -24,15 +22,11 @@ def _found(tree: dict | None, what: str, ref: str) -> JSONResponse:
 
 @router.get("/claims", tags=["claims"], response_model=ListOf[Claim], response_class=JSONResponse)
 async def list_claims(
-    request: Request, conn: ReadConn, codec: Codec, page: PageDep,
+    request: Request, conn: ReadConn, codec: Codec, page: PageDep, where: ClaimFilterDep,
     event: Annotated[str | None, Query(description="Event id or external id.")] = None,
-    claimant: Annotated[list[str], Query(description="Claimant id, name or alias; repeatable.")] = [],
-    stance: Annotated[list[Stance], Query()] = [],
-    predicate: Annotated[list[str], Query(description="e.g. perpetrator, civilian_fatalities; repeatable.")] = [],
 ):
     """Claims across events: who said what, where, in their own words."""
-    where = claims.ClaimFilter(event=event, claimant=tuple(claimant), stance=tuple(stance),
-                               predicate=tuple(predicate))
+    where = replace(where, event=event)
     return page_response(request, await claims.list_claims(conn, where, limit=page.limit, cursor=page.cursor,
                                                            codec=codec, count=page.count))
 

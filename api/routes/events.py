@@ -1,12 +1,13 @@
 """REST: events and their claims."""
 
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
 from api.deps import Codec, ReadConn
 from api.errors import NotFound
-from api.params import EventFilterDep, EventSortName, PageDep
+from api.params import ClaimFilterDep, EventFilterDep, EventSortName, PageDep
 from api.responses import JSONResponse, page_response
 from api.schemas import PROBLEM_RESPONSES, Claim, Event, ListOf
 from db.queries import claims as claim_queries, events as event_queries
@@ -36,10 +37,11 @@ async def get_event(event_id: str, conn: ReadConn):
 
 
 @router.get("/events/{event_id}/claims", response_model=ListOf[Claim], response_class=JSONResponse)
-async def list_event_claims(request: Request, event_id: str, conn: ReadConn, codec: Codec, page: PageDep):
-    """The claims about one event."""
+async def list_event_claims(request: Request, event_id: str, conn: ReadConn, codec: Codec, page: PageDep,
+                            where: ClaimFilterDep):
+    """The claims about one event, with the same filters as /v1/claims."""
     if await event_queries.resolve_event_id(conn, event_id) is None:
         raise NotFound("event", event_id)
-    result = await claim_queries.list_claims(conn, claim_queries.ClaimFilter(event=event_id), limit=page.limit,
+    result = await claim_queries.list_claims(conn, replace(where, event=event_id), limit=page.limit,
                                              cursor=page.cursor, codec=codec, count=page.count)
     return page_response(request, result)

@@ -76,6 +76,7 @@ SELECT json_build_object(
                ORDER BY array_position(ARRAY['perpetrator', 'target', 'participant'], ea.role), a.name)
         FROM event_actors ea JOIN actors a ON a.id = ea.actor_id
        WHERE ea.event_id = e.id), '[]'::json),
+  'claim_count', (SELECT count(*) FROM claims c WHERE c.event_id = e.id),
   'claims', CASE WHEN :with_claims THEN coalesce((
       SELECT json_agg({CLAIM_TREE} ORDER BY c.predicate, c.created_at, c.id)
         FROM claims c WHERE c.event_id = e.id), '[]'::json) END,
@@ -101,7 +102,11 @@ SELECT {CLAIM_TREE} AS tree FROM claims c
 
 async def event_trees(conn: AsyncConnection, ids: list[UUID], *, with_claims: bool = True) -> list[dict]:
     rows = await conn.execute(_EVENT_TREES, {"ids": ids, "with_claims": with_claims})
-    return [r.tree for r in rows]
+    trees = [r.tree for r in rows]
+    if not with_claims:
+        for tree in trees:
+            del tree["claims"]  # lists carry claim_count; the detail carries the claims
+    return trees
 
 
 async def resolve_event_id(conn: AsyncConnection, ref: str) -> UUID | None:
