@@ -20,10 +20,11 @@ log = logging.getLogger("conflictkb")
 
 
 @contextmanager
-def _servers(settings: Settings) -> Iterator[Endpoints]:
+def _servers(settings: Settings, need_redis: bool = True) -> Iterator[Endpoints]:
     """The database and Redis to use: the configured URLs, or embedded servers."""
     try:
-        with embedded_servers(settings.data_dir, settings.database_url, settings.redis_url) as endpoints:
+        with embedded_servers(settings.data_dir, settings.database_url, settings.redis_url,
+                              need_redis=need_redis) as endpoints:
             endpoints.database_url = normalise_database_url(endpoints.database_url)
             yield endpoints
     except EmbeddedServerError as exc:
@@ -68,7 +69,7 @@ def main(ctx: click.Context, log_level: str | None) -> None:
 @click.pass_obj
 def migrate(settings: Settings) -> None:
     """Bring the database schema up to date."""
-    with _servers(settings) as endpoints:
+    with _servers(settings, need_redis=False) as endpoints:
         _migrate(endpoints.database_url)
     click.echo("migrate: up to date")
 
@@ -77,7 +78,7 @@ def migrate(settings: Settings) -> None:
 @click.pass_obj
 def seed(settings: Settings) -> None:
     """Load seeds/ (idempotent: a second run changes nothing)."""
-    with _servers(settings) as endpoints:
+    with _servers(settings, need_redis=False) as endpoints:
         _migrate(endpoints.database_url)
         click.echo(asyncio.run(_seed(endpoints.database_url)))
 

@@ -235,20 +235,21 @@ def _wait_for_exit(pid: int, timeout: float) -> None:
 @dataclass
 class Endpoints:
     database_url: str
-    redis_url: str
+    redis_url: str | None
 
 
 @contextmanager
 def embedded_servers(data_dir: Path, database_url: str | None, redis_url: str | None,
-                     database: str = "conflictkb") -> Iterator[Endpoints]:
-    """Yield the URLs to use, starting embedded servers for whichever URL is missing."""
+                     database: str = "conflictkb", need_redis: bool = True) -> Iterator[Endpoints]:
+    """Yield the URLs to use, starting embedded servers for whichever URL is missing
+    (Redis only if `need_redis`: schema and seed commands talk to PostgreSQL alone)."""
     with ExitStack() as stack:
         if not database_url:
             pg = EmbeddedPostgres(data_dir, database)
             pg.start()
             stack.callback(pg.stop)
             database_url = pg.url()
-        if not redis_url:
+        if not redis_url and need_redis:
             redis = EmbeddedRedis(data_dir)
             redis.start()
             stack.callback(redis.stop)
