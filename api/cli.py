@@ -7,6 +7,7 @@ import fcntl
 import json
 import logging
 import os
+import signal
 import sys
 from contextlib import contextmanager
 from typing import Iterator
@@ -50,6 +51,19 @@ async def _seed(database_url: str) -> str:
     return report.summary()
 
 
+def _exit_on_termination_signals() -> None:
+    """SIGTERM (docker stop, systemd, kill) and SIGHUP unwind like Ctrl-C, so the
+    embedded servers this process started are stopped on the way out. (uvicorn, after
+    its graceful shutdown, re-raises the signal it caught; without a handler SIGTERM
+    would end the process on the spot.)"""
+
+    def leave(signum: int, _frame) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, leave)
+    signal.signal(signal.SIGHUP, leave)
+
+
 @click.group()
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None)
 @click.pass_context
@@ -62,6 +76,7 @@ def main(ctx: click.Context, log_level: str | None) -> None:
     # pgserver narrates every command it runs at INFO; keep its warnings only.
     for noisy in ("pgserver", "alembic.runtime.plugins"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    _exit_on_termination_signals()
     ctx.obj = settings
 
 
