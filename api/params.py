@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from fastapi import Depends, Query, Request
@@ -11,6 +10,7 @@ from fastapi.dependencies.models import Dependant
 
 from api.errors import Problem
 from db.filters import EventFilter
+from db.pagination import PageRequest
 from db.queries.claims import ClaimFilter
 
 AttributionStatus = Literal["confirmed", "alleged", "contested", "unknown"]
@@ -48,19 +48,12 @@ def event_filter(
     )
 
 
-@dataclass(frozen=True)
-class PageParams:
-    limit: int
-    cursor: str | None
-    count: bool
-
-
 def page_params(
     limit: Annotated[int, Query(ge=1, le=500, description="Page size (at most 500).")] = 50,
     cursor: Annotated[str | None, Query(description="Opaque cursor from a previous page's next_cursor.")] = None,
     count: Annotated[bool, Query(description="Add the total number of matches.")] = False,
-) -> PageParams:
-    return PageParams(limit=limit, cursor=cursor, count=count)
+) -> PageRequest:
+    return PageRequest(limit=limit, cursor=cursor, count=count)
 
 
 def claim_filter(
@@ -73,7 +66,7 @@ def claim_filter(
 
 EventFilterDep = Annotated[EventFilter, Depends(event_filter)]
 ClaimFilterDep = Annotated[ClaimFilter, Depends(claim_filter)]
-PageDep = Annotated[PageParams, Depends(page_params)]
+PageDep = Annotated[PageRequest, Depends(page_params)]
 
 
 def _query_names(dependant: Dependant) -> set[str]:

@@ -79,6 +79,15 @@ class CursorCodec:
             raise CursorError("cursor is malformed") from exc
 
 
+@dataclass(frozen=True)
+class PageRequest:
+    """What a client asks of a list: how many, after which cursor, and the total?"""
+
+    limit: int = 50
+    cursor: str | None = None
+    count: bool = False
+
+
 @dataclass
 class Page:
     """One page of a list: its rows (JSON trees), each row's cursor, and more to come?"""

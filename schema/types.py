@@ -49,15 +49,32 @@ def _datetime(value: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(value) if value else None
 
 
+@strawberry.type
 class _TreeNode:
     """Fields read from a tree; a missing field loads the full tree via `_loader`."""
 
-    _loader: str
+    tree: strawberry.Private[dict]
+    _loader = ""
+
+    @strawberry.field
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(self.tree["id"])
 
     async def _get(self, info: Info, key: str):
         if key not in self.tree:
             self.tree = await getattr(info.context, self._loader).load(UUID(self.tree["id"]))
         return self.tree[key]
+
+
+@strawberry.type
+class _NamedNode(_TreeNode):
+    @strawberry.field
+    def name(self) -> str:
+        return self.tree["name"]
+
+    @strawberry.field
+    def kind(self) -> str:
+        return self.tree["kind"]
 
 
 @strawberry.type
@@ -71,21 +88,8 @@ def _external_ids(items: list[dict]) -> list[ExternalId]:
 
 
 @strawberry.type(description="A state, force, armed group, or a source that speaks about events.")
-class Actor(_TreeNode):
-    tree: strawberry.Private[dict]
+class Actor(_NamedNode):
     _loader = "actors"
-
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(self.tree["id"])
-
-    @strawberry.field
-    def name(self) -> str:
-        return self.tree["name"]
-
-    @strawberry.field
-    def kind(self) -> str:
-        return self.tree["kind"]
 
     @strawberry.field
     async def description(self, info: Info) -> str | None:
@@ -120,21 +124,8 @@ class Membership:
 
 
 @strawberry.type(description="A country, province (admin1), district (admin2), area or locality.")
-class Place(_TreeNode):
-    tree: strawberry.Private[dict]
+class Place(_NamedNode):
     _loader = "places"
-
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(self.tree["id"])
-
-    @strawberry.field
-    def name(self) -> str:
-        return self.tree["name"]
-
-    @strawberry.field
-    def kind(self) -> str:
-        return self.tree["kind"]
 
     @strawberry.field
     async def iso2(self, info: Info) -> str | None:
@@ -172,12 +163,7 @@ class Place(_TreeNode):
 
 @strawberry.type(description="A published report that claims come from.")
 class Document(_TreeNode):
-    tree: strawberry.Private[dict]
     _loader = "documents"
-
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(self.tree["id"])
 
     @strawberry.field
     def title(self) -> str | None:
@@ -216,12 +202,7 @@ class ClaimValue:
 
 
 @strawberry.type(description="One statement by one claimant in one document about one event.")
-class Claim:
-    tree: strawberry.Private[dict]
-
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(self.tree["id"])
+class Claim(_TreeNode):
 
     @strawberry.field
     def event_id(self) -> strawberry.ID:
@@ -291,12 +272,7 @@ class EventActor:
 
 
 @strawberry.type(description="Something that happened at a place over a time interval.")
-class Event:
-    tree: strawberry.Private[dict]
-
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(self.tree["id"])
+class Event(_TreeNode):
 
     @strawberry.field
     def event_type(self) -> str:

@@ -27,8 +27,7 @@ async def list_claims(
 ):
     """Claims across events: who said what, where, in their own words."""
     where = replace(where, event=event)
-    return page_response(request, await claims.list_claims(conn, where, limit=page.limit, cursor=page.cursor,
-                                                           codec=codec, count=page.count))
+    return page_response(request, await claims.list_claims(conn, page, codec, where))
 
 
 @router.get("/claims/{claim_id}", tags=["claims"], response_model=Claim, response_class=JSONResponse)
@@ -43,8 +42,7 @@ async def list_actors(
     kind: Annotated[list[str], Query(description="Actor kind (see /v1/vocabularies); repeatable.")] = [],
 ):
     """Actors by name: states, forces, armed groups, and the sources that speak about events."""
-    return page_response(request, await actors.list_actors(conn, q=q, kind=tuple(kind), limit=page.limit,
-                                                           cursor=page.cursor, codec=codec, count=page.count))
+    return page_response(request, await actors.list_actors(conn, page, codec, q=q, kind=tuple(kind)))
 
 
 @router.get("/actors/{actor_id}", tags=["actors"], response_model=Actor, response_class=JSONResponse)
@@ -60,9 +58,8 @@ async def list_places(
     parent: Annotated[str | None, Query(description="Only the direct children of this place id.")] = None,
 ):
     """Places of the country > admin1 > admin2 > locality hierarchy."""
-    return page_response(request, await places.list_places(conn, q=q, kind=tuple(kind), parent=parent,
-                                                           limit=page.limit, cursor=page.cursor, codec=codec,
-                                                           count=page.count))
+    return page_response(request, await places.list_places(conn, page, codec, q=q, kind=tuple(kind),
+                                                           parent=parent))
 
 
 @router.get("/places/{place_id}", tags=["places"], response_model=Place, response_class=JSONResponse)
@@ -73,8 +70,7 @@ async def get_place(place_id: str, conn: ReadConn):
 @router.get("/documents", tags=["documents"], response_model=ListOf[Document], response_class=JSONResponse)
 async def list_documents(request: Request, conn: ReadConn, codec: Codec, page: PageDep):
     """Published reports that claims come from, newest first."""
-    return page_response(request, await documents.list_documents(conn, limit=page.limit, cursor=page.cursor,
-                                                                  codec=codec, count=page.count))
+    return page_response(request, await documents.list_documents(conn, page, codec))
 
 
 @router.get("/documents/{document_id}", tags=["documents"], response_model=Document, response_class=JSONResponse)

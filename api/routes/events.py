@@ -19,9 +19,7 @@ router = APIRouter(tags=["events"], responses=PROBLEM_RESPONSES)
 async def list_events(request: Request, conn: ReadConn, codec: Codec, where: EventFilterDep, page: PageDep,
                       sort: Annotated[EventSortName, Query(description="Order of the list.")] = "-date"):
     """Events matching every given filter, newest first, one page at a time."""
-    result = await event_queries.list_events(
-        conn, where, sort=event_queries.EVENT_SORTS[sort], limit=page.limit, cursor=page.cursor, codec=codec,
-        count=page.count)
+    result = await event_queries.list_events(conn, page, codec, where, sort=event_queries.EVENT_SORTS[sort])
     return page_response(request, result)
 
 
@@ -42,6 +40,5 @@ async def list_event_claims(request: Request, event_id: str, conn: ReadConn, cod
     """The claims about one event, with the same filters as /v1/claims."""
     if await event_queries.resolve_event_id(conn, event_id) is None:
         raise NotFound("event", event_id)
-    result = await claim_queries.list_claims(conn, replace(where, event=event_id), limit=page.limit,
-                                             cursor=page.cursor, codec=codec, count=page.count)
+    result = await claim_queries.list_claims(conn, page, codec, replace(where, event=event_id))
     return page_response(request, result)

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from sqlalchemy import bindparam, select, text, true
-from sqlalchemy.dialects.postgresql import ARRAY, UUID as PG_UUID
+from sqlalchemy import select, text, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models as m
 from db.filters import FilterError
 from db.names import normalize_name
-from db.pagination import CursorCodec, Page, Sort
-from db.queries.common import ACTOR_REF, keyset_page, parse_uuid
+from db.pagination import CursorCodec, Page, PageRequest, Sort
+from db.queries.common import ACTOR_REF, keyset_page, tree_by_ref, tree_loader
 
 a = m.actors.c
 ACTOR_SORT = Sort("name", (a.name, a.id), (str, UUID), descending=False)
@@ -45,21 +44,16 @@ SELECT json_build_object(
 FROM unnest(:ids) WITH ORDINALITY AS page(id, ord)
 JOIN actors act ON act.id = page.id
 ORDER BY page.ord
-""").bindparams(bindparam("ids", type_=ARRAY(PG_UUID(as_uuid=True))))
-
-
-async def actor_trees(conn: AsyncConnection, ids: list[UUID]) -> list[dict]:
-    return [r.tree for r in await conn.execute(_ACTOR_TREES, {"ids": ids})]
+""")
+actor_trees = tree_loader(_ACTOR_TREES)
 
 
 async def get_actor(conn: AsyncConnection, ref: str) -> dict | None:
-    actor_id = parse_uuid(ref)
-    trees = await actor_trees(conn, [actor_id]) if actor_id else []
-    return trees[0] if trees else None
+    return await tree_by_ref(conn, actor_trees, ref)
 
 
-async def list_actors(conn: AsyncConnection, *, q: str | None, kind: tuple[str, ...], limit: int,
-                      cursor: str | None, codec: CursorCodec, count: bool = False) -> Page:
+async def list_actors(conn: AsyncConnection, page: PageRequest, codec: CursorCodec, *, q: str | None = None,
+                      kind: tuple[str, ...] = ()) -> Page:
     condition = true()
     if q:
         norm = normalize_name(q)
@@ -69,6 +63,4 @@ async def list_actors(conn: AsyncConnection, *, q: str | None, kind: tuple[str, 
             select(m.actor_names.c.actor_id).where(m.actor_names.c.name_norm.contains(norm, autoescape=True)))
     if kind:
         condition = condition & a.kind.in_(kind)
-    ids, cursors, more, total = await keyset_page(conn, a.id, condition, sort=ACTOR_SORT, limit=limit,
-                                                cursor=cursor, codec=codec, count=count)
-    return Page(rows=await actor_trees(conn, ids), cursors=cursors, has_next=more, total=total)
+    return await keyset_page(conn, a.id, condition, sort=ACTOR_SORT, page=page, codec=codec, trees=actor_trees)

@@ -6,14 +6,13 @@ import datetime as dt
 from dataclasses import dataclass
 from uuid import UUID
 
-from sqlalchemy import bindparam, text, true
-from sqlalchemy.dialects.postgresql import ARRAY, UUID as PG_UUID
+from sqlalchemy import text, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models as m
 from db.filters import FilterError, resolve_actors
-from db.pagination import CursorCodec, Page, Sort
-from db.queries.common import keyset_page, parse_uuid
+from db.pagination import CursorCodec, Page, PageRequest, Sort
+from db.queries.common import keyset_page, tree_by_ref, tree_loader
 from db.queries.events import CLAIM_TREE, resolve_event_id
 
 c = m.claims.c
@@ -24,7 +23,8 @@ SELECT {CLAIM_TREE} AS tree
 FROM unnest(:ids) WITH ORDINALITY AS page(id, ord)
 JOIN claims c ON c.id = page.id
 ORDER BY page.ord
-""").bindparams(bindparam("ids", type_=ARRAY(PG_UUID(as_uuid=True))))
+""")
+claim_trees = tree_loader(_CLAIM_TREES)
 
 
 @dataclass(frozen=True)
@@ -35,18 +35,11 @@ class ClaimFilter:
     predicate: tuple[str, ...] = ()
 
 
-async def claim_trees(conn: AsyncConnection, ids: list[UUID]) -> list[dict]:
-    return [r.tree for r in await conn.execute(_CLAIM_TREES, {"ids": ids})]
-
-
 async def get_claim(conn: AsyncConnection, ref: str) -> dict | None:
-    claim_id = parse_uuid(ref)
-    trees = await claim_trees(conn, [claim_id]) if claim_id else []
-    return trees[0] if trees else None
+    return await tree_by_ref(conn, claim_trees, ref)
 
 
-async def list_claims(conn: AsyncConnection, f: ClaimFilter, *, limit: int, cursor: str | None,
-                      codec: CursorCodec, count: bool = False) -> Page:
+async def list_claims(conn: AsyncConnection, page: PageRequest, codec: CursorCodec, f: ClaimFilter) -> Page:
     condition = true()
     if f.event is not None:
         event_id = await resolve_event_id(conn, f.event)
@@ -59,6 +52,4 @@ async def list_claims(conn: AsyncConnection, f: ClaimFilter, *, limit: int, curs
         condition = condition & c.stance.in_(f.stance)
     if f.predicate:
         condition = condition & c.predicate.in_(f.predicate)
-    ids, cursors, more, total = await keyset_page(conn, c.id, condition, sort=CLAIM_SORT, limit=limit,
-                                                cursor=cursor, codec=codec, count=count)
-    return Page(rows=await claim_trees(conn, ids), cursors=cursors, has_next=more, total=total)
+    return await keyset_page(conn, c.id, condition, sort=CLAIM_SORT, page=page, codec=codec, trees=claim_trees)

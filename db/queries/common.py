@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, TextClause, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY, UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.pagination import CursorCodec, Sort
+from db.pagination import CursorCodec, Page, PageRequest, Sort
+
+TreeLoader = Callable[[AsyncConnection, list[UUID]], Awaitable[list[dict]]]
 
 # A reference to an actor: {id, name, kind}, or NULL. `{id}` is a SQL expression.
 ACTOR_REF = """(SELECT json_build_object('id', ar.id, 'name', ar.name, 'kind', ar.kind)
@@ -34,19 +37,35 @@ def parse_uuid(value: str) -> UUID | None:
         return None
 
 
+def tree_loader(statement: TextClause) -> TreeLoader:
+    """A function returning the JSON trees of records by id, in the order of the ids.
+
+    `statement` selects a column `tree` for the ids in the array parameter `:ids`."""
+    bound = statement.bindparams(bindparam("ids", type_=ARRAY(PG_UUID(as_uuid=True))))
+
+    async def trees(conn: AsyncConnection, ids: list[UUID]) -> list[dict]:
+        return [r.tree for r in await conn.execute(bound, {"ids": ids})]
+
+    return trees
+
+
+async def tree_by_ref(conn: AsyncConnection, trees: TreeLoader, ref: str) -> dict | None:
+    """One record's tree by its id as a client wrote it; None if malformed or unknown."""
+    record_id = parse_uuid(ref)
+    found = await trees(conn, [record_id]) if record_id else []
+    return found[0] if found else None
+
+
 async def keyset_page(conn: AsyncConnection, id_column: ColumnElement, condition: ColumnElement[bool], *,
-                      sort: Sort, limit: int, cursor: str | None, codec: CursorCodec,
-                      count: bool = False) -> tuple[list[UUID], list[str], bool, int | None]:
-    """One page in `sort` order after `cursor`: its ids, each row's cursor, whether more
-    rows follow, and (if asked) the total number of matches."""
-    after = codec.decode(cursor, sort) if cursor else None
-    stmt = sort.apply(select(id_column, *sort.columns).where(condition), after).limit(limit + 1)
+                      sort: Sort, page: PageRequest, codec: CursorCodec, trees: TreeLoader) -> Page:
+    """One page of trees in `sort` order after the page's cursor (and the total, if asked)."""
+    after = codec.decode(page.cursor, sort) if page.cursor else None
+    stmt = sort.apply(select(id_column, *sort.columns).where(condition), after).limit(page.limit + 1)
     rows: Sequence[Any] = (await conn.execute(stmt)).all()
-    more = len(rows) > limit
-    rows = rows[:limit]
-    cursors = [codec.encode(sort, list(r[1:])) for r in rows]
+    more = len(rows) > page.limit
+    rows = rows[:page.limit]
     total = None
-    if count:
-        table = id_column.table
-        total = await conn.scalar(select(func.count()).select_from(table).where(condition))
-    return [r[0] for r in rows], cursors, more, total
+    if page.count:
+        total = await conn.scalar(select(func.count()).select_from(id_column.table).where(condition))
+    return Page(rows=await trees(conn, [r[0] for r in rows]),
+                cursors=[codec.encode(sort, list(r[1:])) for r in rows], has_next=more, total=total)

@@ -5,13 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from uuid import UUID
 
-from sqlalchemy import bindparam, func, text, true
-from sqlalchemy.dialects.postgresql import ARRAY, UUID as PG_UUID
+from sqlalchemy import func, text, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models as m
-from db.pagination import CursorCodec, Page, Sort, decode_date
-from db.queries.common import keyset_page, parse_uuid
+from db.pagination import CursorCodec, Page, PageRequest, Sort, decode_date
+from db.queries.common import keyset_page, tree_by_ref, tree_loader
 
 d = m.documents.c
 # Undated documents sort last among the newest-first.
@@ -28,21 +27,13 @@ SELECT json_build_object(
 FROM unnest(:ids) WITH ORDINALITY AS page(id, ord)
 JOIN documents doc ON doc.id = page.id
 ORDER BY page.ord
-""").bindparams(bindparam("ids", type_=ARRAY(PG_UUID(as_uuid=True))))
-
-
-async def document_trees(conn: AsyncConnection, ids: list[UUID]) -> list[dict]:
-    return [r.tree for r in await conn.execute(_DOCUMENT_TREES, {"ids": ids})]
+""")
+document_trees = tree_loader(_DOCUMENT_TREES)
 
 
 async def get_document(conn: AsyncConnection, ref: str) -> dict | None:
-    document_id = parse_uuid(ref)
-    trees = await document_trees(conn, [document_id]) if document_id else []
-    return trees[0] if trees else None
+    return await tree_by_ref(conn, document_trees, ref)
 
 
-async def list_documents(conn: AsyncConnection, *, limit: int, cursor: str | None, codec: CursorCodec,
-                         count: bool = False) -> Page:
-    ids, cursors, more, total = await keyset_page(conn, d.id, true(), sort=DOCUMENT_SORT, limit=limit,
-                                                cursor=cursor, codec=codec, count=count)
-    return Page(rows=await document_trees(conn, ids), cursors=cursors, has_next=more, total=total)
+async def list_documents(conn: AsyncConnection, page: PageRequest, codec: CursorCodec) -> Page:
+    return await keyset_page(conn, d.id, true(), sort=DOCUMENT_SORT, page=page, codec=codec, trees=document_trees)

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from sqlalchemy import Boolean, bindparam, func, select, text
-from sqlalchemy.dialects.postgresql import ARRAY, UUID as PG_UUID
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models as m
 from db.filters import EventFilter, compile_event_filter, split_external_id
-from db.pagination import CursorCodec, Page, Sort, decode_date
-from db.queries.common import ACTOR_REF, PLACE_TREE, keyset_page, parse_uuid
+from db.pagination import CursorCodec, Page, PageRequest, Sort, decode_date
+from db.queries.common import ACTOR_REF, PLACE_TREE, keyset_page, parse_uuid, tree_loader
 
 e = m.events.c
 EVENT_SORTS = {
@@ -50,7 +49,7 @@ CLAIM_TREE = f"""json_build_object(
   'created_at', c.created_at,
   'updated_at', c.updated_at)"""
 
-_EVENT_TREES = text(f"""
+_EVENT_TREE_SQL = f"""
 SELECT json_build_object(
   'id', e.id,
   'event_type', e.event_type,
@@ -76,10 +75,7 @@ SELECT json_build_object(
                ORDER BY array_position(ARRAY['perpetrator', 'target', 'participant'], ea.role), a.name)
         FROM event_actors ea JOIN actors a ON a.id = ea.actor_id
        WHERE ea.event_id = e.id), '[]'::json),
-  'claim_count', (SELECT count(*) FROM claims c WHERE c.event_id = e.id),
-  'claims', CASE WHEN :with_claims THEN coalesce((
-      SELECT json_agg({CLAIM_TREE} ORDER BY c.predicate, c.created_at, c.id)
-        FROM claims c WHERE c.event_id = e.id), '[]'::json) END,
+  'claim_count', (SELECT count(*) FROM claims c WHERE c.event_id = e.id),{{claims}}
   'external_ids', coalesce((
       SELECT json_agg(json_build_object('dataset', x.dataset, 'id', x.external_id)
                        ORDER BY x.dataset, x.external_id)
@@ -91,22 +87,14 @@ FROM unnest(:ids) WITH ORDINALITY AS page(id, ord)
 JOIN events e ON e.id = page.id
 JOIN places p ON p.id = e.place_id
 ORDER BY page.ord
-""").bindparams(bindparam("ids", type_=ARRAY(PG_UUID(as_uuid=True))), bindparam("with_claims", type_=Boolean))
+"""
+_CLAIMS = f"""
+  'claims', coalesce((SELECT json_agg({CLAIM_TREE} ORDER BY c.predicate, c.created_at, c.id)
+                        FROM claims c WHERE c.event_id = e.id), '[]'::json),"""
 
-_EVENT_CLAIMS = text(f"""
-SELECT {CLAIM_TREE} AS tree FROM claims c
- WHERE c.event_id = :event_id
- ORDER BY c.predicate, c.created_at, c.id
-""")
-
-
-async def event_trees(conn: AsyncConnection, ids: list[UUID], *, with_claims: bool = True) -> list[dict]:
-    rows = await conn.execute(_EVENT_TREES, {"ids": ids, "with_claims": with_claims})
-    trees = [r.tree for r in rows]
-    if not with_claims:
-        for tree in trees:
-            del tree["claims"]  # lists carry claim_count; the detail carries the claims
-    return trees
+# The detail carries every claim; list items carry claim_count only.
+event_trees = tree_loader(text(_EVENT_TREE_SQL.format(claims=_CLAIMS)))
+event_list_trees = tree_loader(text(_EVENT_TREE_SQL.format(claims="")))
 
 
 async def resolve_event_id(conn: AsyncConnection, ref: str) -> UUID | None:
@@ -128,14 +116,9 @@ async def get_event(conn: AsyncConnection, ref: str) -> dict | None:
     return trees[0] if trees else None
 
 
-async def claims_of_event(conn: AsyncConnection, event_id: UUID) -> list[dict]:
-    return [r.tree for r in await conn.execute(_EVENT_CLAIMS, {"event_id": event_id})]
-
-
-async def list_events(conn: AsyncConnection, f: EventFilter, *, sort: Sort, limit: int, cursor: str | None,
-                      codec: CursorCodec, count: bool = False, with_claims: bool = False) -> Page:
-    """One page of event trees matching a filter, in `sort` order after `cursor`."""
+async def list_events(conn: AsyncConnection, page: PageRequest, codec: CursorCodec, f: EventFilter, *,
+                      sort: Sort = EVENT_SORTS["-date"], with_claims: bool = False) -> Page:
+    """One page of event trees matching a filter, in `sort` order after the page's cursor."""
     condition = await compile_event_filter(conn, f)
-    ids, cursors, more, total = await keyset_page(conn, e.id, condition, sort=sort, limit=limit, cursor=cursor,
-                                                codec=codec, count=count)
-    return Page(rows=await event_trees(conn, ids, with_claims=with_claims), cursors=cursors, has_next=more, total=total)
+    return await keyset_page(conn, e.id, condition, sort=sort, page=page, codec=codec,
+                             trees=event_trees if with_claims else event_list_trees)

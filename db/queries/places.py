@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from sqlalchemy import bindparam, select, text, true
-from sqlalchemy.dialects.postgresql import ARRAY, UUID as PG_UUID
+from sqlalchemy import select, text, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models as m
 from db.filters import FilterError
 from db.names import normalize_name
-from db.pagination import CursorCodec, Page, Sort
-from db.queries.common import PLACE_TREE, keyset_page, parse_uuid
+from db.pagination import CursorCodec, Page, PageRequest, Sort
+from db.queries.common import PLACE_TREE, keyset_page, parse_uuid, tree_by_ref, tree_loader
 
 p = m.places.c
 PLACE_SORT = Sort("name", (p.name, p.id), (str, UUID), descending=False)
@@ -33,21 +32,16 @@ SELECT {PLACE_TREE.format(id="page.id", extra=_PLACE_DETAILS)} AS tree
 FROM unnest(:ids) WITH ORDINALITY AS page(id, ord)
 WHERE EXISTS (SELECT 1 FROM places WHERE places.id = page.id)
 ORDER BY page.ord
-""").bindparams(bindparam("ids", type_=ARRAY(PG_UUID(as_uuid=True))))
-
-
-async def place_trees(conn: AsyncConnection, ids: list[UUID]) -> list[dict]:
-    return [r.tree for r in await conn.execute(_PLACE_TREES, {"ids": ids})]
+""")
+place_trees = tree_loader(_PLACE_TREES)
 
 
 async def get_place(conn: AsyncConnection, ref: str) -> dict | None:
-    place_id = parse_uuid(ref)
-    trees = await place_trees(conn, [place_id]) if place_id else []
-    return trees[0] if trees else None
+    return await tree_by_ref(conn, place_trees, ref)
 
 
-async def list_places(conn: AsyncConnection, *, q: str | None, kind: tuple[str, ...], parent: str | None,
-                      limit: int, cursor: str | None, codec: CursorCodec, count: bool = False) -> Page:
+async def list_places(conn: AsyncConnection, page: PageRequest, codec: CursorCodec, *, q: str | None = None,
+                      kind: tuple[str, ...] = (), parent: str | None = None) -> Page:
     condition = true()
     if q:
         norm = normalize_name(q)
@@ -62,6 +56,4 @@ async def list_places(conn: AsyncConnection, *, q: str | None, kind: tuple[str, 
         if parent_id is None:
             raise FilterError("parent", f"{parent!r} is not a place id")
         condition = condition & (p.parent_id == parent_id)
-    ids, cursors, more, total = await keyset_page(conn, p.id, condition, sort=PLACE_SORT, limit=limit,
-                                                cursor=cursor, codec=codec, count=count)
-    return Page(rows=await place_trees(conn, ids), cursors=cursors, has_next=more, total=total)
+    return await keyset_page(conn, p.id, condition, sort=PLACE_SORT, page=page, codec=codec, trees=place_trees)
