@@ -26,6 +26,9 @@ class Settings(BaseSettings):
         description="Signs pagination cursors. Unset: a random key kept in the data directory.")
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", validation_alias=AliasChoices("CONFLICTKB_LOG_LEVEL", "log_level"))
+    cors_origins: list[str] = Field(
+        default=["*"], validation_alias=AliasChoices("CONFLICTKB_CORS_ORIGINS", "cors_origins"),
+        description='Origins browsers may call the API from, as a JSON list; ["*"]: any (reads are public).')
     db_pool_size: int = Field(default=10, validation_alias=AliasChoices("CONFLICTKB_DB_POOL_SIZE", "db_pool_size"))
 
     @cached_property

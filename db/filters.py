@@ -12,7 +12,7 @@ import datetime as dt
 from dataclasses import dataclass, fields
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, and_, exists, not_, or_, select, true
+from sqlalchemy import ColumnElement, Select, Table, and_, exists, not_, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models as m
@@ -57,6 +57,16 @@ class EventFilter:
 
     def is_empty(self) -> bool:
         return all(getattr(self, f.name) in (None, ()) for f in fields(self))
+
+
+def ids_named_like(names: Table, q: str) -> Select:
+    """Ids of the places or actors (by their `names` table) with a name containing `q`,
+    ignoring case, accents and punctuation."""
+    norm = normalize_name(q)
+    if not norm:
+        raise FilterError("q", "needs at least one letter or digit")
+    owner_id = names.c[names.name.removesuffix("_names") + "_id"]
+    return select(owner_id).where(names.c.name_norm.contains(norm, autoescape=True))
 
 
 def _as_uuid(value: str) -> UUID | None:

@@ -239,3 +239,26 @@ async def test_lists_count_claims_and_the_detail_carries_them(client):
     assert "claims" not in listed
     detail = (await client.get(event_url("al-qasr-strike"))).json()
     assert listed["claim_count"] == len(detail["claims"]) == detail["claim_count"]
+
+
+async def test_browsers_on_other_origins_may_read(client):
+    preflight = await client.options("/v1/events", headers={
+        "Origin": "https://charts.example", "Access-Control-Request-Method": "GET"})
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] in ("*", "https://charts.example")
+    response = await client.get("/v1/events", headers={"Origin": "https://charts.example"})
+    assert "link" in response.headers["access-control-expose-headers"].lower()
+
+
+async def test_large_answers_are_compressed(client):
+    response = await client.get("/v1/events", headers={"Accept-Encoding": "gzip"})
+    assert response.headers["content-encoding"] == "gzip"
+    assert len(response.json()["data"]) == 14  # httpx decompresses
+
+
+@pytest.mark.parametrize("path, name", [("/v1/actors?q=--", "q"), ("/v1/places?parent=nowhere", "parent"),
+                                        ("/v1/claims?stance=maybe", "stance"), ("/v1/places?kind=planet", "kind")])
+async def test_bad_list_parameters_are_named(client, path, name):
+    response = await client.get(path)
+    assert response.status_code == 422
+    assert [e["name"] for e in response.json()["errors"]] == [name]

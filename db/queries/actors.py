@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from sqlalchemy import select, text, true
+from sqlalchemy import text, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models as m
-from db.filters import FilterError
-from db.names import normalize_name
+from db.filters import ids_named_like
 from db.pagination import CursorCodec, Page, PageRequest, Sort
 from db.queries.common import ACTOR_REF, keyset_page, tree_by_ref, tree_loader
 
@@ -56,11 +55,7 @@ async def list_actors(conn: AsyncConnection, page: PageRequest, codec: CursorCod
                       kind: tuple[str, ...] = ()) -> Page:
     condition = true()
     if q:
-        norm = normalize_name(q)
-        if not norm:
-            raise FilterError("q", "needs at least one letter or digit")
-        condition = condition & a.id.in_(
-            select(m.actor_names.c.actor_id).where(m.actor_names.c.name_norm.contains(norm, autoescape=True)))
+        condition = condition & a.id.in_(ids_named_like(m.actor_names, q))
     if kind:
         condition = condition & a.kind.in_(kind)
     return await keyset_page(conn, a.id, condition, sort=ACTOR_SORT, page=page, codec=codec, trees=actor_trees)

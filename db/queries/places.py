@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from sqlalchemy import select, text, true
+from sqlalchemy import text, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models as m
-from db.filters import FilterError
-from db.names import normalize_name
+from db.filters import FilterError, ids_named_like
 from db.pagination import CursorCodec, Page, PageRequest, Sort
 from db.queries.common import PLACE_TREE, keyset_page, parse_uuid, tree_by_ref, tree_loader
 
@@ -44,11 +43,7 @@ async def list_places(conn: AsyncConnection, page: PageRequest, codec: CursorCod
                       kind: tuple[str, ...] = (), parent: str | None = None) -> Page:
     condition = true()
     if q:
-        norm = normalize_name(q)
-        if not norm:
-            raise FilterError("q", "needs at least one letter or digit")
-        condition = condition & p.id.in_(
-            select(m.place_names.c.place_id).where(m.place_names.c.name_norm.contains(norm, autoescape=True)))
+        condition = condition & p.id.in_(ids_named_like(m.place_names, q))
     if kind:
         condition = condition & p.kind.in_(kind)
     if parent is not None:
