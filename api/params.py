@@ -7,15 +7,16 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, Query, Request
 from fastapi.dependencies.models import Dependant
+from pydantic import ValidationError
 
 from api.errors import Problem
-from db.filters import EventFilter
+from db.filters import EventFilter, EventWhere, parse_bbox, parse_near
 from db.pagination import PageRequest
 from db.queries.claims import ClaimFilter
 
 AttributionStatus = Literal["confirmed", "alleged", "contested", "unknown"]
 Stance = Literal["asserts", "denies", "uncertain", "concedes"]
-EventSortName = Literal["-date", "date", "-fatalities", "fatalities"]
+EventSortName = Literal["-date", "date", "-fatalities", "fatalities", "relevance", "distance"]
 
 Many = Annotated[list[str], Query()]
 
@@ -38,13 +39,29 @@ def event_filter(
     min_fatalities: Annotated[int | None, Query(ge=0, description="Best fatality estimate at least this.")] = None,
     max_fatalities: Annotated[int | None, Query(ge=0, description="Best fatality estimate at most this.")] = None,
     min_civilian_fatalities: Annotated[int | None, Query(ge=0)] = None,
+    include_members: Annotated[bool, Query(
+        description="actor/perpetrator/target also match members (at the event's date) and sub-units.")] = False,
+    bbox: Annotated[str | None, Query(description="min_lon,min_lat,max_lon,max_lat (may cross 180°).")] = None,
+    near: Annotated[str | None, Query(description="lat,lon,radius_km: great-circle; adds distance_km.")] = None,
+    q: Annotated[str | None, Query(description="Full-text search: summaries, quotes, place and actor names.")] = None,
+    where: Annotated[str | None, Query(description='JSON in the GraphQL EventWhere grammar, e.g. '
+                                       '{"_or": [{"admin1": "Hasakah"}, {"country": "IRQ"}]}.')] = None,
 ) -> EventFilter:
+    try:
+        parsed_where = EventWhere.model_validate_json(where).to_filter() if where is not None else None
+    except ValidationError as exc:
+        errors = [{"name": "where", "in": "query",
+                   "reason": f"{'.'.join(map(str, e['loc'])) or 'JSON'}: {e['msg']}"} for e in exc.errors()]
+        raise Problem(422, "where: " + "; ".join(e["reason"] for e in errors), errors=errors) from exc
     return EventFilter(
         date_from=date_from, date_to=date_to, country=tuple(country), admin1=tuple(admin1), admin2=tuple(admin2),
         place=tuple(place), event_type=tuple(event_type), sub_event_type=tuple(sub_event_type),
         actor=tuple(actor), perpetrator=tuple(perpetrator), target=tuple(target), claimant=tuple(claimant),
         attribution=tuple(attribution), external_id=tuple(external_id), min_fatalities=min_fatalities,
         max_fatalities=max_fatalities, min_civilian_fatalities=min_civilian_fatalities,
+        include_members=include_members, bbox=parse_bbox(bbox) if bbox is not None else None,
+        near=parse_near(near) if near is not None else None, q=q,
+        all_of=(parsed_where,) if parsed_where else (),
     )
 
 

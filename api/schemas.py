@@ -135,6 +135,7 @@ class Event(_Out):
     summary: str | None
     actors: list[EventActor]
     claim_count: int = Field(description="How many claims are about the event.")
+    distance_km: float | None = Field(default=None, description="With `near`: great-circle distance from the point.")
     claims: list[Claim] | None = Field(default=None, description="Every claim about the event (in the detail only).")
     external_ids: list[ExternalId]
     created_at: dt.datetime

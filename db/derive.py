@@ -1,4 +1,4 @@
-"""Event figures and attribution derived from claims: the rules, in one place.
+"""Event figures, attribution and search text derived from claims: the rules, in one place.
 
 Whoever changes claims (the seed, an import, an API write) calls
 `recompute_events(conn, event_ids)` in the same transaction, so an event's figures
@@ -138,6 +138,30 @@ UPDATE event_actors ea SET status = d.status, status_claim_ids = d.claim_ids
 """)
 
 
+# What full-text search (`q`) finds an event by: its summary (weight A), its claims'
+# quotes (B), and every name and alias of its place and the place's ancestors, and of
+# its actors (C). One text search configuration for all of it, so a query word is
+# stemmed the way the indexed words were.
+_SEARCH_VECTOR = text("""
+WITH texts AS (
+  SELECT e.id,
+         setweight(to_tsvector('english', coalesce(e.summary, '')), 'A')
+      || setweight(to_tsvector('english', coalesce(
+           (SELECT string_agg(c.quote, ' ') FROM claims c WHERE c.event_id = e.id), '')), 'B')
+      || setweight(to_tsvector('english', coalesce(
+           (SELECT string_agg(DISTINCT n.name, ' ') FROM place_lineage l
+              JOIN place_names n ON n.place_id = l.ancestor_id WHERE l.descendant_id = e.place_id), '')
+           || ' ' || coalesce(
+           (SELECT string_agg(DISTINCT n.name, ' ') FROM event_actors ea
+              JOIN actor_names n ON n.actor_id = ea.actor_id WHERE ea.event_id = e.id), '')), 'C') AS vector
+    FROM events e WHERE e.id = ANY(:ids)
+)
+UPDATE events e SET search_vector = t.vector
+  FROM texts t
+ WHERE e.id = t.id AND e.search_vector IS DISTINCT FROM t.vector
+""")
+
+
 async def recompute_events(conn: AsyncConnection, event_ids: Collection[UUID]) -> None:
     """Re-derive fatalities and attribution of these events from their claims."""
     if not event_ids:
@@ -146,3 +170,4 @@ async def recompute_events(conn: AsyncConnection, event_ids: Collection[UUID]) -
     await conn.execute(_ADD_ROLES_NAMED_IN_CLAIMS, params)
     await conn.execute(_FATALITIES, params)
     await conn.execute(_ATTRIBUTION, params)
+    await conn.execute(_SEARCH_VECTOR, params)

@@ -9,10 +9,27 @@ nothing is an error that names the filter rather than a silently empty answer.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass, fields
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Select, Table, and_, exists, not_, or_, select, true
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Table,
+    and_,
+    exists,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.dialects.postgresql import REGCONFIG
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models as m
@@ -28,6 +45,20 @@ class FilterError(ValueError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+EARTH_RADIUS_KM = 6371.0088
+KM_PER_DEGREE = EARTH_RADIUS_KM * math.pi / 180
+TEXT_SEARCH_CONFIG = "english"
+
+
+@dataclass(frozen=True)
+class Near:
+    """Within `radius_km` (great-circle) of a point."""
+
+    latitude: float
+    longitude: float
+    radius_km: float
 
 
 @dataclass(frozen=True)
@@ -51,6 +82,10 @@ class EventFilter:
     min_fatalities: int | None = None
     max_fatalities: int | None = None
     min_civilian_fatalities: int | None = None
+    include_members: bool = False
+    bbox: tuple[float, float, float, float] | None = None
+    near: Near | None = None
+    q: str | None = None
     all_of: tuple["EventFilter", ...] = ()
     any_of: tuple["EventFilter", ...] = ()
     none_of: "EventFilter | None" = None
@@ -119,16 +154,97 @@ async def _check_vocabulary(conn: AsyncConnection, field: str, values: tuple[str
         raise FilterError(field, f"unknown value(s) {', '.join(map(repr, unknown))}; see GET /v1/vocabularies")
 
 
+def parse_bbox(text: str) -> tuple[float, float, float, float]:
+    """`min_lon,min_lat,max_lon,max_lat` as written in a URL."""
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 4 or not all(math.isfinite(v) for v in values):
+        raise FilterError("bbox", "must be min_lon,min_lat,max_lon,max_lat (four numbers)")
+    return values  # type: ignore[return-value]
+
+
+def parse_near(text: str) -> Near:
+    """`lat,lon,radius_km` as written in a URL."""
+    try:
+        lat, lon, radius = (float(v) for v in text.split(","))
+    except ValueError:
+        raise FilterError("near", "must be lat,lon,radius_km (three numbers)") from None
+    return Near(lat, lon, radius)
+
+
+def _boxes(min_lon: float, min_lat: float, max_lon: float, max_lat: float) -> list[ColumnElement]:
+    """Boxes (as SQL) covering a longitude range that may cross the antimeridian."""
+    def box(lo: float, hi: float) -> ColumnElement:
+        return func.box(func.point(lo, min_lat), func.point(hi, max_lat))
+
+    if min_lon <= max_lon:
+        return [box(min_lon, max_lon)]
+    return [box(min_lon, 180.0), box(-180.0, max_lon)]
+
+
+def _check_bbox(bbox: tuple[float, float, float, float]) -> None:
+    min_lon, min_lat, max_lon, max_lat = bbox
+    if not (-180 <= min_lon <= 180 and -180 <= max_lon <= 180):
+        raise FilterError("bbox", "longitudes must be between -180 and 180")
+    if not (-90 <= min_lat <= max_lat <= 90):
+        raise FilterError("bbox", "latitudes must be between -90 and 90, min_lat <= max_lat")
+
+
+def near_boxes(near: Near) -> list[ColumnElement]:
+    """Boxes that hold the whole circle: the index narrows to them, the exact
+    great-circle distance decides. Right at the poles and across the antimeridian."""
+    if not (-90 <= near.latitude <= 90 and -180 <= near.longitude <= 180):
+        raise FilterError("near", "latitude must be between -90 and 90, longitude between -180 and 180")
+    if not 0 < near.radius_km <= math.pi * EARTH_RADIUS_KM:
+        raise FilterError("near", f"radius_km must be above 0 and at most {math.pi * EARTH_RADIUS_KM:.0f}")
+    angular = near.radius_km / EARTH_RADIUS_KM
+    min_lat = near.latitude - math.degrees(angular)
+    max_lat = near.latitude + math.degrees(angular)
+    if min_lat <= -90 or max_lat >= 90 or math.sin(angular) >= math.cos(math.radians(near.latitude)):
+        # the circle holds a pole: every longitude
+        return _boxes(-180.0, max(min_lat, -90.0), 180.0, min(max_lat, 90.0))
+    spread = math.degrees(math.asin(math.sin(angular) / math.cos(math.radians(near.latitude))))
+    wrap = lambda lon: (lon + 180.0) % 360.0 - 180.0  # noqa: E731
+    if spread >= 180:
+        return _boxes(-180.0, min_lat, 180.0, max_lat)
+    return _boxes(wrap(near.longitude - spread), min_lat, wrap(near.longitude + spread), max_lat)
+
+
+def distance_km(near: Near) -> ColumnElement[float]:
+    """Great-circle distance of an event from the `near` point."""
+    return func.great_circle_km(m.events.c.location, near.latitude, near.longitude)
+
+
+def text_query(q: str) -> ColumnElement:
+    return func.websearch_to_tsquery(literal(TEXT_SEARCH_CONFIG).cast(REGCONFIG), q)
+
+
 def _inside(place_ids: list[UUID]) -> ColumnElement[bool]:
     return m.events.c.place_id.in_(
         select(m.place_lineage.c.descendant_id).where(m.place_lineage.c.ancestor_id.in_(place_ids)))
 
 
-def _with_actor(actor_ids: list[UUID], role: str | None = None) -> ColumnElement[bool]:
-    ea = m.event_actors
-    condition = and_(ea.c.event_id == m.events.c.id, ea.c.actor_id.in_(actor_ids))
+def _actor_involved(actor_ids: list[UUID], role: str | None, include_members: bool,
+                    statuses: tuple[str, ...]) -> ColumnElement[bool]:
+    """The event has one of these actors (in this role, of these statuses). With
+    `include_members`, also the units under them and their members at the event's time."""
+    ea, e = m.event_actors.c, m.events.c
+    who = ea.actor_id.in_(actor_ids)
+    if include_members:
+        ms, lineage = m.actor_memberships.c, m.actor_lineage.c
+        who = or_(
+            who,
+            ea.actor_id.in_(select(lineage.descendant_id).where(lineage.ancestor_id.in_(actor_ids))),
+            exists().where(ms.member_id == ea.actor_id, ms.group_id.in_(actor_ids), ms.relation == "member",
+                           or_(ms.valid_from.is_(None), ms.valid_from <= e.date_end),
+                           or_(ms.valid_to.is_(None), ms.valid_to >= e.date_start)))
+    condition = and_(ea.event_id == e.id, who)
     if role:
-        condition = and_(condition, ea.c.role == role)
+        condition = and_(condition, ea.role == role)
+    if statuses:
+        condition = and_(condition, ea.status.in_(statuses))
     return exists().where(condition)
 
 
@@ -143,29 +259,35 @@ async def compile_event_filter(conn: AsyncConnection, f: EventFilter) -> ColumnE
         conditions.append(e.date_start <= f.date_to)
     if f.date_from and f.date_to and f.date_from > f.date_to:
         raise FilterError("date_to", "is before date_from")
-    for field, kind in (("country", "country"), ("admin1", "admin1"), ("admin2", "admin2"), ("place", None)):
+    # Events carry their country, admin1 and admin2 (db/migrations 0002): one index each.
+    for field, column in (("country", e.country_id), ("admin1", e.admin1_id), ("admin2", e.admin2_id)):
         values = getattr(f, field)
         if values:
-            conditions.append(_inside(await resolve_places(conn, field, values, kind)))
+            conditions.append(column.in_(await resolve_places(conn, field, values, field)))
+    if f.place:
+        conditions.append(_inside(await resolve_places(conn, "place", f.place, None)))
     if f.event_type:
         await _check_vocabulary(conn, "event_type", f.event_type, m.event_types, "name")
         conditions.append(e.event_type.in_(f.event_type))
     if f.sub_event_type:
         await _check_vocabulary(conn, "sub_event_type", f.sub_event_type, m.sub_event_types, "name")
         conditions.append(e.sub_event_type.in_(f.sub_event_type))
-    for field, role in (("actor", None), ("perpetrator", "perpetrator"), ("target", "target")):
-        values = getattr(f, field)
-        if values:
-            conditions.append(_with_actor(await resolve_actors(conn, field, values), role))
-    if f.claimant:
-        claimants = await resolve_actors(conn, "claimant", f.claimant)
-        conditions.append(exists().where(m.claims.c.event_id == e.id, m.claims.c.claimant_id.in_(claimants)))
     if f.attribution:
         bad = [a for a in f.attribution if a not in ATTRIBUTION_STATUSES]
         if bad:
             raise FilterError("attribution", f"must be one of {', '.join(ATTRIBUTION_STATUSES)}, not {bad[0]!r}")
+    # attribution applies to the actors named by actor/perpetrator/target, else to any actor
+    named_actors = [(field, role) for field, role in (("actor", None), ("perpetrator", "perpetrator"),
+                                                      ("target", "target")) if getattr(f, field)]
+    for field, role in named_actors:
+        actor_ids = await resolve_actors(conn, field, getattr(f, field))
+        conditions.append(_actor_involved(actor_ids, role, f.include_members, f.attribution))
+    if f.attribution and not named_actors:
         ea = m.event_actors.c
         conditions.append(exists().where(ea.event_id == e.id, ea.status.in_(f.attribution)))
+    if f.claimant:
+        claimants = await resolve_actors(conn, "claimant", f.claimant)
+        conditions.append(exists().where(m.claims.c.event_id == e.id, m.claims.c.claimant_id.in_(claimants)))
     if f.external_id:
         conditions.append(e.id.in_(await resolve_external_event_ids(conn, f.external_id)))
     if f.min_fatalities is not None:
@@ -174,6 +296,16 @@ async def compile_event_filter(conn: AsyncConnection, f: EventFilter) -> ColumnE
         conditions.append(e.fatalities_best <= f.max_fatalities)
     if f.min_civilian_fatalities is not None:
         conditions.append(e.civilian_fatalities_best >= f.min_civilian_fatalities)
+    if f.bbox is not None:
+        _check_bbox(f.bbox)
+        conditions.append(or_(*(e.location.op("<@")(box) for box in _boxes(*f.bbox))))
+    if f.near is not None:
+        conditions.append(or_(*(e.location.op("<@")(box) for box in near_boxes(f.near))))
+        conditions.append(distance_km(f.near) <= f.near.radius_km)
+    if f.q is not None:
+        if not await conn.scalar(select(func.numnode(text_query(f.q)))):
+            raise FilterError("q", f"has no words to search for in {f.q!r}")
+        conditions.append(e.search_vector.op("@@")(text_query(f.q)))
     for sub in f.all_of:
         conditions.append(await compile_event_filter(conn, sub))
     if f.any_of:
@@ -197,3 +329,73 @@ async def resolve_external_event_ids(conn: AsyncConnection, values: tuple[str, .
     rows = await conn.scalars(
         select(x.event_id).where(or_(*(and_(x.dataset == d, x.external_id == i) for d, i in pairs))))
     return list(rows.all())
+
+
+# --------------------------------------------------------------------------- the `where` grammar
+
+
+def _listify(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+def _lower(value: Any) -> Any:
+    value = _listify(value)
+    return [getattr(v, "value", v).lower() if isinstance(getattr(v, "value", v), str) else v
+            for v in value] if isinstance(value, list) else value
+
+
+Names = Annotated[list[str], BeforeValidator(_listify)]
+
+
+class NearWhere(BaseModel):
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+    radius_km: float = Field(gt=0, le=math.pi * EARTH_RADIUS_KM)
+
+
+class EventWhere(BaseModel):
+    """The filter grammar shared by GraphQL `EventWhere` and REST's `where=` JSON:
+    keys in camelCase (as in GraphQL) or snake_case, plus `_and`, `_or`, `_not`."""
+
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+    country: Names = []
+    admin1: Names = []
+    admin2: Names = []
+    place: Names = []
+    event_type: Names = []
+    sub_event_type: Names = []
+    actor: Names = []
+    perpetrator: Names = []
+    target: Names = []
+    claimant: Names = []
+    attribution: Annotated[list[Literal["confirmed", "alleged", "contested", "unknown"]], BeforeValidator(_lower)] = []
+    external_id: Names = []
+    min_fatalities: int | None = Field(default=None, ge=0)
+    max_fatalities: int | None = Field(default=None, ge=0)
+    min_civilian_fatalities: int | None = Field(default=None, ge=0)
+    include_members: bool = False
+    bbox: tuple[float, float, float, float] | None = None
+    near: NearWhere | None = None
+    q: str | None = None
+    and_: list["EventWhere"] = Field(default=[], alias="_and")
+    or_: list["EventWhere"] = Field(default=[], alias="_or")
+    not_: "EventWhere | None" = Field(default=None, alias="_not")
+
+    def to_filter(self) -> EventFilter:
+        return EventFilter(
+            date_from=self.date_from, date_to=self.date_to, country=tuple(self.country), admin1=tuple(self.admin1),
+            admin2=tuple(self.admin2), place=tuple(self.place), event_type=tuple(self.event_type),
+            sub_event_type=tuple(self.sub_event_type), actor=tuple(self.actor), perpetrator=tuple(self.perpetrator),
+            target=tuple(self.target), claimant=tuple(self.claimant), attribution=tuple(self.attribution),
+            external_id=tuple(self.external_id), min_fatalities=self.min_fatalities,
+            max_fatalities=self.max_fatalities, min_civilian_fatalities=self.min_civilian_fatalities,
+            include_members=self.include_members, bbox=self.bbox,
+            near=Near(self.near.latitude, self.near.longitude, self.near.radius_km) if self.near else None,
+            q=self.q, all_of=tuple(w.to_filter() for w in self.and_),
+            any_of=tuple(w.to_filter() for w in self.or_),
+            none_of=self.not_.to_filter() if self.not_ else None)

@@ -9,9 +9,24 @@ from sqlalchemy import (
     ARRAY, Boolean, CHAR, Column, Date, Double, ForeignKey, ForeignKeyConstraint, Integer, MetaData, SmallInteger, Table, Text,
     func, text,
 )
-from sqlalchemy.dialects.postgresql import TIMESTAMP, UUID
+from sqlalchemy.dialects.postgresql import TIMESTAMP, TSVECTOR, UUID
+from sqlalchemy.dialects.postgresql import base as postgresql_base
+from sqlalchemy.types import UserDefinedType
 
 metadata = MetaData()
+
+
+class Point(UserDefinedType):
+    """PostgreSQL's core `point` (x = longitude, y = latitude here)."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw) -> str:
+        return "POINT"
+
+
+# Reflection (Alembic's comparisons) then knows the type too.
+postgresql_base.ischema_names["point"] = Point
 
 
 def _id() -> Column:
@@ -149,6 +164,12 @@ events = Table(
     Column("civilian_fatalities_high", Integer),
     Column("fatality_claim_ids", ARRAY(UUID(as_uuid=True)), nullable=False, server_default="{}"),
     *_timestamps(),
+    # Kept by triggers (migration 0002) and db/derive.py, never written by the application.
+    Column("country_id", UUID(as_uuid=True), ForeignKey("places.id")),
+    Column("admin1_id", UUID(as_uuid=True), ForeignKey("places.id")),
+    Column("admin2_id", UUID(as_uuid=True), ForeignKey("places.id")),
+    Column("location", Point),
+    Column("search_vector", TSVECTOR),
     # The sub-event type must belong to the event type.
     ForeignKeyConstraint(["event_type", "sub_event_type"], ["sub_event_types.event_type", "sub_event_types.name"]),
 )

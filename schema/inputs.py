@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from enum import Enum
+from typing import Any
 
 import strawberry
 
-from db.filters import EventFilter
+from db.filters import EventFilter, EventWhere as EventWhereGrammar
 from schema.types import AttributionStatus
+
+
+@strawberry.input(description="A point and a great-circle radius in km.")
+class NearInput:
+    latitude: float
+    longitude: float
+    radius_km: float
 
 
 @strawberry.input(description="Event filters: the same as REST's, ANDed; lists OR within themselves.")
@@ -25,31 +34,41 @@ class EventWhere:
     perpetrator: list[str] | None = None
     target: list[str] | None = None
     claimant: list[str] | None = None
-    attribution: list[AttributionStatus] | None = None
+    attribution: list[AttributionStatus] | None = strawberry.field(
+        default=None, description="Of the actors named by actor/perpetrator/target, else of any actor.")
     external_id: list[str] | None = None
     min_fatalities: int | None = None
     max_fatalities: int | None = None
     min_civilian_fatalities: int | None = None
+    include_members: bool | None = strawberry.field(
+        default=None, description="Actor filters also match members (at the event's date) and sub-units.")
+    bbox: list[float] | None = strawberry.field(default=None, description="[minLon, minLat, maxLon, maxLat]")
+    near: NearInput | None = None
+    q: str | None = strawberry.field(default=None, description="Full-text search.")
     and_: list[EventWhere] | None = strawberry.field(default=None, name="_and")
     or_: list[EventWhere] | None = strawberry.field(default=None, name="_or")
     not_: EventWhere | None = strawberry.field(default=None, name="_not")
 
-    def to_filter(self) -> EventFilter:
-        def many(values) -> tuple[str, ...]:
-            return tuple(values or ())
+    def as_grammar(self) -> dict[str, Any]:
+        """This input as the shared `where` grammar (db.filters.EventWhere)."""
+        grammar: dict[str, Any] = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if value is None:
+                continue
+            if field.name in ("and_", "or_"):
+                value = [w.as_grammar() for w in value]
+            elif field.name == "not_":
+                value = value.as_grammar()
+            elif field.name == "near":
+                value = dataclasses.asdict(value)
+            elif field.name == "attribution":
+                value = [a.value for a in value]
+            grammar[{"and_": "_and", "or_": "_or", "not_": "_not"}.get(field.name, field.name)] = value
+        return grammar
 
-        return EventFilter(
-            date_from=self.date_from, date_to=self.date_to, country=many(self.country), admin1=many(self.admin1),
-            admin2=many(self.admin2), place=many(self.place), event_type=many(self.event_type),
-            sub_event_type=many(self.sub_event_type), actor=many(self.actor), perpetrator=many(self.perpetrator),
-            target=many(self.target), claimant=many(self.claimant),
-            attribution=tuple(a.value for a in self.attribution or ()), external_id=many(self.external_id),
-            min_fatalities=self.min_fatalities, max_fatalities=self.max_fatalities,
-            min_civilian_fatalities=self.min_civilian_fatalities,
-            all_of=tuple(w.to_filter() for w in self.and_ or ()),
-            any_of=tuple(w.to_filter() for w in self.or_ or ()),
-            none_of=self.not_.to_filter() if self.not_ else None,
-        )
+    def to_filter(self) -> EventFilter:
+        return EventWhereGrammar.model_validate(self.as_grammar()).to_filter()
 
 
 @strawberry.enum
@@ -58,3 +77,5 @@ class EventOrder(Enum):
     DATE_ASC = "date"
     FATALITIES_DESC = "-fatalities"
     FATALITIES_ASC = "fatalities"
+    RELEVANCE = "relevance"
+    DISTANCE = "distance"

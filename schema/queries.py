@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import strawberry
 from graphql import GraphQLError
+from pydantic import ValidationError
 from strawberry.types import Info
 
 from db.filters import EventFilter, FilterError
@@ -29,6 +30,11 @@ def user_errors() -> Iterator[None]:
         raise GraphQLError(str(exc), extensions={"code": "BAD_USER_INPUT", "argument": exc.field}) from exc
     except CursorError as exc:
         raise GraphQLError(f"after: {exc}", extensions={"code": "BAD_USER_INPUT", "argument": "after"}) from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise GraphQLError(f"where.{where}: {first['msg']}",
+                           extensions={"code": "BAD_USER_INPUT", "argument": f"where.{where}"}) from exc
 
 
 def _wants_total(info: Info) -> bool:
@@ -57,9 +63,10 @@ class Query:
     async def events(self, info: Info, where: EventWhere | None = None,
                      order_by: EventOrder = EventOrder.DATE_DESC, first: int = 50,
                      after: str | None = None) -> Connection[Event]:
+        with user_errors():
+            event_filter = where.to_filter() if where else EventFilter()
         return await _connection(info, first, after, events.list_events, lambda tree: Event(tree=tree),
-                                 where.to_filter() if where else EventFilter(),
-                                 sort=events.EVENT_SORTS[order_by.value], with_claims=True)
+                                 event_filter, sort=order_by.value, with_claims=True)
 
     @strawberry.field(description="One event by id or external id (dataset:id).")
     async def event(self, info: Info, id: strawberry.ID) -> Event | None:

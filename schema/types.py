@@ -333,6 +333,10 @@ class Event(_TreeNode):
                            actor=Actor(tree=a["actor"]))
                 for a in self.tree["actors"]]
 
+    @strawberry.field(description="With `near`: great-circle distance from the point, in km.")
+    def distance_km(self) -> float | None:
+        return self.tree.get("distance_km")
+
     @strawberry.field
     def claim_count(self) -> int:
         return self.tree["claim_count"]

@@ -19,7 +19,7 @@ router = APIRouter(tags=["events"], responses=PROBLEM_RESPONSES)
 async def list_events(request: Request, conn: ReadConn, codec: Codec, where: EventFilterDep, page: PageDep,
                       sort: Annotated[EventSortName, Query(description="Order of the list.")] = "-date"):
     """Events matching every given filter, newest first, one page at a time."""
-    result = await event_queries.list_events(conn, page, codec, where, sort=event_queries.EVENT_SORTS[sort])
+    result = await event_queries.list_events(conn, page, codec, where, sort=sort)
     return page_response(request, result)
 
 

@@ -57,15 +57,23 @@ async def tree_by_ref(conn: AsyncConnection, trees: TreeLoader, ref: str) -> dic
 
 
 async def keyset_page(conn: AsyncConnection, id_column: ColumnElement, condition: ColumnElement[bool], *,
-                      sort: Sort, page: PageRequest, codec: CursorCodec, trees: TreeLoader) -> Page:
-    """One page of trees in `sort` order after the page's cursor (and the total, if asked)."""
+                      sort: Sort, page: PageRequest, codec: CursorCodec, trees: TreeLoader,
+                      annotate: dict[str, ColumnElement] | None = None) -> Page:
+    """One page of trees in `sort` order after the page's cursor (and the total, if asked).
+    `annotate` adds per-row values computed by the page query (a distance) to the trees."""
+    annotate = annotate or {}
     after = codec.decode(page.cursor, sort) if page.cursor else None
-    stmt = sort.apply(select(id_column, *sort.columns).where(condition), after).limit(page.limit + 1)
-    rows: Sequence[Any] = (await conn.execute(stmt)).all()
+    stmt = select(id_column, *annotate.values(), *sort.columns).where(condition)
+    rows: Sequence[Any] = (await conn.execute(sort.apply(stmt, after).limit(page.limit + 1))).all()
     more = len(rows) > page.limit
     rows = rows[:page.limit]
     total = None
     if page.count:
         total = await conn.scalar(select(func.count()).select_from(id_column.table).where(condition))
-    return Page(rows=await trees(conn, [r[0] for r in rows]),
-                cursors=[codec.encode(sort, list(r[1:])) for r in rows], has_next=more, total=total)
+    found = await trees(conn, [r[0] for r in rows])
+    for tree, row in zip(found, rows):
+        for i, name in enumerate(annotate, start=1):
+            tree[name] = row[i]
+    key_start = 1 + len(annotate)
+    return Page(rows=found, cursors=[codec.encode(sort, list(r[key_start:])) for r in rows], has_next=more,
+                total=total)

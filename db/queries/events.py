@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from sqlalchemy import func, select, text
+from sqlalchemy import Double, Numeric, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models as m
-from db.filters import EventFilter, compile_event_filter, split_external_id
+from db.filters import EventFilter, FilterError, compile_event_filter, distance_km, split_external_id, text_query
 from db.pagination import CursorCodec, Page, PageRequest, Sort, decode_date
 from db.queries.common import ACTOR_REF, PLACE_TREE, keyset_page, parse_uuid, tree_loader
 
@@ -26,6 +26,24 @@ EVENT_SORTS = {
         Sort("fatalities", (func.coalesce(e.fatalities_best, -1), e.id), (int, UUID), descending=False),
     )
 }
+SORT_NAMES = (*EVENT_SORTS, "relevance", "distance")
+
+
+def event_sort(name: str, f: EventFilter) -> Sort:
+    """The sort of that name; `relevance` ranks by the text query `q`, `distance` from `near`."""
+    if name == "relevance":
+        if f.q is None:
+            raise FilterError("sort", "relevance needs a text query (q)")
+        return Sort("relevance", (func.ts_rank_cd(e.search_vector, text_query(f.q)), e.id), (float, UUID),
+                    descending=True)
+    if name == "distance":
+        if f.near is None:
+            raise FilterError("sort", "distance needs a point (near)")
+        return Sort("distance", (distance_km(f.near), e.id), (float, UUID), descending=False)
+    try:
+        return EVENT_SORTS[name]
+    except KeyError:
+        raise FilterError("sort", f"must be one of {', '.join(SORT_NAMES)}, not {name!r}") from None
 
 CLAIM_TREE = f"""json_build_object(
   'id', c.id,
@@ -117,8 +135,10 @@ async def get_event(conn: AsyncConnection, ref: str) -> dict | None:
 
 
 async def list_events(conn: AsyncConnection, page: PageRequest, codec: CursorCodec, f: EventFilter, *,
-                      sort: Sort = EVENT_SORTS["-date"], with_claims: bool = False) -> Page:
-    """One page of event trees matching a filter, in `sort` order after the page's cursor."""
+                      sort: str = "-date", with_claims: bool = False) -> Page:
+    """One page of event trees matching a filter, in `sort` order after the page's cursor.
+    With `near`, each event carries its `distance_km` from the point."""
     condition = await compile_event_filter(conn, f)
-    return await keyset_page(conn, e.id, condition, sort=sort, page=page, codec=codec,
-                             trees=event_trees if with_claims else event_list_trees)
+    annotate = {"distance_km": func.round(distance_km(f.near).cast(Numeric), 3).cast(Double)} if f.near else None
+    return await keyset_page(conn, e.id, condition, sort=event_sort(sort, f), page=page, codec=codec,
+                             trees=event_trees if with_claims else event_list_trees, annotate=annotate)
