@@ -10,6 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
 
 from api.errors import install_error_handlers
+from api.etag import ETagMiddleware
 from api.params import reject_unknown_query_params
 from api.routes import entities, events, health
 from api.settings import Settings, normalise_database_url
@@ -59,10 +60,12 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
 
     app = FastAPI(title="conflictkb", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     install_error_handlers(app)
+    # Outermost last: CORS, then gzip, then ETags computed on the plain body.
+    app.add_middleware(ETagMiddleware)
     # Browser frontends on other origins read the API; large JSON answers travel gzipped.
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "OPTIONS"],
-                       allow_headers=["*"], expose_headers=["Link"], max_age=3600)
+                       allow_headers=["*"], expose_headers=["Link", "ETag"], max_age=3600)
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(reject_unknown_query_params)])
     v1.include_router(events.router)
     v1.include_router(entities.router)

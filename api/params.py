@@ -1,13 +1,12 @@
 """Query parameters shared by the REST routes, turned into the query layer's objects."""
 
-from __future__ import annotations
-
 import datetime as dt
+from collections.abc import Callable
 from typing import Annotated, Literal
 
 from fastapi import Depends, Query, Request
 from fastapi.dependencies.models import Dependant
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from api.errors import Problem
 from db.filters import EventFilter, EventWhere, parse_bbox, parse_near
@@ -84,6 +83,26 @@ def claim_filter(
 EventFilterDep = Annotated[EventFilter, Depends(event_filter)]
 ClaimFilterDep = Annotated[ClaimFilter, Depends(claim_filter)]
 PageDep = Annotated[PageRequest, Depends(page_params)]
+
+
+def sparse_fields(model: type[BaseModel]) -> Callable[..., frozenset[str] | None]:
+    """A `fields=a,b,c` parameter for lists of `model`: only those keys (and `id`) per item."""
+    allowed = set(model.model_fields)
+
+    def fields_param(fields: Annotated[str | None, Query(
+            description=f"Comma-separated keys to return per item: {', '.join(sorted(allowed))}.")] = None,
+    ) -> frozenset[str] | None:
+        if fields is None:
+            return None
+        names = {name.strip() for name in fields.split(",") if name.strip()}
+        unknown = sorted(names - allowed)
+        if unknown or not names:
+            reason = f"unknown field(s) {', '.join(unknown)}" if unknown else "names no field"
+            raise Problem(422, f"fields: {reason}; the fields are {', '.join(sorted(allowed))}",
+                          errors=[{"name": "fields", "in": "query", "reason": reason}])
+        return frozenset(names | {"id"})
+
+    return fields_param
 
 
 def _query_names(dependant: Dependant) -> set[str]:

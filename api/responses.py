@@ -18,9 +18,11 @@ class JSONResponse(Response):
         return orjson.dumps(content)
 
 
-def page_response(request: Request, page: Page) -> JSONResponse:
-    """`{"data": [...], "next_cursor": ...}` (+ `total`), with `Link: <next>; rel="next"`."""
-    body: dict[str, Any] = {"data": page.rows, "next_cursor": page.next_cursor}
+def page_response(request: Request, page: Page, fields: frozenset[str] | None = None) -> JSONResponse:
+    """`{"data": [...], "next_cursor": ...}` (+ `total`), with `Link: <next>; rel="next"`;
+    with `fields`, each item keeps only those keys."""
+    rows = page.rows if fields is None else [{k: v for k, v in row.items() if k in fields} for row in page.rows]
+    body: dict[str, Any] = {"data": rows, "next_cursor": page.next_cursor}
     if page.total is not None:
         body["total"] = page.total
     headers = {}

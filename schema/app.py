@@ -3,11 +3,25 @@
 from collections.abc import Callable
 
 import strawberry
+from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 from strawberry.fastapi import GraphQLRouter
 
 from schema.queries import Query
 
-schema = strawberry.Schema(query=Query)
+# Limits that keep one request from asking for unbounded work; each refusal is a
+# GraphQL error that says which limit was hit.
+MAX_DEPTH = 10
+MAX_ALIASES = 15
+MAX_TOKENS = 2000
+
+schema = strawberry.Schema(
+    query=Query,
+    extensions=[
+        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+    ],
+)
 
 
 def graphql_router(context_getter: Callable) -> GraphQLRouter:

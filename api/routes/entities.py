@@ -3,16 +3,22 @@
 from dataclasses import replace
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from api.deps import Codec, ReadConn
 from api.errors import NotFound
-from api.params import ClaimFilterDep, PageDep
+from api.params import ClaimFilterDep, PageDep, sparse_fields
 from api.responses import JSONResponse, page_response
 from api.schemas import PROBLEM_RESPONSES, Actor, Claim, Document, ListOf, Place
 from db.queries import actors, claims, documents, places, vocabulary
 
 router = APIRouter(responses=PROBLEM_RESPONSES)
+
+ClaimFields = Annotated[frozenset[str] | None, Depends(sparse_fields(Claim))]
+ActorFields = Annotated[frozenset[str] | None, Depends(sparse_fields(Actor))]
+PlaceFields = Annotated[frozenset[str] | None, Depends(sparse_fields(Place))]
+DocumentFields = Annotated[frozenset[str] | None, Depends(sparse_fields(Document))]
+
 
 def _found(tree: dict | None, what: str, ref: str) -> JSONResponse:
     if tree is None:
@@ -22,12 +28,12 @@ def _found(tree: dict | None, what: str, ref: str) -> JSONResponse:
 
 @router.get("/claims", tags=["claims"], response_model=ListOf[Claim], response_class=JSONResponse)
 async def list_claims(
-    request: Request, conn: ReadConn, codec: Codec, page: PageDep, where: ClaimFilterDep,
+    request: Request, conn: ReadConn, codec: Codec, page: PageDep, where: ClaimFilterDep, fields: ClaimFields,
     event: Annotated[str | None, Query(description="Event id or external id.")] = None,
 ):
     """Claims across events: who said what, where, in their own words."""
     where = replace(where, event=event)
-    return page_response(request, await claims.list_claims(conn, page, codec, where))
+    return page_response(request, await claims.list_claims(conn, page, codec, where), fields)
 
 
 @router.get("/claims/{claim_id}", tags=["claims"], response_model=Claim, response_class=JSONResponse)
@@ -37,12 +43,12 @@ async def get_claim(claim_id: str, conn: ReadConn):
 
 @router.get("/actors", tags=["actors"], response_model=ListOf[Actor], response_class=JSONResponse)
 async def list_actors(
-    request: Request, conn: ReadConn, codec: Codec, page: PageDep,
+    request: Request, conn: ReadConn, codec: Codec, page: PageDep, fields: ActorFields,
     q: Annotated[str | None, Query(description="Part of a name or alias, any case or accent.")] = None,
     kind: Annotated[list[str], Query(description="Actor kind (see /v1/vocabularies); repeatable.")] = [],
 ):
     """Actors by name: states, forces, armed groups, and the sources that speak about events."""
-    return page_response(request, await actors.list_actors(conn, page, codec, q=q, kind=tuple(kind)))
+    return page_response(request, await actors.list_actors(conn, page, codec, q=q, kind=tuple(kind)), fields)
 
 
 @router.get("/actors/{actor_id}", tags=["actors"], response_model=Actor, response_class=JSONResponse)
@@ -52,14 +58,14 @@ async def get_actor(actor_id: str, conn: ReadConn):
 
 @router.get("/places", tags=["places"], response_model=ListOf[Place], response_class=JSONResponse)
 async def list_places(
-    request: Request, conn: ReadConn, codec: Codec, page: PageDep,
+    request: Request, conn: ReadConn, codec: Codec, page: PageDep, fields: PlaceFields,
     q: Annotated[str | None, Query(description="Part of a name, alias or spelling.")] = None,
     kind: Annotated[list[Literal["country", "admin1", "admin2", "area", "locality"]], Query()] = [],
     parent: Annotated[str | None, Query(description="Only the direct children of this place id.")] = None,
 ):
     """Places of the country > admin1 > admin2 > locality hierarchy."""
     return page_response(request, await places.list_places(conn, page, codec, q=q, kind=tuple(kind),
-                                                           parent=parent))
+                                                           parent=parent), fields)
 
 
 @router.get("/places/{place_id}", tags=["places"], response_model=Place, response_class=JSONResponse)
@@ -68,9 +74,9 @@ async def get_place(place_id: str, conn: ReadConn):
 
 
 @router.get("/documents", tags=["documents"], response_model=ListOf[Document], response_class=JSONResponse)
-async def list_documents(request: Request, conn: ReadConn, codec: Codec, page: PageDep):
+async def list_documents(request: Request, conn: ReadConn, codec: Codec, page: PageDep, fields: DocumentFields):
     """Published reports that claims come from, newest first."""
-    return page_response(request, await documents.list_documents(conn, page, codec))
+    return page_response(request, await documents.list_documents(conn, page, codec), fields)
 
 
 @router.get("/documents/{document_id}", tags=["documents"], response_model=Document, response_class=JSONResponse)

@@ -3,24 +3,29 @@
 from dataclasses import replace
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from api.deps import Codec, ReadConn
 from api.errors import NotFound
-from api.params import ClaimFilterDep, EventFilterDep, EventSortName, PageDep
+from api.params import ClaimFilterDep, EventFilterDep, EventSortName, PageDep, sparse_fields
 from api.responses import JSONResponse, page_response
 from api.schemas import PROBLEM_RESPONSES, Claim, Event, ListOf
 from db.queries import claims as claim_queries, events as event_queries
 
 router = APIRouter(tags=["events"], responses=PROBLEM_RESPONSES)
 
+EventFields = Annotated[frozenset[str] | None, Depends(sparse_fields(Event))]
+ClaimFields = Annotated[frozenset[str] | None, Depends(sparse_fields(Claim))]
+
 
 @router.get("/events", response_model=ListOf[Event], response_class=JSONResponse)
 async def list_events(request: Request, conn: ReadConn, codec: Codec, where: EventFilterDep, page: PageDep,
-                      sort: Annotated[EventSortName, Query(description="Order of the list.")] = "-date"):
+                      fields: EventFields,
+                      sort: Annotated[EventSortName, Query(
+                          description="Order: relevance needs q, distance needs near.")] = "-date"):
     """Events matching every given filter, newest first, one page at a time."""
     result = await event_queries.list_events(conn, page, codec, where, sort=sort)
-    return page_response(request, result)
+    return page_response(request, result, fields)
 
 
 @router.get("/events/{event_id}", response_model=Event, response_class=JSONResponse)
@@ -36,9 +41,9 @@ async def get_event(event_id: str, conn: ReadConn):
 
 @router.get("/events/{event_id}/claims", response_model=ListOf[Claim], response_class=JSONResponse)
 async def list_event_claims(request: Request, event_id: str, conn: ReadConn, codec: Codec, page: PageDep,
-                            where: ClaimFilterDep):
+                            where: ClaimFilterDep, fields: ClaimFields):
     """The claims about one event, with the same filters as /v1/claims."""
     if await event_queries.resolve_event_id(conn, event_id) is None:
         raise NotFound("event", event_id)
     result = await claim_queries.list_claims(conn, page, codec, replace(where, event=event_id))
-    return page_response(request, result)
+    return page_response(request, result, fields)
