@@ -150,6 +150,7 @@ async def app_client(database_url: str, redis_url: str) -> AsyncIterator[httpx.A
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            http.app = app  # tests that watch the engine (statement counts) reach it here
             yield http
 
 
