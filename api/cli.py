@@ -98,6 +98,29 @@ def seed(settings: Settings) -> None:
         click.echo(asyncio.run(_seed(endpoints.database_url)))
 
 
+@main.command()
+@click.option("--events", "count", type=click.IntRange(min=1), required=True, help="How many events to add.")
+@click.option("--seed", type=int, default=1, show_default=True, help="Same seed, same rows.")
+@click.option("--batch", type=click.IntRange(min=100), default=20_000, show_default=True)
+@click.pass_obj
+def generate(settings: Settings, count: int, seed: int, batch: int) -> None:
+    """Add COUNT realistic synthetic events (for benchmarks; deterministic)."""
+    from db.engine import make_engine
+    from db.generate import generate as generate_events, log_progress
+
+    async def run(url: str) -> None:
+        engine = make_engine(url, pool_size=1)
+        try:
+            await generate_events(engine, count, seed=seed, batch=batch, progress=log_progress(count))
+        finally:
+            await engine.dispose()
+
+    with _servers(settings, need_redis=False) as endpoints:
+        _migrate(endpoints.database_url)
+        asyncio.run(_seed(endpoints.database_url))
+        asyncio.run(run(endpoints.database_url))
+
+
 @contextmanager
 def _only_server(settings: Settings, url: str) -> Iterator[None]:
     """Refuse a second `serve` on the same data directory instead of sharing it."""

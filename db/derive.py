@@ -7,13 +7,15 @@ recomputes thousands of events in one statement each.
 
 Fatalities (predicates `fatalities` and `civilian_fatalities`)
     Only claims that assert or concede a figure count; denials and uncertain claims
-    carry no figure. Each claim's missing bounds are filled from the ones it has
-    ("over two dozen": low = best = 25). Over the counted claims:
+    carry no figure. A claim's low defaults to its best (or high), its best to its
+    low (or high), and its high to its best; a claim with a low alone ("over two
+    dozen": low 25) leaves the upper bound open. Over the counted claims:
       low  = the smallest low,
       best = the median of the best values (the lower middle one for an even count),
-      high = the largest high.
+      high = the largest high, or NULL (open) if any claim leaves it open.
     Civilians killed are people killed, so each total bound is at least the civilian
-    bound. `fatality_claim_ids` lists every claim that went into the figures.
+    bound (and open if the civilian one is). `fatality_claim_ids` lists every claim
+    that went into the figures.
 
 Attribution status, per event, actor and role (perpetrator or target)
     From the claims whose predicate is that role and whose value is that actor:
@@ -51,20 +53,24 @@ WITH figures AS (
   SELECT c.event_id, c.predicate, c.id,
          coalesce(c.value_low, c.value_best, c.value_high) AS low,
          coalesce(c.value_best, c.value_low, c.value_high) AS best,
-         coalesce(c.value_high, c.value_best, c.value_low) AS high
+         coalesce(c.value_high, c.value_best) AS high
     FROM claims c
    WHERE c.event_id = ANY(:ids)
      AND c.predicate IN ('fatalities', 'civilian_fatalities')
      AND c.stance IN ('asserts', 'concedes')
      AND coalesce(c.value_low, c.value_best, c.value_high) IS NOT NULL
 ), per_predicate AS (
-  SELECT event_id, predicate, min(low) AS low, max(high) AS high,
+  SELECT event_id, predicate, min(low) AS low,
+         CASE WHEN bool_and(high IS NOT NULL) THEN max(high) END AS high,
          percentile_disc(0.5) WITHIN GROUP (ORDER BY best) AS best,
          array_agg(id ORDER BY id) AS claim_ids
     FROM figures GROUP BY event_id, predicate
 ), derived AS (
   SELECT e.id,
-         t.low AS t_low, t.best AS t_best, t.high AS t_high,
+         t.low AS t_low, t.best AS t_best,
+         -- an open bound on either side leaves the total's upper bound open
+         CASE WHEN (t.event_id IS NOT NULL AND t.high IS NULL) OR (c.event_id IS NOT NULL AND c.high IS NULL)
+              THEN NULL ELSE greatest(t.high, c.high) END AS t_high,
          c.low AS c_low, c.best AS c_best, c.high AS c_high,
          coalesce(t.claim_ids, '{}') || coalesce(c.claim_ids, '{}') AS claim_ids
     FROM unnest(CAST(:ids AS uuid[])) AS e(id)
@@ -74,7 +80,7 @@ WITH figures AS (
 UPDATE events e SET
   fatalities_low = greatest(d.t_low, d.c_low),
   fatalities_best = greatest(d.t_best, d.c_best),
-  fatalities_high = greatest(d.t_high, d.c_high),
+  fatalities_high = d.t_high,
   civilian_fatalities_low = d.c_low,
   civilian_fatalities_best = d.c_best,
   civilian_fatalities_high = d.c_high,
@@ -84,7 +90,7 @@ WHERE e.id = d.id
   AND (e.fatalities_low, e.fatalities_best, e.fatalities_high,
        e.civilian_fatalities_low, e.civilian_fatalities_best, e.civilian_fatalities_high, e.fatality_claim_ids)
       IS DISTINCT FROM
-      (greatest(d.t_low, d.c_low), greatest(d.t_best, d.c_best), greatest(d.t_high, d.c_high),
+      (greatest(d.t_low, d.c_low), greatest(d.t_best, d.c_best), d.t_high,
        d.c_low, d.c_best, d.c_high, d.claim_ids)
 """)
 

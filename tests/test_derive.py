@@ -179,6 +179,14 @@ async def test_civilian_deaths_are_deaths(scenario):
     assert await scenario.fatalities() == (25, 25, 25, 25, 25, 25)
 
 
+async def test_a_figure_with_only_a_lower_bound_leaves_the_upper_bound_open(scenario):
+    await scenario.claim("sohr", "civilian_fatalities", "asserts", low=25)   # "over two dozen"
+    await scenario.claim("ap", "fatalities", "asserts", low=20, best=22, high=30)
+    low, best, high, c_low, c_best, c_high = await scenario.fatalities()
+    assert (c_low, c_best, c_high) == (25, 25, None)
+    assert (low, best, high) == (25, 25, None)  # at least the civilians; no bound above
+
+
 async def test_no_figure_means_unknown_not_zero(scenario):
     await scenario.claim("bbc", "civilian_fatalities", "asserts")
     assert await scenario.fatalities() == (None,) * 6

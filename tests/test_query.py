@@ -70,7 +70,7 @@ async def test_members_of_a_coalition_at_the_time(client):
     assert await _keys(client, perpetrator="US-led coalition") == ["al-qasr-strike"]
     with_members = set(await _keys(client, perpetrator="US-led coalition", include_members="true"))
     assert with_members == {"al-qasr-strike", "raf-motorbike-strike", "raf-mosul-strikes"}  # the RAF is a member
-    # The YPG joined the SDF in October 2015: the 2018 Afrin fighting counts as against the SDF.
+    # The YPG is a member of the SDF: the 2018 Afrin fighting counts as against the SDF.
     assert set(await _keys(client, target="SDF", include_members="true")) == {"afrin-offensive", "afrin-capture"}
     assert await _keys(client, target="SDF") == []
 

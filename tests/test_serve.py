@@ -130,3 +130,26 @@ def test_a_cli_command_without_a_server_starts_and_stops_its_own(data_dir: Path)
     assert "events +14" in first.stdout
     assert _processes_using(data_dir) == []
     assert "nothing to change" in server.run("seed").stdout
+
+
+def test_a_stale_redis_pid_file_never_names_a_victim(data_dir: Path):
+    """After a crash or reboot the pid in redis.pid may belong to anyone by now."""
+    import redis as redis_client
+
+    from db.embedded import EmbeddedRedis
+
+    bystander = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        embedded = EmbeddedRedis(data_dir)
+        embedded.dir.mkdir(parents=True)
+        embedded.pidfile.write_text(str(bystander.pid))
+        embedded.socket.touch()
+        embedded.start()
+        try:
+            assert redis_client.Redis(unix_socket_path=str(embedded.socket)).ping()
+        finally:
+            embedded.stop()
+        assert bystander.poll() is None  # still alive
+    finally:
+        bystander.kill()
+        bystander.wait()
