@@ -10,8 +10,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
 
 from api.errors import install_error_handlers
-from api.etag import ETagMiddleware
-from api.params import reject_unknown_query_params
+from api.middleware import ETagMiddleware, HeadAsGetMiddleware
+from api.params import check_query_params
 from api.routes import entities, events, health
 from api.settings import Settings, normalise_database_url
 from db.engine import make_engine
@@ -60,13 +60,15 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
 
     app = FastAPI(title="conflictkb", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     install_error_handlers(app)
-    # Outermost last: CORS, then gzip, then ETags computed on the plain body.
+    # Added innermost first: ETags on the plain body; HEAD outside them (the tag of
+    # the body it drops); gzip; CORS outermost.
     app.add_middleware(ETagMiddleware)
+    app.add_middleware(HeadAsGetMiddleware)
     # Browser frontends on other origins read the API; large JSON answers travel gzipped.
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "OPTIONS"],
                        allow_headers=["*"], expose_headers=["Link", "ETag"], max_age=3600)
-    v1 = APIRouter(prefix="/v1", dependencies=[Depends(reject_unknown_query_params)])
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(check_query_params)])
     v1.include_router(events.router)
     v1.include_router(entities.router)
     app.include_router(v1)

@@ -10,11 +10,14 @@ import logging
 from typing import Any
 
 import orjson
+from asyncpg import PostgresConnectionError
 from fastapi import FastAPI, Request
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, TimeoutError as SQLAlchemyTimeoutError
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from db.engine import is_unstorable_text
 from db.filters import FilterError
 from db.pagination import CursorError
 
@@ -102,6 +105,23 @@ def install_error_handlers(app: FastAPI) -> None:
             detail = f"There is no resource at {request.url.path}."
         return problem_response(Problem(exc.status_code, detail, headers=getattr(exc, "headers", None)),
                                 request.url.path)
+
+    async def _database_unavailable(request: Request, exc: Exception) -> Response:
+        log.error("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return problem_response(Problem(503, "The database is unavailable; try again shortly.",
+                                        headers={"Retry-After": "5"}), request.url.path)
+
+    # Losing PostgreSQL (refused, reset, pool exhausted) is a 503 the client may retry.
+    for error in (OSError, OperationalError, InterfaceError, SQLAlchemyTimeoutError, PostgresConnectionError):
+        app.add_exception_handler(error, _database_unavailable)
+
+    @app.exception_handler(DBAPIError)
+    async def _database_error(request: Request, exc: DBAPIError) -> Response:
+        if is_unstorable_text(exc):
+            return problem_response(Problem(422, "A parameter contains a NUL character, which text cannot hold.",
+                                            errors=[{"name": "request", "in": None, "reason": "NUL character"}]),
+                                    request.url.path)
+        return await _unexpected(request, exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

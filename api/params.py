@@ -2,7 +2,8 @@
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Annotated, Literal
+from types import UnionType
+from typing import Annotated, Literal, Union, get_args, get_origin
 
 from fastapi import Depends, Query, Request
 from fastapi.dependencies.models import Dependant
@@ -17,7 +18,8 @@ AttributionStatus = Literal["confirmed", "alleged", "contested", "unknown"]
 Stance = Literal["asserts", "denies", "uncertain", "concedes"]
 EventSortName = Literal["-date", "date", "-fatalities", "fatalities", "relevance", "distance"]
 
-Many = Annotated[list[str], Query()]
+# Counts are stored as 32-bit integers; a larger bound is an error, not an overflow.
+MAX_COUNT = 2**31 - 1
 
 
 def event_filter(
@@ -35,9 +37,9 @@ def event_filter(
     claimant: Annotated[list[str], Query(description="Events with a claim by this source (id or name).")] = [],
     attribution: Annotated[list[AttributionStatus], Query(description="Events with an actor of this status.")] = [],
     external_id: Annotated[list[str], Query(description="dataset:id, e.g. ucdp-ged:214797.")] = [],
-    min_fatalities: Annotated[int | None, Query(ge=0, description="Best fatality estimate at least this.")] = None,
-    max_fatalities: Annotated[int | None, Query(ge=0, description="Best fatality estimate at most this.")] = None,
-    min_civilian_fatalities: Annotated[int | None, Query(ge=0)] = None,
+    min_fatalities: Annotated[int | None, Query(ge=0, le=MAX_COUNT, description="Best fatality estimate at least this.")] = None,
+    max_fatalities: Annotated[int | None, Query(ge=0, le=MAX_COUNT, description="Best fatality estimate at most this.")] = None,
+    min_civilian_fatalities: Annotated[int | None, Query(ge=0, le=MAX_COUNT)] = None,
     include_members: Annotated[bool, Query(
         description="actor/perpetrator/target also match members (at the event's date) and sub-units.")] = False,
     bbox: Annotated[str | None, Query(description="min_lon,min_lat,max_lon,max_lat (may cross 180°).")] = None,
@@ -105,23 +107,44 @@ def sparse_fields(model: type[BaseModel]) -> Callable[..., frozenset[str] | None
     return fields_param
 
 
-def _query_names(dependant: Dependant) -> set[str]:
-    names = {p.alias for p in dependant.query_params}
+def _is_sequence(annotation: object) -> bool:
+    origin = get_origin(annotation)
+    if origin in (list, tuple, set, frozenset):
+        return True
+    if origin in (Union, UnionType, Annotated):
+        return any(_is_sequence(arg) for arg in get_args(annotation))
+    return False
+
+
+def _query_params(dependant: Dependant) -> dict[str, bool]:
+    """The route's query parameters, each with whether it may be repeated."""
+    params = {p.alias: _is_sequence(p.field_info.annotation) for p in dependant.query_params}
     for sub in dependant.dependencies:
-        names |= _query_names(sub)
-    return names
+        params |= _query_params(sub)
+    return params
 
 
-async def reject_unknown_query_params(request: Request) -> None:
-    """A misspelt filter (`contry=SYR`) is an error, never silently ignored."""
+async def check_query_params(request: Request) -> None:
+    """Parameters FastAPI would let slip: a misspelt filter (`contry=SYR`) or a repeated
+    single-valued one (`sort=a&sort=b`) is an error, never silently ignored; text with a
+    NUL character (which PostgreSQL cannot store) is refused by name."""
     route = request.scope.get("route")
     if route is None or not hasattr(route, "dependant"):
         return
-    allowed = getattr(route, "_known_query_params", None)
-    if allowed is None:
-        allowed = route._known_query_params = _query_names(route.dependant)
-    unknown = sorted(set(request.query_params) - allowed)
-    if unknown:
-        raise Problem(422, f"unknown parameter(s): {', '.join(unknown)}; this endpoint takes: "
-                      f"{', '.join(sorted(allowed)) or 'no parameters'}",
-                      errors=[{"name": name, "in": "query", "reason": "unknown parameter"} for name in unknown])
+    params = getattr(route, "_query_params", None)
+    if params is None:
+        params = route._query_params = _query_params(route.dependant)
+    errors = [{"name": name, "in": "query", "reason": "unknown parameter"}
+              for name in sorted(set(request.query_params) - set(params))]
+    errors += [{"name": name, "in": "query", "reason": "given more than once; it takes one value"}
+               for name, repeatable in sorted(params.items())
+               if not repeatable and len(request.query_params.getlist(name)) > 1]
+    errors += [{"name": name, "in": where, "reason": "contains a NUL character"}
+               for where, items in (("query", request.query_params.multi_items()),
+                                    ("path", request.path_params.items()))
+               for name, value in items if "\x00" in str(value)]
+    if errors:
+        detail = "; ".join(f"{e['name']}: {e['reason']}" for e in errors)
+        if any(e["reason"] == "unknown parameter" for e in errors):
+            detail += f" (this endpoint takes: {', '.join(sorted(params)) or 'no parameters'})"
+        raise Problem(422, detail, errors=errors)

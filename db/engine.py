@@ -1,5 +1,7 @@
 """Engine construction: one async engine per process, asyncpg underneath."""
 
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 
@@ -14,3 +16,14 @@ def make_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:
         # holding a connection forever.
         connect_args={"server_settings": {"application_name": "conflictkb", "statement_timeout": "30000"}},
     )
+
+
+async def ping(engine: AsyncEngine) -> None:
+    """Raise unless PostgreSQL answers a query."""
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+
+
+def is_unstorable_text(exc: DBAPIError) -> bool:
+    """PostgreSQL refused a text value it cannot hold (a NUL character): bad input."""
+    return getattr(exc.orig, "sqlstate", None) == "22021"  # character_not_in_repertoire

@@ -33,7 +33,7 @@ from sqlalchemy.dialects.postgresql import REGCONFIG
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models as m
-from db.names import normalize_name
+from db.names import name_variants, normalize_name
 
 ATTRIBUTION_STATUSES = ("confirmed", "alleged", "contested", "unknown")
 
@@ -111,43 +111,62 @@ def _as_uuid(value: str) -> UUID | None:
         return None
 
 
+def _unmatched(field: str, what: str, missing: list[str]) -> FilterError:
+    return FilterError(field, f"no {what} matches {', '.join(map(repr, missing))}")
+
+
 async def resolve_places(conn: AsyncConnection, field: str, values: tuple[str, ...],
                          kind: str | None) -> list[UUID]:
-    """Ids of the places named by ids, ISO codes (countries) or any alias or spelling."""
-    ids = [u for u in map(_as_uuid, values) if u]
-    names = [v for v in values if _as_uuid(v) is None]
-    found: list[UUID] = []
-    if ids:
-        found += (await conn.scalars(select(m.places.c.id).where(m.places.c.id.in_(ids)))).all()
-    if names:
-        norms = [normalize_name(v) for v in names]
-        codes = [v.strip().upper() for v in names]
-        conditions = [m.places.c.id.in_(select(m.place_names.c.place_id).where(m.place_names.c.name_norm.in_(norms)))]
-        if kind == "country":
-            conditions += [m.places.c.iso3.in_(codes), m.places.c.iso2.in_(codes)]
-        stmt = select(m.places.c.id).where(or_(*conditions))
-        if kind:
-            stmt = stmt.where(m.places.c.kind == kind)
-        found += (await conn.scalars(stmt)).all()
-    if not found:
-        raise FilterError(field, f"no {kind or 'place'} matches {', '.join(values)!r}")
-    return found
+    """Ids of the places named by ids, ISO codes (countries) or any alias or spelling.
+    Every value must name something: one that does not is an error, not ignored."""
+    p, n = m.places.c, m.place_names.c
+    spellings = {v: name_variants(v) for v in values}
+    codes = [v.strip().upper() for v in values] if kind == "country" else []
+    stmt = (select(p.id, n.name_norm, p.iso2, p.iso3).select_from(m.places.outerjoin(m.place_names))
+            .where(or_(p.id.in_([u for u in map(_as_uuid, values) if u]),
+                       n.name_norm.in_({s for variants in spellings.values() for s in variants}),
+                       p.iso3.in_(codes), p.iso2.in_(codes))))
+    if kind:
+        stmt = stmt.where(p.kind == kind)
+    rows = (await conn.execute(stmt)).all()
+    found, missing = set(), []
+    for value in values:
+        code, as_id = value.strip().upper(), _as_uuid(value)
+        matches = {r.id for r in rows if r.id == as_id or r.name_norm in spellings[value]
+                   or (kind == "country" and code in (r.iso2, r.iso3))}
+        if not matches:
+            missing.append(value)
+        found |= matches
+    if missing:
+        raise _unmatched(field, kind or "place", missing)
+    return sorted(found)
 
 
 async def resolve_actors(conn: AsyncConnection, field: str, values: tuple[str, ...]) -> list[UUID]:
-    """Ids of the actors named by ids or any name or alias."""
-    ids = [u for u in map(_as_uuid, values) if u]
-    norms = [normalize_name(v) for v in values if _as_uuid(v) is None]
-    stmt = select(m.actors.c.id).where(or_(
-        m.actors.c.id.in_(ids),
-        m.actors.c.id.in_(select(m.actor_names.c.actor_id).where(m.actor_names.c.name_norm.in_(norms)))))
-    found = (await conn.scalars(stmt)).all()
-    if not found:
-        raise FilterError(field, f"no actor matches {', '.join(values)!r}")
-    return list(found)
+    """Ids of the actors named by ids or any name or alias; each value must name one."""
+    a, n = m.actors.c, m.actor_names.c
+    spellings = {v: name_variants(v) for v in values}
+    rows = (await conn.execute(
+        select(a.id, n.name_norm).select_from(m.actors.outerjoin(m.actor_names))
+        .where(or_(a.id.in_([u for u in map(_as_uuid, values) if u]),
+                   n.name_norm.in_({s for variants in spellings.values() for s in variants}))))).all()
+    found, missing = set(), []
+    for value in values:
+        as_id = _as_uuid(value)
+        matches = {r.id for r in rows if r.id == as_id or r.name_norm in spellings[value]}
+        if not matches:
+            missing.append(value)
+        found |= matches
+    if missing:
+        raise _unmatched(field, "actor", missing)
+    return sorted(found)
 
 
-async def _check_vocabulary(conn: AsyncConnection, field: str, values: tuple[str, ...], table, column: str) -> None:
+async def check_vocabulary(conn: AsyncConnection, field: str, values: tuple[str, ...], table: Table,
+                           column: str = "code") -> None:
+    """Every value must be in the vocabulary table (the ACLED taxonomy, kinds, predicates...)."""
+    if not values:
+        return
     known = set((await conn.scalars(select(table.c[column]).where(table.c[column].in_(values)))).all())
     unknown = [v for v in values if v not in known]
     if unknown:
@@ -267,10 +286,10 @@ async def compile_event_filter(conn: AsyncConnection, f: EventFilter) -> ColumnE
     if f.place:
         conditions.append(_inside(await resolve_places(conn, "place", f.place, None)))
     if f.event_type:
-        await _check_vocabulary(conn, "event_type", f.event_type, m.event_types, "name")
+        await check_vocabulary(conn, "event_type", f.event_type, m.event_types, "name")
         conditions.append(e.event_type.in_(f.event_type))
     if f.sub_event_type:
-        await _check_vocabulary(conn, "sub_event_type", f.sub_event_type, m.sub_event_types, "name")
+        await check_vocabulary(conn, "sub_event_type", f.sub_event_type, m.sub_event_types, "name")
         conditions.append(e.sub_event_type.in_(f.sub_event_type))
     if f.attribution:
         bad = [a for a in f.attribution if a not in ATTRIBUTION_STATUSES]
@@ -322,13 +341,17 @@ def split_external_id(value: str) -> tuple[str, str] | None:
 
 
 async def resolve_external_event_ids(conn: AsyncConnection, values: tuple[str, ...]) -> list[UUID]:
-    pairs = [p for p in map(split_external_id, values) if p]
-    if len(pairs) != len(values):
+    pairs = {v: split_external_id(v) for v in values}
+    if not all(pairs.values()):
         raise FilterError("external_id", "must be written dataset:id, for example ucdp-ged:214797")
     x = m.event_external_ids.c
-    rows = await conn.scalars(
-        select(x.event_id).where(or_(*(and_(x.dataset == d, x.external_id == i) for d, i in pairs))))
-    return list(rows.all())
+    rows = (await conn.execute(select(x.dataset, x.external_id, x.event_id).where(
+        or_(*(and_(x.dataset == d, x.external_id == i) for d, i in pairs.values()))))).all()
+    found = {(r.dataset, r.external_id): r.event_id for r in rows}
+    missing = [v for v, pair in pairs.items() if pair not in found]
+    if missing:
+        raise _unmatched("external_id", "event", missing)
+    return list(found.values())
 
 
 # --------------------------------------------------------------------------- the `where` grammar
@@ -375,9 +398,9 @@ class EventWhere(BaseModel):
     claimant: Names = []
     attribution: Annotated[list[Literal["confirmed", "alleged", "contested", "unknown"]], BeforeValidator(_lower)] = []
     external_id: Names = []
-    min_fatalities: int | None = Field(default=None, ge=0)
-    max_fatalities: int | None = Field(default=None, ge=0)
-    min_civilian_fatalities: int | None = Field(default=None, ge=0)
+    min_fatalities: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    max_fatalities: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    min_civilian_fatalities: int | None = Field(default=None, ge=0, le=2**31 - 1)
     include_members: bool = False
     bbox: tuple[float, float, float, float] | None = None
     near: NearWhere | None = None

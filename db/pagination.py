@@ -27,12 +27,20 @@ class CursorError(ValueError):
 
 @dataclass(frozen=True)
 class Sort:
-    """A public sort order: its name and the key columns, all ascending or all descending."""
+    """A sort order of one list (`scope`): its public name and key columns, all
+    ascending or all descending. Constants in key expressions must be SQL literals, not
+    bound parameters, or the expression indexes that serve them are not used."""
 
     name: str
     columns: tuple[ColumnElement, ...]
     decoders: tuple[Callable[[Any], Any], ...]
     descending: bool
+    scope: str
+
+    @property
+    def key(self) -> str:
+        """What a cursor is valid for: this order of this list."""
+        return f"{self.scope}:{self.name}"
 
     def apply(self, stmt: Select, after: Sequence[Any] | None) -> Select:
         if after is not None:
@@ -59,7 +67,7 @@ class CursorCodec:
         return base64.urlsafe_b64encode(hmac.new(self._key, payload, hashlib.sha256).digest()[:16]).decode().rstrip("=")
 
     def encode(self, sort: Sort, values: Sequence[Any]) -> str:
-        payload = json.dumps([sort.name, [_encode_value(v) for v in values]], separators=(",", ":")).encode()
+        payload = json.dumps([sort.key, [_encode_value(v) for v in values]], separators=(",", ":")).encode()
         return base64.urlsafe_b64encode(payload).decode().rstrip("=") + "." + self._sign(payload)
 
     def decode(self, token: str, sort: Sort) -> list[Any]:
@@ -68,11 +76,11 @@ class CursorCodec:
             payload = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
         except ValueError as exc:
             raise CursorError("cursor is malformed") from exc
-        if not hmac.compare_digest(signature, self._sign(payload)):
+        if not hmac.compare_digest(signature.encode(), self._sign(payload).encode()):
             raise CursorError("cursor is not valid (altered, or from another server)")
-        name, values = json.loads(payload)
-        if name != sort.name:
-            raise CursorError(f"cursor belongs to sort {name!r}, not {sort.name!r}")
+        key, values = json.loads(payload)
+        if key != sort.key:
+            raise CursorError(f"cursor belongs to another list or sort ({key}), not {sort.key}")
         try:
             return [decode(v) for decode, v in zip(sort.decoders, values, strict=True)]
         except (TypeError, ValueError) as exc:

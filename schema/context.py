@@ -7,10 +7,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 from uuid import UUID
 
+from graphql import GraphQLError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
 
+from db.engine import is_unstorable_text
 from db.pagination import CursorCodec
 from db.queries.actors import actor_trees
 from db.queries.documents import document_trees
@@ -33,7 +36,13 @@ class GraphQLContext(BaseContext):
     async def db(self, query: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         """Run a query-layer function on the request's connection."""
         async with self._lock:
-            return await query(self.conn, *args, **kwargs)
+            try:
+                return await query(self.conn, *args, **kwargs)
+            except DBAPIError as exc:
+                if is_unstorable_text(exc):
+                    raise GraphQLError("An argument contains a NUL character, which text cannot hold.",
+                                       extensions={"code": "BAD_USER_INPUT"}) from exc
+                raise
 
     def _loader(self, trees: Callable[[AsyncConnection, list[UUID]], Awaitable[list[dict]]]) -> DataLoader:
         async def load(ids: Sequence[UUID]) -> list[dict | None]:

@@ -10,6 +10,7 @@ import strawberry
 from graphql import GraphQLError
 from pydantic import ValidationError
 from strawberry.types import Info
+from strawberry.types.nodes import FragmentSpread, InlineFragment
 
 from db.filters import EventFilter, FilterError
 from db.pagination import CursorError, Page, PageRequest
@@ -37,9 +38,19 @@ def user_errors() -> Iterator[None]:
                            extensions={"code": "BAD_USER_INPUT", "argument": f"where.{where}"}) from exc
 
 
+def _selects(selections: list, name: str) -> bool:
+    """Whether a field `name` is selected here, directly or through fragments."""
+    for selection in selections:
+        if isinstance(selection, (FragmentSpread, InlineFragment)):
+            if _selects(selection.selections, name):
+                return True
+        elif selection.name == name:
+            return True
+    return False
+
+
 def _wants_total(info: Info) -> bool:
-    return any(sel.name == "totalCount" for field in info.selected_fields for sel in field.selections
-               if hasattr(sel, "name"))
+    return any(_selects(field.selections, "totalCount") for field in info.selected_fields)
 
 
 async def _connection(info: Info, first: int, after: str | None, list_page: Callable[..., Awaitable[Page]],

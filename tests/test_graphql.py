@@ -137,3 +137,23 @@ async def test_single_lookups_and_lists(client):
 async def test_graphiql_is_served_to_browsers(client):
     response = await client.get("/graphql", headers={"accept": "text/html"})
     assert response.status_code == 200 and "graphiql" in response.text.lower()
+
+
+async def test_every_error_has_a_code_and_leaks_nothing(client):
+    body = await gql(client, '{ events(where: {eventType: ["\\u0000"]}) { totalCount } }')
+    (error,) = body["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT" and "SQL" not in error["message"]
+    body = await gql(client, '{ event(id: "a:\\u0000") { id } }')
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    body = await gql(client, '{ actors(kind: ["bogus"]) { totalCount } }')
+    assert body["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "argument": "kind"}
+    body = await gql(client, '{ events { nosuchfield } }')
+    assert body["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+
+
+async def test_total_count_through_fragments(client):
+    body = await gql(client, """{ events { ...Page } }
+        fragment Page on EventConnection { totalCount }""")
+    assert body["data"]["events"]["totalCount"] == 14
+    body = await gql(client, "{ events { ... on EventConnection { totalCount } } }")
+    assert body["data"]["events"]["totalCount"] == 14

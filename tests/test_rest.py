@@ -262,3 +262,61 @@ async def test_bad_list_parameters_are_named(client, path, name):
     response = await client.get(path)
     assert response.status_code == 422
     assert [e["name"] for e in response.json()["errors"]] == [name]
+
+
+@pytest.mark.parametrize("path, name", [
+    ("/v1/events?min_fatalities=3000000000", "min_fatalities"),           # beyond a 32-bit count
+    ("/v1/events?event_type=%00", "event_type"),                          # PostgreSQL text holds no NUL
+    ("/v1/events?external_id=a:%00", "external_id"),
+    ("/v1/events/a:%00", "event_id"),
+    ("/v1/events?sort=-date&sort=date", "sort"),                          # one value only
+    ("/v1/events?limit=1&limit=2", "limit"),
+    ("/v1/events?country=SYR&country=Narnia", "country"),                 # every value must name a place
+    ("/v1/events?claimant=SOHR&claimant=Nobody%20Known", "claimant"),
+    ("/v1/events?external_id=conflictkb-seed:nope", "external_id"),
+    ("/v1/events?where=%7B%22admin1%22%3A%22%5Cu0000%22%7D", "admin1"),   # a NUL inside the where JSON
+    ("/v1/actors?kind=bogus", "kind"),
+    ("/v1/actors?q=", "q"),
+    ("/v1/places?q=", "q"),
+    ("/v1/places?parent=00000000-0000-0000-0000-000000000000", "parent"),
+    ("/v1/claims?predicate=bogus", "predicate"),
+    ("/v1/events/conflictkb-seed:al-qasr-strike/claims?predicate=bogus", "predicate"),
+])
+async def test_nothing_is_silently_ignored_or_a_500(client, path, name):
+    response = await client.get(path)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert name in [e["name"] for e in response.json()["errors"]]
+
+
+async def test_the_unmatched_value_is_the_one_named(client):
+    problem = (await client.get("/v1/events", params={"country": ["SYR", "Narnia"]})).json()
+    assert "'Narnia'" in problem["detail"] and "'SYR'" not in problem["detail"]
+
+
+@pytest.mark.parametrize("spelling", ["Al-Hasakeh", "Hasakeh Governorate", "al-Hasakah province"])
+async def test_query_names_drop_articles_and_admin_words_too(client, spelling):
+    assert (await client.get("/v1/events", params={"admin1": spelling})).json()["data"][0]["place"]["name"] == "Al-Qasr"
+
+
+async def test_cursors_belong_to_their_list(client):
+    cursor = (await client.get("/v1/actors", params={"limit": 1})).json()["next_cursor"]
+    assert (await client.get("/v1/places", params={"cursor": cursor})).status_code == 400
+    odd = await client.get("/v1/events", params={"cursor": "YQ.é"})
+    assert odd.status_code == 400 and odd.json()["errors"][0]["name"] == "cursor"
+
+
+async def test_head_answers_like_get_without_a_body(client):
+    for path in ("/healthz", "/v1/events", event_url("al-qasr-strike")):
+        get, head = await client.get(path), await client.head(path)
+        assert head.status_code == 200 and head.content == b""
+        assert head.headers["etag"] == get.headers["etag"]
+
+
+async def test_losing_the_database_is_a_503_not_a_500(redis_url, tmp_path):
+    from tests.conftest import app_client
+
+    async with app_client(f"postgresql+asyncpg://postgres@/conflictkb?host={tmp_path}", redis_url) as broken:
+        response = await broken.get("/v1/events")
+        assert response.status_code == 503 and response.headers["retry-after"]
+        assert response.headers["content-type"] == "application/problem+json"

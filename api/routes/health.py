@@ -4,9 +4,9 @@ import asyncio
 import time
 
 from fastapi import APIRouter, Request
-from sqlalchemy import text
 
 from api.responses import JSONResponse
+from db.engine import ping
 
 router = APIRouter(tags=["health"])
 
@@ -32,11 +32,8 @@ async def readyz(request: Request):
     (answers still come from PostgreSQL)."""
     state = request.app.state
 
-    async def postgres() -> None:
-        async with state.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-
-    postgres_check, redis_check = await asyncio.gather(_timed(postgres, 2.0), _timed(state.redis.ping, 1.0))
+    postgres_check, redis_check = await asyncio.gather(_timed(lambda: ping(state.engine), 2.0),
+                                                       _timed(state.redis.ping, 1.0))
     if postgres_check["status"] != "ok":
         status, code = "unavailable", 503
     elif redis_check["status"] != "ok":

@@ -8,12 +8,12 @@ from sqlalchemy import text, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models as m
-from db.filters import ids_named_like
+from db.filters import check_vocabulary, ids_named_like
 from db.pagination import CursorCodec, Page, PageRequest, Sort
 from db.queries.common import ACTOR_REF, keyset_page, tree_by_ref, tree_loader
 
 a = m.actors.c
-ACTOR_SORT = Sort("name", (a.name, a.id), (str, UUID), descending=False)
+ACTOR_SORT = Sort("name", (a.name, a.id), (str, UUID), descending=False, scope="actors")
 
 _ACTOR_TREES = text(f"""
 SELECT json_build_object(
@@ -54,8 +54,9 @@ async def get_actor(conn: AsyncConnection, ref: str) -> dict | None:
 async def list_actors(conn: AsyncConnection, page: PageRequest, codec: CursorCodec, *, q: str | None = None,
                       kind: tuple[str, ...] = ()) -> Page:
     condition = true()
-    if q:
+    if q is not None:
         condition = condition & a.id.in_(ids_named_like(m.actor_names, q))
     if kind:
+        await check_vocabulary(conn, "kind", kind, m.actor_kinds)
         condition = condition & a.kind.in_(kind)
     return await keyset_page(conn, a.id, condition, sort=ACTOR_SORT, page=page, codec=codec, trees=actor_trees)

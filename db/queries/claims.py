@@ -10,13 +10,14 @@ from sqlalchemy import text, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models as m
-from db.filters import FilterError, resolve_actors
+from db.filters import FilterError, check_vocabulary, resolve_actors
 from db.pagination import CursorCodec, Page, PageRequest, Sort
 from db.queries.common import keyset_page, tree_by_ref, tree_loader
 from db.queries.events import CLAIM_TREE, resolve_event_id
 
 c = m.claims.c
-CLAIM_SORT = Sort("created", (c.created_at, c.id), (dt.datetime.fromisoformat, UUID), descending=False)
+CLAIM_SORT = Sort("created", (c.created_at, c.id), (dt.datetime.fromisoformat, UUID), descending=False,
+                  scope="claims")
 
 _CLAIM_TREES = text(f"""
 SELECT {CLAIM_TREE} AS tree
@@ -49,7 +50,9 @@ async def list_claims(conn: AsyncConnection, page: PageRequest, codec: CursorCod
     if f.claimant:
         condition = condition & c.claimant_id.in_(await resolve_actors(conn, "claimant", f.claimant))
     if f.stance:
+        await check_vocabulary(conn, "stance", f.stance, m.stances)
         condition = condition & c.stance.in_(f.stance)
     if f.predicate:
+        await check_vocabulary(conn, "predicate", f.predicate, m.predicates)
         condition = condition & c.predicate.in_(f.predicate)
     return await keyset_page(conn, c.id, condition, sort=CLAIM_SORT, page=page, codec=codec, trees=claim_trees)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from uuid import UUID
 
-from sqlalchemy import func, text, true
+from sqlalchemy import func, literal_column, text, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models as m
@@ -14,8 +13,8 @@ from db.queries.common import keyset_page, tree_by_ref, tree_loader
 
 d = m.documents.c
 # Undated documents sort last among the newest-first.
-DOCUMENT_SORT = Sort("-published_at", (func.coalesce(d.published_at, dt.date(1, 1, 1)), d.id),
-                     (decode_date, UUID), descending=True)
+DOCUMENT_SORT = Sort("-published_at", (func.coalesce(d.published_at, literal_column("DATE '0001-01-01'")), d.id),
+                     (decode_date, UUID), descending=True, scope="documents")
 
 _DOCUMENT_TREES = text("""
 SELECT json_build_object(

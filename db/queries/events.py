@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from sqlalchemy import Double, Numeric, func, select, text
+from sqlalchemy import Double, Numeric, func, literal_column, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models as m
@@ -18,12 +18,13 @@ from db.pagination import CursorCodec, Page, PageRequest, Sort, decode_date
 from db.queries.common import ACTOR_REF, PLACE_TREE, keyset_page, parse_uuid, tree_loader
 
 e = m.events.c
+_FATALITIES_KEY = func.coalesce(e.fatalities_best, literal_column("-1"))  # matches ix_events_fatalities
 EVENT_SORTS = {
     s.name: s for s in (
-        Sort("-date", (e.date_start, e.id), (decode_date, UUID), descending=True),
-        Sort("date", (e.date_start, e.id), (decode_date, UUID), descending=False),
-        Sort("-fatalities", (func.coalesce(e.fatalities_best, -1), e.id), (int, UUID), descending=True),
-        Sort("fatalities", (func.coalesce(e.fatalities_best, -1), e.id), (int, UUID), descending=False),
+        Sort("-date", (e.date_start, e.id), (decode_date, UUID), descending=True, scope="events"),
+        Sort("date", (e.date_start, e.id), (decode_date, UUID), descending=False, scope="events"),
+        Sort("-fatalities", (_FATALITIES_KEY, e.id), (int, UUID), descending=True, scope="events"),
+        Sort("fatalities", (_FATALITIES_KEY, e.id), (int, UUID), descending=False, scope="events"),
     )
 }
 SORT_NAMES = (*EVENT_SORTS, "relevance", "distance")
@@ -35,11 +36,11 @@ def event_sort(name: str, f: EventFilter) -> Sort:
         if f.q is None:
             raise FilterError("sort", "relevance needs a text query (q)")
         return Sort("relevance", (func.ts_rank_cd(e.search_vector, text_query(f.q)), e.id), (float, UUID),
-                    descending=True)
+                    descending=True, scope="events")
     if name == "distance":
         if f.near is None:
             raise FilterError("sort", "distance needs a point (near)")
-        return Sort("distance", (distance_km(f.near), e.id), (float, UUID), descending=False)
+        return Sort("distance", (distance_km(f.near), e.id), (float, UUID), descending=False, scope="events")
     try:
         return EVENT_SORTS[name]
     except KeyError:

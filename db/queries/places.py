@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from sqlalchemy import text, true
+from sqlalchemy import select, text, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models as m
-from db.filters import FilterError, ids_named_like
+from db.filters import FilterError, check_vocabulary, ids_named_like
 from db.pagination import CursorCodec, Page, PageRequest, Sort
 from db.queries.common import PLACE_TREE, keyset_page, parse_uuid, tree_by_ref, tree_loader
 
 p = m.places.c
-PLACE_SORT = Sort("name", (p.name, p.id), (str, UUID), descending=False)
+PLACE_SORT = Sort("name", (p.name, p.id), (str, UUID), descending=False, scope="places")
 
 _PLACE_DETAILS = """,
   'parent', (SELECT json_build_object('id', pp.id, 'name', pp.name, 'kind', pp.kind)
@@ -42,13 +42,14 @@ async def get_place(conn: AsyncConnection, ref: str) -> dict | None:
 async def list_places(conn: AsyncConnection, page: PageRequest, codec: CursorCodec, *, q: str | None = None,
                       kind: tuple[str, ...] = (), parent: str | None = None) -> Page:
     condition = true()
-    if q:
+    if q is not None:
         condition = condition & p.id.in_(ids_named_like(m.place_names, q))
     if kind:
+        await check_vocabulary(conn, "kind", kind, m.place_kinds)
         condition = condition & p.kind.in_(kind)
     if parent is not None:
         parent_id = parse_uuid(parent)
-        if parent_id is None:
-            raise FilterError("parent", f"{parent!r} is not a place id")
+        if parent_id is None or await conn.scalar(select(p.id).where(p.id == parent_id)) is None:
+            raise FilterError("parent", f"no place {parent!r}")
         condition = condition & (p.parent_id == parent_id)
     return await keyset_page(conn, p.id, condition, sort=PLACE_SORT, page=page, codec=codec, trees=place_trees)

@@ -86,12 +86,21 @@ CREATE INDEX ix_events_fatalities ON events ((coalesce(fatalities_best, -1)) DES
 CREATE INDEX ix_events_location ON events USING gist (location);
 CREATE INDEX ix_events_search ON events USING gin (search_vector);
 CREATE INDEX ix_event_actors_status ON event_actors (status, event_id) WHERE status IS NOT NULL;
+-- The orders of the other lists (db/queries): each page is an index range scan.
+CREATE INDEX ix_claims_created ON claims (created_at, id);
+DROP INDEX ix_documents_published;
+CREATE INDEX ix_documents_published ON documents ((coalesce(published_at, DATE '0001-01-01')) DESC, id DESC);
+CREATE INDEX ix_places_name ON places (name, id);
 """)
 
 
 def downgrade() -> None:
     execute_script("""
 DROP INDEX IF EXISTS ix_event_actors_status;
+DROP INDEX IF EXISTS ix_claims_created;
+DROP INDEX IF EXISTS ix_places_name;
+DROP INDEX IF EXISTS ix_documents_published;
+CREATE INDEX ix_documents_published ON documents (published_at DESC, id DESC);
 DROP FUNCTION IF EXISTS great_circle_km(point, double precision, double precision);
 DROP TRIGGER IF EXISTS tr_places_move_events ON places;
 DROP FUNCTION IF EXISTS places_refresh_events();

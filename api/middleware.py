@@ -1,4 +1,4 @@
-"""ETags on every successful GET, and 304 Not Modified when the client has the same.
+"""ASGI middleware: HEAD on every GET route, and ETags with 304 Not Modified.
 
 The tag is a hash of the body, so it changes exactly when the answer does, whatever
 changed underneath. It is weak (`W/`): the same answer gzipped or not is the same
@@ -59,3 +59,22 @@ class ETagMiddleware:
             await send(message)
 
         await self.app(scope, receive, tagging_send)
+
+
+class HeadAsGetMiddleware:
+    """HEAD answers like GET without the body, on every route that has a GET."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def bodiless_send(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, bodiless_send)
