@@ -109,7 +109,7 @@ def generate(settings: Settings, count: int, seed: int, batch: int) -> None:
     from db.generate import generate as generate_events, log_progress
 
     async def run(url: str) -> None:
-        engine = make_engine(url, pool_size=1)
+        engine = make_engine(url, pool_size=2)
         try:
             await generate_events(engine, count, seed=seed, batch=batch, progress=log_progress(count))
         finally:

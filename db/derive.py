@@ -48,52 +48,6 @@ SELECT DISTINCT c.event_id, c.value_actor_id, c.predicate
 ON CONFLICT DO NOTHING
 """)
 
-_FATALITIES = text("""
-WITH figures AS (
-  SELECT c.event_id, c.predicate, c.id,
-         coalesce(c.value_low, c.value_best, c.value_high) AS low,
-         coalesce(c.value_best, c.value_low, c.value_high) AS best,
-         coalesce(c.value_high, c.value_best) AS high
-    FROM claims c
-   WHERE c.event_id = ANY(:ids)
-     AND c.predicate IN ('fatalities', 'civilian_fatalities')
-     AND c.stance IN ('asserts', 'concedes')
-     AND coalesce(c.value_low, c.value_best, c.value_high) IS NOT NULL
-), per_predicate AS (
-  SELECT event_id, predicate, min(low) AS low,
-         CASE WHEN bool_and(high IS NOT NULL) THEN max(high) END AS high,
-         percentile_disc(0.5) WITHIN GROUP (ORDER BY best) AS best,
-         array_agg(id ORDER BY id) AS claim_ids
-    FROM figures GROUP BY event_id, predicate
-), derived AS (
-  SELECT e.id,
-         t.low AS t_low, t.best AS t_best,
-         -- an open bound on either side leaves the total's upper bound open
-         CASE WHEN (t.event_id IS NOT NULL AND t.high IS NULL) OR (c.event_id IS NOT NULL AND c.high IS NULL)
-              THEN NULL ELSE greatest(t.high, c.high) END AS t_high,
-         c.low AS c_low, c.best AS c_best, c.high AS c_high,
-         coalesce(t.claim_ids, '{}') || coalesce(c.claim_ids, '{}') AS claim_ids
-    FROM unnest(CAST(:ids AS uuid[])) AS e(id)
-    LEFT JOIN per_predicate t ON t.event_id = e.id AND t.predicate = 'fatalities'
-    LEFT JOIN per_predicate c ON c.event_id = e.id AND c.predicate = 'civilian_fatalities'
-)
-UPDATE events e SET
-  fatalities_low = greatest(d.t_low, d.c_low),
-  fatalities_best = greatest(d.t_best, d.c_best),
-  fatalities_high = d.t_high,
-  civilian_fatalities_low = d.c_low,
-  civilian_fatalities_best = d.c_best,
-  civilian_fatalities_high = d.c_high,
-  fatality_claim_ids = d.claim_ids
-FROM derived d
-WHERE e.id = d.id
-  AND (e.fatalities_low, e.fatalities_best, e.fatalities_high,
-       e.civilian_fatalities_low, e.civilian_fatalities_best, e.civilian_fatalities_high, e.fatality_claim_ids)
-      IS DISTINCT FROM
-      (greatest(d.t_low, d.c_low), greatest(d.t_best, d.c_best), d.t_high,
-       d.c_low, d.c_best, d.c_high, d.claim_ids)
-""")
-
 _ATTRIBUTION = text("""
 WITH role_claims AS (
   SELECT c.event_id, c.value_actor_id AS actor_id, c.predicate AS role, c.id, c.stance, c.claimant_id,
@@ -144,27 +98,98 @@ UPDATE event_actors ea SET status = d.status, status_claim_ids = d.claim_ids
 """)
 
 
+
+
+
+# Fatality figures per event (the rule in the module docstring).
+_FATALITY_CTES = """
+figures AS (
+  SELECT c.event_id, c.predicate, c.id,
+         coalesce(c.value_low, c.value_best, c.value_high) AS low,
+         coalesce(c.value_best, c.value_low, c.value_high) AS best,
+         coalesce(c.value_high, c.value_best) AS high
+    FROM claims c
+   WHERE c.event_id = ANY(:ids)
+     AND c.predicate IN ('fatalities', 'civilian_fatalities')
+     AND c.stance IN ('asserts', 'concedes')
+     AND coalesce(c.value_low, c.value_best, c.value_high) IS NOT NULL
+), per_predicate AS (
+  SELECT event_id, predicate, min(low) AS low,
+         CASE WHEN bool_and(high IS NOT NULL) THEN max(high) END AS high,
+         percentile_disc(0.5) WITHIN GROUP (ORDER BY best) AS best,
+         array_agg(id ORDER BY id) AS claim_ids
+    FROM figures GROUP BY event_id, predicate
+), derived AS (
+  SELECT e.id,
+         t.low AS t_low, t.best AS t_best,
+         -- an open bound on either side leaves the total's upper bound open
+         CASE WHEN (t.event_id IS NOT NULL AND t.high IS NULL) OR (c.event_id IS NOT NULL AND c.high IS NULL)
+              THEN NULL ELSE greatest(t.high, c.high) END AS t_high,
+         c.low AS c_low, c.best AS c_best, c.high AS c_high,
+         coalesce(t.claim_ids, '{}') || coalesce(c.claim_ids, '{}') AS claim_ids
+    FROM unnest(CAST(:ids AS uuid[])) AS e(id)
+    LEFT JOIN per_predicate t ON t.event_id = e.id AND t.predicate = 'fatalities'
+    LEFT JOIN per_predicate c ON c.event_id = e.id AND c.predicate = 'civilian_fatalities'
+)"""
+
 # What full-text search (`q`) finds an event by: its summary (weight A), its claims'
 # quotes (B), and every name and alias of its place and the place's ancestors, and of
 # its actors (C). One text search configuration for all of it, so a query word is
-# stemmed the way the indexed words were.
-_SEARCH_VECTOR = text("""
-WITH texts AS (
-  SELECT e.id,
-         setweight(to_tsvector('english', coalesce(e.summary, '')), 'A')
-      || setweight(to_tsvector('english', coalesce(
-           (SELECT string_agg(c.quote, ' ') FROM claims c WHERE c.event_id = e.id), '')), 'B')
-      || setweight(to_tsvector('english', coalesce(
-           (SELECT string_agg(DISTINCT n.name, ' ') FROM place_lineage l
-              JOIN place_names n ON n.place_id = l.ancestor_id WHERE l.descendant_id = e.place_id), '')
-           || ' ' || coalesce(
-           (SELECT string_agg(DISTINCT n.name, ' ') FROM event_actors ea
-              JOIN actor_names n ON n.actor_id = ea.actor_id WHERE ea.event_id = e.id), '')), 'C') AS vector
-    FROM events e WHERE e.id = ANY(:ids)
-)
-UPDATE events e SET search_vector = t.vector
-  FROM texts t
- WHERE e.id = t.id AND e.search_vector IS DISTINCT FROM t.vector
+# stemmed the way the indexed words were. Place and actor vectors are built once per
+# place and actor of the batch.
+_SEARCH_CTES = """
+batch AS (
+  SELECT id, place_id, summary FROM events WHERE id = ANY(:ids)
+), place_vectors AS (   -- once per place of the batch, not once per event
+  SELECT pl.place_id, to_tsvector('english', string_agg(DISTINCT n.name, ' ')) AS vector
+    FROM (SELECT DISTINCT place_id FROM batch) pl
+    JOIN place_lineage l ON l.descendant_id = pl.place_id
+    JOIN place_names n ON n.place_id = l.ancestor_id
+   GROUP BY pl.place_id
+), actor_vectors AS (   -- once per actor of the batch
+  SELECT ac.actor_id, to_tsvector('english', string_agg(DISTINCT n.name, ' ')) AS vector
+    FROM (SELECT DISTINCT actor_id FROM event_actors WHERE event_id = ANY(:ids)) ac
+    JOIN actor_names n ON n.actor_id = ac.actor_id
+   GROUP BY ac.actor_id
+), event_actor_vectors AS (
+  SELECT ea.event_id, tsvector_agg(av.vector) AS vector
+    FROM event_actors ea JOIN actor_vectors av USING (actor_id)
+   WHERE ea.event_id = ANY(:ids)
+   GROUP BY ea.event_id
+), quotes AS (
+  SELECT event_id, string_agg(quote, ' ') AS quotes FROM claims WHERE event_id = ANY(:ids) GROUP BY event_id
+), texts AS (
+  SELECT b.id,
+         setweight(to_tsvector('english', coalesce(b.summary, '')), 'A')
+      || setweight(to_tsvector('english', coalesce(q.quotes, '')), 'B')
+      || setweight(coalesce(pv.vector, '') || coalesce(eav.vector, ''), 'C') AS vector
+    FROM batch b
+    LEFT JOIN quotes q ON q.event_id = b.id
+    LEFT JOIN place_vectors pv ON pv.place_id = b.place_id
+    LEFT JOIN event_actor_vectors eav ON eav.event_id = b.id
+)"""
+
+# One UPDATE for figures and search text: each event row is rewritten (and its
+# indexes touched) once per recompute, not once per derived value.
+_EVENT_FIGURES = text(f"""
+WITH {_FATALITY_CTES},
+{_SEARCH_CTES}
+UPDATE events e SET
+  fatalities_low = greatest(d.t_low, d.c_low),
+  fatalities_best = greatest(d.t_best, d.c_best),
+  fatalities_high = d.t_high,
+  civilian_fatalities_low = d.c_low,
+  civilian_fatalities_best = d.c_best,
+  civilian_fatalities_high = d.c_high,
+  fatality_claim_ids = d.claim_ids,
+  search_vector = t.vector
+FROM derived d JOIN texts t ON t.id = d.id
+WHERE e.id = d.id
+  AND (e.fatalities_low, e.fatalities_best, e.fatalities_high, e.civilian_fatalities_low,
+       e.civilian_fatalities_best, e.civilian_fatalities_high, e.fatality_claim_ids, e.search_vector)
+      IS DISTINCT FROM
+      (greatest(d.t_low, d.c_low), greatest(d.t_best, d.c_best), d.t_high,
+       d.c_low, d.c_best, d.c_high, d.claim_ids, t.vector)
 """)
 
 
@@ -174,6 +199,5 @@ async def recompute_events(conn: AsyncConnection, event_ids: Collection[UUID]) -
         return
     params = {"ids": list(event_ids)}
     await conn.execute(_ADD_ROLES_NAMED_IN_CLAIMS, params)
-    await conn.execute(_FATALITIES, params)
     await conn.execute(_ATTRIBUTION, params)
-    await conn.execute(_SEARCH_VECTOR, params)
+    await conn.execute(_EVENT_FIGURES, params)

@@ -14,6 +14,7 @@ million events load in minutes with flat memory.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import calendar
 import datetime as dt
@@ -59,6 +60,7 @@ EVENT_KINDS = [
     ("Strategic developments", "Agreement", 1), ("Strategic developments", "Arrests", 2),
 ]
 
+FIRST_DAY, LAST_DAY = dt.date(2010, 1, 1), dt.date(2024, 12, 31)
 SYLLABLES = ["ba", "dar", "kha", "mir", "zan", "qal", "tal", "ras", "ham", "sha", "nur", "deir", "sab", "ma",
              "raq", "jab", "har", "sul", "kar", "bal", "fay", "sin", "tar", "wad", "zur", "lan", "gir", "dun"]
 SUFFIXES = ["", "", "ah", "iya", "an", "ar", "un"]
@@ -91,7 +93,6 @@ class World:
     armed: dict[str, list[tuple[uuid.UUID, str]]] = field(default_factory=dict)       # iso3 -> [(id, name)]
     claimants: list[tuple[uuid.UUID, str]] = field(default_factory=list)
     documents: dict[tuple[uuid.UUID, int], uuid.UUID] = field(default_factory=dict)    # (claimant, month) -> id
-    new_documents: list[tuple[uuid.UUID, int]] = field(default_factory=list)         # (id, month) to insert
     civilians: uuid.UUID | None = None
 
 
@@ -196,6 +197,16 @@ class Generator:
             add_names(actor_name_rows, "actor", claimant, [claimant_name])
             self.world.claimants.append((claimant, claimant_name))
 
+        # One report per claimant and month, made up front so batches can load in parallel.
+        document_rows = []
+        for claimant, claimant_name in self.world.claimants:
+            for month in range(FIRST_DAY.year * 12, LAST_DAY.year * 12 + 12):
+                document_id = _uuid(rng)
+                self.world.documents[(claimant, month)] = document_id
+                document_rows.append({"id": document_id, "publisher": claimant_name, "language": "en",
+                                      "title": f"{claimant_name}: report of {month // 12}-{month % 12 + 1:02d}",
+                                      "published_at": dt.date(month // 12, month % 12 + 1, 1)})
+
         self.world.civilians = await conn.scalar(select(m.actors.c.id).where(m.actors.c.kind == "civilians"))
         if self.world.civilians is None:
             self.world.civilians = _uuid(rng)
@@ -205,7 +216,8 @@ class Generator:
 
         # Parents before children: the lineage triggers need them (rows are in that order).
         for table, rows in ((m.places, place_rows), (m.place_names, name_rows), (m.actors, actor_rows),
-                            (m.actor_names, actor_name_rows), (m.actor_memberships, membership_rows)):
+                            (m.actor_names, actor_name_rows), (m.actor_memberships, membership_rows),
+                            (m.documents, document_rows)):
             for chunk in _chunks(rows, 5000):
                 await conn.execute(table.insert(), chunk)
 
@@ -213,7 +225,7 @@ class Generator:
 
     def _date_sampler(self) -> Callable[[], dt.date]:
         rng = self.rng
-        start, days = dt.date(2010, 1, 1), (dt.date(2024, 12, 31) - dt.date(2010, 1, 1)).days
+        start, days = FIRST_DAY, (LAST_DAY - FIRST_DAY).days
         surges = [rng.randint(0, days) for _ in range(12)]
 
         def sample() -> dt.date:
@@ -290,10 +302,7 @@ class Generator:
             yield event, roles, claims
 
     def _document(self, claimant: uuid.UUID, day: dt.date) -> uuid.UUID:
-        key = (claimant, day.year * 12 + day.month)
-        if key not in self.world.documents:
-            self.world.documents[key] = _uuid(self.rng)
-            self.world.new_documents.append((self.world.documents[key], key[1]))
+        key = (claimant, day.year * 12 + day.month - 1)
         return self.world.documents[key]
 
 
@@ -314,33 +323,80 @@ async def _copy(conn: AsyncConnection, table: str, columns: list[str], rows: lis
     await raw.copy_records_to_table(table, records=[tuple(r[c] for c in columns) for r in rows], columns=columns)
 
 
+# Secondary indexes maintained row by row cost more than building them once at the
+# end; these are off while a large batch of events loads (derive.py needs the kept ones).
+_INDEXES_OFF_DURING_LOAD = {"events": (), "event_actors": (), "claims": ("ix_claims_event",)}
+
+
+async def _drop_secondary_indexes(conn: AsyncConnection) -> list[str]:
+    """Drop the droppable secondary indexes and return the statements that rebuild them."""
+    rebuild = []
+    for table, keep in _INDEXES_OFF_DURING_LOAD.items():
+        rows = (await conn.execute(text("""
+            SELECT i.relname AS name, pg_get_indexdef(ix.indexrelid) AS definition
+              FROM pg_index ix JOIN pg_class i ON i.oid = ix.indexrelid
+             WHERE ix.indrelid = CAST(:table AS regclass) AND NOT ix.indisprimary AND NOT ix.indisunique"""),
+            {"table": table})).all()
+        for row in rows:
+            if row.name not in keep:
+                await conn.execute(text(f'DROP INDEX "{row.name}"'))
+                rebuild.append(row.definition)
+    return rebuild
+
+
 async def generate(engine: AsyncEngine, events: int, seed: int = 1, batch: int = 20_000,
                    progress: Callable[[int, float], None] | None = None) -> None:
-    """Add `events` synthetic events (and their world) to the knowledge base."""
+    """Add `events` synthetic events (and their world) to the knowledge base.
+
+    A large run takes the events' secondary indexes off while it loads and builds
+    them again at the end (also when it fails), so readers should wait for it."""
     generator = Generator(seed)
     async with engine.begin() as conn:
         await generator.build_world(conn)
-    started, done = time.monotonic(), 0
-    stream = generator.events(events)
-    while done < events:
-        chunk = list(itertools.islice(stream, batch))
-        event_rows = [e for e, _, _ in chunk]
+        await conn.execute(text("ANALYZE"))  # the lineage lookups of the triggers need the plans
+    rebuild: list[str] = []
+    if events >= 100_000:
         async with engine.begin() as conn:
-            # month is year * 12 + month - 1... stored as year * 12 + month: undo it for the date
-            documents = [{"id": doc_id, "title": f"Report of {(month - 1) // 12}-{(month - 1) % 12 + 1:02d}",
-                          "published_at": dt.date((month - 1) // 12, (month - 1) % 12 + 1, 1), "language": "en"}
-                         for doc_id, month in generator.world.new_documents]
-            generator.world.new_documents.clear()
-            await _copy(conn, "documents", ["id", "title", "published_at", "language"], documents)
-            await _copy(conn, "events", EVENT_COLUMNS, event_rows)
-            await _copy(conn, "event_actors", ROLE_COLUMNS, [r for _, roles, _ in chunk for r in roles])
-            await _copy(conn, "claims", CLAIM_COLUMNS, [c for _, _, claims in chunk for c in claims])
-            await recompute_events(conn, [e["id"] for e in event_rows])
-        done += len(chunk)
-        if progress:
-            progress(done, time.monotonic() - started)
-    async with engine.begin() as conn:
-        await conn.execute(text("ANALYZE"))
+            rebuild = await _drop_secondary_indexes(conn)
+    try:
+        await _load(engine, generator, events, batch, progress)
+    finally:
+        async with engine.begin() as conn:
+            for statement in rebuild:
+                await conn.execute(text(statement))
+            await conn.execute(text("ANALYZE"))
+
+
+async def _load(engine: AsyncEngine, generator: Generator, events: int, batch: int,
+                progress: Callable[[int, float], None] | None, workers: int = 2) -> None:
+    """Batches are generated here and loaded by `workers` connections at once (the
+    database work, not the generation, is what takes time)."""
+    queue: asyncio.Queue[list | None] = asyncio.Queue(maxsize=workers)
+    started, done = time.monotonic(), 0
+
+    async def load_batches() -> None:
+        nonlocal done
+        while (chunk := await queue.get()) is not None:
+            async with engine.begin() as conn:
+                await _copy(conn, "events", EVENT_COLUMNS, [e for e, _, _ in chunk])
+                await _copy(conn, "event_actors", ROLE_COLUMNS, [r for _, roles, _ in chunk for r in roles])
+                await _copy(conn, "claims", CLAIM_COLUMNS, [c for _, _, claims in chunk for c in claims])
+                await recompute_events(conn, [e["id"] for e, _, _ in chunk])
+            done += len(chunk)
+            if progress:
+                progress(done, time.monotonic() - started)
+
+    async def make_batches() -> None:
+        stream = generator.events(events)
+        while chunk := list(itertools.islice(stream, batch)):
+            await queue.put(chunk)
+        for _ in range(workers):
+            await queue.put(None)
+
+    async with asyncio.TaskGroup() as tasks:  # a failing loader cancels the rest
+        tasks.create_task(make_batches())
+        for _ in range(workers):
+            tasks.create_task(load_batches())
 
 
 def log_progress(total: int) -> Callable[[int, float], None]:

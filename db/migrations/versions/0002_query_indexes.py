@@ -68,6 +68,10 @@ CREATE TRIGGER tr_places_move_events AFTER UPDATE OF parent_id, latitude, longit
 
 UPDATE events SET place_id = place_id;
 
+-- Concatenation of tsvectors as an aggregate (db/derive.py builds search text from
+-- per-place and per-actor vectors computed once per batch).
+CREATE AGGREGATE tsvector_agg (tsvector) (SFUNC = tsvector_concat, STYPE = tsvector, INITCOND = '');
+
 -- Great-circle distance in km between a (lon, lat) point and a latitude/longitude
 -- (haversine on the mean Earth radius; the clamp guards rounding at antipodes).
 CREATE FUNCTION great_circle_km(a point, lat double precision, lon double precision)
@@ -102,6 +106,7 @@ DROP INDEX IF EXISTS ix_places_name;
 DROP INDEX IF EXISTS ix_documents_published;
 CREATE INDEX ix_documents_published ON documents (published_at DESC, id DESC);
 DROP FUNCTION IF EXISTS great_circle_km(point, double precision, double precision);
+DROP AGGREGATE IF EXISTS tsvector_agg (tsvector);
 DROP TRIGGER IF EXISTS tr_places_move_events ON places;
 DROP FUNCTION IF EXISTS places_refresh_events();
 DROP TRIGGER IF EXISTS tr_events_place_context ON events;
