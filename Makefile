@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install clean-data
+.PHONY: run test install clean-data bench-data bench
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "conflictkb needs Python 3.11 or newer (PYTHON=$(PYTHON))")'
@@ -26,3 +26,16 @@ test: $(STAMP)
 # Deletes the local database and cache (./var or CONFLICTKB_DATA_DIR).
 clean-data:
 	rm -rf $${CONFLICTKB_DATA_DIR:-var}
+
+# Benchmarks (bench/README.md): a million generated events in var/bench, then the
+# query table through HTTP next to raw SQL. BENCH_EVENTS=100000 for a quicker run.
+BENCH_EVENTS ?= 1000000
+BENCH_DIR    ?= var/bench
+
+bench-data: $(STAMP)
+	@if [ -f $(BENCH_DIR)/generated ]; then echo "$(BENCH_DIR) already holds generated events"; else \
+	  CONFLICTKB_DATA_DIR=$(BENCH_DIR) $(BIN)/conflictkb --log-level warning generate --events $(BENCH_EVENTS) && \
+	  echo $(BENCH_EVENTS) > $(BENCH_DIR)/generated; fi
+
+bench: bench-data
+	$(BIN)/python bench/query_latency.py --data-dir $(BENCH_DIR)

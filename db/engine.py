@@ -5,6 +5,16 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 
+# Every session of the app. The API runs many small queries at once: a parallel plan's
+# worker start-up costs more than it saves (tens of ms on 2 cores), and a runaway
+# query must not hold a connection forever.
+SESSION_SETTINGS = {
+    "application_name": "conflictkb",
+    "statement_timeout": "30000",
+    "max_parallel_workers_per_gather": "0",
+}
+
+
 def make_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:
     return create_async_engine(
         database_url,
@@ -14,7 +24,7 @@ def make_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:
         # Reads run at READ COMMITTED in autocommit-free transactions that the
         # request scope opens and closes; statement timeouts keep a bad query from
         # holding a connection forever.
-        connect_args={"server_settings": {"application_name": "conflictkb", "statement_timeout": "30000"}},
+        connect_args={"server_settings": SESSION_SETTINGS},
     )
 
 
