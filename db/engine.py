@@ -1,5 +1,6 @@
 """Engine construction: one async engine per process, asyncpg underneath."""
 
+import orjson
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -25,6 +26,9 @@ def make_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:
         # request scope opens and closes; statement timeouts keep a bad query from
         # holding a connection forever.
         connect_args={"server_settings": SESSION_SETTINGS},
+        # JSON trees come back from PostgreSQL as text: orjson parses them several
+        # times faster than the standard library.
+        json_deserializer=orjson.loads,
     )
 
 

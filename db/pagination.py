@@ -98,13 +98,20 @@ class PageRequest:
 
 @dataclass
 class Page:
-    """One page of a list: its rows (JSON trees), each row's cursor, and more to come?"""
+    """One page of a list: its rows (JSON trees), each row's sort key, more to come?
+    Cursors are signed only when asked for (REST wants one, GraphQL one per edge)."""
 
     rows: list[Any]
-    cursors: list[str]
+    keys: list[Sequence[Any]]
     has_next: bool
+    sort: Sort
+    codec: CursorCodec
     total: int | None = None
 
     @property
+    def cursors(self) -> list[str]:
+        return [self.codec.encode(self.sort, key) for key in self.keys]
+
+    @property
     def next_cursor(self) -> str | None:
-        return self.cursors[-1] if self.has_next else None
+        return self.codec.encode(self.sort, self.keys[-1]) if self.has_next and self.keys else None

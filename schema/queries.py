@@ -62,9 +62,10 @@ async def _connection(info: Info, first: int, after: str | None, list_page: Call
     request = PageRequest(limit=first, cursor=after, count=_wants_total(info))
     with user_errors():
         page = await info.context.db(list_page, request, info.context.codec, *args, **kwargs)
+    cursors = page.cursors
     return Connection(
-        edges=[Edge(cursor=c, node=node(tree)) for tree, c in zip(page.rows, page.cursors)],
-        page_info=PageInfo(has_next_page=page.has_next, end_cursor=page.cursors[-1] if page.cursors else None),
+        edges=[Edge(cursor=c, node=node(tree)) for tree, c in zip(page.rows, cursors)],
+        page_info=PageInfo(has_next_page=page.has_next, end_cursor=cursors[-1] if cursors else None),
         total_count=page.total)
 
 

@@ -75,5 +75,5 @@ async def keyset_page(conn: AsyncConnection, id_column: ColumnElement, condition
         for i, name in enumerate(annotate, start=1):
             tree[name] = row[i]
     key_start = 1 + len(annotate)
-    return Page(rows=found, cursors=[codec.encode(sort, list(r[key_start:])) for r in rows], has_next=more,
+    return Page(rows=found, keys=[list(r[key_start:]) for r in rows], has_next=more, sort=sort, codec=codec,
                 total=total)
