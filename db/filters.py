@@ -256,9 +256,10 @@ def _actor_involved(actor_ids: list[UUID], role: str | None, include_members: bo
         who = or_(
             who,
             ea.actor_id.in_(select(lineage.descendant_id).where(lineage.ancestor_id.in_(actor_ids))),
+            # correlated with the outer events row (two levels up), not a join of its own
             exists().where(ms.member_id == ea.actor_id, ms.group_id.in_(actor_ids), ms.relation == "member",
                            or_(ms.valid_from.is_(None), ms.valid_from <= e.date_end),
-                           or_(ms.valid_to.is_(None), ms.valid_to >= e.date_start)))
+                           or_(ms.valid_to.is_(None), ms.valid_to >= e.date_start)).correlate(m.events, m.event_actors))
     condition = and_(ea.event_id == e.id, who)
     if role:
         condition = and_(condition, ea.role == role)

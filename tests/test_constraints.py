@@ -64,3 +64,22 @@ async def test_a_place_cannot_be_moved_under_itself(conn):
     with pytest.raises(DBAPIError, match="cycle"):
         await conn.execute(update(m.places).where(m.places.c.id == seed_id("place", "syria"))
                            .values(parent_id=seed_id("place", "al-qasr")))
+
+
+async def test_members_count_only_while_they_are_members(fresh_database_url, redis_url):
+    """The YPG joined the SDF in this test in 2019: its 2018 fighting is not the SDF's."""
+    from tests.conftest import app_client
+
+    engine = make_engine(fresh_database_url, pool_size=1)
+    async with engine.begin() as conn:
+        await conn.execute(update(m.actor_memberships).where(
+            m.actor_memberships.c.member_id == seed_id("actor", "ypg")).values(
+            valid_from=dt.date(2019, 1, 1), valid_to=dt.date(2020, 12, 31)))
+        later = _event(date_start=dt.date(2019, 6, 1), date_end=dt.date(2019, 6, 30))
+        await conn.execute(insert(m.events).values(later))
+        await conn.execute(insert(m.event_actors).values(event_id=later["id"], actor_id=seed_id("actor", "ypg"),
+                                                          role="target"))
+    await engine.dispose()
+    async with app_client(fresh_database_url, redis_url) as client:
+        found = (await client.get("/v1/events", params={"target": "SDF", "include_members": "true"})).json()["data"]
+    assert [e["id"] for e in found] == [str(later["id"])]  # not the 2018 Afrin events
