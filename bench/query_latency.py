@@ -44,7 +44,7 @@ from db.pagination import CursorCodec  # noqa: E402
 from db.queries.events import EVENT_SORTS  # noqa: E402
 
 SECRET = "bench-secret"
-NESTED = """query ($where: EventWhere) { events(first: 50, where: $where) { totalCount edges { node {
+NESTED = """query ($where: EventWhere) { events(first: 50, where: $where) { edges { node {
   id subEventType dateStart place { name ancestors { name } } fatalities { best civilians }
   actors { role status actor { name aliases } } claims { stance predicate quote claimant { name } } } } } }"""
 
@@ -114,6 +114,7 @@ def query_table(n: dict) -> list[tuple[str, str, str, dict | None, str]]:
         ("attribution contested", "/v1/events?attribution=contested", "attribution"),
         ("fatalities >= 50, by toll", "/v1/events?min_fatalities=50&sort=-fatalities", "fatalities"),
         ("bbox (1 degree)", "/v1/events?" + urlencode({"bbox": bbox}), "geo"),
+        ("near 25 km", "/v1/events?" + urlencode({"near": f"{lat},{lon},25"}), "geo"),
         ("near 25 km, by distance", "/v1/events?" + urlencode({"near": f"{lat},{lon},25", "sort": "distance"}), "geo"),
         ("where: _or + _not", "/v1/events?" + urlencode({"where": where}), "where"),
         ("event detail (tree)", f"/v1/events/{n['event']}", "detail"),
@@ -124,6 +125,7 @@ def query_table(n: dict) -> list[tuple[str, str, str, dict | None, str]]:
     table = [(name, "GET", path, None, family) for name, path, family in rows]
     table.append(("GraphQL nested, 50 events", "POST", "/graphql",
                   {"query": NESTED, "variables": {"where": {"country": ["SYR"]}}}, "graphql"))
+    table.append(("count=true, country (exact)", "GET", "/v1/events?country=SYR&limit=1&count=true", None, "count"))
     return table
 
 

@@ -245,22 +245,28 @@ def _inside(place_ids: list[UUID]) -> ColumnElement[bool]:
         select(m.place_lineage.c.descendant_id).where(m.place_lineage.c.ancestor_id.in_(place_ids)))
 
 
-def _actor_involved(actor_ids: list[UUID], role: str | None, include_members: bool,
-                    statuses: tuple[str, ...]) -> ColumnElement[bool]:
+async def _actor_involved(conn: AsyncConnection, actor_ids: list[UUID], role: str | None, include_members: bool,
+                          statuses: tuple[str, ...]) -> ColumnElement[bool]:
     """The event has one of these actors (in this role, of these statuses). With
-    `include_members`, also the units under them and their members at the event's time."""
+    `include_members`, also the units under them (the actor tree) and their members
+    while members: the memberships are read first, so the per-event test is plain
+    comparisons with the event's dates rather than a subquery per row."""
     ea, e = m.event_actors.c, m.events.c
-    who = ea.actor_id.in_(actor_ids)
+    who = [ea.actor_id.in_(actor_ids)]
     if include_members:
-        ms, lineage = m.actor_memberships.c, m.actor_lineage.c
-        who = or_(
-            who,
-            ea.actor_id.in_(select(lineage.descendant_id).where(lineage.ancestor_id.in_(actor_ids))),
-            # correlated with the outer events row (two levels up), not a join of its own
-            exists().where(ms.member_id == ea.actor_id, ms.group_id.in_(actor_ids), ms.relation == "member",
-                           or_(ms.valid_from.is_(None), ms.valid_from <= e.date_end),
-                           or_(ms.valid_to.is_(None), ms.valid_to >= e.date_start)).correlate(m.events, m.event_actors))
-    condition = and_(ea.event_id == e.id, who)
+        lineage, ms = m.actor_lineage.c, m.actor_memberships.c
+        units = (await conn.scalars(select(lineage.descendant_id).where(lineage.ancestor_id.in_(actor_ids)))).all()
+        who.append(ea.actor_id.in_(units))
+        memberships = (await conn.execute(select(ms.member_id, ms.valid_from, ms.valid_to).where(
+            ms.group_id.in_(actor_ids), ms.relation == "member"))).all()
+        for member, valid_from, valid_to in memberships:
+            during = [ea.actor_id == member]
+            if valid_from is not None:
+                during.append(e.date_end >= valid_from)
+            if valid_to is not None:
+                during.append(e.date_start <= valid_to)
+            who.append(and_(*during))
+    condition = and_(ea.event_id == e.id, or_(*who))
     if role:
         condition = and_(condition, ea.role == role)
     if statuses:
@@ -268,8 +274,33 @@ def _actor_involved(actor_ids: list[UUID], role: str | None, include_members: bo
     return exists().where(condition)
 
 
-async def compile_event_filter(conn: AsyncConnection, f: EventFilter) -> ColumnElement[bool]:
-    """The SQL condition on `events` for a filter, after resolving its names."""
+# A geographic area holding at least this many events is "dense" (see _geo_condition).
+DENSE_AREA_EVENTS = 2000
+
+
+async def _geo_condition(conn: AsyncConnection, inside: ColumnElement[bool], scan_in_order: bool
+                         ) -> ColumnElement[bool]:
+    """`inside` (location within boxes) as the planner should use it.
+
+    PostgreSQL estimates any box to hold 0.1% of the rows, whatever it holds. A sparse
+    area is best read through the GiST index and sorted; a dense one (a busy town) is
+    best found by reading the list's own order (newest first) and testing each row,
+    which stops after a page. Counting up to DENSE_AREA_EVENTS through the index
+    (an index-only scan, a millisecond or two) tells which; a dense area's condition is
+    then written so the index cannot take it. With `scan_in_order` false (a sort by
+    distance must see every row in the area anyway) the index is always used."""
+    if not scan_in_order:
+        return inside
+    sample = select(literal(1)).where(inside).limit(DENSE_AREA_EVENTS).subquery()
+    if await conn.scalar(select(func.count()).select_from(sample)) < DENSE_AREA_EVENTS:
+        return inside
+    return inside.is_(true())
+
+
+async def compile_event_filter(conn: AsyncConnection, f: EventFilter, *, scan_in_order: bool = True
+                               ) -> ColumnElement[bool]:
+    """The SQL condition on `events` for a filter, after resolving its names.
+    `scan_in_order`: the list's order has an index (false for a sort by distance)."""
     e = m.events.c
     conditions: list[ColumnElement[bool]] = []
     # Interval overlap: an event from March 1 to 31 is inside "from March 15".
@@ -301,7 +332,7 @@ async def compile_event_filter(conn: AsyncConnection, f: EventFilter) -> ColumnE
                                                       ("target", "target")) if getattr(f, field)]
     for field, role in named_actors:
         actor_ids = await resolve_actors(conn, field, getattr(f, field))
-        conditions.append(_actor_involved(actor_ids, role, f.include_members, f.attribution))
+        conditions.append(await _actor_involved(conn, actor_ids, role, f.include_members, f.attribution))
     if f.attribution and not named_actors:
         ea = m.event_actors.c
         conditions.append(exists().where(ea.event_id == e.id, ea.status.in_(f.attribution)))
@@ -318,20 +349,23 @@ async def compile_event_filter(conn: AsyncConnection, f: EventFilter) -> ColumnE
         conditions.append(e.civilian_fatalities_best >= f.min_civilian_fatalities)
     if f.bbox is not None:
         _check_bbox(f.bbox)
-        conditions.append(or_(*(e.location.op("<@")(box) for box in _boxes(*f.bbox))))
+        inside = or_(*(e.location.op("<@")(box) for box in _boxes(*f.bbox)))
+        conditions.append(await _geo_condition(conn, inside, scan_in_order))
     if f.near is not None:
-        conditions.append(or_(*(e.location.op("<@")(box) for box in near_boxes(f.near))))
+        inside = or_(*(e.location.op("<@")(box) for box in near_boxes(f.near)))
+        conditions.append(await _geo_condition(conn, inside, scan_in_order))
         conditions.append(distance_km(f.near) <= f.near.radius_km)
     if f.q is not None:
         if not await conn.scalar(select(func.numnode(text_query(f.q)))):
             raise FilterError("q", f"has no words to search for in {f.q!r}")
         conditions.append(e.search_vector.op("@@")(text_query(f.q)))
     for sub in f.all_of:
-        conditions.append(await compile_event_filter(conn, sub))
+        conditions.append(await compile_event_filter(conn, sub, scan_in_order=scan_in_order))
     if f.any_of:
-        conditions.append(or_(*[await compile_event_filter(conn, sub) for sub in f.any_of]))
+        conditions.append(or_(*[await compile_event_filter(conn, sub, scan_in_order=scan_in_order)
+                                for sub in f.any_of]))
     if f.none_of is not None:
-        conditions.append(not_(await compile_event_filter(conn, f.none_of)))
+        conditions.append(not_(await compile_event_filter(conn, f.none_of, scan_in_order=scan_in_order)))
     return and_(true(), *conditions)
 
 

@@ -139,7 +139,7 @@ async def list_events(conn: AsyncConnection, page: PageRequest, codec: CursorCod
                       sort: str = "-date", with_claims: bool = False) -> Page:
     """One page of event trees matching a filter, in `sort` order after the page's cursor.
     With `near`, each event carries its `distance_km` from the point."""
-    condition = await compile_event_filter(conn, f)
+    condition = await compile_event_filter(conn, f, scan_in_order=sort != "distance")
     annotate = {"distance_km": func.round(distance_km(f.near).cast(Numeric), 3).cast(Double)} if f.near else None
     return await keyset_page(conn, e.id, condition, sort=event_sort(sort, f), page=page, codec=codec,
                              trees=event_trees if with_claims else event_list_trees, annotate=annotate)
