@@ -215,6 +215,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--requests", type=int, default=100)
     parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--only", default="", help="Measure only the queries whose name contains this.")
     args = parser.parse_args()
 
     server = serve(args.data_dir, args.port)
@@ -224,7 +225,7 @@ def main() -> None:
     try:
         dsn = pg.url().replace("postgresql+asyncpg://", "postgresql://")
         names = asyncio.run(pick_names(dsn))
-        table = query_table(names)
+        table = [row for row in query_table(names) if args.only.lower() in row[0].lower()]
         captured = asyncio.run(capture_statements(pg.url(), redis.url, table))
         http = measure_http(f"http://127.0.0.1:{args.port}", table, args.requests, args.warmup)
         sql = asyncio.run(measure_sql(dsn, captured, args.requests, args.warmup))
@@ -242,8 +243,9 @@ def main() -> None:
         h, s = http[name], sql[name]
         print(f"| {name} | {family} | {statistics.median(h):.1f} | {percentile(h, 95):.1f} | "
               f"{statistics.median(s):.1f} | {percentile(s, 95):.1f} | {len(captured[name])} |")
-    first, deep = statistics.median(http["events, page 1"]), statistics.median(http["events, page 1000 (cursor)"])
-    print(f"\npage 1000 / page 1 (HTTP p50): {deep / first:.2f}")
+    if "events, page 1" in http and "events, page 1000 (cursor)" in http:
+        first, deep = statistics.median(http["events, page 1"]), statistics.median(http["events, page 1000 (cursor)"])
+        print(f"\npage 1000 / page 1 (HTTP p50): {deep / first:.2f}")
 
 
 async def _count_events(dsn: str) -> int:
