@@ -54,7 +54,7 @@ def event_filter(
         errors = [{"name": "where", "in": "query",
                    "reason": f"{'.'.join(map(str, e['loc'])) or 'JSON'}: {e['msg']}"} for e in exc.errors()]
         raise Problem(422, "where: " + "; ".join(e["reason"] for e in errors), errors=errors) from exc
-    return EventFilter(
+    given = EventFilter(
         date_from=date_from, date_to=date_to, country=tuple(country), admin1=tuple(admin1), admin2=tuple(admin2),
         place=tuple(place), event_type=tuple(event_type), sub_event_type=tuple(sub_event_type),
         actor=tuple(actor), perpetrator=tuple(perpetrator), target=tuple(target), claimant=tuple(claimant),
@@ -62,8 +62,8 @@ def event_filter(
         max_fatalities=max_fatalities, min_civilian_fatalities=min_civilian_fatalities,
         include_members=include_members, bbox=parse_bbox(bbox) if bbox is not None else None,
         near=parse_near(near) if near is not None else None, q=q,
-        all_of=(parsed_where,) if parsed_where else (),
     )
+    return given.combined_with(parsed_where) if parsed_where else given
 
 
 def page_params(
@@ -87,9 +87,11 @@ ClaimFilterDep = Annotated[ClaimFilter, Depends(claim_filter)]
 PageDep = Annotated[PageRequest, Depends(page_params)]
 
 
-def sparse_fields(model: type[BaseModel]) -> Callable[..., frozenset[str] | None]:
-    """A `fields=a,b,c` parameter for lists of `model`: only those keys (and `id`) per item."""
-    allowed = set(model.model_fields)
+def sparse_fields(model: type[BaseModel], not_in_lists: frozenset[str] = frozenset()
+                  ) -> Callable[..., frozenset[str] | None]:
+    """A `fields=a,b,c` parameter for lists of `model`: only those keys (and `id`) per
+    item; `not_in_lists` are keys only the detail carries."""
+    allowed = set(model.model_fields) - not_in_lists
 
     def fields_param(fields: Annotated[str | None, Query(
             description=f"Comma-separated keys to return per item: {', '.join(sorted(allowed))}.")] = None,

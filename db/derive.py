@@ -7,9 +7,10 @@ recomputes thousands of events in one statement each.
 
 Fatalities (predicates `fatalities` and `civilian_fatalities`)
     Only claims that assert or concede a figure count; denials and uncertain claims
-    carry no figure. A claim's low defaults to its best (or high), its best to its
-    low (or high), and its high to its best; a claim with a low alone ("over two
-    dozen": low 25) leaves the upper bound open. Over the counted claims:
+    carry no figure. A claim's low defaults to its best, its best to its low, and its
+    high to its best; a claim with a low alone ("over two dozen": low 25) leaves the
+    upper bound open, one with a high alone ("up to 30") says nothing of the low or the
+    best. Over the counted claims:
       low  = the smallest low,
       best = the median of the best values (the lower middle one for an even count),
       high = the largest high, or NULL (open) if any claim leaves it open.
@@ -105,8 +106,8 @@ UPDATE event_actors ea SET status = d.status, status_claim_ids = d.claim_ids
 _FATALITY_CTES = """
 figures AS (
   SELECT c.event_id, c.predicate, c.id,
-         coalesce(c.value_low, c.value_best, c.value_high) AS low,
-         coalesce(c.value_best, c.value_low, c.value_high) AS best,
+         coalesce(c.value_low, c.value_best) AS low,    -- "up to 30" says nothing of a low
+         coalesce(c.value_best, c.value_low) AS best,
          coalesce(c.value_high, c.value_best) AS high
     FROM claims c
    WHERE c.event_id = ANY(:ids)

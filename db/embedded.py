@@ -95,9 +95,13 @@ class EmbeddedPostgres:
         # pgserver initialises the cluster (as the unprivileged `pgserver` user when we
         # are root), starts it or adopts a running one. cleanup_mode=None: stopping is
         # ours to decide, by the shared-use rule above, not pgserver's atexit hook.
-        with _flock(self.data_dir / "postgres.start", fcntl.LOCK_EX):
-            self._server = pgserver.get_server(self.pgdata, cleanup_mode=None)
-            self._ensure_database()
+        try:
+            with _flock(self.data_dir / "postgres.start", fcntl.LOCK_EX):
+                self._server = pgserver.get_server(self.pgdata, cleanup_mode=None)
+                self._ensure_database()
+        except BaseException:
+            self._use.close()
+            raise
 
     def _ensure_database(self) -> None:
         exists = self._psql(f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'")

@@ -5,7 +5,6 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-
 # Every session of the app. The API runs many small queries at once: a parallel plan's
 # worker start-up costs more than it saves (tens of ms on 2 cores), and a runaway
 # query must not hold a connection forever.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -24,7 +24,6 @@ from sqlalchemy import (
     exists,
     func,
     literal,
-    not_,
     or_,
     select,
     true,
@@ -91,7 +90,24 @@ class EventFilter:
     none_of: "EventFilter | None" = None
 
     def is_empty(self) -> bool:
-        return all(getattr(self, f.name) in (None, ()) for f in fields(self))
+        return not self.given()
+
+    def given(self) -> set[str]:
+        """The names of the filters set (not at their defaults)."""
+        return {f.name for f in fields(self) if getattr(self, f.name) not in (None, (), False)}
+
+    def names_actors(self) -> bool:
+        """Whether an actor filter is set here or in a nested filter."""
+        nested = (*self.all_of, *self.any_of, *((self.none_of,) if self.none_of else ()))
+        return bool(self.actor or self.perpetrator or self.target) or any(f.names_actors() for f in nested)
+
+    def combined_with(self, other: "EventFilter") -> "EventFilter":
+        """Both filters ANDed: merged into one level when they set different filters
+        (so `include_members`, `attribution`, `q` and `near` act as if written side by
+        side), else `other` nested under this one."""
+        if self.given() & other.given():
+            return replace(self, all_of=(*self.all_of, other))
+        return replace(other, **{name: getattr(self, name) for name in self.given()})
 
 
 def ids_named_like(names: Table, q: str) -> Select:
@@ -297,12 +313,16 @@ async def _geo_condition(conn: AsyncConnection, inside: ColumnElement[bool], sca
     return inside.is_(true())
 
 
-async def compile_event_filter(conn: AsyncConnection, f: EventFilter, *, scan_in_order: bool = True
-                               ) -> ColumnElement[bool]:
+async def compile_event_filter(conn: AsyncConnection, f: EventFilter, *, scan_in_order: bool = True,
+                               members_of_nested: bool = False) -> ColumnElement[bool]:
     """The SQL condition on `events` for a filter, after resolving its names.
-    `scan_in_order`: the list's order has an index (false for a sort by distance)."""
+    `scan_in_order`: the list's order has an index (false for a sort by distance).
+    `include_members` holds for the filters nested under the one that sets it."""
     e = m.events.c
     conditions: list[ColumnElement[bool]] = []
+    include_members = f.include_members or members_of_nested
+    if f.include_members and not members_of_nested and not f.names_actors():
+        raise FilterError("include_members", "applies to actor, perpetrator or target, and none is given")
     # Interval overlap: an event from March 1 to 31 is inside "from March 15".
     if f.date_from:
         conditions.append(e.date_end >= f.date_from)
@@ -332,7 +352,7 @@ async def compile_event_filter(conn: AsyncConnection, f: EventFilter, *, scan_in
                                                       ("target", "target")) if getattr(f, field)]
     for field, role in named_actors:
         actor_ids = await resolve_actors(conn, field, getattr(f, field))
-        conditions.append(await _actor_involved(conn, actor_ids, role, f.include_members, f.attribution))
+        conditions.append(await _actor_involved(conn, actor_ids, role, include_members, f.attribution))
     if f.attribution and not named_actors:
         ea = m.event_actors.c
         conditions.append(exists().where(ea.event_id == e.id, ea.status.in_(f.attribution)))
@@ -359,13 +379,15 @@ async def compile_event_filter(conn: AsyncConnection, f: EventFilter, *, scan_in
         if not await conn.scalar(select(func.numnode(text_query(f.q)))):
             raise FilterError("q", f"has no words to search for in {f.q!r}")
         conditions.append(e.search_vector.op("@@")(text_query(f.q)))
+    nested = {"scan_in_order": scan_in_order, "members_of_nested": include_members}
     for sub in f.all_of:
-        conditions.append(await compile_event_filter(conn, sub, scan_in_order=scan_in_order))
+        conditions.append(await compile_event_filter(conn, sub, **nested))
     if f.any_of:
-        conditions.append(or_(*[await compile_event_filter(conn, sub, scan_in_order=scan_in_order)
-                                for sub in f.any_of]))
+        conditions.append(or_(*[await compile_event_filter(conn, sub, **nested) for sub in f.any_of]))
     if f.none_of is not None:
-        conditions.append(not_(await compile_event_filter(conn, f.none_of, scan_in_order=scan_in_order)))
+        # the complement: an event with no figure or no coordinates is NOT "at least 1"
+        # or "inside the box", so it matches the negation (SQL's NOT NULL would drop it)
+        conditions.append((await compile_event_filter(conn, f.none_of, **nested)).is_not(true()))
     return and_(true(), *conditions)
 
 
@@ -394,12 +416,6 @@ async def resolve_external_event_ids(conn: AsyncConnection, values: tuple[str, .
 
 def _listify(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
-
-
-def _lower(value: Any) -> Any:
-    value = _listify(value)
-    return [getattr(v, "value", v).lower() if isinstance(getattr(v, "value", v), str) else v
-            for v in value] if isinstance(value, list) else value
 
 
 Names = Annotated[list[str], BeforeValidator(_listify)]
@@ -431,7 +447,7 @@ class EventWhere(BaseModel):
     perpetrator: Names = []
     target: Names = []
     claimant: Names = []
-    attribution: Annotated[list[Literal["confirmed", "alleged", "contested", "unknown"]], BeforeValidator(_lower)] = []
+    attribution: Annotated[list[Literal["confirmed", "alleged", "contested", "unknown"]], BeforeValidator(_listify)] = []
     external_id: Names = []
     min_fatalities: int | None = Field(default=None, ge=0, le=2**31 - 1)
     max_fatalities: int | None = Field(default=None, ge=0, le=2**31 - 1)

@@ -6,8 +6,21 @@ tests/test_migrations.py checks the two agree.
 """
 
 from sqlalchemy import (
-    ARRAY, Boolean, CHAR, Column, Date, Double, ForeignKey, ForeignKeyConstraint, Integer, MetaData, SmallInteger, Table, Text,
-    func, text,
+    ARRAY,
+    CHAR,
+    Boolean,
+    Column,
+    Date,
+    Double,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Integer,
+    MetaData,
+    SmallInteger,
+    Table,
+    Text,
+    func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import TIMESTAMP, TSVECTOR, UUID
 from sqlalchemy.dialects.postgresql import base as postgresql_base

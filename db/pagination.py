@@ -36,11 +36,12 @@ class Sort:
     decoders: tuple[Callable[[Any], Any], ...]
     descending: bool
     scope: str
+    variant: str = ""  # what the key depends on beyond the row: a text query, a point
 
     @property
     def key(self) -> str:
-        """What a cursor is valid for: this order of this list."""
-        return f"{self.scope}:{self.name}"
+        """What a cursor is valid for: this order of this list (and of this query or point)."""
+        return f"{self.scope}:{self.name}:{self.variant}" if self.variant else f"{self.scope}:{self.name}"
 
     def apply(self, stmt: Select, after: Sequence[Any] | None) -> Select:
         if after is not None:

@@ -2,11 +2,10 @@
 
 from collections.abc import Callable
 
-import strawberry
 from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 from strawberry.fastapi import GraphQLRouter
 
-from schema.errors import ErrorCodes
+from schema.errors import ErrorCodes, Schema
 from schema.queries import Query
 
 # Limits that keep one request from asking for unbounded work; each refusal is a
@@ -15,7 +14,7 @@ MAX_DEPTH = 10
 MAX_ALIASES = 15
 MAX_TOKENS = 2000
 
-schema = strawberry.Schema(
+schema = Schema(
     query=Query,
     extensions=[
         lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),

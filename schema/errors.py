@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from asyncpg import PostgresConnectionError
 from graphql import GraphQLError
 from sqlalchemy.exc import InterfaceError, OperationalError, TimeoutError as SQLAlchemyTimeoutError
+import strawberry
 from strawberry.extensions import SchemaExtension
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,6 @@ def classify(error: GraphQLError) -> GraphQLError:
         return _coded(error, "BAD_USER_INPUT" if bad_value else "GRAPHQL_VALIDATION_FAILED")
     if isinstance(original, UNAVAILABLE):
         return _coded(error, "SERVICE_UNAVAILABLE", "The database is unavailable; try again shortly.")
-    log.error("GraphQL resolver failed at %s", error.path, exc_info=original)
     return _coded(error, "INTERNAL_SERVER_ERROR", "Unexpected error; it has been logged.")
 
 
@@ -49,3 +49,18 @@ class ErrorCodes(SchemaExtension):
         result = self.execution_context.result
         if result is not None and result.errors:
             result.errors = [classify(e) for e in result.errors]
+
+
+def is_client_error(error: GraphQLError) -> bool:
+    """Bad input or a refused query: the client's to fix, nothing for the server log."""
+    original = error.original_error
+    return original is None or error.path is None or isinstance(original, GraphQLError)
+
+
+class Schema(strawberry.Schema):
+    """Logs only the errors that are the server's (strawberry logs every error)."""
+
+    def process_errors(self, errors: list[GraphQLError], execution_context=None) -> None:
+        server_errors = [e for e in errors if not is_client_error(e)]
+        if server_errors:
+            super().process_errors(server_errors, execution_context)

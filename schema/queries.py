@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import strawberry
 from graphql import GraphQLError
 from pydantic import ValidationError
+from pydantic.alias_generators import to_camel
 from strawberry.types import Info
 from strawberry.types.nodes import FragmentSpread, InlineFragment
 
@@ -20,6 +21,8 @@ from schema.types import Actor, Claim, Connection, Document, Edge, Event, PageIn
 
 T = TypeVar("T")
 MAX_FIRST = 500
+# The query layer names REST's parameters; these are their GraphQL names.
+GRAPHQL_ARGUMENTS = {"sort": "orderBy", "cursor": "after", "limit": "first"}
 
 
 @contextmanager
@@ -28,12 +31,14 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except FilterError as exc:
-        raise GraphQLError(str(exc), extensions={"code": "BAD_USER_INPUT", "argument": exc.field}) from exc
+        argument = GRAPHQL_ARGUMENTS.get(exc.field, to_camel(exc.field))
+        raise GraphQLError(f"{argument}: {exc.message}",
+                           extensions={"code": "BAD_USER_INPUT", "argument": argument}) from exc
     except CursorError as exc:
         raise GraphQLError(f"after: {exc}", extensions={"code": "BAD_USER_INPUT", "argument": "after"}) from exc
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
+        where = ".".join(to_camel(part) if isinstance(part, str) else str(part) for part in first["loc"])
         raise GraphQLError(f"where.{where}: {first['msg']}",
                            extensions={"code": "BAD_USER_INPUT", "argument": f"where.{where}"}) from exc
 

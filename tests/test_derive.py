@@ -197,3 +197,10 @@ async def test_a_claim_value_must_fit_its_predicate(scenario):
 
     with pytest.raises(DBAPIError, match="a perpetrator claim takes a value of kind actor"):
         await scenario.claim("sohr", "perpetrator", "asserts", best=3)
+
+
+async def test_an_upper_figure_alone_says_nothing_of_the_lower(scenario):
+    await scenario.claim("sohr", "fatalities", "asserts", high=30)   # "up to 30"
+    await scenario.claim("ap", "fatalities", "asserts", best=12)
+    low, best, high, *_ = await scenario.fatalities()
+    assert (low, best, high) == (12, 12, 30)

@@ -150,3 +150,53 @@ async def test_graphql_refuses_unbounded_queries(client):
     aliases = "{ " + " ".join(f"a{i}: events(first: 1) {{ totalCount }}" for i in range(20)) + " }"
     body = await gql(client, aliases)
     assert "alias" in body["errors"][0]["message"].lower()
+
+
+async def test_where_merges_with_the_parameters_beside_it(client):
+    assert set(await _keys(client, include_members="true", where='{"perpetrator": "US-led coalition"}')) == {
+        "al-qasr-strike", "raf-motorbike-strike", "raf-mosul-strikes"}
+    assert await _keys(client, attribution="contested", where='{"perpetrator": "Iraqi forces"}') == []
+    near = '{"near": {"latitude": 36.5, "longitude": 36.87, "radiusKm": 25}}'
+    events = (await client.get("/v1/events", params={"where": near, "sort": "distance"})).json()["data"]
+    assert [_key(e["id"]) for e in events] == ["afrin-capture"] and events[0]["distance_km"] < 2
+
+
+async def test_not_is_the_complement_even_where_a_value_is_missing(client):
+    # 12 events have no figure at all: they are not "at least 1 killed", so they are its negation
+    assert len(await _keys(client, where='{"_not": {"minFatalities": 1}}')) == 12
+    inside = set(await _keys(client, bbox="35.5,32,42.5,37.5"))
+    outside = set(await _keys(client, where='{"_not": {"bbox": [35.5, 32, 42.5, 37.5]}}'))
+    assert inside and not inside & outside and len(inside | outside) == len(KEYS)
+
+
+async def test_a_countrys_centroid_is_not_a_location(client):
+    # "ISIS swept across Syria" is known only to the country: no bbox around the centroid finds it
+    assert "isis-2014-syria" not in await _keys(client, bbox="37.5,34.5,38.5,35.5")
+    assert "isis-2014-syria" not in await _keys(client, near="35,38,50")
+
+
+@pytest.mark.parametrize("params, name, status", [
+    ({"include_members": "true"}, "include_members", 422),      # nothing for it to apply to
+    ({"cursor": ""}, "cursor", 400),
+    ({"fields": "claims"}, "fields", 422),                      # lists carry claim_count, not claims
+    ({"attribution": "Contested"}, "attribution", 422),
+    ({"where": '{"attribution": "Contested"}'}, "where", 422),  # the same rule inside where
+])
+async def test_input_is_used_or_refused(client, params, name, status):
+    response = await client.get("/v1/events", params=params)
+    assert response.status_code == status, response.text
+    assert name in [e["name"] for e in response.json()["errors"]]
+
+
+async def test_relevance_and_distance_cursors_belong_to_their_query(client):
+    first = (await client.get("/v1/events", params={"q": "Syria", "sort": "relevance", "limit": 1})).json()
+    replayed = await client.get("/v1/events", params={"q": "RAF", "sort": "relevance", "cursor": first["next_cursor"]})
+    assert replayed.status_code == 400
+
+
+async def test_graphql_names_its_own_arguments(client):
+    body = await gql(client, "{ events(orderBy: RELEVANCE) { totalCount } }")
+    assert body["errors"][0]["extensions"]["argument"] == "orderBy"
+    body = await gql(client, 'query ($w: EventWhere) { events(where: $w) { totalCount } }',
+                     w={"bbox": [1, 2, 3]})
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"

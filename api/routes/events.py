@@ -14,7 +14,7 @@ from db.queries import claims as claim_queries, events as event_queries
 
 router = APIRouter(tags=["events"], responses=PROBLEM_RESPONSES)
 
-EventFields = Annotated[frozenset[str] | None, Depends(sparse_fields(Event))]
+EventFields = Annotated[frozenset[str] | None, Depends(sparse_fields(Event, not_in_lists=frozenset({"claims"})))]
 ClaimFields = Annotated[frozenset[str] | None, Depends(sparse_fields(Claim))]
 
 

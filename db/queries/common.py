@@ -7,7 +7,8 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import ColumnElement, TextClause, bindparam, func, select
-from sqlalchemy.dialects.postgresql import ARRAY, UUID as PG_UUID
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.pagination import CursorCodec, Page, PageRequest, Sort
@@ -62,7 +63,7 @@ async def keyset_page(conn: AsyncConnection, id_column: ColumnElement, condition
     """One page of trees in `sort` order after the page's cursor (and the total, if asked).
     `annotate` adds per-row values computed by the page query (a distance) to the trees."""
     annotate = annotate or {}
-    after = codec.decode(page.cursor, sort) if page.cursor else None
+    after = codec.decode(page.cursor, sort) if page.cursor is not None else None
     stmt = select(id_column, *annotate.values(), *sort.columns).where(condition)
     rows: Sequence[Any] = (await conn.execute(sort.apply(stmt, after).limit(page.limit + 1))).all()
     more = len(rows) > page.limit

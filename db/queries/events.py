@@ -7,15 +7,29 @@ statement for a whole page of events, so a page costs two statements whatever it
 
 from __future__ import annotations
 
+import hashlib
 from uuid import UUID
 
 from sqlalchemy import Double, Numeric, func, literal_column, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models as m
-from db.filters import EventFilter, FilterError, compile_event_filter, distance_km, split_external_id, text_query
+from db.filters import (
+    EventFilter,
+    FilterError,
+    compile_event_filter,
+    distance_km,
+    split_external_id,
+    text_query,
+)
 from db.pagination import CursorCodec, Page, PageRequest, Sort, decode_date
-from db.queries.common import ACTOR_REF, PLACE_TREE, keyset_page, parse_uuid, tree_loader
+from db.queries.common import (
+    ACTOR_REF,
+    PLACE_TREE,
+    keyset_page,
+    parse_uuid,
+    tree_loader,
+)
 
 e = m.events.c
 _FATALITIES_KEY = func.coalesce(e.fatalities_best, literal_column("-1"))  # matches ix_events_fatalities
@@ -34,13 +48,14 @@ def event_sort(name: str, f: EventFilter) -> Sort:
     """The sort of that name; `relevance` ranks by the text query `q`, `distance` from `near`."""
     if name == "relevance":
         if f.q is None:
-            raise FilterError("sort", "relevance needs a text query (q)")
+            raise FilterError("sort", "relevance needs a text query (q) beside it, not only inside _and/_or/_not")
         return Sort("relevance", (func.ts_rank_cd(e.search_vector, text_query(f.q)), e.id), (float, UUID),
-                    descending=True, scope="events")
+                    descending=True, scope="events", variant=hashlib.sha256(f.q.encode()).hexdigest()[:16])
     if name == "distance":
         if f.near is None:
-            raise FilterError("sort", "distance needs a point (near)")
-        return Sort("distance", (distance_km(f.near), e.id), (float, UUID), descending=False, scope="events")
+            raise FilterError("sort", "distance needs a point (near) beside it, not only inside _and/_or/_not")
+        return Sort("distance", (distance_km(f.near), e.id), (float, UUID), descending=False, scope="events",
+                    variant=f"{f.near.latitude},{f.near.longitude}")
     try:
         return EVENT_SORTS[name]
     except KeyError:

@@ -10,7 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from db import models as m
 from db.filters import FilterError, check_vocabulary, ids_named_like
 from db.pagination import CursorCodec, Page, PageRequest, Sort
-from db.queries.common import PLACE_TREE, keyset_page, parse_uuid, tree_by_ref, tree_loader
+from db.queries.common import (
+    PLACE_TREE,
+    keyset_page,
+    parse_uuid,
+    tree_by_ref,
+    tree_loader,
+)
 
 p = m.places.c
 PLACE_SORT = Sort("name", (p.name, p.id), (str, UUID), descending=False, scope="places")

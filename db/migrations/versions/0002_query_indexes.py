@@ -44,7 +44,10 @@ BEGIN
   NEW.country_id := ancestry.country_id;
   NEW.admin1_id := ancestry.admin1_id;
   NEW.admin2_id := ancestry.admin2_id;
-  IF NEW.latitude IS NOT NULL THEN
+  IF NEW.geo_precision IN ('region', 'country', 'water_airspace') THEN
+    -- a country's centroid is not where the event was: keep it out of bbox and near
+    NEW.location := NULL;
+  ELSIF NEW.latitude IS NOT NULL THEN
     NEW.location := point(NEW.longitude, NEW.latitude);
   ELSE
     NEW.location := (SELECT CASE WHEN p.latitude IS NOT NULL THEN point(p.longitude, p.latitude) END
@@ -52,7 +55,7 @@ BEGIN
   END IF;
   RETURN NEW;
 END $$;
-CREATE TRIGGER tr_events_place_context BEFORE INSERT OR UPDATE OF place_id, latitude, longitude ON events
+CREATE TRIGGER tr_events_place_context BEFORE INSERT OR UPDATE OF place_id, latitude, longitude, geo_precision ON events
   FOR EACH ROW EXECUTE FUNCTION events_place_context();
 
 -- A place moved or re-located: its events' context follows (rare; touches only them).
