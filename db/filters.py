@@ -89,9 +89,6 @@ class EventFilter:
     any_of: tuple["EventFilter", ...] = ()
     none_of: "EventFilter | None" = None
 
-    def is_empty(self) -> bool:
-        return not self.given()
-
     def given(self) -> set[str]:
         """The names of the filters set (not at their defaults)."""
         return {f.name for f in fields(self) if getattr(self, f.name) not in (None, (), False)}
