@@ -10,6 +10,7 @@ from api.errors import NotFound
 from api.params import ClaimFilterDep, EventFilterDep, EventSortName, PageDep, sparse_fields
 from api.responses import JSONResponse, page_response
 from api.schemas import PROBLEM_RESPONSES, Claim, Event, ListOf
+from db.filters import FilterError
 from db.queries import claims as claim_queries, events as event_queries
 
 router = APIRouter(tags=["events"], responses=PROBLEM_RESPONSES)
@@ -43,7 +44,10 @@ async def get_event(event_id: str, conn: ReadConn):
 async def list_event_claims(request: Request, event_id: str, conn: ReadConn, codec: Codec, page: PageDep,
                             where: ClaimFilterDep, fields: ClaimFields):
     """The claims about one event, with the same filters as /v1/claims."""
-    if await event_queries.resolve_event_id(conn, event_id) is None:
-        raise NotFound("event", event_id)
-    result = await claim_queries.list_claims(conn, page, codec, replace(where, event=event_id))
+    try:
+        result = await claim_queries.list_claims(conn, page, codec, replace(where, event=event_id))
+    except FilterError as exc:
+        if exc.field == "event":  # the event in the path: not a bad filter but no such resource
+            raise NotFound("event", event_id) from exc
+        raise
     return page_response(request, result, fields)
