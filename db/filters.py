@@ -19,6 +19,7 @@ from pydantic.alias_generators import to_camel
 from sqlalchemy import (
     ColumnElement,
     Select,
+    Subquery,
     Table,
     and_,
     exists,
@@ -27,6 +28,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    union_all,
 )
 from sqlalchemy.dialects.postgresql import REGCONFIG
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -258,33 +260,75 @@ def _inside(place_ids: list[UUID]) -> ColumnElement[bool]:
         select(m.place_lineage.c.descendant_id).where(m.place_lineage.c.ancestor_id.in_(place_ids)))
 
 
-async def _actor_involved(conn: AsyncConnection, actor_ids: list[UUID], role: str | None, include_members: bool,
-                          statuses: tuple[str, ...]) -> ColumnElement[bool]:
-    """The event has one of these actors (in this role, of these statuses). With
-    `include_members`, also the units under them (the actor tree) and their members
-    while members: the memberships are read first, so the per-event test is plain
-    comparisons with the event's dates rather than a subquery per row."""
-    ea, e = m.event_actors.c, m.events.c
-    who = [ea.actor_id.in_(actor_ids)]
+# An actor filter naming more (actor, role) pairs than this is left to the events'
+# own order (see ActorMatch.events_by_date): merging that many index scans costs more
+# than it saves.
+MAX_ACTOR_BRANCHES = 64
+
+
+@dataclass(frozen=True)
+class ActorMatch:
+    """An actor filter with its names resolved: each actor with the dates during which
+    it counts (a coalition's member only while a member; None: always), the roles to
+    match (every role when the filter names none) and the attribution statuses."""
+
+    spans: tuple[tuple[UUID, dt.date | None, dt.date | None], ...]
+    roles: tuple[str, ...]
+    statuses: tuple[str, ...]
+
+    def _rows(self, actor: UUID, valid_from: dt.date | None, valid_to: dt.date | None) -> list[ColumnElement]:
+        ea = m.event_actors.c
+        during = [ea.actor_id == actor]
+        if valid_from is not None:
+            during.append(ea.date_end >= valid_from)
+        if valid_to is not None:
+            during.append(ea.date_start <= valid_to)
+        return during
+
+    def condition(self) -> ColumnElement[bool]:
+        """The event has one of the actors, during its span, in a role, of a status."""
+        ea, e = m.event_actors.c, m.events.c
+        always = [actor for actor, valid_from, valid_to in self.spans if valid_from is None and valid_to is None]
+        who = [ea.actor_id.in_(always)] if always else []
+        who += [and_(*self._rows(*span)) for span in self.spans if span[1] is not None or span[2] is not None]
+        condition = and_(ea.event_id == e.id, or_(*who), ea.role.in_(self.roles))
+        if self.statuses:
+            condition = and_(condition, ea.status.in_(self.statuses))
+        return exists().where(condition)
+
+    def events_by_date(self, descending: bool) -> Subquery | None:
+        """(date_start, event_id) of the matching events in date order, read from
+        ix_event_actors_actor_date: one ordered index scan per actor and role, merged
+        (PostgreSQL's Merge Append), so a page of a rare actor's events costs what a
+        page of all events costs. An event may appear more than once (two members in
+        it): the caller keeps distinct keys. None if there are too many scans to merge."""
+        if len(self.spans) * len(self.roles) > MAX_ACTOR_BRANCHES:
+            return None
+        ea = m.event_actors.c
+        order = (ea.date_start.desc(), ea.event_id.desc()) if descending else (ea.date_start, ea.event_id)
+        branches = [select(ea.date_start, ea.event_id).where(*self._rows(*span), ea.role == role,
+                                                              *([ea.status.in_(self.statuses)] if self.statuses else []))
+                    .order_by(*order)
+                    for span in self.spans for role in self.roles]
+        return (branches[0] if len(branches) == 1 else union_all(*branches)).subquery("actor_events")
+
+
+async def _resolve_actor_match(conn: AsyncConnection, actor_ids: list[UUID], role: str | None,
+                               include_members: bool, statuses: tuple[str, ...]) -> ActorMatch:
+    """The actors of a filter, with `include_members` also the units under them (the
+    actor tree) and their members while members. The memberships are read first, so
+    the per-event test is plain comparisons of dates rather than a subquery per row."""
+    spans: list[tuple[UUID, dt.date | None, dt.date | None]] = [(actor, None, None) for actor in actor_ids]
     if include_members:
         lineage, ms = m.actor_lineage.c, m.actor_memberships.c
-        units = (await conn.scalars(select(lineage.descendant_id).where(lineage.ancestor_id.in_(actor_ids)))).all()
-        who.append(ea.actor_id.in_(units))
-        memberships = (await conn.execute(select(ms.member_id, ms.valid_from, ms.valid_to).where(
-            ms.group_id.in_(actor_ids), ms.relation == "member"))).all()
-        for member, valid_from, valid_to in memberships:
-            during = [ea.actor_id == member]
-            if valid_from is not None:
-                during.append(e.date_end >= valid_from)
-            if valid_to is not None:
-                during.append(e.date_start <= valid_to)
-            who.append(and_(*during))
-    condition = and_(ea.event_id == e.id, or_(*who))
-    if role:
-        condition = and_(condition, ea.role == role)
-    if statuses:
-        condition = and_(condition, ea.status.in_(statuses))
-    return exists().where(condition)
+        units = await conn.scalars(select(lineage.descendant_id).where(
+            lineage.ancestor_id.in_(actor_ids), lineage.descendant_id.not_in(actor_ids)))
+        spans += [(unit, None, None) for unit in units]
+        memberships = await conn.execute(select(ms.member_id, ms.valid_from, ms.valid_to).where(
+            ms.group_id.in_(actor_ids), ms.relation == "member"))
+        spans += [tuple(row) for row in memberships]
+    roles = (role,) if role else tuple(await conn.scalars(select(m.event_roles.c.code).order_by(m.event_roles.c.code)))
+    return ActorMatch(spans=tuple(dict.fromkeys(spans)), roles=roles, statuses=statuses)
 
 
 # A geographic area holding at least this many events is "dense" (see _geo_condition).
@@ -311,10 +355,13 @@ async def _geo_condition(conn: AsyncConnection, inside: ColumnElement[bool], sca
 
 
 async def compile_event_filter(conn: AsyncConnection, f: EventFilter, *, scan_in_order: bool = True,
-                               members_of_nested: bool = False) -> ColumnElement[bool]:
+                               members_of_nested: bool = False, actor_matches: list[ActorMatch] | None = None
+                               ) -> ColumnElement[bool]:
     """The SQL condition on `events` for a filter, after resolving its names.
     `scan_in_order`: the list's order has an index (false for a sort by distance).
-    `include_members` holds for the filters nested under the one that sets it."""
+    `include_members` holds for the filters nested under the one that sets it.
+    `actor_matches` receives the actor filters of the top level, each already part of
+    the condition, for a list that wants to read events through one of them."""
     e = m.events.c
     conditions: list[ColumnElement[bool]] = []
     include_members = f.include_members or members_of_nested
@@ -349,7 +396,10 @@ async def compile_event_filter(conn: AsyncConnection, f: EventFilter, *, scan_in
                                                       ("target", "target")) if getattr(f, field)]
     for field, role in named_actors:
         actor_ids = await resolve_actors(conn, field, getattr(f, field))
-        conditions.append(await _actor_involved(conn, actor_ids, role, include_members, f.attribution))
+        match = await _resolve_actor_match(conn, actor_ids, role, include_members, f.attribution)
+        conditions.append(match.condition())
+        if actor_matches is not None:
+            actor_matches.append(match)
     if f.attribution and not named_actors:
         ea = m.event_actors.c
         conditions.append(exists().where(ea.event_id == e.id, ea.status.in_(f.attribution)))

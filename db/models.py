@@ -194,6 +194,9 @@ event_actors = Table(
     Column("role", Text, ForeignKey("event_roles.code"), primary_key=True),
     Column("status", Text),
     Column("status_claim_ids", ARRAY(UUID(as_uuid=True)), nullable=False, server_default="{}"),
+    # copies of the event's dates, kept by triggers (migration 0003): an actor's events by date
+    Column("date_start", Date, nullable=False),
+    Column("date_end", Date, nullable=False),
 )
 
 claims = Table(

@@ -6,8 +6,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, TextClause, bindparam, func, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import ColumnElement, FromClause, TextClause, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -59,12 +59,17 @@ async def tree_by_ref(conn: AsyncConnection, trees: TreeLoader, ref: str) -> dic
 
 async def keyset_page(conn: AsyncConnection, id_column: ColumnElement, condition: ColumnElement[bool], *,
                       sort: Sort, page: PageRequest, codec: CursorCodec, trees: TreeLoader,
-                      annotate: dict[str, ColumnElement] | None = None) -> Page:
+                      annotate: dict[str, ColumnElement] | None = None, source: FromClause | None = None
+                      ) -> Page:
     """One page of trees in `sort` order after the page's cursor (and the total, if asked).
-    `annotate` adds per-row values computed by the page query (a distance) to the trees."""
+    `annotate` adds per-row values computed by the page query (a distance) to the trees.
+    `source` reads the rows through a join that yields them in `sort` order (the sort's
+    columns are then its columns), possibly repeated: each key is kept once."""
     annotate = annotate or {}
     after = codec.decode(page.cursor, sort) if page.cursor is not None else None
     stmt = select(id_column, *annotate.values(), *sort.columns).where(condition)
+    if source is not None:
+        stmt = stmt.select_from(source).ext(distinct_on(*sort.columns))
     rows: Sequence[Any] = (await conn.execute(sort.apply(stmt, after).limit(page.limit + 1))).all()
     more = len(rows) > page.limit
     rows = rows[:page.limit]
