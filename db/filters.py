@@ -246,9 +246,14 @@ def near_boxes(near: Near) -> list[ColumnElement]:
     return _boxes(wrap(near.longitude - spread), min_lat, wrap(near.longitude + spread), max_lat)
 
 
-def distance_km(near: Near) -> ColumnElement[float]:
-    """Great-circle distance of an event from the `near` point."""
-    return func.great_circle_km(m.events.c.location, near.latitude, near.longitude)
+def distance_km(near: Near, location: ColumnElement = m.events.c.location) -> ColumnElement[float]:
+    """Great-circle distance of an event (or of another `location`) from the `near` point."""
+    return func.great_circle_km(location, near.latitude, near.longitude)
+
+
+def inside_near_boxes(near: Near, location: ColumnElement = m.events.c.location) -> ColumnElement[bool]:
+    """`location` inside the boxes around the `near` circle: what a GiST index finds."""
+    return or_(*(location.op("<@")(box) for box in near_boxes(near)))
 
 
 def text_query(q: str) -> ColumnElement:
@@ -419,8 +424,7 @@ async def compile_event_filter(conn: AsyncConnection, f: EventFilter, *, scan_in
         inside = or_(*(e.location.op("<@")(box) for box in _boxes(*f.bbox)))
         conditions.append(await _geo_condition(conn, inside, scan_in_order))
     if f.near is not None:
-        inside = or_(*(e.location.op("<@")(box) for box in near_boxes(f.near)))
-        conditions.append(await _geo_condition(conn, inside, scan_in_order))
+        conditions.append(await _geo_condition(conn, inside_near_boxes(f.near), scan_in_order))
         conditions.append(distance_km(f.near) <= f.near.radius_km)
     if f.q is not None:
         if not await conn.scalar(select(func.numnode(text_query(f.q)))):

@@ -187,6 +187,15 @@ events = Table(
     ForeignKeyConstraint(["event_type", "sub_event_type"], ["sub_event_types.event_type", "sub_event_types.name"]),
 )
 
+# The distinct points events are located at (migration 0004): "nearest first" reads
+# points by distance, then each point's events.
+event_points = Table(
+    "event_points", metadata,
+    Column("longitude", Double, primary_key=True),
+    Column("latitude", Double, primary_key=True),
+    Column("location", Point, nullable=False),
+)
+
 event_actors = Table(
     "event_actors", metadata,
     Column("event_id", UUID(as_uuid=True), ForeignKey("events.id", ondelete="CASCADE"), primary_key=True),

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from db.pagination import CursorCodec, Page, PageRequest, Sort
 
 TreeLoader = Callable[[AsyncConnection, list[UUID]], Awaitable[list[dict]]]
+RowFetcher = Callable[[Sequence[Any] | None, int], Awaitable[Sequence[Any]]]
 
 # A reference to an actor: {id, name, kind}, or NULL. `{id}` is a SQL expression.
 ACTOR_REF = """(SELECT json_build_object('id', ar.id, 'name', ar.name, 'kind', ar.kind)
@@ -59,18 +60,23 @@ async def tree_by_ref(conn: AsyncConnection, trees: TreeLoader, ref: str) -> dic
 
 async def keyset_page(conn: AsyncConnection, id_column: ColumnElement, condition: ColumnElement[bool], *,
                       sort: Sort, page: PageRequest, codec: CursorCodec, trees: TreeLoader,
-                      annotate: dict[str, ColumnElement] | None = None, source: FromClause | None = None
-                      ) -> Page:
+                      annotate: dict[str, ColumnElement] | None = None, source: FromClause | None = None,
+                      fetch_rows: RowFetcher | None = None) -> Page:
     """One page of trees in `sort` order after the page's cursor (and the total, if asked).
     `annotate` adds per-row values computed by the page query (a distance) to the trees.
     `source` reads the rows through a join that yields them in `sort` order (the sort's
-    columns are then its columns), possibly repeated: each key is kept once."""
+    columns are then its columns), possibly repeated: each key is kept once.
+    `fetch_rows(after, n)` replaces the page query by one of its own (same row shape:
+    id, the `annotate` values, the sort key); `condition` still counts the total."""
     annotate = annotate or {}
     after = codec.decode(page.cursor, sort) if page.cursor is not None else None
-    stmt = select(id_column, *annotate.values(), *sort.columns).where(condition)
-    if source is not None:
-        stmt = stmt.select_from(source).ext(distinct_on(*sort.columns))
-    rows: Sequence[Any] = (await conn.execute(sort.apply(stmt, after).limit(page.limit + 1))).all()
+    if fetch_rows is None:
+        stmt = select(id_column, *annotate.values(), *sort.columns).where(condition)
+        if source is not None:
+            stmt = stmt.select_from(source).ext(distinct_on(*sort.columns))
+        rows: Sequence[Any] = (await conn.execute(sort.apply(stmt, after).limit(page.limit + 1))).all()
+    else:
+        rows = await fetch_rows(after, page.limit + 1)
     more = len(rows) > page.limit
     rows = rows[:page.limit]
     total = None

@@ -11,7 +11,7 @@ import hashlib
 from dataclasses import replace
 from uuid import UUID
 
-from sqlalchemy import Double, Numeric, func, literal_column, select, text
+from sqlalchemy import ColumnElement, Double, Numeric, and_, case, func, literal, literal_column, select, text, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models as m
@@ -21,6 +21,7 @@ from db.filters import (
     FilterError,
     compile_event_filter,
     distance_km,
+    inside_near_boxes,
     split_external_id,
     text_query,
 )
@@ -152,14 +153,21 @@ async def get_event(conn: AsyncConnection, ref: str) -> dict | None:
     return trees[0] if trees else None
 
 
+def _rounded_km(distance: ColumnElement[float]) -> ColumnElement[float]:
+    """A distance as shown: to the metre."""
+    return func.round(distance.cast(Numeric), 3).cast(Double)
+
+
 async def list_events(conn: AsyncConnection, page: PageRequest, codec: CursorCodec, f: EventFilter, *,
                       sort: str = "-date", with_claims: bool = False) -> Page:
     """One page of event trees matching a filter, in `sort` order after the page's cursor.
     With `near`, each event carries its `distance_km` from the point."""
     order = event_sort(sort, f)
+    if order.name == "distance":
+        return await _list_nearest_first(conn, page, codec, f, order, with_claims)
     actor_matches: list[ActorMatch] = []
     condition = await compile_event_filter(conn, f, scan_in_order=sort != "distance", actor_matches=actor_matches)
-    annotate = {"distance_km": func.round(distance_km(f.near).cast(Numeric), 3).cast(Double)} if f.near else None
+    annotate = {"distance_km": _rounded_km(distance_km(f.near))} if f.near else None
     source = None
     if actor_matches and order.name in ("-date", "date"):
         # An actor's events in date order straight from its index (ActorMatch.events_by_date)
@@ -171,3 +179,55 @@ async def list_events(conn: AsyncConnection, page: PageRequest, codec: CursorCod
     return await keyset_page(conn, e.id, condition, sort=order, page=page, codec=codec,
                              trees=event_trees if with_claims else event_list_trees, annotate=annotate,
                              source=source)
+
+
+# "Nearest first" probes this share of the radius beyond the cursor first, then four
+# times as far each time until a page is found, so a page near a busy point reads a
+# few points and one in empty country reaches the whole radius in a few steps.
+FIRST_PROBE_SHARE = 1 / 16
+# The expressions ix_events_point indexes (migration 0004).
+_EVENT_LONGITUDE = literal_column("events.location[0]", Double)
+_EVENT_LATITUDE = literal_column("events.location[1]", Double)
+_LOWEST_ID = UUID(int=0)
+
+
+async def _list_nearest_first(conn: AsyncConnection, page: PageRequest, codec: CursorCodec, f: EventFilter,
+                              order: Sort, with_claims: bool) -> Page:
+    """sort=distance: the points near the centre nearest first (event_points), and at
+    each point its events in id order (ix_events_point), which is the order (distance,
+    id) without computing a distance per event or sorting every event in the radius."""
+    near = f.near
+    assert near is not None  # event_sort refuses sort=distance without near
+    others = await compile_event_filter(conn, replace(f, near=None), scan_in_order=False)
+    pt = m.event_points.c
+
+    async def nearest(after, limit: int):
+        start = after[0] if after else 0.0
+        step = near.radius_km * FIRST_PROBE_SHARE
+        while True:
+            reach = min(near.radius_km, start + step)
+            distance = distance_km(near, pt.location)
+            points = select(pt.longitude, pt.latitude, distance.label("distance")).where(
+                inside_near_boxes(replace(near, radius_km=reach), pt.location), distance <= reach)
+            if after:
+                points = points.where(distance >= after[0])
+            points = points.subquery("point")
+            there = select(e.id).where(_EVENT_LONGITUDE == points.c.longitude, _EVENT_LATITUDE == points.c.latitude,
+                                       others)
+            if after:
+                # at the cursor's own point, after its id; further out, from the first id
+                there = there.where(e.id > case((points.c.distance > after[0], literal(_LOWEST_ID)),
+                                                else_=literal(after[1])))
+            there = there.order_by(e.id).limit(limit).lateral("there")
+            stmt = (select(there.c.id, _rounded_km(points.c.distance), points.c.distance, there.c.id)
+                    .select_from(points.join(there, true()))
+                    .order_by(points.c.distance, there.c.id).limit(limit))
+            rows = (await conn.execute(stmt)).all()
+            if len(rows) >= limit or reach >= near.radius_km:
+                return rows
+            step *= 4
+
+    within = and_(others, inside_near_boxes(near), distance_km(near) <= near.radius_km)
+    return await keyset_page(conn, e.id, within, sort=order, page=page, codec=codec,
+                             trees=event_trees if with_claims else event_list_trees,
+                             annotate={"distance_km": _rounded_km(distance_km(near))}, fetch_rows=nearest)

@@ -1,9 +1,14 @@
-"""Actor filters in date order are read from the actor's own index (ActorMatch.events_by_date):
-the answer must be exactly the one of testing every event for the actor."""
+"""The indexed read paths answer exactly what the plain definition of the query does:
+actor filters in date order (read from the actor's own index, ActorMatch.events_by_date)
+and nearest first (points by distance, then each point's events)."""
 
 from __future__ import annotations
 
 import json
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
 
 from pydantic.alias_generators import to_camel
 from sqlalchemy import text
@@ -25,10 +30,23 @@ async def _walk(client, params: dict) -> list[str]:
             return ids
 
 
-async def test_actor_lists_by_date_match_testing_every_event(fresh_database_url, redis_url):
-    engine = make_engine(fresh_database_url, pool_size=2)
+@pytest.fixture(scope="module")
+async def generated_url(databases) -> AsyncIterator[str]:
+    """Seed plus 600 generated events: busy towns share a point, coalitions have members."""
+    name = f"t_paths_{uuid.uuid4().hex[:8]}"
+    url = databases.create(name)
+    engine = make_engine(url, pool_size=2)
     try:
         await generate(engine, 600, seed=11, batch=300)
+    finally:
+        await engine.dispose()
+    yield url
+    databases.drop(name)
+
+
+async def test_actor_lists_by_date_match_testing_every_event(generated_url, redis_url):
+    engine = make_engine(generated_url, pool_size=2)
+    try:
         async with engine.connect() as conn:
             coalition, members = (await conn.execute(text("""
                 SELECT g.name, count(*) FROM actor_memberships ms JOIN actors g ON g.id = ms.group_id
@@ -47,7 +65,7 @@ async def test_actor_lists_by_date_match_testing_every_event(fresh_database_url,
         await engine.dispose()
     assert members >= 2
 
-    async with app_client(fresh_database_url, redis_url) as client:
+    async with app_client(generated_url, redis_url) as client:
         for params in ({"actor": coalition, "include_members": "true"},
                        {"perpetrator": group},
                        {"target": group, "attribution": "alleged"},
@@ -76,3 +94,48 @@ async def test_an_events_new_dates_reach_its_actors(fresh_client, fresh_database
     response = await fresh_client.get("/v1/events", params={"perpetrator": "US-led coalition",
                                                             "date_from": "2031-01-01"})
     assert [e["date_start"] for e in response.json()["data"]] == ["2031-03-01"]
+
+
+async def test_nearest_first_is_distance_then_id(generated_url, redis_url):
+    engine = make_engine(generated_url, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            # the busiest point: many events at one distance, ordered by id among themselves
+            lat, lon = (await conn.execute(text("""
+                SELECT location[1], location[0] FROM events WHERE location IS NOT NULL
+                 GROUP BY 1, 2 ORDER BY count(*) DESC LIMIT 1"""))).one()
+            group = await conn.scalar(text("""
+                SELECT a.name FROM event_actors ea JOIN actors a ON a.id = ea.actor_id
+                 WHERE a.kind = 'armed_group' GROUP BY a.name ORDER BY count(*) DESC, a.name LIMIT 1"""))
+            expected = {}
+            for radius, extra in ((300, ""), (120, "AND EXISTS (SELECT 1 FROM event_actors ea JOIN actors a "
+                                                    "ON a.id = ea.actor_id WHERE ea.event_id = e.id "
+                                                    "AND ea.role = 'perpetrator' AND a.name = :group)")):
+                expected[radius] = [str(i) for i in (await conn.scalars(text(f"""
+                    SELECT e.id FROM events e
+                     WHERE great_circle_km(e.location, :lat, :lon) <= :radius {extra}
+                     ORDER BY great_circle_km(e.location, :lat, :lon), e.id"""),
+                    {"lat": lat, "lon": lon, "radius": radius, "group": group})).all()]
+    finally:
+        await engine.dispose()
+    assert len(expected[300]) > 100 and expected[120]
+
+    async with app_client(generated_url, redis_url) as client:
+        for radius, params in ((300, {}), (120, {"perpetrator": group})):
+            near = {"near": f"{lat},{lon},{radius}", "sort": "distance", **params}
+            assert await _walk(client, {**near, "limit": 9}) == expected[radius]
+            first = (await client.get("/v1/events", params={**near, "limit": 3})).json()["data"]
+            assert [e["distance_km"] for e in first] == sorted(e["distance_km"] for e in first)
+
+
+async def test_an_event_moved_is_found_at_its_new_point(fresh_client, fresh_database_url):
+    engine = make_engine(fresh_database_url, pool_size=1)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("""
+                UPDATE events SET latitude = -33.9, longitude = 18.4, geo_precision = 'exact'
+                 WHERE id = (SELECT event_id FROM event_external_ids WHERE external_id = 'al-qasr-strike')"""))
+    finally:
+        await engine.dispose()
+    response = await fresh_client.get("/v1/events", params={"near": "-33.91,18.41,5", "sort": "distance"})
+    assert [e["latitude"] for e in response.json()["data"]] == [-33.9]
