@@ -14,9 +14,10 @@ from api.middleware import ETagMiddleware, HeadAsGetMiddleware
 from api.params import check_query_params
 from api.routes import entities, events, health
 from api.settings import Settings, normalise_database_url
+from db.cache import AnswerCache
 from db.engine import make_engine
 from db.pagination import CursorCodec
-from api.deps import Codec, ReadConn
+from api.deps import AnswerCacheDep, Codec, ReadConn
 from schema.app import graphql_router
 from schema.context import GraphQLContext
 
@@ -33,8 +34,8 @@ GraphQL (with the GraphiQL explorer) is at [/graphql](/graphql).
 """
 
 
-async def graphql_context(conn: ReadConn, codec: Codec) -> GraphQLContext:
-    return GraphQLContext(conn, codec)
+async def graphql_context(conn: ReadConn, codec: Codec, cache: AnswerCacheDep) -> GraphQLContext:
+    return GraphQLContext(conn, codec, cache)
 
 
 def create_app(settings: Settings | None = None, *, database_url: str | None = None,
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         # Short timeouts: Redis is a cache, and a slow cache must never slow an answer.
         app.state.redis = redis.from_url(redis_url, socket_timeout=0.25, socket_connect_timeout=0.25)
         app.state.cursor_codec = CursorCodec(settings.cursor_key)
+        app.state.answer_cache = AnswerCache(app.state.redis)
         try:
             yield
         finally:

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.settings import Settings
+from db.cache import AnswerCache
 from db.pagination import CursorCodec
 
 
@@ -22,10 +23,15 @@ async def cursor_codec(request: Request) -> CursorCodec:
     return request.app.state.cursor_codec
 
 
+async def answer_cache(request: Request) -> AnswerCache:
+    return request.app.state.answer_cache
+
+
 async def settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
 ReadConn = Annotated[AsyncConnection, Depends(read_connection)]
 Codec = Annotated[CursorCodec, Depends(cursor_codec)]
+AnswerCacheDep = Annotated[AnswerCache, Depends(answer_cache)]
 SettingsDep = Annotated[Settings, Depends(settings)]

@@ -30,6 +30,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db import models as m
+from db.cache import bump_generation, start_bulk_load
 from db.derive import recompute_events
 from db.names import name_variants
 
@@ -364,6 +365,7 @@ async def generate(engine: AsyncEngine, events: int, seed: int = 1, batch: int =
         async with engine.begin() as conn:
             for statement in rebuild:
                 await conn.execute(text(statement))
+            await bump_generation(conn)
         # Statistics for the planner and a visibility map for index-only scans, now
         # rather than whenever autovacuum gets to it (in the middle of a benchmark).
         async with engine.connect() as conn:
@@ -382,6 +384,7 @@ async def _load(engine: AsyncEngine, generator: Generator, events: int, batch: i
         nonlocal done
         while (chunk := await queue.get()) is not None:
             async with engine.begin() as conn:
+                await start_bulk_load(conn)  # the generation moves once, at the end
                 await _copy(conn, "events", EVENT_COLUMNS, [e for e, _, _ in chunk])
                 await _copy(conn, "event_actors", ROLE_COLUMNS, [r for _, roles, _ in chunk for r in roles])
                 await _copy(conn, "claims", CLAIM_COLUMNS, [c for _, _, claims in chunk for c in claims])

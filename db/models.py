@@ -7,7 +7,9 @@ tests/test_migrations.py checks the two agree.
 
 from sqlalchemy import (
     ARRAY,
+    BigInteger,
     CHAR,
+    CheckConstraint,
     Boolean,
     Column,
     Date,
@@ -232,3 +234,12 @@ claims = Table(
 event_external_ids = _external_ids("event")
 actor_external_ids = _external_ids("actor")
 place_external_ids = _external_ids("place")
+
+
+# Moved by every write in its transaction (migration 0005); cached answers are keyed by it.
+data_generation = Table(
+    "data_generation", metadata,
+    Column("only_row", Boolean, primary_key=True, server_default=text("true")),
+    Column("generation", BigInteger, nullable=False),
+    CheckConstraint("only_row"),
+)

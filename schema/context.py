@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
 
+from db.cache import AnswerCache
 from db.engine import is_unstorable_text
 from db.pagination import CursorCodec
 from db.queries.actors import actor_trees
@@ -23,10 +24,11 @@ T = TypeVar("T")
 
 
 class GraphQLContext(BaseContext):
-    def __init__(self, conn: AsyncConnection, codec: CursorCodec):
+    def __init__(self, conn: AsyncConnection, codec: CursorCodec, cache: AnswerCache):
         super().__init__()
         self.conn = conn
         self.codec = codec
+        self.cache = cache
         # Resolvers run concurrently, but one connection runs one statement at a time.
         self._lock = asyncio.Lock()
         self.actors = self._loader(actor_trees)

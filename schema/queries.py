@@ -66,7 +66,7 @@ async def _connection(info: Info, first: int, after: str | None, list_page: Call
                            extensions={"code": "BAD_USER_INPUT", "argument": "first"})
     request = PageRequest(limit=first, cursor=after, count=_wants_total(info))
     with user_errors():
-        page = await info.context.db(list_page, request, info.context.codec, *args, **kwargs)
+        page = await info.context.db(list_page, request, info.context.codec, info.context.cache, *args, **kwargs)
     cursors = page.cursors
     return Connection(
         edges=[Edge(cursor=c, node=node(tree)) for tree, c in zip(page.rows, cursors)],

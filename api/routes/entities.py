@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from api.deps import Codec, ReadConn
+from api.deps import AnswerCacheDep, Codec, ReadConn
 from api.errors import NotFound
 from api.params import ClaimFilterDep, PageDep, sparse_fields
 from api.responses import JSONResponse, page_response
@@ -28,12 +28,12 @@ def _found(tree: dict | None, what: str, ref: str) -> JSONResponse:
 
 @router.get("/claims", tags=["claims"], response_model=ListOf[Claim], response_class=JSONResponse)
 async def list_claims(
-    request: Request, conn: ReadConn, codec: Codec, page: PageDep, where: ClaimFilterDep, fields: ClaimFields,
+    request: Request, conn: ReadConn, codec: Codec, cache: AnswerCacheDep, page: PageDep, where: ClaimFilterDep, fields: ClaimFields,
     event: Annotated[str | None, Query(description="Event id or external id.")] = None,
 ):
     """Claims across events: who said what, where, in their own words."""
     where = replace(where, event=event)
-    return page_response(request, await claims.list_claims(conn, page, codec, where), fields)
+    return page_response(request, await claims.list_claims(conn, page, codec, cache, where), fields)
 
 
 @router.get("/claims/{claim_id}", tags=["claims"], response_model=Claim, response_class=JSONResponse)
@@ -43,12 +43,12 @@ async def get_claim(claim_id: str, conn: ReadConn):
 
 @router.get("/actors", tags=["actors"], response_model=ListOf[Actor], response_class=JSONResponse)
 async def list_actors(
-    request: Request, conn: ReadConn, codec: Codec, page: PageDep, fields: ActorFields,
+    request: Request, conn: ReadConn, codec: Codec, cache: AnswerCacheDep, page: PageDep, fields: ActorFields,
     q: Annotated[str | None, Query(description="Part of a name or alias, any case or accent.")] = None,
     kind: Annotated[list[str], Query(description="Actor kind (see /v1/vocabularies); repeatable.")] = [],
 ):
     """Actors by name: states, forces, armed groups, and the sources that speak about events."""
-    return page_response(request, await actors.list_actors(conn, page, codec, q=q, kind=tuple(kind)), fields)
+    return page_response(request, await actors.list_actors(conn, page, codec, cache, q=q, kind=tuple(kind)), fields)
 
 
 @router.get("/actors/{actor_id}", tags=["actors"], response_model=Actor, response_class=JSONResponse)
@@ -58,13 +58,13 @@ async def get_actor(actor_id: str, conn: ReadConn):
 
 @router.get("/places", tags=["places"], response_model=ListOf[Place], response_class=JSONResponse)
 async def list_places(
-    request: Request, conn: ReadConn, codec: Codec, page: PageDep, fields: PlaceFields,
+    request: Request, conn: ReadConn, codec: Codec, cache: AnswerCacheDep, page: PageDep, fields: PlaceFields,
     q: Annotated[str | None, Query(description="Part of a name, alias or spelling.")] = None,
     kind: Annotated[list[Literal["country", "admin1", "admin2", "area", "locality"]], Query()] = [],
     parent: Annotated[str | None, Query(description="Only the direct children of this place id.")] = None,
 ):
     """Places of the country > admin1 > admin2 > locality hierarchy."""
-    return page_response(request, await places.list_places(conn, page, codec, q=q, kind=tuple(kind),
+    return page_response(request, await places.list_places(conn, page, codec, cache, q=q, kind=tuple(kind),
                                                            parent=parent), fields)
 
 
@@ -74,9 +74,9 @@ async def get_place(place_id: str, conn: ReadConn):
 
 
 @router.get("/documents", tags=["documents"], response_model=ListOf[Document], response_class=JSONResponse)
-async def list_documents(request: Request, conn: ReadConn, codec: Codec, page: PageDep, fields: DocumentFields):
+async def list_documents(request: Request, conn: ReadConn, codec: Codec, cache: AnswerCacheDep, page: PageDep, fields: DocumentFields):
     """Published reports that claims come from, newest first."""
-    return page_response(request, await documents.list_documents(conn, page, codec), fields)
+    return page_response(request, await documents.list_documents(conn, page, codec, cache), fields)
 
 
 @router.get("/documents/{document_id}", tags=["documents"], response_model=Document, response_class=JSONResponse)

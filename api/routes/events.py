@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from api.deps import Codec, ReadConn
+from api.deps import AnswerCacheDep, Codec, ReadConn
 from api.errors import NotFound
 from api.params import ClaimFilterDep, EventFilterDep, EventSortName, PageDep, sparse_fields
 from api.responses import JSONResponse, page_response
@@ -20,12 +20,12 @@ ClaimFields = Annotated[frozenset[str] | None, Depends(sparse_fields(Claim))]
 
 
 @router.get("/events", response_model=ListOf[Event], response_class=JSONResponse)
-async def list_events(request: Request, conn: ReadConn, codec: Codec, where: EventFilterDep, page: PageDep,
+async def list_events(request: Request, conn: ReadConn, codec: Codec, cache: AnswerCacheDep, where: EventFilterDep, page: PageDep,
                       fields: EventFields,
                       sort: Annotated[EventSortName, Query(
                           description="Order: relevance needs q, distance needs near.")] = "-date"):
     """Events matching every given filter, newest first, one page at a time."""
-    result = await event_queries.list_events(conn, page, codec, where, sort=sort)
+    result = await event_queries.list_events(conn, page, codec, cache, where, sort=sort)
     return page_response(request, result, fields)
 
 
@@ -41,11 +41,11 @@ async def get_event(event_id: str, conn: ReadConn):
 
 
 @router.get("/events/{event_id}/claims", response_model=ListOf[Claim], response_class=JSONResponse)
-async def list_event_claims(request: Request, event_id: str, conn: ReadConn, codec: Codec, page: PageDep,
+async def list_event_claims(request: Request, event_id: str, conn: ReadConn, codec: Codec, cache: AnswerCacheDep, page: PageDep,
                             where: ClaimFilterDep, fields: ClaimFields):
     """The claims about one event, with the same filters as /v1/claims."""
     try:
-        result = await claim_queries.list_claims(conn, page, codec, replace(where, event=event_id))
+        result = await claim_queries.list_claims(conn, page, codec, cache, replace(where, event=event_id))
     except FilterError as exc:
         if exc.field == "event":  # the event in the path: not a bad filter but no such resource
             raise NotFound("event", event_id) from exc

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models as m
 from db.filters import check_vocabulary, ids_named_like
+from db.cache import AnswerCache
 from db.pagination import CursorCodec, Page, PageRequest, Sort
 from db.queries.common import ACTOR_REF, keyset_page, tree_by_ref, tree_loader
 
@@ -51,7 +52,8 @@ async def get_actor(conn: AsyncConnection, ref: str) -> dict | None:
     return await tree_by_ref(conn, actor_trees, ref)
 
 
-async def list_actors(conn: AsyncConnection, page: PageRequest, codec: CursorCodec, *, q: str | None = None,
+async def list_actors(conn: AsyncConnection, page: PageRequest, codec: CursorCodec,
+                      cache: AnswerCache | None, *, q: str | None = None,
                       kind: tuple[str, ...] = ()) -> Page:
     condition = true()
     if q is not None:
@@ -59,4 +61,5 @@ async def list_actors(conn: AsyncConnection, page: PageRequest, codec: CursorCod
     if kind:
         await check_vocabulary(conn, "kind", kind, m.actor_kinds)
         condition = condition & a.kind.in_(kind)
-    return await keyset_page(conn, a.id, condition, sort=ACTOR_SORT, page=page, codec=codec, trees=actor_trees)
+    return await keyset_page(conn, a.id, condition, sort=ACTOR_SORT, page=page, codec=codec, cache=cache,
+                             trees=actor_trees)

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models as m
 from db.filters import FilterError, check_vocabulary, resolve_actors
+from db.cache import AnswerCache
 from db.pagination import CursorCodec, Page, PageRequest, Sort
 from db.queries.common import keyset_page, tree_by_ref, tree_loader
 from db.queries.events import CLAIM_TREE, resolve_event_id
@@ -40,7 +41,8 @@ async def get_claim(conn: AsyncConnection, ref: str) -> dict | None:
     return await tree_by_ref(conn, claim_trees, ref)
 
 
-async def list_claims(conn: AsyncConnection, page: PageRequest, codec: CursorCodec, f: ClaimFilter) -> Page:
+async def list_claims(conn: AsyncConnection, page: PageRequest, codec: CursorCodec,
+                      cache: AnswerCache | None, f: ClaimFilter) -> Page:
     condition = true()
     if f.event is not None:
         event_id = await resolve_event_id(conn, f.event)
@@ -55,4 +57,5 @@ async def list_claims(conn: AsyncConnection, page: PageRequest, codec: CursorCod
     if f.predicate:
         await check_vocabulary(conn, "predicate", f.predicate, m.predicates)
         condition = condition & c.predicate.in_(f.predicate)
-    return await keyset_page(conn, c.id, condition, sort=CLAIM_SORT, page=page, codec=codec, trees=claim_trees)
+    return await keyset_page(conn, c.id, condition, sort=CLAIM_SORT, page=page, codec=codec, cache=cache,
+                             trees=claim_trees)

@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db.cache import AnswerCache, statement_key
 from db.pagination import CursorCodec, Page, PageRequest, Sort
 
 TreeLoader = Callable[[AsyncConnection, list[UUID]], Awaitable[list[dict]]]
@@ -59,7 +60,8 @@ async def tree_by_ref(conn: AsyncConnection, trees: TreeLoader, ref: str) -> dic
 
 
 async def keyset_page(conn: AsyncConnection, id_column: ColumnElement, condition: ColumnElement[bool], *,
-                      sort: Sort, page: PageRequest, codec: CursorCodec, trees: TreeLoader,
+                      sort: Sort, page: PageRequest, codec: CursorCodec, cache: AnswerCache | None,
+                      trees: TreeLoader,
                       annotate: dict[str, ColumnElement] | None = None, source: FromClause | None = None,
                       fetch_rows: RowFetcher | None = None) -> Page:
     """One page of trees in `sort` order after the page's cursor (and the total, if asked).
@@ -81,7 +83,12 @@ async def keyset_page(conn: AsyncConnection, id_column: ColumnElement, condition
     rows = rows[:page.limit]
     total = None
     if page.count:
-        total = await conn.scalar(select(func.count()).select_from(id_column.table).where(condition))
+        # exact, so it reads every match: cached per data generation (db/cache.py)
+        count = select(func.count()).select_from(id_column.table).where(condition)
+        if cache is None:
+            total = await conn.scalar(count)
+        else:
+            total = await cache.get_or_compute(conn, statement_key("total", count), lambda: conn.scalar(count))
     found = await trees(conn, [r[0] for r in rows])
     for tree, row in zip(found, rows):
         for i, name in enumerate(annotate, start=1):

@@ -8,6 +8,7 @@ from sqlalchemy import func, literal_column, text, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models as m
+from db.cache import AnswerCache
 from db.pagination import CursorCodec, Page, PageRequest, Sort, decode_date
 from db.queries.common import keyset_page, tree_by_ref, tree_loader
 
@@ -34,5 +35,7 @@ async def get_document(conn: AsyncConnection, ref: str) -> dict | None:
     return await tree_by_ref(conn, document_trees, ref)
 
 
-async def list_documents(conn: AsyncConnection, page: PageRequest, codec: CursorCodec) -> Page:
-    return await keyset_page(conn, d.id, true(), sort=DOCUMENT_SORT, page=page, codec=codec, trees=document_trees)
+async def list_documents(conn: AsyncConnection, page: PageRequest, codec: CursorCodec,
+                         cache: AnswerCache | None) -> Page:
+    return await keyset_page(conn, d.id, true(), sort=DOCUMENT_SORT, page=page, codec=codec, cache=cache,
+                             trees=document_trees)

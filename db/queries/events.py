@@ -25,6 +25,7 @@ from db.filters import (
     split_external_id,
     text_query,
 )
+from db.cache import AnswerCache
 from db.pagination import CursorCodec, Page, PageRequest, Sort, decode_date
 from db.queries.common import (
     ACTOR_REF,
@@ -158,13 +159,14 @@ def _rounded_km(distance: ColumnElement[float]) -> ColumnElement[float]:
     return func.round(distance.cast(Numeric), 3).cast(Double)
 
 
-async def list_events(conn: AsyncConnection, page: PageRequest, codec: CursorCodec, f: EventFilter, *,
+async def list_events(conn: AsyncConnection, page: PageRequest, codec: CursorCodec,
+                      cache: AnswerCache | None, f: EventFilter, *,
                       sort: str = "-date", with_claims: bool = False) -> Page:
     """One page of event trees matching a filter, in `sort` order after the page's cursor.
     With `near`, each event carries its `distance_km` from the point."""
     order = event_sort(sort, f)
     if order.name == "distance":
-        return await _list_nearest_first(conn, page, codec, f, order, with_claims)
+        return await _list_nearest_first(conn, page, codec, cache, f, order, with_claims)
     actor_matches: list[ActorMatch] = []
     condition = await compile_event_filter(conn, f, scan_in_order=sort != "distance", actor_matches=actor_matches)
     annotate = {"distance_km": _rounded_km(distance_km(f.near))} if f.near else None
@@ -176,7 +178,7 @@ async def list_events(conn: AsyncConnection, page: PageRequest, codec: CursorCod
         if by_date is not None:
             source = m.events.join(by_date, by_date.c.event_id == e.id)
             order = replace(order, columns=(by_date.c.date_start, by_date.c.event_id))
-    return await keyset_page(conn, e.id, condition, sort=order, page=page, codec=codec,
+    return await keyset_page(conn, e.id, condition, sort=order, page=page, codec=codec, cache=cache,
                              trees=event_trees if with_claims else event_list_trees, annotate=annotate,
                              source=source)
 
@@ -191,7 +193,8 @@ _EVENT_LATITUDE = literal_column("events.location[1]", Double)
 _LOWEST_ID = UUID(int=0)
 
 
-async def _list_nearest_first(conn: AsyncConnection, page: PageRequest, codec: CursorCodec, f: EventFilter,
+async def _list_nearest_first(conn: AsyncConnection, page: PageRequest, codec: CursorCodec,
+                              cache: AnswerCache | None, f: EventFilter,
                               order: Sort, with_claims: bool) -> Page:
     """sort=distance: the points near the centre nearest first (event_points), and at
     each point its events in id order (ix_events_point), which is the order (distance,
@@ -228,6 +231,6 @@ async def _list_nearest_first(conn: AsyncConnection, page: PageRequest, codec: C
             step *= 4
 
     within = and_(others, inside_near_boxes(near), distance_km(near) <= near.radius_km)
-    return await keyset_page(conn, e.id, within, sort=order, page=page, codec=codec,
+    return await keyset_page(conn, e.id, within, sort=order, page=page, codec=codec, cache=cache,
                              trees=event_trees if with_claims else event_list_trees,
                              annotate={"distance_km": _rounded_km(distance_km(near))}, fetch_rows=nearest)

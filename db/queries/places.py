@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models as m
 from db.filters import FilterError, check_vocabulary, ids_named_like
+from db.cache import AnswerCache
 from db.pagination import CursorCodec, Page, PageRequest, Sort
 from db.queries.common import (
     PLACE_TREE,
@@ -45,7 +46,8 @@ async def get_place(conn: AsyncConnection, ref: str) -> dict | None:
     return await tree_by_ref(conn, place_trees, ref)
 
 
-async def list_places(conn: AsyncConnection, page: PageRequest, codec: CursorCodec, *, q: str | None = None,
+async def list_places(conn: AsyncConnection, page: PageRequest, codec: CursorCodec,
+                      cache: AnswerCache | None, *, q: str | None = None,
                       kind: tuple[str, ...] = (), parent: str | None = None) -> Page:
     condition = true()
     if q is not None:
@@ -58,4 +60,5 @@ async def list_places(conn: AsyncConnection, page: PageRequest, codec: CursorCod
         if parent_id is None or await conn.scalar(select(p.id).where(p.id == parent_id)) is None:
             raise FilterError("parent", f"no place {parent!r}")
         condition = condition & (p.parent_id == parent_id)
-    return await keyset_page(conn, p.id, condition, sort=PLACE_SORT, page=page, codec=codec, trees=place_trees)
+    return await keyset_page(conn, p.id, condition, sort=PLACE_SORT, page=page, codec=codec, cache=cache,
+                             trees=place_trees)
