@@ -43,19 +43,19 @@ def user_errors() -> Iterator[None]:
                            extensions={"code": "BAD_USER_INPUT", "argument": f"where.{where}"}) from exc
 
 
-def _selects(selections: list, name: str) -> bool:
-    """Whether a field `name` is selected here, directly or through fragments."""
+def _selects_path(selections: list, path: list[str]) -> bool:
+    """Whether the nested fields `path` (edges, node, claims) are selected, through fragments too."""
     for selection in selections:
         if isinstance(selection, (FragmentSpread, InlineFragment)):
-            if _selects(selection.selections, name):
+            if _selects_path(selection.selections, path):
                 return True
-        elif selection.name == name:
+        elif selection.name == path[0] and (len(path) == 1 or _selects_path(selection.selections, path[1:])):
             return True
     return False
 
 
 def _wants_total(info: Info) -> bool:
-    return any(_selects(field.selections, "totalCount") for field in info.selected_fields)
+    return any(_selects_path(field.selections, ["totalCount"]) for field in info.selected_fields)
 
 
 async def _connection(info: Info, first: int, after: str | None, list_page: Callable[..., Awaitable[Page]],
@@ -82,45 +82,48 @@ class Query:
                      after: str | None = None) -> Connection[Event]:
         with user_errors():
             event_filter = where.to_filter() if where else EventFilter()
-        return await _connection(info, first, after, events.list_events, lambda tree: Event(tree=tree),
-                                 event_filter, sort=order_by.value, with_claims=True)
+        return await _connection(info, first, after, events.list_events, Event.of,
+                                 event_filter, sort=order_by.value,
+                                 # the claims cost more than the rest of a page: only when asked
+                                 with_claims=any(_selects_path(field.selections, ["edges", "node", "claims"])
+                                                 for field in info.selected_fields))
 
     @strawberry.field(description="One event by id or external id (dataset:id).")
     async def event(self, info: Info, id: strawberry.ID) -> Event | None:
         tree = await info.context.db(events.get_event, str(id))
-        return Event(tree=tree) if tree else None
+        return Event.of(tree) if tree else None
 
     @strawberry.field
     async def actors(self, info: Info, q: str | None = None, kind: list[str] | None = None, first: int = 50,
                      after: str | None = None) -> Connection[Actor]:
-        return await _connection(info, first, after, actors.list_actors, lambda tree: Actor(tree=tree),
+        return await _connection(info, first, after, actors.list_actors, Actor.of,
                                  q=q, kind=tuple(kind or ()))
 
     @strawberry.field
     async def actor(self, info: Info, id: strawberry.ID) -> Actor | None:
         tree = await info.context.db(actors.get_actor, str(id))
-        return Actor(tree=tree) if tree else None
+        return Actor.of(tree) if tree else None
 
     @strawberry.field
     async def places(self, info: Info, q: str | None = None, kind: list[str] | None = None,
                      parent: strawberry.ID | None = None, first: int = 50,
                      after: str | None = None) -> Connection[Place]:
-        return await _connection(info, first, after, places.list_places, lambda tree: Place(tree=tree),
+        return await _connection(info, first, after, places.list_places, Place.of,
                                  q=q, kind=tuple(kind or ()), parent=str(parent) if parent is not None else None)
 
     @strawberry.field
     async def place(self, info: Info, id: strawberry.ID) -> Place | None:
         tree = await info.context.db(places.get_place, str(id))
-        return Place(tree=tree) if tree else None
+        return Place.of(tree) if tree else None
 
     @strawberry.field
     async def documents(self, info: Info, first: int = 50, after: str | None = None) -> Connection[Document]:
-        return await _connection(info, first, after, documents.list_documents, lambda tree: Document(tree=tree))
+        return await _connection(info, first, after, documents.list_documents, Document.of)
 
     @strawberry.field
     async def document(self, info: Info, id: strawberry.ID) -> Document | None:
         tree = await info.context.db(documents.get_document, str(id))
-        return Document(tree=tree) if tree else None
+        return Document.of(tree) if tree else None
 
     @strawberry.field
     async def claims(self, info: Info, event: strawberry.ID | None = None, claimant: list[str] | None = None,
@@ -129,4 +132,4 @@ class Query:
         where = claims.ClaimFilter(event=str(event) if event is not None else None,
                                    claimant=tuple(claimant or ()), stance=tuple(s.value for s in stance or ()),
                                    predicate=tuple(predicate or ()))
-        return await _connection(info, first, after, claims.list_claims, lambda tree: Claim(tree=tree), where)
+        return await _connection(info, first, after, claims.list_claims, Claim.of, where)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import Enum
-from typing import Generic, TypeVar
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 import strawberry
@@ -51,30 +52,26 @@ def _datetime(value: str | None) -> dt.datetime | None:
 
 @strawberry.type
 class _TreeNode:
-    """Fields read from a tree; a missing field loads the full tree via `_loader`."""
+    """A node made from a tree. What every tree of its kind holds is set as plain
+    attributes when the node is made (read without a resolver call: a page of 50
+    events resolves ~2,000 fields); what only the full tree holds goes through `_get`,
+    which loads it through the request's dataloader (`_loader`) when missing."""
 
     tree: strawberry.Private[dict]
+    id: strawberry.ID
     _loader = ""
 
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(self.tree["id"])
+    def _get(self, info: Info, key: str, shape: Callable[[Any], Any] = lambda value: value) -> Any:
+        """`shape(tree[key])`, now if the tree has it, else awaitable after loading the
+        full tree (resolvers stay synchronous when no load is needed)."""
+        if key in self.tree:
+            return shape(self.tree[key])
 
-    async def _get(self, info: Info, key: str):
-        if key not in self.tree:
+        async def load() -> Any:
             self.tree = await getattr(info.context, self._loader).load(UUID(self.tree["id"]))
-        return self.tree[key]
+            return shape(self.tree[key])
 
-
-@strawberry.type
-class _NamedNode(_TreeNode):
-    @strawberry.field
-    def name(self) -> str:
-        return self.tree["name"]
-
-    @strawberry.field
-    def kind(self) -> str:
-        return self.tree["kind"]
+        return load()
 
 
 @strawberry.type
@@ -88,31 +85,36 @@ def _external_ids(items: list[dict]) -> list[ExternalId]:
 
 
 @strawberry.type(description="A state, force, armed group, or a source that speaks about events.")
-class Actor(_NamedNode):
+class Actor(_TreeNode):
+    name: str
+    kind: str
     _loader = "actors"
 
-    @strawberry.field
-    async def description(self, info: Info) -> str | None:
-        return await self._get(info, "description")
+    @classmethod
+    def of(cls, tree: dict) -> Actor:
+        return cls(tree=tree, id=strawberry.ID(tree["id"]), name=tree["name"], kind=tree["kind"])
 
     @strawberry.field
-    async def aliases(self, info: Info) -> list[str]:
-        return await self._get(info, "aliases")
+    def description(self, info: Info) -> str | None:
+        return self._get(info, "description")
 
     @strawberry.field
-    async def parent(self, info: Info) -> Actor | None:
-        parent = await self._get(info, "parent")
-        return Actor(tree=parent) if parent else None
+    def aliases(self, info: Info) -> list[str]:
+        return self._get(info, "aliases")
 
     @strawberry.field
-    async def memberships(self, info: Info) -> list[Membership]:
-        return [Membership(group=Actor(tree=ms["group"]), relation=ms["relation"],
-                           valid_from=_date(ms["valid_from"]), valid_to=_date(ms["valid_to"]))
-                for ms in await self._get(info, "memberships")]
+    def parent(self, info: Info) -> Actor | None:
+        return self._get(info, "parent", lambda parent: Actor.of(parent) if parent else None)
 
     @strawberry.field
-    async def external_ids(self, info: Info) -> list[ExternalId]:
-        return _external_ids(await self._get(info, "external_ids"))
+    def memberships(self, info: Info) -> list[Membership]:
+        return self._get(info, "memberships", lambda items: [
+            Membership(group=Actor.of(ms["group"]), relation=ms["relation"], valid_from=_date(ms["valid_from"]),
+                       valid_to=_date(ms["valid_to"])) for ms in items])
+
+    @strawberry.field
+    def external_ids(self, info: Info) -> list[ExternalId]:
+        return self._get(info, "external_ids", _external_ids)
 
 
 @strawberry.type(description="Membership of an actor in a group over a time span (open ends are null).")
@@ -124,70 +126,68 @@ class Membership:
 
 
 @strawberry.type(description="A country, province (admin1), district (admin2), area or locality.")
-class Place(_NamedNode):
+class Place(_TreeNode):
+    name: str
+    kind: str
     _loader = "places"
 
-    @strawberry.field
-    async def iso2(self, info: Info) -> str | None:
-        return await self._get(info, "iso2")
+    @classmethod
+    def of(cls, tree: dict) -> Place:
+        return cls(tree=tree, id=strawberry.ID(tree["id"]), name=tree["name"], kind=tree["kind"])
 
     @strawberry.field
-    async def iso3(self, info: Info) -> str | None:
-        return await self._get(info, "iso3")
+    def iso2(self, info: Info) -> str | None:
+        return self._get(info, "iso2")
 
     @strawberry.field
-    async def latitude(self, info: Info) -> float | None:
-        return await self._get(info, "latitude")
+    def iso3(self, info: Info) -> str | None:
+        return self._get(info, "iso3")
 
     @strawberry.field
-    async def longitude(self, info: Info) -> float | None:
-        return await self._get(info, "longitude")
+    def latitude(self, info: Info) -> float | None:
+        return self._get(info, "latitude")
+
+    @strawberry.field
+    def longitude(self, info: Info) -> float | None:
+        return self._get(info, "longitude")
 
     @strawberry.field(description="From the country down to the parent.")
-    async def ancestors(self, info: Info) -> list[Place]:
-        return [Place(tree=a) for a in await self._get(info, "ancestors")]
+    def ancestors(self, info: Info) -> list[Place]:
+        return self._get(info, "ancestors", lambda items: [Place.of(a) for a in items])
 
     @strawberry.field
-    async def parent(self, info: Info) -> Place | None:
-        ancestors = await self._get(info, "ancestors")
-        return Place(tree=ancestors[-1]) if ancestors else None
+    def parent(self, info: Info) -> Place | None:
+        return self._get(info, "ancestors", lambda items: Place.of(items[-1]) if items else None)
 
     @strawberry.field
-    async def aliases(self, info: Info) -> list[str]:
-        return await self._get(info, "aliases")
+    def aliases(self, info: Info) -> list[str]:
+        return self._get(info, "aliases")
 
     @strawberry.field
-    async def external_ids(self, info: Info) -> list[ExternalId]:
-        return _external_ids(await self._get(info, "external_ids"))
+    def external_ids(self, info: Info) -> list[ExternalId]:
+        return self._get(info, "external_ids", _external_ids)
 
 
 @strawberry.type(description="A published report that claims come from.")
 class Document(_TreeNode):
+    title: str | None
+    publisher: str | None
+    url: str | None
+    published_at: dt.date | None
     _loader = "documents"
 
-    @strawberry.field
-    def title(self) -> str | None:
-        return self.tree["title"]
+    @classmethod
+    def of(cls, tree: dict) -> Document:
+        return cls(tree=tree, id=strawberry.ID(tree["id"]), title=tree["title"], publisher=tree["publisher"],
+                   url=tree["url"], published_at=_date(tree["published_at"]))
 
     @strawberry.field
-    def publisher(self) -> str | None:
-        return self.tree["publisher"]
+    def language(self, info: Info) -> str | None:
+        return self._get(info, "language")
 
     @strawberry.field
-    def url(self) -> str | None:
-        return self.tree["url"]
-
-    @strawberry.field
-    def published_at(self) -> dt.date | None:
-        return _date(self.tree["published_at"])
-
-    @strawberry.field
-    async def language(self, info: Info) -> str | None:
-        return await self._get(info, "language")
-
-    @strawberry.field
-    async def excerpt(self, info: Info) -> str | None:
-        return await self._get(info, "excerpt")
+    def excerpt(self, info: Info) -> str | None:
+        return self._get(info, "excerpt")
 
 
 @strawberry.type(description="The value a claim states: a figure, an actor, a place, a date or a text.")
@@ -201,54 +201,35 @@ class ClaimValue:
     text: str | None = None
 
 
+def _claim_value(v: dict | None) -> ClaimValue | None:
+    if not v:
+        return None
+    return ClaimValue(low=v.get("low"), best=v.get("best"), high=v.get("high"),
+                      actor=Actor.of(v["actor"]) if v.get("actor") else None,
+                      place=Place.of(v["place"]) if v.get("place") else None,
+                      date=_date(v.get("date")), text=v.get("text"))
+
+
 @strawberry.type(description="One statement by one claimant in one document about one event.")
 class Claim(_TreeNode):
+    event_id: strawberry.ID
+    claimant: Actor
+    via: Actor | None = strawberry.field(description="The channel the claim came through, e.g. a wire service.")
+    speaker: str | None
+    document: Document | None
+    predicate: str
+    stance: Stance
+    value: ClaimValue | None
+    quote: str | None = strawberry.field(description="The source's words, verbatim.")
+    created_at: dt.datetime
 
-    @strawberry.field
-    def event_id(self) -> strawberry.ID:
-        return strawberry.ID(self.tree["event_id"])
-
-    @strawberry.field
-    def claimant(self) -> Actor:
-        return Actor(tree=self.tree["claimant"])
-
-    @strawberry.field(description="The channel the claim came through, e.g. a wire service.")
-    def via(self) -> Actor | None:
-        return Actor(tree=self.tree["via"]) if self.tree["via"] else None
-
-    @strawberry.field
-    def speaker(self) -> str | None:
-        return self.tree["speaker"]
-
-    @strawberry.field
-    def document(self) -> Document | None:
-        return Document(tree=self.tree["document"]) if self.tree["document"] else None
-
-    @strawberry.field
-    def predicate(self) -> str:
-        return self.tree["predicate"]
-
-    @strawberry.field
-    def stance(self) -> Stance:
-        return Stance(self.tree["stance"])
-
-    @strawberry.field
-    def value(self) -> ClaimValue | None:
-        v = self.tree["value"]
-        if not v:
-            return None
-        return ClaimValue(low=v.get("low"), best=v.get("best"), high=v.get("high"),
-                          actor=Actor(tree=v["actor"]) if v.get("actor") else None,
-                          place=Place(tree=v["place"]) if v.get("place") else None,
-                          date=_date(v.get("date")), text=v.get("text"))
-
-    @strawberry.field(description="The source's words, verbatim.")
-    def quote(self) -> str | None:
-        return self.tree["quote"]
-
-    @strawberry.field
-    def created_at(self) -> dt.datetime:
-        return _datetime(self.tree["created_at"])
+    @classmethod
+    def of(cls, tree: dict) -> Claim:
+        return cls(tree=tree, id=strawberry.ID(tree["id"]), event_id=strawberry.ID(tree["event_id"]),
+                   claimant=Actor.of(tree["claimant"]), via=Actor.of(tree["via"]) if tree["via"] else None,
+                   speaker=tree["speaker"], document=Document.of(tree["document"]) if tree["document"] else None,
+                   predicate=tree["predicate"], stance=Stance(tree["stance"]), value=_claim_value(tree["value"]),
+                   quote=tree["quote"], created_at=_datetime(tree["created_at"]))
 
 
 @strawberry.type(description="Fatalities derived from the claims (see the README for the rule).")
@@ -273,81 +254,46 @@ class EventActor:
 
 @strawberry.type(description="Something that happened at a place over a time interval.")
 class Event(_TreeNode):
+    event_type: str
+    sub_event_type: str
+    type_of_violence: int | None
+    date_start: dt.date
+    date_end: dt.date
+    date_precision: str
+    place: Place
+    latitude: float | None
+    longitude: float | None
+    geo_precision: str
+    fatalities: Fatalities
+    summary: str | None
+    actors: list[EventActor]
+    distance_km: float | None = strawberry.field(description="With `near`: great-circle distance from the point, in km.")
+    claim_count: int
+    external_ids: list[ExternalId]
 
-    @strawberry.field
-    def event_type(self) -> str:
-        return self.tree["event_type"]
-
-    @strawberry.field
-    def sub_event_type(self) -> str:
-        return self.tree["sub_event_type"]
-
-    @strawberry.field
-    def type_of_violence(self) -> int | None:
-        return self.tree["type_of_violence"]
-
-    @strawberry.field
-    def date_start(self) -> dt.date:
-        return _date(self.tree["date_start"])
-
-    @strawberry.field
-    def date_end(self) -> dt.date:
-        return _date(self.tree["date_end"])
-
-    @strawberry.field
-    def date_precision(self) -> str:
-        return self.tree["date_precision"]
-
-    @strawberry.field
-    def place(self) -> Place:
-        return Place(tree=self.tree["place"])
-
-    @strawberry.field
-    def latitude(self) -> float | None:
-        return self.tree["latitude"]
-
-    @strawberry.field
-    def longitude(self) -> float | None:
-        return self.tree["longitude"]
-
-    @strawberry.field
-    def geo_precision(self) -> str:
-        return self.tree["geo_precision"]
-
-    @strawberry.field
-    def fatalities(self) -> Fatalities:
-        f = self.tree["fatalities"]
-        return Fatalities(low=f["low"], best=f["best"], high=f["high"], civilians=f["civilians"],
-                          civilians_low=f["civilians_low"], civilians_high=f["civilians_high"],
-                          claim_ids=[strawberry.ID(i) for i in f["claim_ids"]])
-
-    @strawberry.field
-    def summary(self) -> str | None:
-        return self.tree["summary"]
-
-    @strawberry.field
-    def actors(self) -> list[EventActor]:
-        return [EventActor(role=EventRole(a["role"]),
-                           status=AttributionStatus(a["status"]) if a["status"] else None,
-                           status_claim_ids=[strawberry.ID(i) for i in a["status_claim_ids"]],
-                           actor=Actor(tree=a["actor"]))
-                for a in self.tree["actors"]]
-
-    @strawberry.field(description="With `near`: great-circle distance from the point, in km.")
-    def distance_km(self) -> float | None:
-        return self.tree.get("distance_km")
-
-    @strawberry.field
-    def claim_count(self) -> int:
-        return self.tree["claim_count"]
+    @classmethod
+    def of(cls, tree: dict) -> Event:
+        f = tree["fatalities"]
+        return cls(
+            tree=tree, id=strawberry.ID(tree["id"]), event_type=tree["event_type"],
+            sub_event_type=tree["sub_event_type"], type_of_violence=tree["type_of_violence"],
+            date_start=_date(tree["date_start"]), date_end=_date(tree["date_end"]),
+            date_precision=tree["date_precision"], place=Place.of(tree["place"]), latitude=tree["latitude"],
+            longitude=tree["longitude"], geo_precision=tree["geo_precision"],
+            fatalities=Fatalities(low=f["low"], best=f["best"], high=f["high"], civilians=f["civilians"],
+                                  civilians_low=f["civilians_low"], civilians_high=f["civilians_high"],
+                                  claim_ids=[strawberry.ID(i) for i in f["claim_ids"]]),
+            summary=tree["summary"],
+            actors=[EventActor(role=EventRole(a["role"]),
+                               status=AttributionStatus(a["status"]) if a["status"] else None,
+                               status_claim_ids=[strawberry.ID(i) for i in a["status_claim_ids"]],
+                               actor=Actor.of(a["actor"])) for a in tree["actors"]],
+            distance_km=tree.get("distance_km"), claim_count=tree["claim_count"],
+            external_ids=_external_ids(tree["external_ids"]))
 
     @strawberry.field
     def claims(self) -> list[Claim]:
-        return [Claim(tree=c) for c in self.tree["claims"] or []]
-
-    @strawberry.field
-    def external_ids(self) -> list[ExternalId]:
-        return _external_ids(self.tree["external_ids"])
+        return [Claim.of(c) for c in self.tree["claims"] or []]
 
 
 @strawberry.type

@@ -157,3 +157,15 @@ async def test_total_count_through_fragments(client):
     assert body["data"]["events"]["totalCount"] == 14
     body = await gql(client, "{ events { ... on EventConnection { totalCount } } }")
     assert body["data"]["events"]["totalCount"] == 14
+
+
+async def test_claims_are_read_when_selected_however_they_are_selected(client):
+    where = {"admin1": ["Hasakah"]}
+    plain = (await gql(client, "query ($w: EventWhere) { events(where: $w) { edges { node { claimCount } } } }",
+                       w=where))["data"]
+    assert plain["events"]["edges"][0]["node"]["claimCount"] == 8
+    through_fragment = (await gql(client, """
+        query ($w: EventWhere) { events(where: $w) { ...page } }
+        fragment page on EventConnection { edges { node { ... on Event { claims { stance } } } } }""",
+                                   w=where))["data"]
+    assert len(through_fragment["events"]["edges"][0]["node"]["claims"]) == 8
