@@ -275,7 +275,8 @@ MAX_ACTOR_BRANCHES = 64
 class ActorMatch:
     """An actor filter with its names resolved: each actor with the dates during which
     it counts (a coalition's member only while a member; None: always), the roles to
-    match (every role when the filter names none) and the attribution statuses."""
+    match (every role when the filter names none) and the attribution statuses. No
+    actors (an attribution filter alone): any actor of those statuses."""
 
     spans: tuple[tuple[UUID, dt.date | None, dt.date | None], ...]
     roles: tuple[str, ...]
@@ -296,7 +297,9 @@ class ActorMatch:
         always = [actor for actor, valid_from, valid_to in self.spans if valid_from is None and valid_to is None]
         who = [ea.actor_id.in_(always)] if always else []
         who += [and_(*self._rows(*span)) for span in self.spans if span[1] is not None or span[2] is not None]
-        condition = and_(ea.event_id == e.id, or_(*who), ea.role.in_(self.roles))
+        condition = ea.event_id == e.id
+        if self.spans:
+            condition = and_(condition, or_(*who), ea.role.in_(self.roles))
         if self.statuses:
             condition = and_(condition, ea.status.in_(self.statuses))
         return exists().where(condition)
@@ -311,10 +314,14 @@ class ActorMatch:
             return None
         ea = m.event_actors.c
         order = (ea.date_start.desc(), ea.event_id.desc()) if descending else (ea.date_start, ea.event_id)
-        branches = [select(ea.date_start, ea.event_id).where(*self._rows(*span), ea.role == role,
-                                                              *([ea.status.in_(self.statuses)] if self.statuses else []))
-                    .order_by(*order)
-                    for span in self.spans for role in self.roles]
+        if self.spans:  # ix_event_actors_actor_date
+            branches = [select(ea.date_start, ea.event_id).where(
+                            *self._rows(*span), ea.role == role, *([ea.status.in_(self.statuses)] if self.statuses else []))
+                        .order_by(*order)
+                        for span in self.spans for role in self.roles]
+        else:  # ix_event_actors_status_date
+            branches = [select(ea.date_start, ea.event_id).where(ea.status == status).order_by(*order)
+                        for status in self.statuses]
         return (branches[0] if len(branches) == 1 else union_all(*branches)).subquery("actor_events")
 
 
@@ -406,8 +413,10 @@ async def compile_event_filter(conn: AsyncConnection, f: EventFilter, *, scan_in
         if actor_matches is not None:
             actor_matches.append(match)
     if f.attribution and not named_actors:
-        ea = m.event_actors.c
-        conditions.append(exists().where(ea.event_id == e.id, ea.status.in_(f.attribution)))
+        match = ActorMatch(spans=(), roles=(), statuses=f.attribution)
+        conditions.append(match.condition())
+        if actor_matches is not None:
+            actor_matches.append(match)
     if f.claimant:
         claimants = await resolve_actors(conn, "claimant", f.claimant)
         conditions.append(exists().where(m.claims.c.event_id == e.id, m.claims.c.claimant_id.in_(claimants)))

@@ -69,6 +69,7 @@ async def test_actor_lists_by_date_match_testing_every_event(generated_url, redi
         for params in ({"actor": coalition, "include_members": "true"},
                        {"perpetrator": group},
                        {"target": group, "attribution": "alleged"},
+                       {"attribution": ["contested", "confirmed"]},
                        {"actor": coalition, "include_members": "true", "date_to": "2020-06-30"}):
             for sort in ("-date", "date"):
                 direct = await _walk(client, {**params, "sort": sort, "limit": 7})

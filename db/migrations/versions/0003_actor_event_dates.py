@@ -49,11 +49,17 @@ CREATE TRIGGER tr_events_dates_to_actors AFTER UPDATE OF date_start, date_end ON
 DROP INDEX ix_event_actors_actor;
 CREATE INDEX ix_event_actors_actor_date ON event_actors (actor_id, role, date_start DESC, event_id DESC)
   INCLUDE (date_end, status);
+-- An attribution status alone (attribution=contested), in the lists' order.
+DROP INDEX ix_event_actors_status;
+CREATE INDEX ix_event_actors_status_date ON event_actors (status, date_start DESC, event_id DESC)
+  WHERE status IS NOT NULL;
 """)
 
 
 def downgrade() -> None:
     execute_script("""
+DROP INDEX IF EXISTS ix_event_actors_status_date;
+CREATE INDEX ix_event_actors_status ON event_actors (status, event_id) WHERE status IS NOT NULL;
 DROP INDEX IF EXISTS ix_event_actors_actor_date;
 CREATE INDEX ix_event_actors_actor ON event_actors (actor_id, role);
 DROP TRIGGER IF EXISTS tr_events_dates_to_actors ON events;
