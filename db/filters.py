@@ -372,8 +372,10 @@ async def compile_event_filter(conn: AsyncConnection, f: EventFilter, *, scan_in
     """The SQL condition on `events` for a filter, after resolving its names.
     `scan_in_order`: the list's order has an index (false for a sort by distance).
     `include_members` holds for the filters nested under the one that sets it.
-    `actor_matches` receives the actor filters of the top level, each already part of
-    the condition, for a list that wants to read events through one of them."""
+    `actor_matches` receives the actor filters of the top level *instead of* their
+    conditions: the caller reads events through one of them (ActorMatch.events_by_date)
+    and must AND the conditions of the others. (Both for the same filter mislead the
+    planner: it would hash the condition's matches before walking the index.)"""
     e = m.events.c
     conditions: list[ColumnElement[bool]] = []
     include_members = f.include_members or members_of_nested
@@ -409,13 +411,15 @@ async def compile_event_filter(conn: AsyncConnection, f: EventFilter, *, scan_in
     for field, role in named_actors:
         actor_ids = await resolve_actors(conn, field, getattr(f, field))
         match = await _resolve_actor_match(conn, actor_ids, role, include_members, f.attribution)
-        conditions.append(match.condition())
-        if actor_matches is not None:
+        if actor_matches is None:
+            conditions.append(match.condition())
+        else:
             actor_matches.append(match)
     if f.attribution and not named_actors:
         match = ActorMatch(spans=(), roles=(), statuses=f.attribution)
-        conditions.append(match.condition())
-        if actor_matches is not None:
+        if actor_matches is None:
+            conditions.append(match.condition())
+        else:
             actor_matches.append(match)
     if f.claimant:
         claimants = await resolve_actors(conn, "claimant", f.claimant)

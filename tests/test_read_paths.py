@@ -80,6 +80,8 @@ async def test_actor_lists_by_date_match_testing_every_event(generated_url, redi
                 tested = await _walk(client, {**nested, "sort": sort, "limit": 500})
                 assert direct == tested, (params, sort)
                 assert len(direct) == len(set(direct)) > 0, (params, sort)
+                total = (await client.get("/v1/events", params={**params, "sort": sort, "count": "true"})).json()
+                assert total["total"] == len(direct), (params, sort)
     assert shared > 0  # the case of one event reached through two members was exercised
 
 

@@ -63,13 +63,15 @@ async def keyset_page(conn: AsyncConnection, id_column: ColumnElement, condition
                       sort: Sort, page: PageRequest, codec: CursorCodec, cache: AnswerCache | None,
                       trees: TreeLoader,
                       annotate: dict[str, ColumnElement] | None = None, source: FromClause | None = None,
-                      fetch_rows: RowFetcher | None = None) -> Page:
+                      fetch_rows: RowFetcher | None = None, count_condition: ColumnElement[bool] | None = None
+                      ) -> Page:
     """One page of trees in `sort` order after the page's cursor (and the total, if asked).
     `annotate` adds per-row values computed by the page query (a distance) to the trees.
     `source` reads the rows through a join that yields them in `sort` order (the sort's
     columns are then its columns), possibly repeated: each key is kept once.
     `fetch_rows(after, n)` replaces the page query by one of its own (same row shape:
-    id, the `annotate` values, the sort key); `condition` still counts the total."""
+    id, the `annotate` values, the sort key). The total counts the rows of the table
+    matching `count_condition` (by default `condition`)."""
     annotate = annotate or {}
     after = codec.decode(page.cursor, sort) if page.cursor is not None else None
     if fetch_rows is None:
@@ -84,7 +86,8 @@ async def keyset_page(conn: AsyncConnection, id_column: ColumnElement, condition
     total = None
     if page.count:
         # exact, so it reads every match: cached per data generation (db/cache.py)
-        count = select(func.count()).select_from(id_column.table).where(condition)
+        count = select(func.count()).select_from(id_column.table).where(
+            condition if count_condition is None else count_condition)
         if cache is None:
             total = await conn.scalar(count)
         else:

@@ -170,17 +170,20 @@ async def list_events(conn: AsyncConnection, page: PageRequest, codec: CursorCod
     actor_matches: list[ActorMatch] = []
     condition = await compile_event_filter(conn, f, scan_in_order=sort != "distance", actor_matches=actor_matches)
     annotate = {"distance_km": _rounded_km(distance_km(f.near))} if f.near else None
-    source = None
+    source = driving = None
     if actor_matches and order.name in ("-date", "date"):
         # An actor's events in date order straight from its index (ActorMatch.events_by_date)
         # rather than every event in date order, each tested for the actor.
         by_date = actor_matches[0].events_by_date(descending=order.descending)
         if by_date is not None:
+            driving = actor_matches[0]
             source = m.events.join(by_date, by_date.c.event_id == e.id)
             order = replace(order, columns=(by_date.c.date_start, by_date.c.event_id))
+    everything = and_(condition, *(match.condition() for match in actor_matches))
+    condition = and_(condition, *(match.condition() for match in actor_matches if match is not driving))
     return await keyset_page(conn, e.id, condition, sort=order, page=page, codec=codec, cache=cache,
                              trees=event_trees if with_claims else event_list_trees, annotate=annotate,
-                             source=source)
+                             source=source, count_condition=everything)
 
 
 # "Nearest first" probes this share of the radius beyond the cursor first, then four
