@@ -32,8 +32,12 @@ TTL_SECONDS = 24 * 3600
 BULK_LOAD_SETTING = "conflictkb.bulk_load"
 
 
-async def current_generation(conn: AsyncConnection) -> int:
-    return await conn.scalar(text("SELECT generation FROM data_generation"))
+async def current_generation(conn: AsyncConnection) -> str:
+    """This database's data generation, as a key part: which database (its oid, and the
+    epoch of its generation counter) and how many writing transactions it has seen."""
+    return await conn.scalar(text("""
+        SELECT (SELECT oid FROM pg_database WHERE datname = current_database()) || '.' || epoch || '.' || generation
+          FROM data_generation"""))
 
 
 async def bump_generation(conn: AsyncConnection) -> None:

@@ -279,12 +279,9 @@ class Generator:
                      "date_start": day, "date_end": end, "date_precision": precision, "place_id": town_id,
                      "geo_precision": pick_geo(),
                      "summary": f"{sub_event_type} in {town}: {perpetrator[1]}; {deaths} reported killed."}
-            # the event's dates on its actor rows (migration 0003), given here so the
-            # insert trigger need not look them up row by row
-            dates = {"date_start": day, "date_end": end}
-            roles = [{"event_id": event_id, "actor_id": perpetrator[0], "role": "perpetrator", **dates}]
+            roles = [{"event_id": event_id, "actor_id": perpetrator[0], "role": "perpetrator"}]
             if target != perpetrator[0]:
-                roles.append({"event_id": event_id, "actor_id": target, "role": "target", **dates})
+                roles.append({"event_id": event_id, "actor_id": target, "role": "target"})
             claims = []
             for claimant_id, claimant_name in {pick_claimant() for _ in range(rng.randint(1, 4))}:
                 predicate = pick_predicate()
@@ -317,7 +314,7 @@ def _chunks(rows: list, size: int) -> Iterator[list]:
 
 EVENT_COLUMNS = ["id", "event_type", "sub_event_type", "date_start", "date_end", "date_precision", "place_id",
                  "geo_precision", "summary"]
-ROLE_COLUMNS = ["event_id", "actor_id", "role", "date_start", "date_end"]
+ROLE_COLUMNS = ["event_id", "actor_id", "role"]
 CLAIM_COLUMNS = ["id", "event_id", "claimant_id", "document_id", "predicate", "stance", "value_low", "value_best",
                  "value_high", "value_actor_id", "quote"]
 

@@ -240,6 +240,7 @@ place_external_ids = _external_ids("place")
 data_generation = Table(
     "data_generation", metadata,
     Column("only_row", Boolean, primary_key=True, server_default=text("true")),
+    Column("epoch", UUID(as_uuid=True), nullable=False, server_default=text("gen_random_uuid()")),
     Column("generation", BigInteger, nullable=False),
     CheckConstraint("only_row"),
 )

@@ -4,6 +4,7 @@ and nearest first (points by distance, then each point's events)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -142,3 +143,45 @@ async def test_an_event_moved_is_found_at_its_new_point(fresh_client, fresh_data
         await engine.dispose()
     response = await fresh_client.get("/v1/events", params={"near": "-33.91,18.41,5", "sort": "distance"})
     assert [e["latitude"] for e in response.json()["data"]] == [-33.9]
+
+
+AL_QASR = "(SELECT event_id FROM event_external_ids WHERE external_id = 'al-qasr-strike')"
+
+
+async def test_actor_rows_always_carry_their_events_dates(fresh_database_url):
+    engine = make_engine(fresh_database_url, pool_size=2)
+    try:
+        async with engine.begin() as conn:  # dates given on insert or set later are the event's anyway
+            await conn.execute(text(f"""
+                INSERT INTO event_actors (event_id, actor_id, role, date_start, date_end)
+                SELECT {AL_QASR}, id, 'participant', '1999-01-01', '1999-01-01'
+                  FROM actors WHERE name = 'Syrian Observatory for Human Rights'"""))
+            await conn.execute(text(f"UPDATE event_actors SET date_start = '1999-01-01' WHERE event_id = {AL_QASR}"))
+            rows = (await conn.execute(text(f"""
+                SELECT DISTINCT ea.date_start = e.date_start AND ea.date_end = e.date_end
+                  FROM event_actors ea JOIN events e ON e.id = ea.event_id WHERE e.id = {AL_QASR}"""))).scalars().all()
+        assert rows == [True]
+
+        # an actor row inserted while the event's dates change waits, then takes the new ones
+        async with engine.connect() as mover, engine.connect() as adder:
+            await mover.begin()
+            await mover.execute(text(f"UPDATE events SET date_start = '2031-03-01', date_end = '2031-03-31' "
+                                     f"WHERE id = {AL_QASR}"))
+            await adder.begin()
+            insert = asyncio.create_task(adder.execute(text(f"""
+                INSERT INTO event_actors (event_id, actor_id, role)
+                SELECT {AL_QASR}, id, 'participant' FROM actors WHERE name = 'Syrian Arab News Agency'""")))
+            await asyncio.sleep(0.3)
+            assert not insert.done()
+            await mover.commit()
+            await insert
+            await adder.commit()
+        async with engine.connect() as conn:
+            dates = (await conn.execute(text(f"""
+                SELECT DISTINCT date_start, date_end FROM event_actors WHERE event_id = {AL_QASR}"""))).all()
+        assert [(str(a), str(b)) for a, b in dates] == [("2031-03-01", "2031-03-31")]
+        async with engine.connect() as conn:  # both inserted rows are there
+            assert await conn.scalar(text(f"""
+                SELECT count(*) FROM event_actors WHERE event_id = {AL_QASR} AND role = 'participant'""")) == 2
+    finally:
+        await engine.dispose()

@@ -3,6 +3,8 @@ write, and answered from PostgreSQL when Redis is gone."""
 
 from __future__ import annotations
 
+import uuid
+
 import redis.asyncio as redis
 from sqlalchemy import text
 
@@ -44,3 +46,26 @@ async def test_a_cached_total_follows_a_write(fresh_client, fresh_database_url, 
 async def test_totals_without_redis(database_url, tmp_path):
     async with app_client(database_url, f"unix://{tmp_path}/no-redis.sock") as client:
         assert await _total(client, country="SYR") > 0
+
+
+async def test_two_databases_sharing_redis_keep_their_own_totals(databases, redis_url):
+    """Copies of one database reach the same generation number with different data."""
+    names = [f"t_twin_{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    urls = [databases.create(name) for name in names]
+    try:
+        for url, statement in zip(urls, ("DELETE FROM events WHERE country_id = (SELECT id FROM places WHERE iso3 = 'SYR')",
+                                         "UPDATE events SET summary = summary")):
+            engine = make_engine(url, pool_size=1)
+            try:
+                async with engine.begin() as conn:
+                    await conn.execute(text(statement))
+            finally:
+                await engine.dispose()
+        totals = []
+        for url in urls:
+            async with app_client(url, redis_url) as client:
+                totals.append(await _total(client, country="SYR"))
+        assert totals[0] == 0 and totals[1] > 0
+    finally:
+        for name in names:
+            databases.drop(name)

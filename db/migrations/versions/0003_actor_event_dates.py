@@ -9,8 +9,8 @@ each one's actors: fast for a busy group, slow for a rare one (a coalition's mem
 counted only while members: 120,000 events walked before the first match). With the
 event's dates copied onto its actor rows, (actor, role, date, event) is one index in
 the list's order, and db/filters.py (ActorMatch.events_by_date) reads it directly.
-The copies are kept by triggers: set on insert (unless the insert gives them: a bulk
-loader must give the event's own), followed when an event's dates change.
+The copies are kept by triggers: set from the event on every insert or update of an
+actor row, followed when an event's dates change.
 """
 
 from db.migrations.sql_script import execute_script
@@ -27,16 +27,16 @@ ALTER TABLE event_actors ADD COLUMN date_start date, ADD COLUMN date_end date;
 UPDATE event_actors ea SET date_start = e.date_start, date_end = e.date_end FROM events e WHERE e.id = ea.event_id;
 ALTER TABLE event_actors ALTER COLUMN date_start SET NOT NULL, ALTER COLUMN date_end SET NOT NULL;
 
+-- The copies are always the event's: whatever an insert or update of a row says, and
+-- FOR SHARE waits for a concurrent change of the event's dates to commit (else a row
+-- inserted meanwhile would keep the old dates, the other trigger not seeing it).
 CREATE FUNCTION event_actors_event_dates() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  SELECT e.date_start, e.date_end INTO NEW.date_start, NEW.date_end FROM events e WHERE e.id = NEW.event_id;
+  SELECT e.date_start, e.date_end INTO NEW.date_start, NEW.date_end FROM events e WHERE e.id = NEW.event_id
+     FOR SHARE;
   RETURN NEW;
 END $$;
--- A bulk loader that knows the dates gives them (db/generate.py), and no trigger runs
--- for its rows; any other insert gets them from the event.
-CREATE TRIGGER tr_event_actors_event_dates BEFORE INSERT ON event_actors
-  FOR EACH ROW WHEN (NEW.date_start IS NULL OR NEW.date_end IS NULL) EXECUTE FUNCTION event_actors_event_dates();
-CREATE TRIGGER tr_event_actors_event_moved BEFORE UPDATE OF event_id ON event_actors
+CREATE TRIGGER tr_event_actors_event_dates BEFORE INSERT OR UPDATE OF event_id, date_start, date_end ON event_actors
   FOR EACH ROW EXECUTE FUNCTION event_actors_event_dates();
 
 CREATE FUNCTION events_dates_to_actors() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -70,7 +70,6 @@ CREATE INDEX ix_event_actors_actor ON event_actors (actor_id, role);
 DROP TRIGGER IF EXISTS tr_events_dates_to_actors ON events;
 DROP FUNCTION IF EXISTS events_dates_to_actors();
 DROP TRIGGER IF EXISTS tr_event_actors_event_dates ON event_actors;
-DROP TRIGGER IF EXISTS tr_event_actors_event_moved ON event_actors;
 DROP FUNCTION IF EXISTS event_actors_event_dates();
 ALTER TABLE event_actors DROP COLUMN date_start, DROP COLUMN date_end;
 """)

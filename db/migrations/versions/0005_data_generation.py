@@ -28,8 +28,12 @@ TABLES = ("actor_external_ids", "actor_kinds", "actor_lineage", "actor_membershi
 
 def upgrade() -> None:
     execute_script("""
+-- `epoch` tells this table apart from an earlier one (a downgrade and upgrade restart
+-- the count); db/cache.py adds the database's oid, so copies of a database (a test
+-- template, a restore) sharing one Redis never share keys.
 CREATE TABLE data_generation (
   only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+  epoch uuid NOT NULL DEFAULT gen_random_uuid(),
   generation bigint NOT NULL
 );
 INSERT INTO data_generation (generation) VALUES (1);
