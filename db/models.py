@@ -193,8 +193,8 @@ events = Table(
 # points by distance, then each point's events.
 event_points = Table(
     "event_points", metadata,
-    Column("longitude", Double, primary_key=True),
-    Column("latitude", Double, primary_key=True),
+    Column("longitude", Double, nullable=False),
+    Column("latitude", Double, nullable=False),
     Column("location", Point, nullable=False),
 )
 

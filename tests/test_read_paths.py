@@ -139,6 +139,9 @@ async def test_an_event_moved_is_found_at_its_new_point(fresh_client, fresh_data
             await conn.execute(text("""
                 UPDATE events SET latitude = -33.9, longitude = 18.4, geo_precision = 'exact'
                  WHERE id = (SELECT event_id FROM event_external_ids WHERE external_id = 'al-qasr-strike')"""))
+            # two concurrent writers may both list a new point (migration 0004): still one answer each
+            await conn.execute(text("INSERT INTO event_points VALUES (18.4, -33.9, point(18.4, -33.9))"))
+            assert await conn.scalar(text("SELECT count(*) FROM event_points WHERE latitude = -33.9")) == 2
     finally:
         await engine.dispose()
     response = await fresh_client.get("/v1/events", params={"near": "-33.91,18.41,5", "sort": "distance"})

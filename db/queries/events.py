@@ -217,7 +217,7 @@ async def _list_nearest_first(conn: AsyncConnection, page: PageRequest, codec: C
                 inside_near_boxes(replace(near, radius_km=reach), pt.location), distance <= reach)
             if after:
                 points = points.where(distance >= after[0])
-            points = points.subquery("point")
+            points = points.distinct().subquery("point")  # a point may be listed twice (migration 0004)
             there = select(e.id).where(_EVENT_LONGITUDE == points.c.longitude, _EVENT_LATITUDE == points.c.latitude,
                                        others)
             if after:

@@ -34,16 +34,20 @@ CREATE OR REPLACE FUNCTION great_circle_km(a point, lat double precision, lon do
            + cos(radians(a[1])) * cos(radians(lat)) * sin(radians(lon - a[0]) / 2) ^ 2)))
 $$;
 
+-- No unique key on purpose: with one, two transactions adding points in different
+-- orders wait for each other's uncommitted points (a deadlock between parallel
+-- loaders was seen). Without, two concurrent writers may both add a new point; the
+-- reader takes distinct points.
 CREATE TABLE event_points (
   longitude double precision NOT NULL,
   latitude double precision NOT NULL,
-  location point NOT NULL,
-  PRIMARY KEY (longitude, latitude)
+  location point NOT NULL
 );
 INSERT INTO event_points (longitude, latitude, location)
 SELECT lon, lat, point(lon, lat)
   FROM (SELECT DISTINCT location[0] AS lon, location[1] AS lat FROM events WHERE location IS NOT NULL) p;
 CREATE INDEX ix_event_points_location ON event_points USING gist (location);
+CREATE INDEX ix_event_points_point ON event_points (longitude, latitude);
 CREATE INDEX ix_events_point ON events ((location[0]), (location[1]), id);
 
 CREATE FUNCTION events_add_points() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -51,7 +55,7 @@ BEGIN
   INSERT INTO event_points (longitude, latitude, location)
   SELECT lon, lat, point(lon, lat)
     FROM (SELECT DISTINCT location[0] AS lon, location[1] AS lat FROM changed WHERE location IS NOT NULL) p
-  ON CONFLICT DO NOTHING;
+   WHERE NOT EXISTS (SELECT 1 FROM event_points known WHERE known.longitude = p.lon AND known.latitude = p.lat);
   RETURN NULL;
 END $$;
 CREATE TRIGGER tr_events_add_points_inserted AFTER INSERT ON events
