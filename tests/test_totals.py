@@ -3,6 +3,7 @@ write, and answered from PostgreSQL when Redis is gone."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import redis.asyncio as redis
@@ -69,3 +70,26 @@ async def test_two_databases_sharing_redis_keep_their_own_totals(databases, redi
     finally:
         for name in names:
             databases.drop(name)
+
+
+async def test_concurrent_writers_queue_instead_of_deadlocking(fresh_database_url):
+    """The generation is taken before a statement's rows: a writer holding it never
+    waits for a row held by one waiting for it."""
+    engine = make_engine(fresh_database_url, pool_size=2)
+    event = "(SELECT event_id FROM event_external_ids WHERE external_id = 'al-qasr-strike')"
+    try:
+        async with engine.connect() as first, engine.connect() as second:
+            await first.begin()
+            await first.execute(text("UPDATE places SET name = name WHERE false"))  # a write: holds the generation
+            await second.begin()
+            later = asyncio.create_task(second.execute(text(f"UPDATE events SET summary = 'second' WHERE id = {event}")))
+            await asyncio.sleep(0.3)
+            assert not later.done()  # queued at its first write, holding no row
+            await first.execute(text(f"UPDATE events SET summary = 'first' WHERE id = {event}"))
+            await first.commit()
+            await later
+            await second.commit()
+        async with engine.connect() as conn:
+            assert await conn.scalar(text(f"SELECT summary FROM events WHERE id = {event}")) == "second"
+    finally:
+        await engine.dispose()

@@ -8,7 +8,10 @@ Cached answers (db/cache.py) are keyed by the generation they were computed at, 
 answer is never served after a write that could change it has committed: the write's
 own transaction moves the generation, and the next reader's key is new. The bump is a
 statement-level trigger on every table of the knowledge base (one row update per
-statement, not per row); a table added later must get the same trigger. Bulk loaders
+statement, not per row); a table added later must get the same trigger. It fires
+before the statement, so a writer holds the generation's row lock before any row lock
+of its own: concurrent writers queue at their first write instead of deadlocking (one
+holding a row the other needs, the other holding the generation). Bulk loaders
 (db/generate.py) set `conflictkb.bulk_load` in their transactions, so their parallel
 batches do not queue on the generation's row lock, and bump it once when done.
 """
@@ -50,7 +53,7 @@ BEGIN
   RETURN NULL;
 END $$;
 """ + "".join(f"""
-CREATE TRIGGER tr_{table}_data_generation AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {table}
+CREATE TRIGGER tr_{table}_data_generation BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {table}
   FOR EACH STATEMENT EXECUTE FUNCTION bump_data_generation();""" for table in TABLES))
 
 
