@@ -57,14 +57,12 @@ def statement_key(kind: str, stmt: Select) -> str:
 
 
 class AnswerCache:
-    def __init__(self, redis: Redis | None):
+    def __init__(self, redis: Redis):
         self._redis = redis
 
     async def get_or_compute(self, conn: AsyncConnection, key: str, compute: Callable[[], Awaitable]):
         """The answer under `key` at the current data generation, computed (and stored)
         on a miss. Answers are JSON values."""
-        if self._redis is None:
-            return await compute()
         full_key = f"{KEY_PREFIX}:{await current_generation(conn)}:{key}"
         try:
             cached = await self._redis.get(full_key)

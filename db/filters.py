@@ -251,9 +251,14 @@ def distance_km(near: Near, location: ColumnElement = m.events.c.location) -> Co
     return func.great_circle_km(location, near.latitude, near.longitude)
 
 
-def inside_near_boxes(near: Near, location: ColumnElement = m.events.c.location) -> ColumnElement[bool]:
-    """`location` inside the boxes around the `near` circle: what a GiST index finds."""
-    return or_(*(location.op("<@")(box) for box in near_boxes(near)))
+def _inside_boxes(boxes: list[ColumnElement], location: ColumnElement = m.events.c.location) -> ColumnElement[bool]:
+    """`location` inside one of the boxes: what a GiST index finds."""
+    return or_(*(location.op("<@")(box) for box in boxes))
+
+
+def within_near(near: Near, location: ColumnElement = m.events.c.location) -> ColumnElement[bool]:
+    """`location` (an event's, or another) within the `near` circle."""
+    return and_(_inside_boxes(near_boxes(near), location), distance_km(near, location) <= near.radius_km)
 
 
 def text_query(q: str) -> ColumnElement:
@@ -434,10 +439,9 @@ async def compile_event_filter(conn: AsyncConnection, f: EventFilter, *, scan_in
         conditions.append(e.civilian_fatalities_best >= f.min_civilian_fatalities)
     if f.bbox is not None:
         _check_bbox(f.bbox)
-        inside = or_(*(e.location.op("<@")(box) for box in _boxes(*f.bbox)))
-        conditions.append(await _geo_condition(conn, inside, scan_in_order))
+        conditions.append(await _geo_condition(conn, _inside_boxes(_boxes(*f.bbox)), scan_in_order))
     if f.near is not None:
-        conditions.append(await _geo_condition(conn, inside_near_boxes(f.near), scan_in_order))
+        conditions.append(await _geo_condition(conn, _inside_boxes(near_boxes(f.near)), scan_in_order))
         conditions.append(distance_km(f.near) <= f.near.radius_km)
     if f.q is not None:
         if not await conn.scalar(select(func.numnode(text_query(f.q)))):

@@ -53,7 +53,7 @@ async def get_actor(conn: AsyncConnection, ref: str) -> dict | None:
 
 
 async def list_actors(conn: AsyncConnection, page: PageRequest, codec: CursorCodec,
-                      cache: AnswerCache | None, *, q: str | None = None,
+                      cache: AnswerCache, *, q: str | None = None,
                       kind: tuple[str, ...] = ()) -> Page:
     condition = true()
     if q is not None:

@@ -42,7 +42,7 @@ async def get_claim(conn: AsyncConnection, ref: str) -> dict | None:
 
 
 async def list_claims(conn: AsyncConnection, page: PageRequest, codec: CursorCodec,
-                      cache: AnswerCache | None, f: ClaimFilter) -> Page:
+                      cache: AnswerCache, f: ClaimFilter) -> Page:
     condition = true()
     if f.event is not None:
         event_id = await resolve_event_id(conn, f.event)

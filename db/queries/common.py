@@ -6,8 +6,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, FromClause, TextClause, bindparam, func, select
-from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
+from sqlalchemy import ColumnElement, TextClause, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -60,24 +60,17 @@ async def tree_by_ref(conn: AsyncConnection, trees: TreeLoader, ref: str) -> dic
 
 
 async def keyset_page(conn: AsyncConnection, id_column: ColumnElement, condition: ColumnElement[bool], *,
-                      sort: Sort, page: PageRequest, codec: CursorCodec, cache: AnswerCache | None,
-                      trees: TreeLoader,
-                      annotate: dict[str, ColumnElement] | None = None, source: FromClause | None = None,
-                      fetch_rows: RowFetcher | None = None, count_condition: ColumnElement[bool] | None = None
+                      sort: Sort, page: PageRequest, codec: CursorCodec, cache: AnswerCache, trees: TreeLoader,
+                      annotate: dict[str, ColumnElement] | None = None, fetch_rows: RowFetcher | None = None
                       ) -> Page:
     """One page of trees in `sort` order after the page's cursor (and the total, if asked).
     `annotate` adds per-row values computed by the page query (a distance) to the trees.
-    `source` reads the rows through a join that yields them in `sort` order (the sort's
-    columns are then its columns), possibly repeated: each key is kept once.
-    `fetch_rows(after, n)` replaces the page query by one of its own (same row shape:
-    id, the `annotate` values, the sort key). The total counts the rows of the table
-    matching `count_condition` (by default `condition`)."""
+    `fetch_rows(after, n)` replaces the page query by a faster one of the same rows (id,
+    the `annotate` values, the sort key); `condition` still defines the total."""
     annotate = annotate or {}
     after = codec.decode(page.cursor, sort) if page.cursor is not None else None
     if fetch_rows is None:
         stmt = select(id_column, *annotate.values(), *sort.columns).where(condition)
-        if source is not None:
-            stmt = stmt.select_from(source).ext(distinct_on(*sort.columns))
         rows: Sequence[Any] = (await conn.execute(sort.apply(stmt, after).limit(page.limit + 1))).all()
     else:
         rows = await fetch_rows(after, page.limit + 1)
@@ -86,12 +79,8 @@ async def keyset_page(conn: AsyncConnection, id_column: ColumnElement, condition
     total = None
     if page.count:
         # exact, so it reads every match: cached per data generation (db/cache.py)
-        count = select(func.count()).select_from(id_column.table).where(
-            condition if count_condition is None else count_condition)
-        if cache is None:
-            total = await conn.scalar(count)
-        else:
-            total = await cache.get_or_compute(conn, statement_key("total", count), lambda: conn.scalar(count))
+        count = select(func.count()).select_from(id_column.table).where(condition)
+        total = await cache.get_or_compute(conn, statement_key("total", count), lambda: conn.scalar(count))
     found = await trees(conn, [r[0] for r in rows])
     for tree, row in zip(found, rows):
         for i, name in enumerate(annotate, start=1):

@@ -36,6 +36,6 @@ async def get_document(conn: AsyncConnection, ref: str) -> dict | None:
 
 
 async def list_documents(conn: AsyncConnection, page: PageRequest, codec: CursorCodec,
-                         cache: AnswerCache | None) -> Page:
+                         cache: AnswerCache) -> Page:
     return await keyset_page(conn, d.id, true(), sort=DOCUMENT_SORT, page=page, codec=codec, cache=cache,
                              trees=document_trees)

@@ -12,6 +12,7 @@ from dataclasses import replace
 from uuid import UUID
 
 from sqlalchemy import ColumnElement, Double, Numeric, and_, case, func, literal, literal_column, select, text, true
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models as m
@@ -21,7 +22,7 @@ from db.filters import (
     FilterError,
     compile_event_filter,
     distance_km,
-    inside_near_boxes,
+    within_near,
     split_external_id,
     text_query,
 )
@@ -160,7 +161,7 @@ def _rounded_km(distance: ColumnElement[float]) -> ColumnElement[float]:
 
 
 async def list_events(conn: AsyncConnection, page: PageRequest, codec: CursorCodec,
-                      cache: AnswerCache | None, f: EventFilter, *,
+                      cache: AnswerCache, f: EventFilter, *,
                       sort: str = "-date", with_claims: bool = False) -> Page:
     """One page of event trees matching a filter, in `sort` order after the page's cursor.
     With `near`, each event carries its `distance_km` from the point."""
@@ -168,22 +169,26 @@ async def list_events(conn: AsyncConnection, page: PageRequest, codec: CursorCod
     if order.name == "distance":
         return await _list_nearest_first(conn, page, codec, cache, f, order, with_claims)
     actor_matches: list[ActorMatch] = []
-    condition = await compile_event_filter(conn, f, scan_in_order=sort != "distance", actor_matches=actor_matches)
-    annotate = {"distance_km": _rounded_km(distance_km(f.near))} if f.near else None
-    source = driving = None
-    if actor_matches and order.name in ("-date", "date"):
-        # An actor's events in date order straight from its index (ActorMatch.events_by_date)
-        # rather than every event in date order, each tested for the actor.
-        by_date = actor_matches[0].events_by_date(descending=order.descending)
-        if by_date is not None:
-            driving = actor_matches[0]
-            source = m.events.join(by_date, by_date.c.event_id == e.id)
-            order = replace(order, columns=(by_date.c.date_start, by_date.c.event_id))
+    condition = await compile_event_filter(conn, f, actor_matches=actor_matches)
+    annotate = {"distance_km": _rounded_km(distance_km(f.near))} if f.near else {}
     everything = and_(condition, *(match.condition() for match in actor_matches))
-    condition = and_(condition, *(match.condition() for match in actor_matches if match is not driving))
-    return await keyset_page(conn, e.id, condition, sort=order, page=page, codec=codec, cache=cache,
+    by_date = None
+    if actor_matches and order.name in ("-date", "date"):
+        by_date = actor_matches[0].events_by_date(descending=order.descending)
+
+    async def through_actor(after, limit: int):
+        """An actor's events in date order straight from its index (ActorMatch.events_by_date)
+        rather than every event in date order, each tested for the actor."""
+        key = replace(order, columns=(by_date.c.date_start, by_date.c.event_id))
+        stmt = (select(e.id, *annotate.values(), *key.columns)
+                .select_from(m.events.join(by_date, by_date.c.event_id == e.id))
+                .where(condition, *(match.condition() for match in actor_matches[1:]))
+                .ext(distinct_on(*key.columns)))  # an event reached through two members
+        return (await conn.execute(key.apply(stmt, after).limit(limit))).all()
+
+    return await keyset_page(conn, e.id, everything, sort=order, page=page, codec=codec, cache=cache,
                              trees=event_trees if with_claims else event_list_trees, annotate=annotate,
-                             source=source, count_condition=everything)
+                             fetch_rows=through_actor if by_date is not None else None)
 
 
 # "Nearest first" probes this share of the radius beyond the cursor first, then four
@@ -197,7 +202,7 @@ _LOWEST_ID = UUID(int=0)
 
 
 async def _list_nearest_first(conn: AsyncConnection, page: PageRequest, codec: CursorCodec,
-                              cache: AnswerCache | None, f: EventFilter,
+                              cache: AnswerCache, f: EventFilter,
                               order: Sort, with_claims: bool) -> Page:
     """sort=distance: the points near the centre nearest first (event_points), and at
     each point its events in id order (ix_events_point), which is the order (distance,
@@ -214,7 +219,7 @@ async def _list_nearest_first(conn: AsyncConnection, page: PageRequest, codec: C
             reach = min(near.radius_km, start + step)
             distance = distance_km(near, pt.location)
             points = select(pt.longitude, pt.latitude, distance.label("distance")).where(
-                inside_near_boxes(replace(near, radius_km=reach), pt.location), distance <= reach)
+                within_near(replace(near, radius_km=reach), pt.location))
             if after:
                 points = points.where(distance >= after[0])
             points = points.distinct().subquery("point")  # a point may be listed twice (migration 0004)
@@ -233,7 +238,6 @@ async def _list_nearest_first(conn: AsyncConnection, page: PageRequest, codec: C
                 return rows
             step *= 4
 
-    within = and_(others, inside_near_boxes(near), distance_km(near) <= near.radius_km)
-    return await keyset_page(conn, e.id, within, sort=order, page=page, codec=codec, cache=cache,
+    return await keyset_page(conn, e.id, and_(others, within_near(near)), sort=order, page=page, codec=codec, cache=cache,
                              trees=event_trees if with_claims else event_list_trees,
                              annotate={"distance_km": _rounded_km(distance_km(near))}, fetch_rows=nearest)

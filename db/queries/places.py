@@ -47,7 +47,7 @@ async def get_place(conn: AsyncConnection, ref: str) -> dict | None:
 
 
 async def list_places(conn: AsyncConnection, page: PageRequest, codec: CursorCodec,
-                      cache: AnswerCache | None, *, q: str | None = None,
+                      cache: AnswerCache, *, q: str | None = None,
                       kind: tuple[str, ...] = (), parent: str | None = None) -> Page:
     condition = true()
     if q is not None:
