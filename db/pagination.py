@@ -113,6 +113,9 @@ class Page:
     def cursors(self) -> list[str]:
         return [self.codec.encode(self.sort, key) for key in self.keys]
 
+    def cursor_at(self, index: int) -> str:
+        return self.codec.encode(self.sort, self.keys[index])
+
     @property
     def next_cursor(self) -> str | None:
         return self.codec.encode(self.sort, self.keys[-1]) if self.has_next and self.keys else None

@@ -10,6 +10,7 @@ from strawberry.extensions.query_depth_limiter import create_validator as depth_
 from strawberry.fastapi import GraphQLRouter
 
 from schema.errors import ErrorCodes, Schema
+from schema.execution import PlainFieldExecutionContext
 from schema.queries import Query
 
 # Limits that keep one request from asking for unbounded work; each refusal is a
@@ -32,6 +33,7 @@ schema = Schema(
         ValidationCache,
         ErrorCodes,
     ],
+    execution_context_class=PlainFieldExecutionContext,
 )
 
 

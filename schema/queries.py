@@ -17,6 +17,7 @@ from db.filters import EventFilter, FilterError
 from db.pagination import CursorError, Page, PageRequest
 from db.queries import actors, claims, documents, events, places
 from schema.inputs import EventOrder, EventWhere
+from schema.prefetch import load_selected_trees, selections_at
 from schema.types import Actor, Claim, Connection, Document, Edge, Event, PageInfo, Place, Stance
 
 T = TypeVar("T")
@@ -54,6 +55,20 @@ def _selects_path(selections: list, path: list[str]) -> bool:
     return False
 
 
+def _selections(info: Info) -> list:
+    """What is selected under the field being resolved (under each alias of it)."""
+    return [s for field in info.selected_fields for s in field.selections]
+
+
+async def _one(info: Info, tree: dict | None, node: Callable[[dict], T]) -> T | None:
+    """A single node, with the full trees its selection needs loaded."""
+    if tree is None:
+        return None
+    made = node(tree)
+    await load_selected_trees(info, [made], _selections(info))
+    return made
+
+
 def _wants_total(info: Info) -> bool:
     return any(_selects_path(field.selections, ["totalCount"]) for field in info.selected_fields)
 
@@ -67,10 +82,11 @@ async def _connection(info: Info, first: int, after: str | None, list_page: Call
     request = PageRequest(limit=first, cursor=after, count=_wants_total(info))
     with user_errors():
         page = await info.context.db(list_page, request, info.context.codec, info.context.cache, *args, **kwargs)
-    cursors = page.cursors
+    nodes = [node(tree) for tree in page.rows]
+    await load_selected_trees(info, nodes, selections_at(_selections(info), ["edges", "node"]))
     return Connection(
-        edges=[Edge(cursor=c, node=node(tree)) for tree, c in zip(page.rows, cursors)],
-        page_info=PageInfo(has_next_page=page.has_next, end_cursor=cursors[-1] if cursors else None),
+        edges=[Edge(node=n, page=page, index=i) for i, n in enumerate(nodes)],
+        page_info=PageInfo(has_next_page=page.has_next, end_cursor=page.cursor_at(-1) if nodes else None),
         total_count=page.total)
 
 
@@ -90,8 +106,7 @@ class Query:
 
     @strawberry.field(description="One event by id or external id (dataset:id).")
     async def event(self, info: Info, id: strawberry.ID) -> Event | None:
-        tree = await info.context.db(events.get_event, str(id))
-        return Event.of(tree) if tree else None
+        return await _one(info, await info.context.db(events.get_event, str(id)), Event.of)
 
     @strawberry.field
     async def actors(self, info: Info, q: str | None = None, kind: list[str] | None = None, first: int = 50,
@@ -101,8 +116,7 @@ class Query:
 
     @strawberry.field
     async def actor(self, info: Info, id: strawberry.ID) -> Actor | None:
-        tree = await info.context.db(actors.get_actor, str(id))
-        return Actor.of(tree) if tree else None
+        return await _one(info, await info.context.db(actors.get_actor, str(id)), Actor.of)
 
     @strawberry.field
     async def places(self, info: Info, q: str | None = None, kind: list[str] | None = None,
@@ -113,8 +127,7 @@ class Query:
 
     @strawberry.field
     async def place(self, info: Info, id: strawberry.ID) -> Place | None:
-        tree = await info.context.db(places.get_place, str(id))
-        return Place.of(tree) if tree else None
+        return await _one(info, await info.context.db(places.get_place, str(id)), Place.of)
 
     @strawberry.field
     async def documents(self, info: Info, first: int = 50, after: str | None = None) -> Connection[Document]:
@@ -122,8 +135,7 @@ class Query:
 
     @strawberry.field
     async def document(self, info: Info, id: strawberry.ID) -> Document | None:
-        tree = await info.context.db(documents.get_document, str(id))
-        return Document.of(tree) if tree else None
+        return await _one(info, await info.context.db(documents.get_document, str(id)), Document.of)
 
     @strawberry.field
     async def claims(self, info: Info, event: strawberry.ID | None = None, claimant: list[str] | None = None,

@@ -8,6 +8,7 @@ request's dataloader, so asking for more detail costs one batched query per type
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from enum import Enum
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
@@ -15,6 +16,9 @@ from uuid import UUID
 
 import strawberry
 from strawberry.types import Info
+
+from db.pagination import Page
+from schema.execution import NOT_READY, PLAIN_READ, plain_read
 
 T = TypeVar("T")
 
@@ -54,24 +58,43 @@ def _datetime(value: str | None) -> dt.datetime | None:
 class _TreeNode:
     """A node made from a tree. What every tree of its kind holds is set as plain
     attributes when the node is made (read without a resolver call: a page of 50
-    events resolves ~2,000 fields); what only the full tree holds goes through `_get`,
-    which loads it through the request's dataloader (`_loader`) when missing."""
+    events resolves ~2,000 fields); what only the full tree holds is a `from_tree`
+    field, loaded through the request's dataloader (`_loader`) when missing."""
 
     tree: strawberry.Private[dict]
     id: strawberry.ID
     _loader = ""
 
-    def _get(self, info: Info, key: str, shape: Callable[[Any], Any] = lambda value: value) -> Any:
-        """`shape(tree[key])`, now if the tree has it, else awaitable after loading the
-        full tree (resolvers stay synchronous when no load is needed)."""
-        if key in self.tree:
-            return shape(self.tree[key])
+    def needs_full_tree(self, key: str) -> bool:
+        return key not in self.tree
 
-        async def load() -> Any:
-            self.tree = await getattr(info.context, self._loader).load(UUID(self.tree["id"]))
-            return shape(self.tree[key])
 
-        return load()
+def from_tree(key: str, shape: Callable[[Any], Any] = lambda value: value, *,
+              description: str | None = None) -> Callable[[Callable], Any]:
+    """A field whose value is `shape(tree[key])`: now if the node's tree has the key,
+    else awaitable after loading the node's full tree (so resolvers stay synchronous
+    when no load is needed). The method it decorates gives only the name and type.
+    `key` is kept on the resolver (`tree_key`) for schema/prefetch.py."""
+    def field(declaration: Callable) -> Any:
+        @functools.wraps(declaration)
+        def resolve(self: _TreeNode, info: Info) -> Any:
+            if not self.needs_full_tree(key):
+                return shape(self.tree[key])
+
+            async def load() -> Any:
+                self.tree = await getattr(info.context, self._loader).load(UUID(self.tree["id"]))
+                return shape(self.tree[key])
+
+            return load()
+
+        def read(node: _TreeNode) -> Any:
+            return NOT_READY if node.needs_full_tree(key) else shape(node.tree[key])
+
+        resolve.tree_key = key
+        setattr(resolve, PLAIN_READ, read)  # schema/execution.py: no Info needed when the tree has the key
+        return strawberry.field(resolve, description=description)
+
+    return field
 
 
 @strawberry.type
@@ -94,27 +117,22 @@ class Actor(_TreeNode):
     def of(cls, tree: dict) -> Actor:
         return cls(tree=tree, id=strawberry.ID(tree["id"]), name=tree["name"], kind=tree["kind"])
 
-    @strawberry.field
-    def description(self, info: Info) -> str | None:
-        return self._get(info, "description")
+    @from_tree("description")
+    def description(self, info: Info) -> str | None: ...
 
-    @strawberry.field
-    def aliases(self, info: Info) -> list[str]:
-        return self._get(info, "aliases")
+    @from_tree("aliases")
+    def aliases(self, info: Info) -> list[str]: ...
 
-    @strawberry.field
-    def parent(self, info: Info) -> Actor | None:
-        return self._get(info, "parent", lambda parent: Actor.of(parent) if parent else None)
+    @from_tree("parent", lambda parent: Actor.of(parent) if parent else None)
+    def parent(self, info: Info) -> Actor | None: ...
 
-    @strawberry.field
-    def memberships(self, info: Info) -> list[Membership]:
-        return self._get(info, "memberships", lambda items: [
+    @from_tree("memberships", lambda items: [
             Membership(group=Actor.of(ms["group"]), relation=ms["relation"], valid_from=_date(ms["valid_from"]),
                        valid_to=_date(ms["valid_to"])) for ms in items])
+    def memberships(self, info: Info) -> list[Membership]: ...
 
-    @strawberry.field
-    def external_ids(self, info: Info) -> list[ExternalId]:
-        return self._get(info, "external_ids", _external_ids)
+    @from_tree("external_ids", _external_ids)
+    def external_ids(self, info: Info) -> list[ExternalId]: ...
 
 
 @strawberry.type(description="Membership of an actor in a group over a time span (open ends are null).")
@@ -135,37 +153,29 @@ class Place(_TreeNode):
     def of(cls, tree: dict) -> Place:
         return cls(tree=tree, id=strawberry.ID(tree["id"]), name=tree["name"], kind=tree["kind"])
 
-    @strawberry.field
-    def iso2(self, info: Info) -> str | None:
-        return self._get(info, "iso2")
+    @from_tree("iso2")
+    def iso2(self, info: Info) -> str | None: ...
 
-    @strawberry.field
-    def iso3(self, info: Info) -> str | None:
-        return self._get(info, "iso3")
+    @from_tree("iso3")
+    def iso3(self, info: Info) -> str | None: ...
 
-    @strawberry.field
-    def latitude(self, info: Info) -> float | None:
-        return self._get(info, "latitude")
+    @from_tree("latitude")
+    def latitude(self, info: Info) -> float | None: ...
 
-    @strawberry.field
-    def longitude(self, info: Info) -> float | None:
-        return self._get(info, "longitude")
+    @from_tree("longitude")
+    def longitude(self, info: Info) -> float | None: ...
 
-    @strawberry.field(description="From the country down to the parent.")
-    def ancestors(self, info: Info) -> list[Place]:
-        return self._get(info, "ancestors", lambda items: [Place.of(a) for a in items])
+    @from_tree("ancestors", lambda items: [Place.of(a) for a in items], description="From the country down to the parent.")
+    def ancestors(self, info: Info) -> list[Place]: ...
 
-    @strawberry.field
-    def parent(self, info: Info) -> Place | None:
-        return self._get(info, "ancestors", lambda items: Place.of(items[-1]) if items else None)
+    @from_tree("ancestors", lambda items: Place.of(items[-1]) if items else None)
+    def parent(self, info: Info) -> Place | None: ...
 
-    @strawberry.field
-    def aliases(self, info: Info) -> list[str]:
-        return self._get(info, "aliases")
+    @from_tree("aliases")
+    def aliases(self, info: Info) -> list[str]: ...
 
-    @strawberry.field
-    def external_ids(self, info: Info) -> list[ExternalId]:
-        return self._get(info, "external_ids", _external_ids)
+    @from_tree("external_ids", _external_ids)
+    def external_ids(self, info: Info) -> list[ExternalId]: ...
 
 
 @strawberry.type(description="A published report that claims come from.")
@@ -181,13 +191,11 @@ class Document(_TreeNode):
         return cls(tree=tree, id=strawberry.ID(tree["id"]), title=tree["title"], publisher=tree["publisher"],
                    url=tree["url"], published_at=_date(tree["published_at"]))
 
-    @strawberry.field
-    def language(self, info: Info) -> str | None:
-        return self._get(info, "language")
+    @from_tree("language")
+    def language(self, info: Info) -> str | None: ...
 
-    @strawberry.field
-    def excerpt(self, info: Info) -> str | None:
-        return self._get(info, "excerpt")
+    @from_tree("excerpt")
+    def excerpt(self, info: Info) -> str | None: ...
 
 
 @strawberry.type(description="The value a claim states: a figure, an actor, a place, a date or a text.")
@@ -270,6 +278,7 @@ class Event(_TreeNode):
     distance_km: float | None = strawberry.field(description="With `near`: great-circle distance from the point, in km.")
     claim_count: int
     external_ids: list[ExternalId]
+    claims: list[Claim]
 
     @classmethod
     def of(cls, tree: dict) -> Event:
@@ -289,11 +298,9 @@ class Event(_TreeNode):
                                status_claim_ids=[strawberry.ID(i) for i in a["status_claim_ids"]],
                                actor=Actor.of(a["actor"])) for a in tree["actors"]],
             distance_km=tree.get("distance_km"), claim_count=tree["claim_count"],
-            external_ids=_external_ids(tree["external_ids"]))
-
-    @strawberry.field
-    def claims(self) -> list[Claim]:
-        return [Claim.of(c) for c in self.tree["claims"] or []]
+            external_ids=_external_ids(tree["external_ids"]),
+            # lists carry claims only when they are selected (schema/queries.py)
+            claims=[Claim.of(c) for c in tree.get("claims") or ()])
 
 
 @strawberry.type
@@ -304,8 +311,16 @@ class PageInfo:
 
 @strawberry.type
 class Edge(Generic[T]):
-    cursor: str
     node: T
+    page: strawberry.Private[Page]
+    index: strawberry.Private[int]
+
+    @staticmethod
+    def _cursor(edge: Edge) -> str:
+        return edge.page.cursor_at(edge.index)
+
+    # signed only when selected (an HMAC per edge); no Info needed (schema/execution.py)
+    cursor: str = strawberry.field(resolver=plain_read(_cursor))
 
 
 @strawberry.type(description="A Relay connection: pass pageInfo.endCursor as `after` for the next page.")
