@@ -10,12 +10,13 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
 
+from api.answer_cache import AnswerCacheMiddleware
 from api.errors import install_error_handlers
 from api.middleware import ETagMiddleware, HeadAsGetMiddleware
 from api.params import check_query_params
-from api.routes import entities, events, health
+from api.routes import entities, events, health, stats
 from api.settings import Settings, normalise_database_url
-from db.cache import AnswerCache
+from db.cache import AnswerCache, GenerationReader
 from db.engine import make_engine
 from db.pagination import CursorCodec
 from api.deps import AnswerCacheDep, Codec, ReadConn
@@ -52,9 +53,11 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         app.state.settings = settings
         app.state.engine = make_engine(database_url, pool_size=settings.db_pool_size)
         # Short timeouts: Redis is a cache, and a slow cache must never slow an answer.
-        app.state.redis = redis.from_url(redis_url, socket_timeout=0.25, socket_connect_timeout=0.25)
+        app.state.redis = redis.from_url(redis_url, socket_timeout=settings.redis_timeout_seconds,
+                                         socket_connect_timeout=settings.redis_timeout_seconds)
         app.state.cursor_codec = CursorCodec(settings.cursor_key)
-        app.state.answer_cache = AnswerCache(app.state.redis)
+        app.state.answer_cache = AnswerCache(app.state.redis, retry_after=settings.redis_retry_seconds)
+        app.state.read_generation = GenerationReader(database_url)
         # Everything alive now (modules, the schema, the app) lives as long as the
         # process: moved out of the collector's reach, a full collection no longer
         # walks it in the middle of a request (~10 ms at p95 on a page of events).
@@ -62,13 +65,15 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         try:
             yield
         finally:
+            await app.state.read_generation.close()
             await app.state.redis.aclose()
             await app.state.engine.dispose()
 
     app = FastAPI(title="conflictkb", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     install_error_handlers(app)
-    # Added innermost first: ETags on the plain body; HEAD outside them (the tag of
-    # the body it drops); gzip; CORS outermost.
+    # Added innermost first: the answer cache (api/answer_cache.py) keeps plain bodies;
+    # ETags on them; HEAD outside (the tag of the body it drops); gzip; CORS outermost.
+    app.add_middleware(AnswerCacheMiddleware)
     app.add_middleware(ETagMiddleware)
     app.add_middleware(HeadAsGetMiddleware)
     # Browser frontends on other origins read the API; large JSON answers travel gzipped.
@@ -78,6 +83,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(check_query_params)])
     v1.include_router(events.router)
     v1.include_router(entities.router)
+    v1.include_router(stats.router)
     app.include_router(v1)
     app.include_router(health.router)
     app.include_router(graphql_router(graphql_context), prefix="/graphql")

@@ -176,6 +176,37 @@ class ListOf(_Out, Generic[T]):
     total: int | None = Field(default=None, description="With count=true: the number of matches.")
 
 
+class EventStat(_Out):
+    """One group: its keys (only those asked for in group_by; places and actors with their
+    ids beside the names), then the measures."""
+    country: str | None = None
+    country_id: UUID | None = None
+    admin1: str | None = None
+    admin1_id: UUID | None = None
+    admin2: str | None = None
+    admin2_id: UUID | None = None
+    year: int | None = None
+    month: str | None = Field(default=None, description="YYYY-MM")
+    week: str | None = Field(default=None, description="ISO week, YYYY-Www")
+    day: dt.date | None = None
+    event_type: str | None = None
+    sub_event_type: str | None = None
+    perpetrator: str | None = None
+    perpetrator_id: UUID | None = None
+    claimant: str | None = None
+    claimant_id: UUID | None = None
+    events: int
+    fatalities_low: int = Field(description="Sums of the figures events have (none adds nothing).")
+    fatalities_best: int
+    fatalities_high: int
+    civilian_fatalities: int
+
+
+class EventStats(_Out):
+    group_by: list[str]
+    data: list[EventStat]
+
+
 class ProblemDetail(BaseModel):
     type: str
     title: str

@@ -30,6 +30,12 @@ class Settings(BaseSettings):
         default=["*"], validation_alias=AliasChoices("CONFLICTKB_CORS_ORIGINS", "cors_origins"),
         description='Origins browsers may call the API from, as a JSON list; ["*"]: any (reads are public).')
     db_pool_size: int = Field(default=10, validation_alias=AliasChoices("CONFLICTKB_DB_POOL_SIZE", "db_pool_size"))
+    redis_timeout_seconds: float = Field(
+        default=0.1, gt=0, validation_alias=AliasChoices("CONFLICTKB_REDIS_TIMEOUT", "redis_timeout_seconds"),
+        description="Socket timeout for Redis: a cache slower than this is skipped (answers come from PostgreSQL).")
+    redis_retry_seconds: float = Field(
+        default=2.0, gt=0, validation_alias=AliasChoices("CONFLICTKB_REDIS_RETRY", "redis_retry_seconds"),
+        description="After a Redis error, how long requests skip Redis before one tries it again.")
 
     @cached_property
     def cursor_key(self) -> bytes:

@@ -10,15 +10,21 @@ is computed from PostgreSQL, as if Redis were not there.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
+import asyncpg
 import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import Select, text
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 log = logging.getLogger(__name__)
@@ -32,12 +38,35 @@ TTL_SECONDS = 24 * 3600
 BULK_LOAD_SETTING = "conflictkb.bulk_load"
 
 
+_GENERATION_SQL = """
+    SELECT (SELECT oid FROM pg_database WHERE datname = current_database()) || '.' || epoch || '.' || generation
+      FROM data_generation"""
+
+
 async def current_generation(conn: AsyncConnection) -> str:
     """This database's data generation, as a key part: which database (its oid, and the
     epoch of its generation counter) and how many writing transactions it has seen."""
-    return await conn.scalar(text("""
-        SELECT (SELECT oid FROM pg_database WHERE datname = current_database()) || '.' || epoch || '.' || generation
-          FROM data_generation"""))
+    return await conn.scalar(text(_GENERATION_SQL))
+
+
+class GenerationReader:
+    """current_generation on a small pool of its own (asyncpg, no ORM layer): a cached
+    answer costs this one query and one Redis read, no more."""
+
+    def __init__(self, database_url: str, size: int = 4):
+        self._dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+        self._size = size
+        self._pool: asyncpg.Pool | None = None
+
+    async def __call__(self) -> str:
+        if self._pool is None:
+            self._pool = await asyncpg.create_pool(self._dsn, min_size=1, max_size=self._size,
+                                                   server_settings={"application_name": "conflictkb-generation"})
+        return await self._pool.fetchval(_GENERATION_SQL)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
 
 
 async def bump_generation(conn: AsyncConnection) -> None:
@@ -45,8 +74,15 @@ async def bump_generation(conn: AsyncConnection) -> None:
 
 
 async def start_bulk_load(conn: AsyncConnection) -> None:
-    """This transaction's writes leave the generation alone (see BULK_LOAD_SETTING)."""
+    """This transaction's writes leave the generation and the monthly rollup alone (see
+    BULK_LOAD_SETTING); finish_bulk_load brings both up to date once at the end."""
     await conn.execute(text(f"SET LOCAL {BULK_LOAD_SETTING} = 'on'"))
+
+
+async def finish_bulk_load(conn: AsyncConnection) -> None:
+    """After bulk loads: the monthly rollup rebuilt (migration 0006), the generation moved."""
+    await conn.execute(text("SELECT rebuild_event_month_counts()"))
+    await bump_generation(conn)
 
 
 def statement_key(kind: str, stmt: Select) -> str:
@@ -56,24 +92,128 @@ def statement_key(kind: str, stmt: Select) -> str:
     return kind + ":" + hashlib.sha256(orjson.dumps([str(compiled), params])).hexdigest()[:32]
 
 
+@dataclass(frozen=True)
+class CachedAnswer:
+    value: Any
+    status: str  # "hit", "miss" (computed here or by a concurrent identical request), "bypass" (no Redis)
+
+
+# How long a request that found no answer and another request computing it waits for
+# that answer before computing it itself (the other may have died).
+SINGLE_FLIGHT_WAIT_SECONDS = 10.0
+SINGLE_FLIGHT_POLL_SECONDS = 0.005
+# After a Redis error, requests skip Redis for this long (no request waits on a dead
+# or hung Redis more than once in this interval); then one tries again.
+RETRY_REDIS_AFTER_SECONDS = 2.0
+
+
 class AnswerCache:
-    def __init__(self, redis: Redis):
+    """Cache-aside in Redis with single-flight and fail-open.
+
+    Single-flight: identical misses at the same time compute once. Within a process
+    they await one computation; across processes the first takes a short Redis lock
+    (SET NX) and the others poll for its answer. Fail-open: any Redis error or timeout
+    answers from PostgreSQL, is logged once, and Redis is left alone for
+    RETRY_REDIS_AFTER_SECONDS; the first request after that tries it again, so caching
+    resumes by itself when Redis is back."""
+
+    def __init__(self, redis: Redis, *, retry_after: float = RETRY_REDIS_AFTER_SECONDS):
         self._redis = redis
+        self._retry_after = retry_after
+        self._skip_redis_until = 0.0
+        self._in_flight: dict[str, asyncio.Future] = {}
+
+    @property
+    def redis_available(self) -> bool:
+        """False while Redis is being skipped after an error."""
+        return time.monotonic() >= self._skip_redis_until
+
+    def _redis_failed(self, exc: BaseException, doing: str) -> None:
+        if self.redis_available:
+            log.warning("cache: Redis unavailable while %s (%s: %s); answering from PostgreSQL, retrying in %.0f s",
+                        doing, type(exc).__name__, exc, self._retry_after)
+        self._skip_redis_until = time.monotonic() + self._retry_after
+
+    def _redis_worked(self) -> None:
+        if self._skip_redis_until:
+            log.warning("cache: Redis is back; caching resumes")
+            self._skip_redis_until = 0.0
 
     async def get_or_compute(self, conn: AsyncConnection, key: str, compute: Callable[[], Awaitable]):
-        """The answer under `key` at the current data generation, computed (and stored)
-        on a miss. Answers are JSON values."""
+        """The answer's value alone (see `answer`)."""
+        return (await self.answer(conn, key, compute)).value
+
+    async def answer(self, conn: AsyncConnection, key: str, compute: Callable[[], Awaitable]) -> CachedAnswer:
+        """The JSON answer under `key` at the data generation `conn` sees, computed (and
+        stored) on a miss."""
         full_key = f"{KEY_PREFIX}:{await current_generation(conn)}:{key}"
+        return await self.answer_at(full_key, compute, encode=orjson.dumps, decode=orjson.loads)
+
+    async def answer_at(self, full_key: str, compute: Callable[[], Awaitable], *,
+                        encode: Callable[[Any], bytes | None], decode: Callable[[bytes], Any],
+                        fresh: bool = False) -> CachedAnswer:
+        """`answer` for a key that already names the generation, with the codec of its
+        values (`encode` giving None: not stored). `fresh`: computed even if cached
+        (and stored again)."""
+        if not self.redis_available:
+            return CachedAnswer(await compute(), "bypass")
         try:
             cached = await self._redis.get(full_key)
         except (RedisError, OSError) as exc:
-            log.warning("cache: Redis unavailable (%s), answering from PostgreSQL", exc)
-            return await compute()
-        if cached is not None:
-            return orjson.loads(cached)
-        answer = await compute()
+            self._redis_failed(exc, "reading")
+            return CachedAnswer(await compute(), "bypass")
+        self._redis_worked()
+        if cached is not None and not fresh:
+            return CachedAnswer(decode(cached), "hit")
+        running = self._in_flight.get(full_key)
+        if running is not None:  # the same answer is being computed in this process
+            return CachedAnswer(await asyncio.shield(running), "miss")
+        future = self._in_flight[full_key] = asyncio.get_running_loop().create_future()
         try:
-            await self._redis.set(full_key, orjson.dumps(answer), ex=TTL_SECONDS)
+            value = await self._compute_once(full_key, compute, encode, decode)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters re-raise it, nobody else must
+            raise
+        else:
+            future.set_result(value)
+        finally:
+            del self._in_flight[full_key]
+        return CachedAnswer(value, "miss")
+
+    async def _compute_once(self, full_key: str, compute: Callable[[], Awaitable],
+                            encode: Callable[[Any], bytes | None], decode: Callable[[bytes], Any]) -> Any:
+        """Compute and store, unless another process holds the key's lock: then wait for
+        its answer (or compute anyway if it does not come)."""
+        lock_key = full_key + ":computing"
+        try:
+            leader = await self._redis.set(lock_key, b"1", nx=True, px=int(SINGLE_FLIGHT_WAIT_SECONDS * 1000))
+            if not leader:
+                deadline = time.monotonic() + SINGLE_FLIGHT_WAIT_SECONDS
+                while time.monotonic() < deadline:
+                    await asyncio.sleep(SINGLE_FLIGHT_POLL_SECONDS)
+                    cached, computing = await self._redis.mget(full_key, lock_key)
+                    if cached is not None:
+                        return decode(cached)
+                    if computing is None:
+                        break  # the other gave up without an answer
         except (RedisError, OSError) as exc:
-            log.warning("cache: could not store %s (%s)", key, exc)
-        return answer
+            self._redis_failed(exc, "taking the single-flight lock")
+            return await compute()
+        try:
+            value = await compute()
+        except BaseException:
+            try:  # others stop waiting and compute (bad input fails for them too)
+                await self._redis.delete(lock_key)
+            except (RedisError, OSError) as exc:
+                self._redis_failed(exc, "releasing the single-flight lock")
+            raise
+        encoded = encode(value)
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                if encoded is not None:
+                    pipe.set(full_key, encoded, ex=TTL_SECONDS)
+                await pipe.delete(lock_key).execute()
+        except (RedisError, OSError) as exc:
+            self._redis_failed(exc, "storing")
+        return value

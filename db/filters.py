@@ -371,6 +371,22 @@ async def _geo_condition(conn: AsyncConnection, inside: ColumnElement[bool], sca
     return inside.is_(true())
 
 
+async def area_and_type_conditions(conn: AsyncConnection, f: EventFilter, table: Table) -> list[ColumnElement[bool]]:
+    """The country/admin1/admin2 and event type filters, names resolved and checked, on a
+    table with the events' columns for them (events, or the monthly rollup)."""
+    conditions = []
+    for field in ("country", "admin1", "admin2"):
+        values = getattr(f, field)
+        if values:
+            conditions.append(table.c[f"{field}_id"].in_(await resolve_places(conn, field, values, field)))
+    for field, vocabulary in (("event_type", m.event_types), ("sub_event_type", m.sub_event_types)):
+        values = getattr(f, field)
+        if values:
+            await check_vocabulary(conn, field, values, vocabulary, "name")
+            conditions.append(table.c[field].in_(values))
+    return conditions
+
+
 async def compile_event_filter(conn: AsyncConnection, f: EventFilter, *, scan_in_order: bool = True,
                                members_of_nested: bool = False, actor_matches: list[ActorMatch] | None = None
                                ) -> ColumnElement[bool]:
@@ -394,18 +410,9 @@ async def compile_event_filter(conn: AsyncConnection, f: EventFilter, *, scan_in
     if f.date_from and f.date_to and f.date_from > f.date_to:
         raise FilterError("date_to", "is before date_from")
     # Events carry their country, admin1 and admin2 (db/migrations 0002): one index each.
-    for field, column in (("country", e.country_id), ("admin1", e.admin1_id), ("admin2", e.admin2_id)):
-        values = getattr(f, field)
-        if values:
-            conditions.append(column.in_(await resolve_places(conn, field, values, field)))
+    conditions += await area_and_type_conditions(conn, f, m.events)
     if f.place:
         conditions.append(_inside(await resolve_places(conn, "place", f.place, None)))
-    if f.event_type:
-        await check_vocabulary(conn, "event_type", f.event_type, m.event_types, "name")
-        conditions.append(e.event_type.in_(f.event_type))
-    if f.sub_event_type:
-        await check_vocabulary(conn, "sub_event_type", f.sub_event_type, m.sub_event_types, "name")
-        conditions.append(e.sub_event_type.in_(f.sub_event_type))
     if f.attribution:
         bad = [a for a in f.attribution if a not in ATTRIBUTION_STATUSES]
         if bad:

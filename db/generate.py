@@ -30,7 +30,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db import models as m
-from db.cache import bump_generation, start_bulk_load
+from db.cache import finish_bulk_load, start_bulk_load
 from db.derive import recompute_events
 from db.names import name_variants
 
@@ -365,7 +365,7 @@ async def generate(engine: AsyncEngine, events: int, seed: int = 1, batch: int =
         async with engine.begin() as conn:
             for statement in rebuild:
                 await conn.execute(text(statement))
-            await bump_generation(conn)
+            await finish_bulk_load(conn)
         # Statistics for the planner and a visibility map for index-only scans, now
         # rather than whenever autovacuum gets to it (in the middle of a benchmark).
         async with engine.connect() as conn:

@@ -16,11 +16,13 @@ from sqlalchemy import (
     Double,
     ForeignKey,
     ForeignKeyConstraint,
+    Index,
     Integer,
     MetaData,
     SmallInteger,
     Table,
     Text,
+    UniqueConstraint,
     func,
     text,
 )
@@ -243,4 +245,29 @@ data_generation = Table(
     Column("epoch", UUID(as_uuid=True), nullable=False, server_default=text("gen_random_uuid()")),
     Column("generation", BigInteger, nullable=False),
     CheckConstraint("only_row"),
+)
+
+
+# Events per start and end month, area and type, kept by a trigger on events
+# (migration 0006); stats and totals filtered by those alone sum it.
+event_month_counts = Table(
+    "event_month_counts", metadata,
+    Column("start_month", Date, nullable=False),
+    Column("end_month", Date, nullable=False),
+    Column("country_id", UUID(as_uuid=True)),
+    Column("admin1_id", UUID(as_uuid=True)),
+    Column("admin2_id", UUID(as_uuid=True)),
+    Column("event_type", Text, nullable=False),
+    Column("sub_event_type", Text, nullable=False),
+    Column("events", BigInteger, nullable=False),
+    Column("fatalities_low", BigInteger, nullable=False),
+    Column("fatalities_best", BigInteger, nullable=False),
+    Column("fatalities_high", BigInteger, nullable=False),
+    Column("civilian_fatalities", BigInteger, nullable=False),
+    UniqueConstraint("start_month", "end_month", "country_id", "admin1_id", "admin2_id", "event_type",
+                     "sub_event_type", name="uq_event_month_counts", postgresql_nulls_not_distinct=True),
+    Index("ix_event_month_counts_sub_type", "sub_event_type", "start_month"),
+    Index("ix_event_month_counts_admin1", "admin1_id", "start_month"),
+    Index("ix_event_month_counts_admin2", "admin2_id", "start_month"),
+    Index("ix_event_month_counts_country", "country_id", "start_month"),
 )

@@ -79,3 +79,18 @@ class EventOrder(Enum):
     FATALITIES_ASC = "fatalities"
     RELEVANCE = "relevance"
     DISTANCE = "distance"
+
+
+@strawberry.enum(description="What eventStats groups by (REST's group_by names, upper case).")
+class StatDimension(Enum):
+    COUNTRY = "country"
+    ADMIN1 = "admin1"
+    ADMIN2 = "admin2"
+    YEAR = "year"
+    MONTH = "month"
+    WEEK = "week"
+    DAY = "day"
+    EVENT_TYPE = "event_type"
+    SUB_EVENT_TYPE = "sub_event_type"
+    PERPETRATOR = "perpetrator"
+    CLAIMANT = "claimant"

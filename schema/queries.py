@@ -15,10 +15,11 @@ from strawberry.types.nodes import FragmentSpread, InlineFragment
 
 from db.filters import EventFilter, FilterError
 from db.pagination import CursorError, Page, PageRequest
-from db.queries import actors, claims, documents, events, places
-from schema.inputs import EventOrder, EventWhere
+from db.queries import actors, claims, documents, events, places, stats
+from db.queries.stats import StatsRequest, parse_group_by
+from schema.inputs import EventOrder, EventWhere, StatDimension
 from schema.prefetch import load_selected_trees, selections_at
-from schema.types import Actor, Claim, Connection, Document, Edge, Event, PageInfo, Place, Stance
+from schema.types import Actor, Claim, Connection, Document, Edge, Event, EventStat, PageInfo, Place, Stance
 
 T = TypeVar("T")
 MAX_FIRST = 500
@@ -103,6 +104,16 @@ class Query:
                                  # the claims cost more than the rest of a page: only when asked
                                  with_claims=any(_selects_path(field.selections, ["edges", "node", "claims"])
                                                  for field in info.selected_fields))
+
+    @strawberry.field(description="Events and fatality sums per group, under the same filters as `events` "
+                                  "(REST: GET /v1/stats/events).")
+    async def event_stats(self, info: Info, group_by: list[StatDimension], where: EventWhere | None = None,
+                          fill: bool = False) -> list[EventStat]:
+        with user_errors():
+            event_filter = where.to_filter() if where else EventFilter()
+            request = StatsRequest(group_by=parse_group_by([d.value for d in group_by]), fill=fill)
+            answer = await info.context.db(stats.event_stats, info.context.cache, event_filter, request)
+        return [EventStat.of(row) for row in answer.value]
 
     @strawberry.field(description="One event by id or external id (dataset:id).")
     async def event(self, info: Info, id: strawberry.ID) -> Event | None:

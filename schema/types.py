@@ -328,3 +328,33 @@ class Connection(Generic[T]):
     edges: list[Edge[T]]
     page_info: PageInfo
     total_count: int | None = strawberry.field(description="The number of matches (computed only when asked).")
+
+
+@strawberry.type(description="One group of eventStats: the keys asked for (others null), then the measures. "
+                             "An event counts once, in the period holding its first day inside the asked dates.")
+class EventStat:
+    country: str | None = None
+    country_id: strawberry.ID | None = None
+    admin1: str | None = None
+    admin1_id: strawberry.ID | None = None
+    admin2: str | None = None
+    admin2_id: strawberry.ID | None = None
+    year: int | None = None
+    month: str | None = strawberry.field(default=None, description="YYYY-MM")
+    week: str | None = strawberry.field(default=None, description="ISO week, YYYY-Www")
+    day: dt.date | None = None
+    event_type: str | None = None
+    sub_event_type: str | None = None
+    perpetrator: str | None = None
+    perpetrator_id: strawberry.ID | None = None
+    claimant: str | None = None
+    claimant_id: strawberry.ID | None = None
+    events: int = 0
+    fatalities_low: int = 0
+    fatalities_best: int = 0
+    fatalities_high: int = 0
+    civilian_fatalities: int = 0
+
+    @classmethod
+    def of(cls, row: dict) -> EventStat:
+        return cls(**{**row, "day": _date(row["day"])} if "day" in row else row)

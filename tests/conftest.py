@@ -26,6 +26,7 @@ from api.app import create_app
 from api.settings import Settings
 from db.embedded import EmbeddedPostgres, EmbeddedRedis
 from db.engine import make_engine
+from db.generate import generate
 from db.migrate import upgrade
 from db.seed import load_seed_dir
 
@@ -144,9 +145,10 @@ def make_settings() -> Settings:
 
 
 @asynccontextmanager
-async def app_client(database_url: str, redis_url: str) -> AsyncIterator[httpx.AsyncClient]:
+async def app_client(database_url: str, redis_url: str, settings: Settings | None = None
+                     ) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client talking to the app in-process, with its lifespan run."""
-    app = create_app(make_settings(), database_url=database_url, redis_url=redis_url)
+    app = create_app(settings or make_settings(), database_url=database_url, redis_url=redis_url)
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
@@ -174,3 +176,19 @@ def event_url(key: str) -> str:
 
 
 os.environ.setdefault("CONFLICTKB_LOG_LEVEL", "warning")
+
+
+@asynccontextmanager
+async def generated_database(databases: Databases, events: int, seed: int) -> AsyncIterator[str]:
+    """A private copy of the seeded knowledge base plus `events` generated events."""
+    name = f"t_gen_{uuid.uuid4().hex[:8]}"
+    url = databases.create(name)
+    engine = make_engine(url, pool_size=2)
+    try:
+        await generate(engine, events, seed=seed, batch=300)
+    finally:
+        await engine.dispose()
+    try:
+        yield url
+    finally:
+        databases.drop(name)

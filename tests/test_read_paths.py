@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
@@ -15,8 +14,7 @@ from pydantic.alias_generators import to_camel
 from sqlalchemy import text
 
 from db.engine import make_engine
-from db.generate import generate
-from tests.conftest import app_client
+from tests.conftest import app_client, generated_database
 
 
 async def _walk(client, params: dict) -> list[str]:
@@ -34,15 +32,8 @@ async def _walk(client, params: dict) -> list[str]:
 @pytest.fixture(scope="module")
 async def generated_url(databases) -> AsyncIterator[str]:
     """Seed plus 600 generated events: busy towns share a point, coalitions have members."""
-    name = f"t_paths_{uuid.uuid4().hex[:8]}"
-    url = databases.create(name)
-    engine = make_engine(url, pool_size=2)
-    try:
-        await generate(engine, 600, seed=11, batch=300)
-    finally:
-        await engine.dispose()
-    yield url
-    databases.drop(name)
+    async with generated_database(databases, 600, seed=11) as url:
+        yield url
 
 
 async def test_actor_lists_by_date_match_testing_every_event(generated_url, redis_url):

@@ -61,12 +61,13 @@ async def tree_by_ref(conn: AsyncConnection, trees: TreeLoader, ref: str) -> dic
 
 async def keyset_page(conn: AsyncConnection, id_column: ColumnElement, condition: ColumnElement[bool], *,
                       sort: Sort, page: PageRequest, codec: CursorCodec, cache: AnswerCache, trees: TreeLoader,
-                      annotate: dict[str, ColumnElement] | None = None, fetch_rows: RowFetcher | None = None
-                      ) -> Page:
+                      annotate: dict[str, ColumnElement] | None = None, fetch_rows: RowFetcher | None = None,
+                      count: Callable[[], Awaitable[int]] | None = None) -> Page:
     """One page of trees in `sort` order after the page's cursor (and the total, if asked).
     `annotate` adds per-row values computed by the page query (a distance) to the trees.
     `fetch_rows(after, n)` replaces the page query by a faster one of the same rows (id,
-    the `annotate` values, the sort key); `condition` still defines the total."""
+    the `annotate` values, the sort key); `condition` still defines the total, unless
+    `count()` gives it faster (from a rollup)."""
     annotate = annotate or {}
     after = codec.decode(page.cursor, sort) if page.cursor is not None else None
     if fetch_rows is None:
@@ -79,8 +80,9 @@ async def keyset_page(conn: AsyncConnection, id_column: ColumnElement, condition
     total = None
     if page.count:
         # exact, so it reads every match: cached per data generation (db/cache.py)
-        count = select(func.count()).select_from(id_column.table).where(condition)
-        total = await cache.get_or_compute(conn, statement_key("total", count), lambda: conn.scalar(count))
+        statement = select(func.count()).select_from(id_column.table).where(condition)
+        total = await cache.get_or_compute(conn, statement_key("total", statement),
+                                           count or (lambda: conn.scalar(statement)))
     found = await trees(conn, [r[0] for r in rows])
     for tree, row in zip(found, rows):
         for i, name in enumerate(annotate, start=1):

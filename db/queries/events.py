@@ -28,6 +28,7 @@ from db.filters import (
 )
 from db.cache import AnswerCache
 from db.pagination import CursorCodec, Page, PageRequest, Sort, decode_date
+from db.queries.stats import count_from_rollup, rollup_answers
 from db.queries.common import (
     ACTOR_REF,
     PLACE_TREE,
@@ -188,7 +189,8 @@ async def list_events(conn: AsyncConnection, page: PageRequest, codec: CursorCod
 
     return await keyset_page(conn, e.id, everything, sort=order, page=page, codec=codec, cache=cache,
                              trees=event_trees if with_claims else event_list_trees, annotate=annotate,
-                             fetch_rows=through_actor if by_date is not None else None)
+                             fetch_rows=through_actor if by_date is not None else None,
+                             count=(lambda: count_from_rollup(conn, f)) if rollup_answers(f) else None)
 
 
 # "Nearest first" probes this share of the radius beyond the cursor first, then four

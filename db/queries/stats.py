@@ -1,0 +1,246 @@
+"""Event stats: how many events, and their fatality sums, per place, period, type,
+perpetrator or claimant, under any event filter.
+
+Counting rule: an event is counted once, in the period that holds its first day inside
+the asked dates: its start, or `date_from` when it began earlier (an event of March 28
+to April 3 is a March event, or an April one when asked from April 1). So the groups
+of a single-valued grouping (place, period, type) add up to the total of the same
+list. An event with several perpetrators (or claimants) is counted under each of them;
+one with none under null.
+
+Sums add the figures events have (an event without a figure adds nothing); the
+figures are each event's derived ones (README, "How figures are derived").
+
+Filters on dates, country/admin1/admin2 and types alone, with dates on month bounds,
+and groupings by those areas, years, months and types are summed from the monthly
+rollup (migration 0006) instead of the events; anything else reads the events.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, Date, Integer, and_, cast, func, literal, select, true
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db import models as m
+from db.cache import AnswerCache, CachedAnswer
+from db.filters import EventFilter, FilterError, area_and_type_conditions, compile_event_filter
+
+PERIODS = ("year", "month", "week", "day")
+PLACE_DIMENSIONS = ("country", "admin1", "admin2")
+ACTOR_DIMENSIONS = ("perpetrator", "claimant")
+DIMENSIONS = ("country", "admin1", "admin2", "year", "month", "week", "day", "event_type", "sub_event_type",
+              "perpetrator", "claimant")
+MEASURES = ("events", "fatalities_low", "fatalities_best", "fatalities_high", "civilian_fatalities")
+# An answer larger than this is refused (a chart has no use for it): narrow the filter
+# or group more coarsely.
+MAX_ROWS = 50_000
+
+_ROLLUP_DIMENSIONS = {"country", "admin1", "admin2", "year", "month", "event_type", "sub_event_type"}
+_ROLLUP_FILTERS = {"date_from", "date_to", "country", "admin1", "admin2", "event_type", "sub_event_type"}
+
+
+def parse_group_by(values: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """`group_by` as written (comma-separated, or repeated): each a known dimension, once."""
+    names = [name.strip() for value in values for name in value.split(",") if name.strip()]
+    for name in names:
+        if name not in DIMENSIONS:
+            raise FilterError("group_by", f"unknown dimension {name!r}; one of {', '.join(DIMENSIONS)}")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise FilterError("group_by", f"names {repeated[0]!r} twice")
+    return tuple(names)
+
+
+@dataclass(frozen=True)
+class StatsRequest:
+    group_by: tuple[str, ...]
+    fill: bool = False
+
+    def cache_key(self, f: EventFilter) -> str:
+        return "stats:" + hashlib.sha256(repr((f, self.group_by, self.fill)).encode()).hexdigest()[:32]
+
+
+def _month_aligned(f: EventFilter) -> bool:
+    return ((f.date_from is None or f.date_from.day == 1)
+            and (f.date_to is None or f.date_to.day == calendar.monthrange(f.date_to.year, f.date_to.month)[1]))
+
+
+def rollup_answers(f: EventFilter, group_by: tuple[str, ...] = ()) -> bool:
+    """Whether the monthly rollup holds the exact answer for this filter and grouping."""
+    return (f.given() <= _ROLLUP_FILTERS and set(group_by) <= _ROLLUP_DIMENSIONS and _month_aligned(f))
+
+
+async def _rollup_condition(conn: AsyncConnection, f: EventFilter) -> ColumnElement[bool]:
+    """The filter on the rollup's rows (rollup_answers(f) holds): names resolved and
+    checked as compile_event_filter does, so a bad value is the same error."""
+    r = m.event_month_counts.c
+    conditions: list[ColumnElement[bool]] = [r.events != 0]
+    if f.date_from and f.date_to and f.date_from > f.date_to:
+        raise FilterError("date_to", "is before date_from")
+    # interval overlap on month bounds: ends in or after date_from's month, starts by date_to's
+    if f.date_from:
+        conditions.append(r.end_month >= f.date_from)
+    if f.date_to:
+        conditions.append(r.start_month <= f.date_to.replace(day=1))
+    return and_(*conditions, *await area_and_type_conditions(conn, f, m.event_month_counts))
+
+
+async def count_from_rollup(conn: AsyncConnection, f: EventFilter) -> int:
+    """The number of events matching `f` (rollup_answers(f) holds)."""
+    r = m.event_month_counts.c
+    stmt = select(func.coalesce(func.sum(r.events), 0)).where(await _rollup_condition(conn, f))
+    return int(await conn.scalar(stmt))
+
+
+def _period_keys(first_day: ColumnElement) -> dict[str, ColumnElement]:
+    return {
+        "year": cast(func.extract("year", first_day), Integer),
+        "month": func.to_char(first_day, "YYYY-MM"),
+        "week": func.to_char(first_day, 'IYYY-"W"IW'),
+        "day": func.to_char(first_day, "YYYY-MM-DD"),
+    }
+
+
+async def _grouped(conn: AsyncConnection, f: EventFilter, group_by: tuple[str, ...]):
+    """The grouping statement: one column per dimension (ids for places and actors),
+    then the measures."""
+    if rollup_answers(f, group_by):
+        r = m.event_month_counts.c
+        source = m.event_month_counts
+        where = await _rollup_condition(conn, f)
+        start = r.start_month
+        keys: dict[str, ColumnElement] = {"country": r.country_id, "admin1": r.admin1_id, "admin2": r.admin2_id,
+                                          "event_type": r.event_type, "sub_event_type": r.sub_event_type}
+        measures = [func.sum(r[name]) for name in MEASURES]
+    else:
+        e = m.events.c
+        source = m.events
+        where = await compile_event_filter(conn, f)
+        start = e.date_start
+        keys = {"country": e.country_id, "admin1": e.admin1_id, "admin2": e.admin2_id,
+                "event_type": e.event_type, "sub_event_type": e.sub_event_type}
+        measures = [func.count(), *(func.coalesce(func.sum(column), 0) for column in (
+            e.fatalities_low, e.fatalities_best, e.fatalities_high, e.civilian_fatalities_best))]
+        if "perpetrator" in group_by:
+            ea = m.event_actors.alias("perpetrators")
+            source = source.outerjoin(ea, and_(ea.c.event_id == e.id, ea.c.role == "perpetrator"))
+            keys["perpetrator"] = ea.c.actor_id
+        if "claimant" in group_by:
+            claimants = (select(m.claims.c.claimant_id).where(m.claims.c.event_id == e.id).distinct()
+                         .lateral("claimants"))
+            source = source.outerjoin(claimants, true())
+            keys["claimant"] = claimants.c.claimant_id
+    # the counting rule: the period of the event's first day inside the asked dates
+    first_day = func.greatest(start, literal(f.date_from, Date)) if f.date_from else start
+    keys.update(_period_keys(first_day))
+    columns = [keys[name].label(name) for name in group_by]
+    stmt = select(*columns, *(measure.label(name) for measure, name in zip(measures, MEASURES))).select_from(source)
+    return stmt.where(where).group_by(*columns)
+
+
+async def _rows(conn: AsyncConnection, f: EventFilter, group_by: tuple[str, ...]) -> list[dict[str, Any]]:
+    grouped = (await _grouped(conn, f, group_by)).subquery("grouped")
+    columns: list[ColumnElement] = []
+    source = grouped
+    for name in group_by:
+        if name in PLACE_DIMENSIONS or name in ACTOR_DIMENSIONS:
+            table = (m.places if name in PLACE_DIMENSIONS else m.actors).alias(f"{name}_named")
+            source = source.outerjoin(table, table.c.id == grouped.c[name])
+            columns += [table.c.name.label(name), grouped.c[name].label(f"{name}_id")]
+        else:
+            columns.append(grouped.c[name])
+    columns += [grouped.c[name] for name in MEASURES]
+    result = await conn.execute(select(*columns).select_from(source).limit(MAX_ROWS + 1))
+    rows = [{str(key): value for key, value in row._mapping.items()} for row in result]  # orjson: plain str keys
+    if len(rows) > MAX_ROWS:
+        raise FilterError("group_by", f"gives more than {MAX_ROWS:,} groups; narrow the filters or group "
+                                      "more coarsely")
+    for row in rows:
+        for name in MEASURES:
+            row[name] = int(row[name])
+        for name in (*PLACE_DIMENSIONS, *ACTOR_DIMENSIONS):
+            if row.get(f"{name}_id") is not None:
+                row[f"{name}_id"] = str(row[f"{name}_id"])
+    return rows
+
+
+def _sort_key(group_by: tuple[str, ...]):
+    # nulls (no perpetrator, no admin2) after the named groups
+    return lambda row: tuple((row[name] is None, row[name] if row[name] is not None else "") for name in group_by)
+
+
+def _periods(period: str, first: dt.date, last: dt.date) -> Iterator[str | int]:
+    """Every period label from the one holding `first` to the one holding `last`."""
+    if period == "year":
+        yield from range(first.year, last.year + 1)
+        return
+    if period == "month":
+        year, month = first.year, first.month
+        while (year, month) <= (last.year, last.month):
+            yield f"{year:04d}-{month:02d}"
+            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        return
+    step = dt.timedelta(days=7 if period == "week" else 1)
+    day = first - dt.timedelta(days=first.weekday()) if period == "week" else first
+    while day <= last:
+        yield f"{day.isocalendar().year}-W{day.isocalendar().week:02d}" if period == "week" else day.isoformat()
+        day += step
+
+
+def _period_start(period: str, label: str | int) -> dt.date:
+    if period == "year":
+        return dt.date(int(label), 1, 1)
+    if period == "month":
+        return dt.date.fromisoformat(f"{label}-01")
+    if period == "week":
+        year, week = str(label).split("-W")
+        return dt.date.fromisocalendar(int(year), int(week), 1)
+    return dt.date.fromisoformat(str(label))
+
+
+def _filled(rows: list[dict], f: EventFilter, group_by: tuple[str, ...]) -> list[dict]:
+    """Zero rows for the periods without events, between date_from and date_to (or
+    the first and last period found), for each combination of the other groups."""
+    periods = [name for name in group_by if name in PERIODS]
+    if len(periods) != 1:
+        raise FilterError("fill", "needs exactly one of year, month, week, day in group_by")
+    period = periods[0]
+    starts = [_period_start(period, row[period]) for row in rows]
+    first = f.date_from or (min(starts) if starts else None)
+    last = f.date_to or (max(starts) if starts else None)
+    if first is None or last is None:
+        return rows
+    others = [key for name in group_by if name != period
+              for key in ((name, f"{name}_id") if name in (*PLACE_DIMENSIONS, *ACTOR_DIMENSIONS) else (name,))]
+    combinations = {tuple(row[key] for key in others) for row in rows}
+    if not others:
+        combinations = {()}  # the period alone: every period, found or not
+    labels = list(_periods(period, first, last))
+    if len(labels) * len(combinations) > MAX_ROWS:
+        raise FilterError("fill", f"would give more than {MAX_ROWS:,} rows; narrow the dates or the groups")
+    seen = {(tuple(row[key] for key in others), row[period]) for row in rows}
+    zeros = [{**dict(zip(others, combination)), period: label, **dict.fromkeys(MEASURES, 0)}
+             for combination in combinations for label in labels if (combination, label) not in seen]
+    return rows + zeros
+
+
+async def event_stats(conn: AsyncConnection, cache: AnswerCache, f: EventFilter, request: StatsRequest
+                      ) -> CachedAnswer:
+    """Rows of group keys and measures (see the module), cached per data generation."""
+    if request.fill and not any(name in PERIODS for name in request.group_by):
+        raise FilterError("fill", "needs one of year, month, week, day in group_by")
+
+    async def compute() -> list[dict]:
+        rows = await _rows(conn, f, request.group_by)
+        if request.fill:
+            rows = _filled(rows, f, request.group_by)
+        return sorted(rows, key=_sort_key(request.group_by))
+
+    return await cache.answer(conn, request.cache_key(f), compute)

@@ -1,0 +1,299 @@
+"""Event stats over REST and GraphQL: every dimension and filter, groups adding up to
+the list's total, the counting rule, fill, the monthly rollup agreeing with the events,
+and cached answers that follow every write."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import orjson
+import pytest
+import redis.asyncio as redis
+from sqlalchemy import event as sa_event, text
+
+from db.cache import AnswerCache
+from db.embedded import EmbeddedRedis
+from db.engine import make_engine
+from db.queries import stats
+from tests.conftest import app_client, generated_database, make_settings
+
+SINGLE_VALUED = ["country", "admin1", "admin2", "year", "month", "week", "day", "event_type", "sub_event_type"]
+MEASURES = ["events", "fatalities_low", "fatalities_best", "fatalities_high", "civilian_fatalities"]
+
+
+@pytest.fixture(scope="module")
+async def generated(databases, redis_url) -> AsyncIterator:
+    """Seed plus 600 generated events, and a client on them."""
+    async with generated_database(databases, 600, seed=5) as url, app_client(url, redis_url) as http:
+        http.database_url = url
+        yield http
+
+
+async def _stats(client, **params) -> list[dict]:
+    response = await client.get("/v1/stats/events", params=params)
+    assert response.status_code == 200, response.text
+    return response.json()["data"]
+
+
+async def _total(client, **params) -> int:
+    response = await client.get("/v1/events", params={"limit": 1, "count": "true", **params})
+    assert response.status_code == 200, response.text
+    return response.json()["total"]
+
+
+@pytest.mark.parametrize("dimension", SINGLE_VALUED)
+async def test_groups_of_each_dimension_add_up_to_the_list_total(generated, dimension):
+    rows = await _stats(generated, group_by=dimension)
+    assert len(rows) > 1
+    assert sum(r["events"] for r in rows) == await _total(generated)
+    everything = (await _stats(generated))[0]  # no group_by: one row, the totals
+    for measure in MEASURES:
+        assert sum(r[measure] for r in rows) == everything[measure]
+
+
+FILTERS = [
+    {"country": "SYR"}, {"admin1": "Hasakah"}, {"sub_event_type": "Air/drone strike"},
+    {"event_type": "Battles", "date_from": "2017-01-01", "date_to": "2017-12-31"},
+    {"date_from": "2017-03-15", "date_to": "2018-02-10"}, {"perpetrator": "US-led coalition", "include_members": "true"},
+    {"claimant": "SOHR"}, {"attribution": "contested"}, {"min_fatalities": "10"}, {"q": "killed"},
+    {"bbox": "35,32,43,38"}, {"near": "36.2,37.1,150"},
+    {"where": '{"_or": [{"country": "IRQ"}, {"subEventType": "Attack"}], "_not": {"eventType": "Protests"}}'},
+]
+
+
+@pytest.mark.parametrize("params", FILTERS, ids=lambda p: ",".join(p))
+async def test_every_filter_gives_the_lists_total(generated, params):
+    rows = await _stats(generated, group_by="admin1,month", **params)
+    assert sum(r["events"] for r in rows) == await _total(generated, **params)
+
+
+async def test_the_rollup_agrees_with_the_events(generated, monkeypatch):
+    """The same stats read from the monthly rollup and from the events."""
+    engine = make_engine(generated.database_url, pool_size=1)
+    cases = [({}, ("country", "admin1", "admin2", "year", "month", "event_type", "sub_event_type")),
+             (stats.EventFilter(sub_event_type=("Air/drone strike",)), ("admin1", "month")),
+             (stats.EventFilter(date_from=stats.dt.date(2017, 2, 1), date_to=stats.dt.date(2018, 5, 31),
+                                country=("SYR", "Iraq")), ("country", "year", "month"))]
+    try:
+        async with engine.connect() as conn:
+            for f, group_by in cases:
+                f = f or stats.EventFilter()
+                assert stats.rollup_answers(f, group_by)
+                from_rollup = await stats._rows(conn, f, group_by)
+                with monkeypatch.context() as patch:
+                    patch.setattr(stats, "rollup_answers", lambda *_: False)
+                    from_events = await stats._rows(conn, f, group_by)
+                key = stats._sort_key(group_by)
+                assert sorted(from_rollup, key=key) == sorted(from_events, key=key)
+                assert len(from_rollup) > 3
+    finally:
+        await engine.dispose()
+
+
+async def test_the_rollup_follows_every_write(fresh_database_url):
+    """After inserts, moves, re-typings, new figures and deletes, the trigger-kept rollup
+    equals one rebuilt from the events."""
+    engine = make_engine(fresh_database_url, pool_size=1)
+    rollup = text("""SELECT start_month, end_month, country_id, admin1_id, admin2_id, event_type, sub_event_type,
+                            events, fatalities_low, fatalities_best, fatalities_high, civilian_fatalities
+                       FROM event_month_counts WHERE events <> 0 ORDER BY 1, 2, 3, 4, 5, 6, 7""")
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("""
+                UPDATE events SET date_end = date_start + 40, date_precision = 'month',
+                                  fatalities_best = coalesce(fatalities_best, 0) + 3
+                 WHERE id IN (SELECT id FROM events ORDER BY id LIMIT 3)"""))
+            await conn.execute(text("""
+                UPDATE events SET event_type = 'Explosions/Remote violence',
+                                  sub_event_type = 'Shelling/artillery/missile attack'
+                 WHERE id IN (SELECT id FROM events ORDER BY id DESC LIMIT 2)"""))
+            await conn.execute(text("""
+                UPDATE events SET place_id = (SELECT id FROM places WHERE iso3 = 'IRQ')
+                 WHERE id = (SELECT id FROM events WHERE country_id <> (SELECT id FROM places WHERE iso3 = 'IRQ')
+                             ORDER BY id LIMIT 1)"""))
+            await conn.execute(text("DELETE FROM events WHERE id = (SELECT id FROM events ORDER BY date_start LIMIT 1)"))
+            await conn.execute(text("""
+                INSERT INTO events (id, event_type, sub_event_type, date_start, date_end, date_precision, place_id,
+                                    geo_precision, fatalities_best)
+                SELECT gen_random_uuid(), event_type, sub_event_type, date_start - 400, date_end - 400, date_precision,
+                       place_id, geo_precision, 7 FROM events ORDER BY id LIMIT 2"""))
+        async with engine.begin() as conn:
+            kept = (await conn.execute(rollup)).all()
+            await conn.execute(text("SELECT rebuild_event_month_counts()"))
+            assert (await conn.execute(rollup)).all() == kept
+            assert len(kept) > 5
+    finally:
+        await engine.dispose()
+
+
+async def test_an_event_counts_once_in_its_first_period_inside_the_dates(fresh_client, fresh_database_url):
+    engine = make_engine(fresh_database_url, pool_size=1)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("DELETE FROM events WHERE date_start >= '2010-01-01' AND date_end < '2011-01-01'"))
+            await conn.execute(text("""
+                INSERT INTO events (id, event_type, sub_event_type, date_start, date_end, date_precision, place_id,
+                                    geo_precision, fatalities_best)
+                VALUES (gen_random_uuid(), 'Battles', 'Armed clash', '2010-03-28', '2010-04-03', 'week',
+                        (SELECT id FROM places WHERE iso3 = 'SYR'), 'country', 4)"""))
+    finally:
+        await engine.dispose()
+    spanning = {"group_by": "month", "country": "SYR"}
+    assert [(r["month"], r["events"]) for r in await _stats(fresh_client, **spanning, date_from="2010-01-01",
+                                                             date_to="2010-12-31")] == [("2010-03", 1)]
+    assert [(r["month"], r["events"]) for r in await _stats(fresh_client, **spanning, date_from="2010-04-01",
+                                                             date_to="2010-12-31")] == [("2010-04", 1)]
+    filled = await _stats(fresh_client, **spanning, date_from="2010-02-10", date_to="2010-05-31", fill="true")
+    assert [(r["month"], r["events"], r["fatalities_best"]) for r in filled] == [
+        ("2010-02", 0, 0), ("2010-03", 1, 4), ("2010-04", 0, 0), ("2010-05", 0, 0)]
+    weeks = await _stats(fresh_client, group_by="week", country="SYR", date_from="2010-03-20", date_to="2010-04-05",
+                         fill="true")
+    # Sunday March 28 ends ISO week 12
+    assert [(r["week"], r["events"]) for r in weeks] == [("2010-W11", 0), ("2010-W12", 1), ("2010-W13", 0),
+                                                          ("2010-W14", 0)]
+
+
+async def test_perpetrators_and_claimants_count_each_event_under_each(generated):
+    for dimension, role_filter in (("perpetrator", "perpetrator"), ("claimant", "claimant")):
+        rows = await _stats(generated, group_by=dimension)
+        named = [r for r in rows if r[f"{dimension}_id"] is not None]
+        assert len(named) > 2
+        for row in named[:4]:
+            assert row["events"] == await _total(generated, **{role_filter: row[f"{dimension}_id"]})
+        assert sum(r["events"] for r in rows) >= await _total(generated)
+
+
+async def test_graphql_event_stats_equal_rest(generated):
+    query = """query ($where: EventWhere) { eventStats(groupBy: [ADMIN1, MONTH, PERPETRATOR], where: $where) {
+        admin1 admin1Id month perpetrator perpetratorId events fatalitiesLow fatalitiesBest fatalitiesHigh
+        civilianFatalities } }"""
+    response = await generated.post("/graphql", json={"query": query, "variables": {"where": {"country": ["SYR"]}}})
+    graphql = response.json()["data"]["eventStats"]
+    rest = await _stats(generated, group_by="admin1,month,perpetrator", country="SYR")
+    camel = {"admin1_id": "admin1Id", "perpetrator_id": "perpetratorId", "fatalities_low": "fatalitiesLow",
+             "fatalities_best": "fatalitiesBest", "fatalities_high": "fatalitiesHigh",
+             "civilian_fatalities": "civilianFatalities"}
+    assert graphql == [{camel.get(k, k): v for k, v in row.items()} for row in rest]
+    assert len(graphql) > 5
+
+
+@pytest.mark.parametrize("params, name", [
+    ({"group_by": "province"}, "group_by"), ({"group_by": "month,month"}, "group_by"),
+    ({"group_by": "admin1", "fill": "true"}, "fill"), ({"group_by": "month", "date_from": "soon"}, "date_from"),
+    ({"group_by": "month", "country": "Atlantis"}, "country")])
+async def test_bad_stats_parameters_are_named(client, params, name):
+    response = await client.get("/v1/stats/events", params=params)
+    assert response.status_code in (400, 422), response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["errors"][0]["name"] == name
+
+
+async def test_graphql_names_a_bad_stats_argument(client):
+    response = await client.post("/graphql", json={"query": "{ eventStats(groupBy: [ADMIN1], fill: true) { events } }"})
+    (error,) = response.json()["errors"]
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "argument": "fill"}
+    response = await client.post("/graphql", json={"query": "{ eventStats(groupBy: [PROVINCE]) { events } }"})
+    assert "PROVINCE" in response.json()["errors"][0]["message"]
+
+
+async def test_stats_answers_are_cached_until_a_write(fresh_client, fresh_database_url):
+    params = {"group_by": "country,year", "sub_event_type": "Air/drone strike"}
+    first = await fresh_client.get("/v1/stats/events", params=params)
+    again = await fresh_client.get("/v1/stats/events", params=params)
+    assert (first.headers["x-cache"], again.headers["x-cache"]) == ("miss", "hit")
+    assert again.json() == first.json() and again.headers["etag"] == first.headers["etag"]
+    assert again.headers["cache-control"] == "public, no-cache"
+    revalidated = await fresh_client.get("/v1/stats/events", params=params,
+                                         headers={"if-none-match": again.headers["etag"]})
+    assert revalidated.status_code == 304
+    engine = make_engine(fresh_database_url, pool_size=1)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE events SET sub_event_type = 'Air/drone strike', "
+                                    "event_type = 'Explosions/Remote violence' WHERE sub_event_type <> 'Air/drone strike'"))
+    finally:
+        await engine.dispose()
+    after = await fresh_client.get("/v1/stats/events", params=params)
+    assert after.headers["x-cache"] == "miss"
+    assert sum(r["events"] for r in after.json()["data"]) == await _total(fresh_client)
+    assert after.json() != first.json()
+
+
+async def test_fifty_identical_misses_aggregate_once(fresh_database_url, redis_url):
+    async with app_client(fresh_database_url, redis_url) as http:
+        aggregates = []
+
+        def watch(conn, cursor, statement, parameters, context, executemany):
+            if "GROUP BY" in statement:
+                aggregates.append(statement)
+
+        engine = http.app.state.engine.sync_engine
+        sa_event.listen(engine, "before_cursor_execute", watch)
+        try:
+            params = {"group_by": "day,admin2,sub_event_type", "date_from": "2018-01-01", "country": "SYR"}
+            responses = await asyncio.gather(*(http.get("/v1/stats/events", params=params) for _ in range(50)))
+        finally:
+            sa_event.remove(engine, "before_cursor_execute", watch)
+    assert {r.status_code for r in responses} == {200}
+    assert len({r.content for r in responses}) == 1
+    assert len(aggregates) == 1
+
+
+async def test_redis_stopped_and_restarted(database_url, tmp_path, caplog):
+    """Answers keep coming from PostgreSQL, quickly, while the real Redis is down; /readyz
+    says degraded; when Redis is back, caching resumes by itself."""
+    own_redis = EmbeddedRedis(tmp_path)
+    own_redis.start()
+    settings = make_settings()
+    settings.redis_retry_seconds = 0.5
+    try:
+        async with app_client(database_url, own_redis.url, settings=settings) as http:
+            params = {"group_by": "country,month"}
+            assert [(await http.get("/v1/stats/events", params=params)).headers["x-cache"] for _ in range(2)] == [
+                "miss", "hit"]
+            expected = (await http.get("/v1/stats/events", params=params)).json()
+
+            own_redis.stop()
+            for _ in range(3):
+                started = time.monotonic()
+                response = await http.get("/v1/stats/events", params=params)
+                assert response.status_code == 200 and response.json() == expected
+                assert response.headers["x-cache"] == "miss"
+                assert time.monotonic() - started < 1.0
+            ready = await http.get("/readyz")
+            assert ready.status_code == 200 and ready.json()["status"] == "degraded"
+            assert any("Redis unavailable" in r.message for r in caplog.records)
+
+            own_redis.start()
+            await asyncio.sleep(0.6)  # past the retry interval
+            statuses = [(await http.get("/v1/stats/events", params=params)).headers["x-cache"] for _ in range(2)]
+            assert statuses == ["miss", "hit"]  # a restarted Redis is empty, then holds the answer again
+            assert (await http.get("/readyz")).json()["status"] == "ok"
+    finally:
+        own_redis.stop()
+
+
+async def test_single_flight_across_processes(redis_url):
+    """Two caches (as in two server processes) sharing Redis: one computes, the other
+    waits for its answer."""
+    client = redis.from_url(redis_url)
+    computed = []
+
+    async def compute():
+        computed.append(1)
+        await asyncio.sleep(0.2)
+        return {"answer": 42}
+
+    key = f"conflictkb:v1:test:{uuid.uuid4().hex}"
+    try:
+        first, second = AnswerCache(client), AnswerCache(client)
+        answers = await asyncio.gather(*(cache.answer_at(key, compute, encode=orjson.dumps, decode=orjson.loads)
+                                         for cache in (first, second)))
+        assert [a.value for a in answers] == [{"answer": 42}] * 2
+        assert len(computed) == 1
+        assert (await first.answer_at(key, compute, encode=orjson.dumps, decode=orjson.loads)).status == "hit"
+    finally:
+        await client.aclose()
