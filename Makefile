@@ -28,7 +28,8 @@ clean-data:
 	rm -rf $${CONFLICTKB_DATA_DIR:-var}
 
 # Benchmarks (bench/README.md): a million generated events in var/bench, then the
-# query table through HTTP next to raw SQL. BENCH_EVENTS=100000 for a quicker run.
+# query table through HTTP next to raw SQL, then cached answers under wrk.
+# BENCH_EVENTS=100000 for a quicker run.
 BENCH_EVENTS ?= 1000000
 BENCH_DIR    ?= var/bench
 
@@ -39,3 +40,4 @@ bench-data: $(STAMP)
 
 bench: bench-data
 	$(BIN)/python bench/query_latency.py --data-dir $(BENCH_DIR)
+	$(BIN)/python bench/cache_throughput.py --data-dir $(BENCH_DIR)

@@ -10,7 +10,8 @@ db/cache.AnswerCache.
 
 Responses say `X-Cache: hit` or `miss`, and `Cache-Control: public, no-cache`: a
 shared cache may keep them but must revalidate (the ETag gives a 304), since the next
-write can change them. A request with `Cache-Control: no-cache` is computed afresh.
+write can change them. A request with `Cache-Control: no-cache` is computed afresh,
+totals and stats inside it included.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import orjson
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from db.cache import KEY_PREFIX
+from db.cache import KEY_PREFIX, fresh_answers
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +80,9 @@ class AnswerCacheMiddleware:
         async def compute() -> CapturedResponse:
             return await _capture(self.app, scope, receive)
 
-        fresh = "no-cache" in Headers(scope=scope).get("cache-control", "")
-        answer = await state.answer_cache.answer_at(cache_key(generation, scope), compute, fresh=fresh,
+        if "no-cache" in Headers(scope=scope).get("cache-control", ""):
+            fresh_answers.set(True)  # this request's task only: the totals and stats under it too
+        answer = await state.answer_cache.answer_at(cache_key(generation, scope), compute,
                                                     encode=CapturedResponse.encode, decode=CapturedResponse.decode)
         response: CapturedResponse = answer.value
         headers = [*response.headers, (b"content-length", str(len(response.body)).encode())]

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
         default=["*"], validation_alias=AliasChoices("CONFLICTKB_CORS_ORIGINS", "cors_origins"),
         description='Origins browsers may call the API from, as a JSON list; ["*"]: any (reads are public).')
     db_pool_size: int = Field(default=10, validation_alias=AliasChoices("CONFLICTKB_DB_POOL_SIZE", "db_pool_size"))
+    bench_routes: bool = Field(
+        default=False, validation_alias=AliasChoices("CONFLICTKB_BENCH_ROUTES", "bench_routes"),
+        description="Mount /bench/bytes, a bare route for bench/cache_throughput.py. Never in production.")
     redis_timeout_seconds: float = Field(
         default=0.1, gt=0, validation_alias=AliasChoices("CONFLICTKB_REDIS_TIMEOUT", "redis_timeout_seconds"),
         description="Socket timeout for Redis: a cache slower than this is skipped (answers come from PostgreSQL).")

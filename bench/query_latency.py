@@ -1,18 +1,22 @@
-"""Latency of the representative list queries at scale: through HTTP, next to raw SQL.
+"""Latency of the representative queries at scale: through HTTP, next to raw SQL.
 
-    make run-bench-data                                   # 1,000,000 generated events in var/bench
+    make bench-data                                       # 1,000,000 generated events in var/bench
     .venv/bin/python bench/query_latency.py --data-dir var/bench
 
-It starts `conflictkb serve` on the data directory, picks real names from the data
-(a busy province by one of its alternative spellings, an armed group by its acronym,
-a coalition, a monitor, a town's coordinates), and for each query of the table:
+It migrates the data directory, starts `conflictkb serve` on it, picks real names from
+the data (a busy province by one of its alternative spellings, an armed group by its
+acronym, a coalition, a monitor, a town's coordinates), and for each query of the table:
 
 - HTTP: --requests sequential requests over one keep-alive connection, after
-  --warmup unmeasured ones; p50 / p95 in ms;
+  --warmup unmeasured ones; p50 / p95 in ms. Every request says `Cache-Control:
+  no-cache`, so the answer (its total and stats included) is computed each time,
+  never read from Redis;
 - SQL: the statements the API runs for that request (captured once, in process),
   executed --requests times over a bare asyncpg connection; p50 / p95 of their sum.
 
-The difference of the two is the cost of the API itself (HTTP, validation, JSON).
+The difference of the two is the cost of the API itself (HTTP, validation, JSON). A
+second table measures a few of the same requests answered from the cache
+(`X-Cache: hit`).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from urllib.parse import urlencode
 
 import asyncpg
 import httpx
-from sqlalchemy import event, text
+from sqlalchemy import event
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -126,34 +130,31 @@ def query_table(n: dict) -> list[tuple[str, str, str, dict | None, str]]:
     table.append(("GraphQL nested, 50 events", "POST", "/graphql",
                   {"query": NESTED, "variables": {"where": {"country": ["SYR"]}}}, "graphql"))
     table.append(("count=true, country (exact)", "GET", "/v1/events?country=SYR&limit=1&count=true", None, "count"))
-    table.append((UNCACHED_COUNT, "GET", "/v1/events?country=SYR&limit=1&count=true", None, "count"))
+    stats = [
+        ("stats: admin1 x month, air strikes, all time", {"group_by": "admin1,month",
+                                                          "sub_event_type": "Air/drone strike"}),
+        ("stats: country x year", {"group_by": "country,year"}),
+        ("stats: perpetrator x month, one country, 2018", {"group_by": "perpetrator,month", "country": "SYR",
+                                                           "date_from": "2018-01-01", "date_to": "2018-12-31"}),
+        ("stats: week, a province, fill", {"group_by": "week", "admin1": n["admin1"], "date_from": "2018-01-01",
+                                           "date_to": "2018-12-31", "fill": "true"}),
+    ]
+    table += [(name, "GET", "/v1/stats/events?" + urlencode(params), None, "stats") for name, params in stats]
     return table
 
 
-# Measured after a write before every request (the data generation moved), so the
-# total is counted by PostgreSQL each time, never read from the cache.
-UNCACHED_COUNT = "count=true, country (exact), after a write"
+# Measured a second time without `no-cache`: answered from Redis after the first.
+CACHED = ("events, page 1", "country (ISO3)", "stats: admin1 x month, air strikes, all time")
+FRESH = {"cache-control": "no-cache"}
 
 
-def bump_generation(dsn: str) -> None:
-    async def bump() -> None:
-        conn = await asyncpg.connect(dsn)
-        try:
-            await conn.execute("UPDATE data_generation SET generation = generation + 1")
-        finally:
-            await conn.close()
-
-    asyncio.run(bump())
-
-
-def measure_http(base_url: str, dsn: str, table, requests: int, warmup: int) -> dict[str, list[float]]:
+def measure_http(base_url: str, table, requests: int, warmup: int, headers: dict[str, str]
+                 ) -> dict[str, list[float]]:
     results = {}
-    with httpx.Client(base_url=base_url, timeout=60) as http:
+    with httpx.Client(base_url=base_url, timeout=60, headers=headers) as http:
         for name, method, path, body, _family in table:
             samples = []
             for i in range(warmup + requests):
-                if name == UNCACHED_COUNT:
-                    bump_generation(dsn)
                 started = time.perf_counter()
                 response = http.request(method, path, json=body)
                 elapsed = (time.perf_counter() - started) * 1000
@@ -166,9 +167,8 @@ def measure_http(base_url: str, dsn: str, table, requests: int, warmup: int) -> 
 
 
 async def capture_statements(database_url: str, redis_url: str, table) -> dict[str, list[tuple[str, tuple]]]:
-    """The SQL each request runs, captured from the app's engine in process: of its
-    second run, as the HTTP figures are after warm-up (a total is then cached, except
-    for UNCACHED_COUNT, measured after a write)."""
+    """The SQL each request runs (asked fresh, as measured), captured from the app's
+    engine in process, on its second run (as the HTTP figures are after warm-up)."""
     from asgi_lifespan import LifespanManager
 
     app = create_app(Settings(secret_key=SECRET), database_url=database_url, redis_url=redis_url)
@@ -176,12 +176,9 @@ async def capture_statements(database_url: str, redis_url: str, table) -> dict[s
     async with LifespanManager(app) as manager:
         engine = app.state.engine.sync_engine
         transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as http:
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench", headers=FRESH) as http:
             for name, method, path, body, _family in table:
                 await http.request(method, path, json=body)
-                if name == UNCACHED_COUNT:
-                    async with app.state.engine.begin() as conn:
-                        await conn.execute(text("UPDATE data_generation SET generation = generation + 1"))
                 statements: list[tuple[str, tuple]] = []
 
                 def listener(conn, cursor, statement, parameters, context, executemany):
@@ -216,12 +213,24 @@ async def measure_sql(dsn: str, captured: dict[str, list[tuple[str, tuple]]], re
     return results
 
 
-def serve(data_dir: Path, port: int) -> subprocess.Popen:
+def _environment(data_dir: Path, port: int = 0) -> dict[str, str]:
     env = {**os.environ, "CONFLICTKB_DATA_DIR": str(data_dir), "PORT": str(port), "CONFLICTKB_SECRET_KEY": SECRET,
            "CONFLICTKB_LOG_LEVEL": "warning"}
     env.pop("DATABASE_URL", None)
     env.pop("REDIS_URL", None)
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "conflictkb"), "serve", "--no-prepare"], env=env,
+    return env
+
+
+CONFLICTKB = str(Path(sys.executable).parent / "conflictkb")
+
+
+def migrate(data_dir: Path) -> None:
+    """The schema up to date (serve --no-prepare neither migrates nor reloads the seeds)."""
+    subprocess.run([CONFLICTKB, "migrate"], env=_environment(data_dir), check=True)
+
+
+def serve(data_dir: Path, port: int) -> subprocess.Popen:
+    proc = subprocess.Popen([CONFLICTKB, "serve", "--no-prepare"], env=_environment(data_dir, port),
                             start_new_session=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -243,6 +252,7 @@ def main() -> None:
     parser.add_argument("--only", default="", help="Measure only the queries whose name contains this.")
     args = parser.parse_args()
 
+    migrate(args.data_dir)
     server = serve(args.data_dir, args.port)
     pg, redis = EmbeddedPostgres(args.data_dir), EmbeddedRedis(args.data_dir)
     pg.start()
@@ -252,7 +262,9 @@ def main() -> None:
         names = asyncio.run(pick_names(dsn))
         table = [row for row in query_table(names) if args.only.lower() in row[0].lower()]
         captured = asyncio.run(capture_statements(pg.url(), redis.url, table))
-        http = measure_http(f"http://127.0.0.1:{args.port}", dsn, table, args.requests, args.warmup)
+        base_url = f"http://127.0.0.1:{args.port}"
+        http = measure_http(base_url, table, args.requests, args.warmup, FRESH)
+        cached = measure_http(base_url, [row for row in table if row[0] in CACHED], args.requests, args.warmup, {})
         sql = asyncio.run(measure_sql(dsn, captured, args.requests, args.warmup))
         count = asyncio.run(_count_events(dsn))
     finally:
@@ -268,6 +280,12 @@ def main() -> None:
         h, s = http[name], sql[name]
         print(f"| {name} | {family} | {statistics.median(h):.1f} | {percentile(h, 95):.1f} | "
               f"{statistics.median(s):.1f} | {percentile(s, 95):.1f} | {len(captured[name])} |")
+    if cached:
+        print("\nAnswered from the cache (the same requests without no-cache: X-Cache: hit)\n")
+        print("| query | HTTP p50 | HTTP p95 |")
+        print("|---|---:|---:|")
+        for name, samples in cached.items():
+            print(f"| {name} | {statistics.median(samples):.1f} | {percentile(samples, 95):.1f} |")
     if "events, page 1" in http and "events, page 1000 (cursor)" in http:
         first, deep = statistics.median(http["events, page 1"]), statistics.median(http["events, page 1000 (cursor)"])
         print(f"\npage 1000 / page 1 (HTTP p50): {deep / first:.2f}")

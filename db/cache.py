@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import logging
 import time
+from contextvars import ContextVar
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -92,6 +93,11 @@ def statement_key(kind: str, stmt: Select) -> str:
     return kind + ":" + hashlib.sha256(orjson.dumps([str(compiled), params])).hexdigest()[:32]
 
 
+# Set for a request that asked for fresh answers (HTTP `Cache-Control: no-cache`):
+# every answer it needs is computed again (and stored for the next reader).
+fresh_answers: ContextVar[bool] = ContextVar("fresh_answers", default=False)
+
+
 @dataclass(frozen=True)
 class CachedAnswer:
     value: Any
@@ -122,6 +128,8 @@ class AnswerCache:
         self._retry_after = retry_after
         self._skip_redis_until = 0.0
         self._in_flight: dict[str, asyncio.Future] = {}
+        self._storing: dict[str, Any] = {}
+        self._store_tasks: set[asyncio.Task] = set()
 
     @property
     def redis_available(self) -> bool:
@@ -143,28 +151,32 @@ class AnswerCache:
         """The answer's value alone (see `answer`)."""
         return (await self.answer(conn, key, compute)).value
 
-    async def answer(self, conn: AsyncConnection, key: str, compute: Callable[[], Awaitable]) -> CachedAnswer:
-        """The JSON answer under `key` at the data generation `conn` sees, computed (and
-        stored) on a miss."""
+    async def answer(self, conn: AsyncConnection, key: str, compute: Callable[[], Awaitable], *,
+                     encode: Callable[[Any], bytes] = orjson.dumps, decode: Callable[[bytes], Any] = orjson.loads
+                     ) -> CachedAnswer:
+        """The answer under `key` at the data generation `conn` sees, computed (and stored)
+        on a miss; values are JSON unless another codec is given."""
         full_key = f"{KEY_PREFIX}:{await current_generation(conn)}:{key}"
-        return await self.answer_at(full_key, compute, encode=orjson.dumps, decode=orjson.loads)
+        return await self.answer_at(full_key, compute, encode=encode, decode=decode)
 
     async def answer_at(self, full_key: str, compute: Callable[[], Awaitable], *,
-                        encode: Callable[[Any], bytes | None], decode: Callable[[bytes], Any],
-                        fresh: bool = False) -> CachedAnswer:
+                        encode: Callable[[Any], bytes | None], decode: Callable[[bytes], Any]) -> CachedAnswer:
         """`answer` for a key that already names the generation, with the codec of its
-        values (`encode` giving None: not stored). `fresh`: computed even if cached
-        (and stored again)."""
+        values (`encode` giving None: not stored)."""
+        fresh = fresh_answers.get()
+        if full_key in self._storing and not fresh:
+            return CachedAnswer(self._storing[full_key], "hit")
         if not self.redis_available:
             return CachedAnswer(await compute(), "bypass")
-        try:
-            cached = await self._redis.get(full_key)
-        except (RedisError, OSError) as exc:
-            self._redis_failed(exc, "reading")
-            return CachedAnswer(await compute(), "bypass")
-        self._redis_worked()
-        if cached is not None and not fresh:
-            return CachedAnswer(decode(cached), "hit")
+        if not fresh:  # (a fresh answer is not read: it is computed and stored again)
+            try:
+                cached = await self._redis.get(full_key)
+            except (RedisError, OSError) as exc:
+                self._redis_failed(exc, "reading")
+                return CachedAnswer(await compute(), "bypass")
+            self._redis_worked()
+            if cached is not None:
+                return CachedAnswer(decode(cached), "hit")
         running = self._in_flight.get(full_key)
         if running is not None:  # the same answer is being computed in this process
             return CachedAnswer(await asyncio.shield(running), "miss")
@@ -208,7 +220,17 @@ class AnswerCache:
             except (RedisError, OSError) as exc:
                 self._redis_failed(exc, "releasing the single-flight lock")
             raise
+        # Stored while the answer goes out (a 3 MB answer takes Redis ~6 ms); until then
+        # this process answers it from memory.
         encoded = encode(value)
+        if encoded is not None:
+            self._storing[full_key] = value
+        task = asyncio.create_task(self._store(full_key, lock_key, encoded))
+        self._store_tasks.add(task)
+        task.add_done_callback(self._store_tasks.discard)
+        return value
+
+    async def _store(self, full_key: str, lock_key: str, encoded: bytes | None) -> None:
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 if encoded is not None:
@@ -216,4 +238,10 @@ class AnswerCache:
                 await pipe.delete(lock_key).execute()
         except (RedisError, OSError) as exc:
             self._redis_failed(exc, "storing")
-        return value
+        finally:
+            self._storing.pop(full_key, None)
+
+    async def drain(self) -> None:
+        """Wait for the answers still being stored (at shutdown)."""
+        if self._store_tasks:
+            await asyncio.gather(*self._store_tasks, return_exceptions=True)

@@ -370,7 +370,7 @@ async def generate(engine: AsyncEngine, events: int, seed: int = 1, batch: int =
         # rather than whenever autovacuum gets to it (in the middle of a benchmark).
         async with engine.connect() as conn:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text("VACUUM (ANALYZE) events, event_actors, claims, places, actors"))
+            await conn.execute(text("VACUUM (ANALYZE) events, event_actors, claims, places, actors, event_month_counts"))
 
 
 async def _load(engine: AsyncEngine, generator: Generator, events: int, batch: int,

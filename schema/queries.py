@@ -6,6 +6,7 @@ from contextlib import contextmanager
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
+import orjson
 import strawberry
 from graphql import GraphQLError
 from pydantic import ValidationError
@@ -112,8 +113,8 @@ class Query:
         with user_errors():
             event_filter = where.to_filter() if where else EventFilter()
             request = StatsRequest(group_by=parse_group_by([d.value for d in group_by]), fill=fill)
-            answer = await info.context.db(stats.event_stats, info.context.cache, event_filter, request)
-        return [EventStat.of(row) for row in answer.value]
+            rows = await info.context.db(stats.event_stats, info.context.cache, event_filter, request)
+        return [EventStat.of(row) for row in orjson.loads(rows)]
 
     @strawberry.field(description="One event by id or external id (dataset:id).")
     async def event(self, info: Info, id: strawberry.ID) -> Event | None:

@@ -6,12 +6,15 @@ Create Date: 2026-11-25
 
 Stats (db/queries/stats.py) over months or years, countries, admin1 or admin2 areas
 and event types, filtered by those alone, sum this table instead of reading every
-event: a chart of air strikes by province and month over all time reads a few
+event: a chart of air strikes by province and month over all time reads twenty
 thousand rows instead of two hundred thousand events. Totals of lists filtered that
 way (`count=true`) use it too.
 
 A row counts the events that start in `start_month` and end in `end_month` (most
-events start and end in one month), with those country/admin1/admin2 ids and types.
+events start and end in one month), with those types, in one area at one of three
+levels: a country (level 0), an admin1 (1) or an admin2 (2); a reader sums the
+coarsest level that has what it asks for (at a million events: ~35,000, 157,000 and
+339,000 rows).
 Keeping both months makes the interval-overlap date filter exact for month-aligned
 bounds. A row trigger on events adds each change as a delta (old row out, new row
 in); rows that fall to zero events stay, and readers skip them. Bulk loads
@@ -31,6 +34,8 @@ depends_on = None
 def upgrade() -> None:
     execute_script("""
 CREATE TABLE event_month_counts (
+  -- 0: per country, 1: per admin1, 2: per admin2 (the finer ids are null above their level)
+  level smallint NOT NULL CHECK (level IN (0, 1, 2)),
   start_month date NOT NULL,
   end_month date NOT NULL,
   country_id uuid,
@@ -38,26 +43,29 @@ CREATE TABLE event_month_counts (
   admin2_id uuid,
   event_type text NOT NULL,
   sub_event_type text NOT NULL,
-  events bigint NOT NULL,
-  -- sums of the figures events have (an event without one adds nothing)
-  fatalities_low bigint NOT NULL,
-  fatalities_best bigint NOT NULL,
-  fatalities_high bigint NOT NULL,
-  civilian_fatalities bigint NOT NULL,
+  events integer NOT NULL,
+  -- sums of the figures events have (an event without one adds nothing); integer, so
+  -- that readers' sums are bigint, not numeric (several times faster to add up)
+  fatalities_low integer NOT NULL,
+  fatalities_best integer NOT NULL,
+  fatalities_high integer NOT NULL,
+  civilian_fatalities integer NOT NULL,
   CONSTRAINT uq_event_month_counts UNIQUE NULLS NOT DISTINCT
-    (start_month, end_month, country_id, admin1_id, admin2_id, event_type, sub_event_type)
+    (level, start_month, end_month, country_id, admin1_id, admin2_id, event_type, sub_event_type)
 );
-CREATE INDEX ix_event_month_counts_sub_type ON event_month_counts (sub_event_type, start_month);
-CREATE INDEX ix_event_month_counts_admin1 ON event_month_counts (admin1_id, start_month);
-CREATE INDEX ix_event_month_counts_admin2 ON event_month_counts (admin2_id, start_month);
-CREATE INDEX ix_event_month_counts_country ON event_month_counts (country_id, start_month);
+CREATE INDEX ix_event_month_counts_sub_type ON event_month_counts (level, sub_event_type, start_month);
+CREATE INDEX ix_event_month_counts_country ON event_month_counts (level, country_id, start_month);
+CREATE INDEX ix_event_month_counts_admin1 ON event_month_counts (level, admin1_id, start_month);
+CREATE INDEX ix_event_month_counts_admin2 ON event_month_counts (level, admin2_id, start_month);
 
 CREATE FUNCTION add_to_event_month_counts(e events, sign int) RETURNS void LANGUAGE sql AS $$
-  INSERT INTO event_month_counts AS c VALUES (
-    date_trunc('month', e.date_start)::date, date_trunc('month', e.date_end)::date,
-    e.country_id, e.admin1_id, e.admin2_id, e.event_type, e.sub_event_type, sign,
-    sign * coalesce(e.fatalities_low, 0), sign * coalesce(e.fatalities_best, 0),
-    sign * coalesce(e.fatalities_high, 0), sign * coalesce(e.civilian_fatalities_best, 0))
+  INSERT INTO event_month_counts AS c
+  SELECT level, date_trunc('month', e.date_start)::date, date_trunc('month', e.date_end)::date, e.country_id,
+         CASE WHEN level >= 1 THEN e.admin1_id END, CASE WHEN level = 2 THEN e.admin2_id END,
+         e.event_type, e.sub_event_type, sign,
+         sign * coalesce(e.fatalities_low, 0), sign * coalesce(e.fatalities_best, 0),
+         sign * coalesce(e.fatalities_high, 0), sign * coalesce(e.civilian_fatalities_best, 0)
+    FROM generate_series(0, 2) AS level
   ON CONFLICT ON CONSTRAINT uq_event_month_counts DO UPDATE SET
     events = c.events + excluded.events,
     fatalities_low = c.fatalities_low + excluded.fatalities_low,
@@ -92,16 +100,22 @@ CREATE TRIGGER tr_events_month_counts_update AFTER UPDATE ON events
                       NEW.civilian_fatalities_best))
   EXECUTE FUNCTION track_event_month_counts();
 
--- The whole table again from events (after a bulk load, or to check the trigger).
+-- The whole table again from events (after a bulk load, or to check the trigger): the
+-- three levels in one pass over the events.
 CREATE FUNCTION rebuild_event_month_counts() RETURNS void LANGUAGE sql AS $$
   DELETE FROM event_month_counts;
   INSERT INTO event_month_counts
-  SELECT date_trunc('month', date_start)::date, date_trunc('month', date_end)::date,
+  SELECT CASE WHEN GROUPING(admin1_id) = 1 THEN 0 WHEN GROUPING(admin2_id) = 1 THEN 1 ELSE 2 END,
+         date_trunc('month', date_start)::date, date_trunc('month', date_end)::date,
          country_id, admin1_id, admin2_id, event_type, sub_event_type, count(*),
          coalesce(sum(fatalities_low), 0), coalesce(sum(fatalities_best), 0),
          coalesce(sum(fatalities_high), 0), coalesce(sum(civilian_fatalities_best), 0)
     FROM events
-   GROUP BY 1, 2, 3, 4, 5, 6, 7;
+   GROUP BY date_trunc('month', date_start), date_trunc('month', date_end), country_id, event_type, sub_event_type,
+            GROUPING SETS ((), (admin1_id), (admin1_id, admin2_id))
+   -- stored in the order of the index by type, the usual filter of a chart: such a
+   -- scan then reads consecutive pages
+   ORDER BY 1, sub_event_type, 2;
 $$;
 
 SELECT rebuild_event_month_counts();
