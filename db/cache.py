@@ -198,6 +198,10 @@ class AnswerCache:
         """Compute and store, unless another process holds the key's lock: then wait for
         its answer (or compute anyway if it does not come)."""
         lock_key = full_key + ":computing"
+        if fresh_answers.get():  # asked afresh: computed here, whoever else is computing it
+            value = await compute()
+            self._store_in_background(full_key, None, value, encode)
+            return value
         try:
             leader = await self._redis.set(lock_key, b"1", nx=True, px=int(SINGLE_FLIGHT_WAIT_SECONDS * 1000))
             if not leader:
@@ -220,22 +224,28 @@ class AnswerCache:
             except (RedisError, OSError) as exc:
                 self._redis_failed(exc, "releasing the single-flight lock")
             raise
-        # Stored while the answer goes out (a 3 MB answer takes Redis ~6 ms); until then
-        # this process answers it from memory.
+        self._store_in_background(full_key, lock_key, value, encode)
+        return value
+
+    def _store_in_background(self, full_key: str, lock_key: str | None, value: Any,
+                             encode: Callable[[Any], bytes | None]) -> None:
+        """Store (and release the lock, if held) while the answer goes out: a 3 MB answer
+        takes Redis ~6 ms. Until then this process answers it from memory."""
         encoded = encode(value)
         if encoded is not None:
             self._storing[full_key] = value
         task = asyncio.create_task(self._store(full_key, lock_key, encoded))
         self._store_tasks.add(task)
         task.add_done_callback(self._store_tasks.discard)
-        return value
 
-    async def _store(self, full_key: str, lock_key: str, encoded: bytes | None) -> None:
+    async def _store(self, full_key: str, lock_key: str | None, encoded: bytes | None) -> None:
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 if encoded is not None:
                     pipe.set(full_key, encoded, ex=TTL_SECONDS)
-                await pipe.delete(lock_key).execute()
+                if lock_key is not None:
+                    pipe.delete(lock_key)
+                await pipe.execute()
         except (RedisError, OSError) as exc:
             self._redis_failed(exc, "storing")
         finally:

@@ -5,6 +5,8 @@ and cached answers that follow every write."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -12,6 +14,7 @@ from collections.abc import AsyncIterator
 import orjson
 import pytest
 import redis.asyncio as redis
+from pydantic.alias_generators import to_camel
 from sqlalchemy import event as sa_event, text
 
 from db.cache import AnswerCache
@@ -167,6 +170,24 @@ async def test_perpetrators_and_claimants_count_each_event_under_each(generated)
         assert sum(r["events"] for r in rows) >= await _total(generated)
 
 
+def _camel(row: dict) -> dict:
+    return {to_camel(key): value for key, value in row.items()}
+
+
+@pytest.mark.parametrize("dimension", stats.DIMENSIONS)
+async def test_graphql_gives_rest_rows_for_each_dimension(generated, dimension):
+    named = dimension in (*stats.PLACE_DIMENSIONS, *stats.ACTOR_DIMENSIONS)
+    fields = " ".join(to_camel(name) for name in [dimension, *([f"{dimension}_id"] if named else []), *MEASURES])
+    query = f"query ($where: EventWhere) {{ eventStats(groupBy: [{dimension.upper()}], where: $where) {{ {fields} }} }}"
+    for where, params in (({}, {}), ({"country": ["SYR"], "dateFrom": "2016-06-15"},
+                                    {"country": "SYR", "date_from": "2016-06-15"})):
+        response = await generated.post("/graphql", json={"query": query, "variables": {"where": where}})
+        assert "errors" not in response.json(), response.text
+        rest = await _stats(generated, group_by=dimension, **params)
+        assert response.json()["data"]["eventStats"] == [_camel(row) for row in rest]
+        assert rest
+
+
 async def test_graphql_event_stats_equal_rest(generated):
     query = """query ($where: EventWhere) { eventStats(groupBy: [ADMIN1, MONTH, PERPETRATOR], where: $where) {
         admin1 admin1Id month perpetrator perpetratorId events fatalitiesLow fatalitiesBest fatalitiesHigh
@@ -223,6 +244,58 @@ async def test_stats_answers_are_cached_until_a_write(fresh_client, fresh_databa
     assert after.headers["x-cache"] == "miss"
     assert sum(r["events"] for r in after.json()["data"]) == await _total(fresh_client)
     assert after.json() != first.json()
+
+
+async def test_lists_and_details_are_cached_until_a_write(fresh_client, fresh_database_url):
+    """Whole answers of lists and details too; GraphQL's eventStats follows the same write."""
+    paths = ["/v1/events?country=SYR&limit=5&count=true", "/v1/events/conflictkb-seed:al-qasr-strike",
+             "/v1/actors?q=coalition"]
+    for path in paths:
+        assert [(await fresh_client.get(path)).headers["x-cache"] for _ in range(2)] == ["miss", "hit"]
+    query = '{ eventStats(groupBy: [COUNTRY], where: {country: ["SYR"]}) { events } }'
+    before = (await fresh_client.post("/graphql", json={"query": query})).json()["data"]["eventStats"]
+    engine = make_engine(fresh_database_url, pool_size=1)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE actors SET name = name || ' (renamed)' WHERE name = 'US-led coalition'"))
+            await conn.execute(text("DELETE FROM events WHERE id = (SELECT id FROM events WHERE country_id = "
+                                    "(SELECT id FROM places WHERE iso3 = 'SYR') ORDER BY id LIMIT 1)"))
+    finally:
+        await engine.dispose()
+    for path in paths:
+        response = await fresh_client.get(path)
+        assert response.headers["x-cache"] == "miss", path
+    assert (await fresh_client.get(paths[0])).json()["total"] == before[0]["events"] - 1
+    assert "US-led coalition (renamed)" in (await fresh_client.get(paths[2])).text
+    after = (await fresh_client.post("/graphql", json={"query": query})).json()["data"]["eventStats"]
+    assert after == [{"events": before[0]["events"] - 1}]
+
+
+async def test_a_hung_redis_costs_no_long_wait(database_url, tmp_path):
+    """A Redis that stops answering (SIGSTOP) is skipped after the short socket timeout;
+    when it answers again, caching resumes."""
+    own_redis = EmbeddedRedis(tmp_path)
+    own_redis.start()
+    settings = make_settings()
+    settings.redis_retry_seconds = 0.5
+    pid = int(own_redis.pidfile.read_text())
+    try:
+        async with app_client(database_url, own_redis.url, settings=settings) as http:
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                started = time.monotonic()
+                for group_by in ("year", "month", "country", "year,country", "event_type"):
+                    response = await http.get("/v1/stats/events", params={"group_by": group_by})
+                    assert response.status_code == 200 and response.json()["data"]
+                assert time.monotonic() - started < 1.5  # one timeout (0.1 s), then Redis is skipped
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            await asyncio.sleep(0.6)
+            params = {"group_by": "day"}
+            statuses = [(await http.get("/v1/stats/events", params=params)).headers["x-cache"] for _ in range(2)]
+            assert statuses == ["miss", "hit"]
+    finally:
+        own_redis.stop()
 
 
 async def test_fifty_identical_misses_aggregate_once(fresh_database_url, redis_url):
