@@ -198,7 +198,7 @@ class EventStat(_Out):
     events: int
     fatalities_low: int = Field(description="Sums of the figures events have (none adds nothing).")
     fatalities_best: int
-    fatalities_high: int
+    fatalities_high: int | None = Field(description="Null when an event of the group has an open upper bound.")
     civilian_fatalities: int
 
 

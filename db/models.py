@@ -265,6 +265,7 @@ event_month_counts = Table(
     Column("fatalities_best", Integer, nullable=False),
     Column("fatalities_high", Integer, nullable=False),
     Column("civilian_fatalities", Integer, nullable=False),
+    Column("open_high_events", Integer, nullable=False),
     UniqueConstraint("level", "start_month", "end_month", "country_id", "admin1_id", "admin2_id", "event_type",
                      "sub_event_type", name="uq_event_month_counts", postgresql_nulls_not_distinct=True),
     Index("ix_event_month_counts_sub_type", "level", "sub_event_type", "start_month"),

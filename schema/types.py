@@ -352,7 +352,8 @@ class EventStat:
     events: int = 0
     fatalities_low: int = 0
     fatalities_best: int = 0
-    fatalities_high: int = 0
+    fatalities_high: int | None = strawberry.field(
+        default=0, description="Null when an event of the group has an open upper bound (\"over two dozen\").")
     civilian_fatalities: int = 0
 
     @classmethod

@@ -9,7 +9,9 @@ list. An event with several perpetrators (or claimants) is counted under each of
 one with none under null.
 
 Sums add the figures events have (an event without a figure adds nothing); the
-figures are each event's derived ones (README, "How figures are derived").
+figures are each event's derived ones (README, "How figures are derived"). A group
+holding an event whose upper bound is open ("over two dozen": low 25, no high) has no
+upper bound either: its fatalities_high is null.
 
 Filters on dates, country/admin1/admin2 and types alone, with dates on month bounds,
 and groupings by those areas, years, months and types are summed from the monthly
@@ -27,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, ColumnElement, Date, Integer, Text, and_, cast, func, literal, select, true
+from sqlalchemy import JSON, ColumnElement, Date, Integer, Text, and_, case, cast, func, literal, select, true
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -132,6 +134,7 @@ async def _grouped(conn: AsyncConnection, f: EventFilter, group_by: tuple[str, .
         keys: dict[str, ColumnElement] = {"country": r.country_id, "admin1": r.admin1_id, "admin2": r.admin2_id,
                                           "event_type": r.event_type, "sub_event_type": r.sub_event_type}
         measures = [func.sum(r[name]) for name in MEASURES]
+        open_high = func.sum(r.open_high_events)
     else:
         e = m.events.c
         source = m.events
@@ -141,6 +144,8 @@ async def _grouped(conn: AsyncConnection, f: EventFilter, group_by: tuple[str, .
                 "event_type": e.event_type, "sub_event_type": e.sub_event_type}
         measures = [func.count(), *(func.coalesce(func.sum(column), 0) for column in (
             e.fatalities_low, e.fatalities_best, e.fatalities_high, e.civilian_fatalities_best))]
+        open_high = func.count().filter(and_(e.fatalities_high.is_(None),
+                                             func.coalesce(e.fatalities_low, e.fatalities_best).is_not(None)))
         if "perpetrator" in group_by:
             ea = m.event_actors.alias("perpetrators")
             source = source.outerjoin(ea, and_(ea.c.event_id == e.id, ea.c.role == "perpetrator"))
@@ -155,6 +160,9 @@ async def _grouped(conn: AsyncConnection, f: EventFilter, group_by: tuple[str, .
     keys.update({name: cast(func.date_trunc(name, first_day), Date) for name in PERIODS})
     if source is m.event_month_counts and not f.date_from:
         keys["month"] = start  # already the first of its month
+    # a group with an open upper bound (an event "over two dozen") has none either
+    measures[MEASURES.index("fatalities_high")] = case((open_high > 0, None),
+                                                       else_=measures[MEASURES.index("fatalities_high")])
     columns = [keys[name].label(name) for name in group_by]
     stmt = select(*columns, *(measure.label(name) for measure, name in zip(measures, MEASURES))).select_from(source)
     return stmt.where(where).group_by(*columns)
@@ -198,7 +206,7 @@ async def _rows_json(conn: AsyncConnection, f: EventFilter, group_by: tuple[str,
         else:
             members.append(_json_member(name, _json_text(key)))
             order.append(key.collate("C"))
-    members += [_json_member(name, cast(grouped.c[name], Text)) for name in MEASURES]
+    members += [_json_member(name, func.coalesce(cast(grouped.c[name], Text), literal("null"))) for name in MEASURES]
     row = literal("{") + functools.reduce(lambda left, right: left + literal(",") + right, members) + literal("}")
     separator = literal(",")
     # (PostgreSQL's ORDER BY of an aggregate follows its last argument)

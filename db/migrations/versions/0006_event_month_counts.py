@@ -50,6 +50,9 @@ CREATE TABLE event_month_counts (
   fatalities_best integer NOT NULL,
   fatalities_high integer NOT NULL,
   civilian_fatalities integer NOT NULL,
+  -- events with a figure but an open upper bound ("over two dozen"): a group holding
+  -- one has no upper bound either
+  open_high_events integer NOT NULL,
   CONSTRAINT uq_event_month_counts UNIQUE NULLS NOT DISTINCT
     (level, start_month, end_month, country_id, admin1_id, admin2_id, event_type, sub_event_type)
 );
@@ -64,14 +67,16 @@ CREATE FUNCTION add_to_event_month_counts(e events, sign int) RETURNS void LANGU
          CASE WHEN level >= 1 THEN e.admin1_id END, CASE WHEN level = 2 THEN e.admin2_id END,
          e.event_type, e.sub_event_type, sign,
          sign * coalesce(e.fatalities_low, 0), sign * coalesce(e.fatalities_best, 0),
-         sign * coalesce(e.fatalities_high, 0), sign * coalesce(e.civilian_fatalities_best, 0)
+         sign * coalesce(e.fatalities_high, 0), sign * coalesce(e.civilian_fatalities_best, 0),
+         sign * (e.fatalities_high IS NULL AND coalesce(e.fatalities_low, e.fatalities_best) IS NOT NULL)::int
     FROM generate_series(0, 2) AS level
   ON CONFLICT ON CONSTRAINT uq_event_month_counts DO UPDATE SET
     events = c.events + excluded.events,
     fatalities_low = c.fatalities_low + excluded.fatalities_low,
     fatalities_best = c.fatalities_best + excluded.fatalities_best,
     fatalities_high = c.fatalities_high + excluded.fatalities_high,
-    civilian_fatalities = c.civilian_fatalities + excluded.civilian_fatalities
+    civilian_fatalities = c.civilian_fatalities + excluded.civilian_fatalities,
+    open_high_events = c.open_high_events + excluded.open_high_events
 $$;
 
 CREATE FUNCTION track_event_month_counts() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -109,7 +114,8 @@ CREATE FUNCTION rebuild_event_month_counts() RETURNS void LANGUAGE sql AS $$
          date_trunc('month', date_start)::date, date_trunc('month', date_end)::date,
          country_id, admin1_id, admin2_id, event_type, sub_event_type, count(*),
          coalesce(sum(fatalities_low), 0), coalesce(sum(fatalities_best), 0),
-         coalesce(sum(fatalities_high), 0), coalesce(sum(civilian_fatalities_best), 0)
+         coalesce(sum(fatalities_high), 0), coalesce(sum(civilian_fatalities_best), 0),
+         count(*) FILTER (WHERE fatalities_high IS NULL AND coalesce(fatalities_low, fatalities_best) IS NOT NULL)
     FROM events
    GROUP BY date_trunc('month', date_start), date_trunc('month', date_end), country_id, event_type, sub_event_type,
             GROUPING SETS ((), (admin1_id), (admin1_id, admin2_id))
