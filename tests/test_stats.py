@@ -82,6 +82,29 @@ async def test_every_filter_gives_the_lists_total(generated, params):
     assert sum(r["events"] for r in rows) == await _total(generated, **params)
 
 
+GRAPHQL_FILTERS = [
+    ({"country": ["SYR"]}, {"country": "SYR"}),
+    ({"subEventType": ["Air/drone strike"], "dateFrom": "2017-03-15", "dateTo": "2018-02-10"},
+     {"sub_event_type": "Air/drone strike", "date_from": "2017-03-15", "date_to": "2018-02-10"}),
+    ({"perpetrator": ["US-led coalition"], "includeMembers": True},
+     {"perpetrator": "US-led coalition", "include_members": "true"}),
+    ({"claimant": ["SOHR"], "attribution": ["CONTESTED"]}, {"claimant": "SOHR", "attribution": "contested"}),
+    ({"minFatalities": 10, "q": "killed"}, {"min_fatalities": "10", "q": "killed"}),
+    ({"near": {"latitude": 36.2, "longitude": 37.1, "radiusKm": 150}}, {"near": "36.2,37.1,150"}),
+    ({"_or": [{"country": ["IRQ"]}, {"subEventType": ["Attack"]}], "_not": {"eventType": ["Protests"]}},
+     {"where": '{"_or": [{"country": "IRQ"}, {"subEventType": "Attack"}], "_not": {"eventType": "Protests"}}'}),
+]
+
+
+@pytest.mark.parametrize("where, params", GRAPHQL_FILTERS, ids=lambda value: ",".join(value))
+async def test_graphql_filters_give_the_lists_total(generated, where, params):
+    query = """query ($where: EventWhere) { eventStats(groupBy: [ADMIN1, MONTH], where: $where) { events } }"""
+    response = await generated.post("/graphql", json={"query": query, "variables": {"where": where}})
+    assert "errors" not in response.json(), response.text
+    total = sum(row["events"] for row in response.json()["data"]["eventStats"])
+    assert total == await _total(generated, **params) > 0
+
+
 async def test_the_rollup_agrees_with_the_events(generated, monkeypatch):
     """The same stats read from the monthly rollup and from the events."""
     engine = make_engine(generated.database_url, pool_size=1)
