@@ -54,9 +54,11 @@ class CapturedResponse:
 
 
 def cache_key(generation: str, scope: Scope) -> str:
-    """The answer's key: path and query with the parameters sorted (their order within
-    a repeated parameter kept apart from the others' order)."""
-    params = sorted(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
+    """The answer's key: path and query with the parameters sorted by name; the values
+    of a repeated parameter keep their order (`group_by=year&group_by=country` is not
+    `group_by=country&group_by=year`)."""
+    params = sorted(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True),
+                    key=lambda pair: pair[0])
     digest = hashlib.sha256(f"{scope['path']}?{urlencode(params)}".encode()).hexdigest()[:40]
     return f"{KEY_PREFIX}:{generation}:http:{digest}"
 

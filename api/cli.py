@@ -40,12 +40,15 @@ def _migrate(database_url: str) -> None:
 
 
 async def _seed(database_url: str) -> str:
+    from db.cache import finish_interrupted_bulk_load
     from db.engine import make_engine
     from db.seed import load_seed_dir
 
     engine = make_engine(database_url, pool_size=1)
     try:
         async with engine.begin() as conn:
+            if await finish_interrupted_bulk_load(conn):
+                click.echo("seed: finished an interrupted bulk load (rollup rebuilt)")
             report = await load_seed_dir(conn)
     finally:
         await engine.dispose()

@@ -27,6 +27,8 @@ def page_response(request: Request, page: Page, fields: frozenset[str] | None = 
         body["total"] = page.total
     headers = {}
     if page.next_cursor:
+        # relative (RFC 8288 resolves it against the request): the same answer, cached,
+        # serves clients that reached the API under other hosts
         next_url = request.url.remove_query_params("cursor").include_query_params(cursor=page.next_cursor)
-        headers["Link"] = f'<{next_url}>; rel="next"'
+        headers["Link"] = f'<{next_url.path}?{next_url.query}>; rel="next"'
     return JSONResponse(body, headers=headers)

@@ -39,14 +39,17 @@ TTL_SECONDS = 24 * 3600
 BULK_LOAD_SETTING = "conflictkb.bulk_load"
 
 
+# Which server (its start time: a copy of the database restored elsewhere, or the
+# same after a restart, is another), which database (its oid, and the epoch of its
+# generation counter) and how many writing transactions it has seen.
 _GENERATION_SQL = """
-    SELECT (SELECT oid FROM pg_database WHERE datname = current_database()) || '.' || epoch || '.' || generation
+    SELECT extract(epoch FROM pg_postmaster_start_time()) || '.'
+           || (SELECT oid FROM pg_database WHERE datname = current_database()) || '.' || epoch || '.' || generation
       FROM data_generation"""
 
 
 async def current_generation(conn: AsyncConnection) -> str:
-    """This database's data generation, as a key part: which database (its oid, and the
-    epoch of its generation counter) and how many writing transactions it has seen."""
+    """This database's data generation, as a key part (see _GENERATION_SQL)."""
     return await conn.scalar(text(_GENERATION_SQL))
 
 
@@ -58,11 +61,15 @@ class GenerationReader:
         self._dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
         self._size = size
         self._pool: asyncpg.Pool | None = None
+        self._creating = asyncio.Lock()  # the first requests arrive together: one pool
 
     async def __call__(self) -> str:
         if self._pool is None:
-            self._pool = await asyncpg.create_pool(self._dsn, min_size=1, max_size=self._size,
-                                                   server_settings={"application_name": "conflictkb-generation"})
+            async with self._creating:
+                if self._pool is None:
+                    self._pool = await asyncpg.create_pool(
+                        self._dsn, min_size=1, max_size=self._size,
+                        server_settings={"application_name": "conflictkb-generation"})
         return await self._pool.fetchval(_GENERATION_SQL)
 
     async def close(self) -> None:
@@ -80,10 +87,24 @@ async def start_bulk_load(conn: AsyncConnection) -> None:
     await conn.execute(text(f"SET LOCAL {BULK_LOAD_SETTING} = 'on'"))
 
 
+async def begin_bulk_load(conn: AsyncConnection) -> None:
+    """Before the first transaction of a bulk load (committed on its own): marks the
+    rollup stale until finish_bulk_load, so a load that dies is finished later."""
+    await conn.execute(text("UPDATE data_generation SET rollup_stale = true"))
+
+
 async def finish_bulk_load(conn: AsyncConnection) -> None:
     """After bulk loads: the monthly rollup rebuilt (migration 0006), the generation moved."""
     await conn.execute(text("SELECT rebuild_event_month_counts()"))
-    await bump_generation(conn)
+    await conn.execute(text("UPDATE data_generation SET rollup_stale = false, generation = generation + 1"))
+
+
+async def finish_interrupted_bulk_load(conn: AsyncConnection) -> bool:
+    """Finish a bulk load that died before finish_bulk_load; whether there was one."""
+    if not await conn.scalar(text("SELECT rollup_stale FROM data_generation")):
+        return False
+    await finish_bulk_load(conn)
+    return True
 
 
 def statement_key(kind: str, stmt: Select) -> str:
@@ -108,6 +129,18 @@ class CachedAnswer:
 # that answer before computing it itself (the other may have died).
 SINGLE_FLIGHT_WAIT_SECONDS = 10.0
 SINGLE_FLIGHT_POLL_SECONDS = 0.005
+# The answer, the lock taken (compute it), or another's lock (wait for its answer):
+# one round trip, and no answer stored between a lookup and a lock is computed again.
+_GET_OR_LOCK = """
+local answer = redis.call('GET', KEYS[1])
+if answer then return {1, answer} end
+if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[1]) then return {2} end
+return {3}
+"""
+_FOUND, _LOCKED = 1, 2
+# What an in-process waiter gets when the request computing its answer was cancelled.
+_LEADER_CANCELLED = object()
+
 # After a Redis error, requests skip Redis for this long (no request waits on a dead
 # or hung Redis more than once in this interval); then one tries again.
 RETRY_REDIS_AFTER_SECONDS = 2.0
@@ -128,6 +161,7 @@ class AnswerCache:
         self._retry_after = retry_after
         self._skip_redis_until = 0.0
         self._in_flight: dict[str, asyncio.Future] = {}
+        self._get_or_lock = redis.register_script(_GET_OR_LOCK)
         self._storing: dict[str, Any] = {}
         self._store_tasks: set[asyncio.Task] = set()
 
@@ -164,68 +198,77 @@ class AnswerCache:
         """`answer` for a key that already names the generation, with the codec of its
         values (`encode` giving None: not stored)."""
         fresh = fresh_answers.get()
-        if full_key in self._storing and not fresh:
-            return CachedAnswer(self._storing[full_key], "hit")
+        if not fresh:
+            if full_key in self._storing:
+                return CachedAnswer(self._storing[full_key], "hit")
+            running = self._in_flight.get(full_key)
+            if running is not None:  # the same answer is being found or computed in this process
+                result = await asyncio.shield(running)
+                if result is not _LEADER_CANCELLED:
+                    return CachedAnswer(result.value, result.status)
         if not self.redis_available:
             return CachedAnswer(await compute(), "bypass")
-        if not fresh:  # (a fresh answer is not read: it is computed and stored again)
-            try:
-                cached = await self._redis.get(full_key)
-            except (RedisError, OSError) as exc:
-                self._redis_failed(exc, "reading")
-                return CachedAnswer(await compute(), "bypass")
-            self._redis_worked()
-            if cached is not None:
-                return CachedAnswer(decode(cached), "hit")
-        running = self._in_flight.get(full_key)
-        if running is not None:  # the same answer is being computed in this process
-            return CachedAnswer(await asyncio.shield(running), "miss")
+        if fresh:  # asked afresh: computed here, whoever else is computing it, and stored again
+            value = await compute()
+            self._store_in_background(full_key, None, value, encode)
+            return CachedAnswer(value, "miss")
         future = self._in_flight[full_key] = asyncio.get_running_loop().create_future()
         try:
-            value = await self._compute_once(full_key, compute, encode, decode)
+            answer = await self._find_or_compute(full_key, compute, encode, decode)
+        except asyncio.CancelledError:
+            future.set_result(_LEADER_CANCELLED)  # the others go on by themselves
+            raise
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # retrieved: waiters re-raise it, nobody else must
             raise
         else:
-            future.set_result(value)
+            future.set_result(answer)
         finally:
-            del self._in_flight[full_key]
-        return CachedAnswer(value, "miss")
+            if self._in_flight.get(full_key) is future:
+                del self._in_flight[full_key]
+        return answer
 
-    async def _compute_once(self, full_key: str, compute: Callable[[], Awaitable],
-                            encode: Callable[[Any], bytes | None], decode: Callable[[bytes], Any]) -> Any:
-        """Compute and store, unless another process holds the key's lock: then wait for
-        its answer (or compute anyway if it does not come)."""
+    async def _find_or_compute(self, full_key: str, compute: Callable[[], Awaitable],
+                               encode: Callable[[Any], bytes | None], decode: Callable[[bytes], Any]
+                               ) -> CachedAnswer:
+        """The stored answer, or the one another process is computing (it holds the key's
+        lock), or computed here under the lock."""
         lock_key = full_key + ":computing"
-        if fresh_answers.get():  # asked afresh: computed here, whoever else is computing it
-            value = await compute()
-            self._store_in_background(full_key, None, value, encode)
-            return value
         try:
-            leader = await self._redis.set(lock_key, b"1", nx=True, px=int(SINGLE_FLIGHT_WAIT_SECONDS * 1000))
-            if not leader:
+            # one atomic step: an answer stored since is found, never computed again
+            found = await self._get_or_lock(keys=[full_key, lock_key],
+                                            args=[int(SINGLE_FLIGHT_WAIT_SECONDS * 1000)])
+            if found[0] == _FOUND:
+                self._redis_worked()
+                return CachedAnswer(decode(found[1]), "hit")
+            locked = found[0] == _LOCKED
+            if not locked:  # another process computes it: wait for its answer
                 deadline = time.monotonic() + SINGLE_FLIGHT_WAIT_SECONDS
                 while time.monotonic() < deadline:
                     await asyncio.sleep(SINGLE_FLIGHT_POLL_SECONDS)
+                    if full_key in self._storing:
+                        return CachedAnswer(self._storing[full_key], "hit")
                     cached, computing = await self._redis.mget(full_key, lock_key)
                     if cached is not None:
-                        return decode(cached)
+                        return CachedAnswer(decode(cached), "hit")
                     if computing is None:
                         break  # the other gave up without an answer
+            self._redis_worked()
         except (RedisError, OSError) as exc:
-            self._redis_failed(exc, "taking the single-flight lock")
-            return await compute()
+            self._redis_failed(exc, "looking up")
+            return CachedAnswer(await compute(), "bypass")
         try:
             value = await compute()
         except BaseException:
-            try:  # others stop waiting and compute (bad input fails for them too)
-                await self._redis.delete(lock_key)
-            except (RedisError, OSError) as exc:
-                self._redis_failed(exc, "releasing the single-flight lock")
+            if locked:
+                try:  # others stop waiting and compute (bad input fails for them too)
+                    await self._redis.delete(lock_key)
+                except (RedisError, OSError) as exc:
+                    self._redis_failed(exc, "releasing the single-flight lock")
             raise
-        self._store_in_background(full_key, lock_key, value, encode)
-        return value
+        self._store_in_background(full_key, lock_key if locked else None, value, encode)
+        return CachedAnswer(value, "miss")
 
     def _store_in_background(self, full_key: str, lock_key: str | None, value: Any,
                              encode: Callable[[Any], bytes | None]) -> None:

@@ -93,7 +93,9 @@ class EventFilter:
 
     def given(self) -> set[str]:
         """The names of the filters set (not at their defaults)."""
-        return {f.name for f in fields(self) if getattr(self, f.name) not in (None, (), False)}
+        # by identity: a bound of 0 is given (and 0 == False)
+        return {f.name for f in fields(self)
+                if (value := getattr(self, f.name)) is not None and value is not False and value != ()}
 
     def names_actors(self) -> bool:
         """Whether an actor filter is set here or in a nested filter."""

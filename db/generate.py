@@ -30,7 +30,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db import models as m
-from db.cache import finish_bulk_load, start_bulk_load
+from db.cache import begin_bulk_load, finish_bulk_load, start_bulk_load
 from db.derive import recompute_events
 from db.names import name_variants
 
@@ -355,6 +355,8 @@ async def generate(engine: AsyncEngine, events: int, seed: int = 1, batch: int =
     async with engine.begin() as conn:
         await generator.build_world(conn)
         await conn.execute(text("ANALYZE"))  # the lineage lookups of the triggers need the plans
+    async with engine.begin() as conn:
+        await begin_bulk_load(conn)
     rebuild: list[str] = []
     if events >= 100_000:
         async with engine.begin() as conn:

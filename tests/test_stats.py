@@ -17,7 +17,8 @@ import redis.asyncio as redis
 from pydantic.alias_generators import to_camel
 from sqlalchemy import event as sa_event, text
 
-from db.cache import AnswerCache
+from db.cache import (AnswerCache, begin_bulk_load, current_generation, finish_interrupted_bulk_load,
+                      start_bulk_load)
 from db.embedded import EmbeddedRedis
 from db.engine import make_engine
 from db.queries import stats
@@ -33,6 +34,17 @@ async def generated(databases, redis_url) -> AsyncIterator:
     async with generated_database(databases, 600, seed=5) as url, app_client(url, redis_url) as http:
         http.database_url = url
         yield http
+
+
+async def _write(database_url: str, *statements: str) -> None:
+    """Statements in one transaction, as a writer beside the app would."""
+    engine = make_engine(database_url, pool_size=1)
+    try:
+        async with engine.begin() as conn:
+            for statement in statements:
+                await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
 
 
 async def _stats(client, **params) -> list[dict]:
@@ -166,17 +178,12 @@ async def test_the_rollup_follows_every_write(fresh_database_url):
 
 
 async def test_an_event_counts_once_in_its_first_period_inside_the_dates(fresh_client, fresh_database_url):
-    engine = make_engine(fresh_database_url, pool_size=1)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(text("DELETE FROM events WHERE date_start >= '2010-01-01' AND date_end < '2011-01-01'"))
-            await conn.execute(text("""
-                INSERT INTO events (id, event_type, sub_event_type, date_start, date_end, date_precision, place_id,
-                                    geo_precision, fatalities_best)
-                VALUES (gen_random_uuid(), 'Battles', 'Armed clash', '2010-03-28', '2010-04-03', 'week',
-                        (SELECT id FROM places WHERE iso3 = 'SYR'), 'country', 4)"""))
-    finally:
-        await engine.dispose()
+    await _write(fresh_database_url,
+                 "DELETE FROM events WHERE date_start >= '2010-01-01' AND date_end < '2011-01-01'", """
+                 INSERT INTO events (id, event_type, sub_event_type, date_start, date_end, date_precision, place_id,
+                                     geo_precision, fatalities_best)
+                 VALUES (gen_random_uuid(), 'Battles', 'Armed clash', '2010-03-28', '2010-04-03', 'week',
+                         (SELECT id FROM places WHERE iso3 = 'SYR'), 'country', 4)""")
     spanning = {"group_by": "month", "country": "SYR"}
     assert [(r["month"], r["events"]) for r in await _stats(fresh_client, **spanning, date_from="2010-01-01",
                                                              date_to="2010-12-31")] == [("2010-03", 1)]
@@ -265,13 +272,8 @@ async def test_stats_answers_are_cached_until_a_write(fresh_client, fresh_databa
     assert revalidated.status_code == 304
     asked_fresh = await fresh_client.get("/v1/stats/events", params=params, headers={"cache-control": "no-cache"})
     assert asked_fresh.headers["x-cache"] == "miss" and asked_fresh.json() == first.json()
-    engine = make_engine(fresh_database_url, pool_size=1)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(text("UPDATE events SET sub_event_type = 'Air/drone strike', "
-                                    "event_type = 'Explosions/Remote violence' WHERE sub_event_type <> 'Air/drone strike'"))
-    finally:
-        await engine.dispose()
+    await _write(fresh_database_url, "UPDATE events SET sub_event_type = 'Air/drone strike', "
+                 "event_type = 'Explosions/Remote violence' WHERE sub_event_type <> 'Air/drone strike'")
     after = await fresh_client.get("/v1/stats/events", params=params)
     assert after.headers["x-cache"] == "miss"
     assert sum(r["events"] for r in after.json()["data"]) == await _total(fresh_client)
@@ -286,14 +288,10 @@ async def test_lists_and_details_are_cached_until_a_write(fresh_client, fresh_da
         assert [(await fresh_client.get(path)).headers["x-cache"] for _ in range(2)] == ["miss", "hit"]
     query = '{ eventStats(groupBy: [COUNTRY], where: {country: ["SYR"]}) { events } }'
     before = (await fresh_client.post("/graphql", json={"query": query})).json()["data"]["eventStats"]
-    engine = make_engine(fresh_database_url, pool_size=1)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(text("UPDATE actors SET name = name || ' (renamed)' WHERE name = 'US-led coalition'"))
-            await conn.execute(text("DELETE FROM events WHERE id = (SELECT id FROM events WHERE country_id = "
-                                    "(SELECT id FROM places WHERE iso3 = 'SYR') ORDER BY id LIMIT 1)"))
-    finally:
-        await engine.dispose()
+    await _write(fresh_database_url,
+                 "UPDATE actors SET name = name || ' (renamed)' WHERE name = 'US-led coalition'",
+                 "DELETE FROM events WHERE id = (SELECT id FROM events WHERE country_id = "
+                 "(SELECT id FROM places WHERE iso3 = 'SYR') ORDER BY id LIMIT 1)")
     for path in paths:
         response = await fresh_client.get(path)
         assert response.headers["x-cache"] == "miss", path
@@ -405,3 +403,136 @@ async def test_single_flight_across_processes(redis_url):
         assert (await first.answer_at(key, compute, encode=orjson.dumps, decode=orjson.loads)).status == "hit"
     finally:
         await client.aclose()
+
+
+# --- found by review: each of these was wrong once ---
+
+async def test_a_bound_of_zero_is_a_filter(generated):
+    """max_fatalities=0 is given (0 == False in Python): stats, totals and lists apply it."""
+    engine = make_engine(generated.database_url, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            expected = await conn.scalar(text("SELECT count(*) FROM events WHERE fatalities_best <= 0"))
+    finally:
+        await engine.dispose()
+    rows = await _stats(generated, group_by="country", max_fatalities="0")
+    assert sum(r["events"] for r in rows) == await _total(generated, max_fatalities="0") == expected
+    listed = (await generated.get("/v1/events", params={"max_fatalities": "0", "where": '{"country": "SYR"}',
+                                                        "limit": 500})).json()["data"]
+    assert listed and all(e["fatalities"]["best"] == 0 for e in listed)
+
+
+async def test_repeated_group_by_in_another_order_is_another_answer(client):
+    first = await client.get("/v1/stats/events?group_by=year&group_by=country")
+    second = await client.get("/v1/stats/events?group_by=country&group_by=year")
+    assert first.json()["group_by"] == ["year", "country"] and second.json()["group_by"] == ["country", "year"]
+
+
+async def test_a_cached_page_links_relatively(client):
+    for host in ("internal.local:9000", "api.example.org"):
+        response = await client.get("/v1/events?limit=2&country=SYR", headers={"host": host})
+        assert response.headers["link"].startswith("</v1/events?") and host not in response.headers["link"]
+
+
+async def test_first_requests_together_open_one_small_pool(fresh_database_url, redis_url):
+    async with app_client(fresh_database_url, redis_url) as http:
+        await asyncio.gather(*(http.get("/v1/vocabularies") for _ in range(40)))
+        async with http.app.state.engine.connect() as conn:
+            opened = await conn.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                            "AND application_name = 'conflictkb-generation'"))
+    assert 1 <= opened <= 4
+
+
+async def test_truncating_events_empties_the_rollup(fresh_client, fresh_database_url):
+    await _write(fresh_database_url, "TRUNCATE events CASCADE")
+    assert await _stats(fresh_client, group_by="country") == []
+    assert await _total(fresh_client, country="SYR") == 0
+
+
+@pytest.mark.parametrize("params", [
+    {"group_by": "week", "date_from": "9999-12-01", "date_to": "9999-12-31"},
+    {"group_by": "day", "date_from": "9999-12-30", "date_to": "9999-12-31"},
+    {"group_by": "week", "date_from": "0001-01-01", "date_to": "0001-01-20"},
+])
+async def test_fill_at_the_ends_of_the_calendar(client, params):
+    rows = await _stats(client, fill="true", **params)
+    period = params["group_by"]
+    assert rows and all(r["events"] == 0 for r in rows)
+    assert all(len(str(r[period]).split("-")[0]) == 4 for r in rows)  # 0001-W01, not 1-W01
+
+
+async def test_a_huge_fill_is_refused_before_it_is_built(client):
+    started = time.monotonic()
+    response = await client.get("/v1/stats/events", params={"group_by": "day", "fill": "true",
+                                                             "date_from": "0001-01-01", "date_to": "9998-12-31"})
+    assert response.status_code == 422 and response.json()["errors"][0]["name"] == "fill"
+    assert time.monotonic() - started < 1.0
+
+
+async def test_a_cancelled_computation_leaves_the_others_to_compute(redis_url):
+    client = redis.from_url(redis_url)
+    started = asyncio.Event()
+    calls = []
+
+    async def slow():
+        calls.append(1)
+        started.set()
+        await asyncio.sleep(10)
+
+    async def quick():
+        calls.append(2)
+        return {"answer": 1}
+
+    key = f"conflictkb:v1:test:{uuid.uuid4().hex}"
+    try:
+        cache = AnswerCache(client)
+        leader = asyncio.create_task(cache.answer_at(key, slow, encode=orjson.dumps, decode=orjson.loads))
+        await started.wait()
+        follower = asyncio.create_task(cache.answer_at(key, quick, encode=orjson.dumps, decode=orjson.loads))
+        await asyncio.sleep(0.05)
+        leader.cancel()
+        assert (await asyncio.wait_for(follower, 5)).value == {"answer": 1}
+        assert calls == [1, 2]
+        await cache.drain()
+    finally:
+        await client.aclose()
+
+
+async def test_large_figures_add_up_without_overflow(fresh_client, fresh_database_url):
+    await _write(fresh_database_url,
+                 """
+                 INSERT INTO events (id, event_type, sub_event_type, date_start, date_end, date_precision, place_id,
+                                     geo_precision, fatalities_best)
+                 SELECT gen_random_uuid(), 'Battles', 'Armed clash', '2030-01-05', '2030-01-05', 'day',
+                        (SELECT id FROM places WHERE iso3 = 'SYR'), 'country', 2000000000
+                   FROM generate_series(1, 2)""")
+    (row,) = await _stats(fresh_client, group_by="year", date_from="2030-01-01", date_to="2030-12-31")
+    assert (row["events"], row["fatalities_best"]) == (2, 4_000_000_000)
+
+
+async def test_an_interrupted_bulk_load_is_finished_later(fresh_database_url):
+    """A load that died between its batches and its end left the rollup without its
+    events; the next seed (serve, generate) rebuilds it and moves the generation."""
+    engine = make_engine(fresh_database_url, pool_size=1)
+    try:
+        async with engine.begin() as conn:
+            await begin_bulk_load(conn)
+        async with engine.begin() as conn:
+            await start_bulk_load(conn)
+            await conn.execute(text("""
+                INSERT INTO events (id, event_type, sub_event_type, date_start, date_end, date_precision, place_id,
+                                    geo_precision)
+                SELECT gen_random_uuid(), 'Battles', 'Armed clash', '2031-02-01', '2031-02-01', 'day',
+                       (SELECT id FROM places WHERE iso3 = 'IRQ'), 'country' FROM generate_series(1, 3)"""))
+        count = text("SELECT coalesce(sum(events), 0) FROM event_month_counts WHERE level = 0 "
+                     "AND start_month = '2031-02-01'")
+        async with engine.begin() as conn:
+            assert await conn.scalar(count) == 0  # the load died here
+            generation = await current_generation(conn)
+            assert await finish_interrupted_bulk_load(conn)
+        async with engine.begin() as conn:
+            assert await conn.scalar(count) == 3
+            assert await current_generation(conn) != generation
+            assert not await finish_interrupted_bulk_load(conn)
+    finally:
+        await engine.dispose()

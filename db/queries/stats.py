@@ -24,7 +24,6 @@ import calendar
 import datetime as dt
 import functools
 import hashlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -233,22 +232,28 @@ def _sort_key(group_by: tuple[str, ...]):
     return key
 
 
-def _periods(period: str, first: dt.date, last: dt.date) -> Iterator[str | int]:
-    """Every period label from the one holding `first` to the one holding `last`."""
+def _periods(period: str, first: dt.date, last: dt.date) -> list[str | int]:
+    """Every period label from the one holding `first` to the one holding `last`
+    (counted before any is made: a fill too large is refused, not built)."""
     if period == "year":
-        yield from range(first.year, last.year + 1)
-        return
+        count = last.year - first.year + 1
+    elif period == "month":
+        count = (last.year - first.year) * 12 + last.month - first.month + 1
+    else:
+        step = 7 if period == "week" else 1
+        first = first - dt.timedelta(days=first.weekday()) if period == "week" else first
+        count = (last - first).days // step + 1
+    if count > MAX_ROWS:
+        raise FilterError("fill", f"would give more than {MAX_ROWS:,} rows; narrow the dates or the groups")
+    if period == "year":
+        return list(range(first.year, last.year + 1))
     if period == "month":
-        year, month = first.year, first.month
-        while (year, month) <= (last.year, last.month):
-            yield f"{year:04d}-{month:02d}"
-            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-        return
-    step = dt.timedelta(days=7 if period == "week" else 1)
-    day = first - dt.timedelta(days=first.weekday()) if period == "week" else first
-    while day <= last:
-        yield f"{day.isocalendar().year}-W{day.isocalendar().week:02d}" if period == "week" else day.isoformat()
-        day += step
+        months = (first.year * 12 + first.month - 1 + i for i in range(count))
+        return [f"{m // 12:04d}-{m % 12 + 1:02d}" for m in months]
+    days = (first + dt.timedelta(days=i * step) for i in range(count))  # never past `last`
+    if period == "week":
+        return [f"{d.isocalendar().year:04d}-W{d.isocalendar().week:02d}" for d in days]
+    return [d.isoformat() for d in days]
 
 
 def _period_start(period: str, label: str | int) -> dt.date:
@@ -279,7 +284,7 @@ def _filled(rows: list[dict], f: EventFilter, group_by: tuple[str, ...]) -> list
     combinations = {tuple(row[key] for key in others) for row in rows}
     if not others:
         combinations = {()}  # the period alone: every period, found or not
-    labels = list(_periods(period, first, last))
+    labels = _periods(period, first, last)
     if len(labels) * len(combinations) > MAX_ROWS:
         raise FilterError("fill", f"would give more than {MAX_ROWS:,} rows; narrow the dates or the groups")
     seen = {(tuple(row[key] for key in others), row[period]) for row in rows}

@@ -17,10 +17,11 @@ coarsest level that has what it asks for (at a million events: ~35,000, 157,000 
 339,000 rows).
 Keeping both months makes the interval-overlap date filter exact for month-aligned
 bounds. A row trigger on events adds each change as a delta (old row out, new row
-in); rows that fall to zero events stay, and readers skip them. Bulk loads
-(`conflictkb.bulk_load`, db/generate.py) skip the trigger and call
-rebuild_event_month_counts() once when done; it replaces the rows in one
-transaction, so readers see the old rows until it commits.
+in); rows that fall to zero events stay, and readers skip them; TRUNCATE of events
+empties it. Bulk loads (`conflictkb.bulk_load`, db/generate.py) skip the trigger and
+call rebuild_event_month_counts() once when done; it replaces the rows in one
+transaction, so readers see the old rows until it commits (and, while a load runs,
+stats and totals from the rollup leave out what it has loaded so far).
 """
 
 from db.migrations.sql_script import execute_script
@@ -43,13 +44,12 @@ CREATE TABLE event_month_counts (
   admin2_id uuid,
   event_type text NOT NULL,
   sub_event_type text NOT NULL,
-  events integer NOT NULL,
-  -- sums of the figures events have (an event without one adds nothing); integer, so
-  -- that readers' sums are bigint, not numeric (several times faster to add up)
-  fatalities_low integer NOT NULL,
-  fatalities_best integer NOT NULL,
-  fatalities_high integer NOT NULL,
-  civilian_fatalities integer NOT NULL,
+  events bigint NOT NULL,
+  -- sums of the figures events have (an event without one adds nothing)
+  fatalities_low bigint NOT NULL,
+  fatalities_best bigint NOT NULL,
+  fatalities_high bigint NOT NULL,
+  civilian_fatalities bigint NOT NULL,
   -- events with a figure but an open upper bound ("over two dozen"): a group holding
   -- one has no upper bound either
   open_high_events integer NOT NULL,
@@ -126,6 +126,20 @@ $$;
 
 SELECT rebuild_event_month_counts();
 
+-- TRUNCATE fires no row trigger: the rollup goes with the events.
+CREATE FUNCTION truncate_event_month_counts() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  TRUNCATE event_month_counts;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER tr_events_month_counts_truncate AFTER TRUNCATE ON events
+  FOR EACH STATEMENT EXECUTE FUNCTION truncate_event_month_counts();
+
+-- Set (and committed) before a bulk load, cleared when its rollup is rebuilt: a load
+-- that died in between is finished by the next `conflictkb seed`, `serve` or
+-- `generate` (db/cache.py, finish_interrupted_bulk_load).
+ALTER TABLE data_generation ADD COLUMN rollup_stale boolean NOT NULL DEFAULT false;
+
 CREATE TRIGGER tr_event_month_counts_data_generation BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE
   ON event_month_counts FOR EACH STATEMENT EXECUTE FUNCTION bump_data_generation();
 """)
@@ -133,6 +147,9 @@ CREATE TRIGGER tr_event_month_counts_data_generation BEFORE INSERT OR UPDATE OR 
 
 def downgrade() -> None:
     execute_script("""
+ALTER TABLE data_generation DROP COLUMN IF EXISTS rollup_stale;
+DROP TRIGGER IF EXISTS tr_events_month_counts_truncate ON events;
+DROP FUNCTION IF EXISTS truncate_event_month_counts();
 DROP TRIGGER IF EXISTS tr_events_month_counts_update ON events;
 DROP TRIGGER IF EXISTS tr_events_month_counts_insert_delete ON events;
 DROP FUNCTION IF EXISTS track_event_month_counts();
