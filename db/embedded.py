@@ -55,6 +55,21 @@ class _SharedUse:
         self._fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         fcntl.flock(self._fd, fcntl.LOCK_SH)
 
+    def acquire_first(self) -> bool:
+        """Take a share, exclusively for now if nobody else holds one (then True: the
+        caller may change what others would share, and calls share() after)."""
+        self._fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            fcntl.flock(self._fd, fcntl.LOCK_SH)
+            return False
+
+    def share(self) -> None:
+        assert self._fd is not None
+        fcntl.flock(self._fd, fcntl.LOCK_SH)
+
     def release_is_last(self) -> bool:
         """Drop our share; True (with the lock held exclusively) if nobody else holds one."""
         assert self._fd is not None
@@ -91,17 +106,38 @@ class EmbeddedPostgres:
             import pgserver  # imported lazily: only needed without DATABASE_URL
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._use.acquire()
         # pgserver initialises the cluster (as the unprivileged `pgserver` user when we
         # are root), starts it or adopts a running one. cleanup_mode=None: stopping is
         # ours to decide, by the shared-use rule above, not pgserver's atexit hook.
         try:
             with _flock(self.data_dir / "postgres.start", fcntl.LOCK_EX):
+                first_user = self._use.acquire_first()
                 self._server = pgserver.get_server(self.pgdata, cleanup_mode=None)
+                if first_user:
+                    self._size_shared_buffers()
+                self._use.share()
                 self._ensure_database()
         except BaseException:
             self._use.close()
             raise
+
+    def _size_shared_buffers(self) -> None:
+        """shared_buffers at a quarter of the memory, at most 1 GB (PostgreSQL's own
+        default, 128 MB, suits a machine shared with much else). The hot pages of a
+        large knowledge base then stay in PostgreSQL's memory: the file cache around
+        them can be paged out (proactive reclaim, as on the machines this was measured
+        on, made query times drift by a third between runs). A new size needs a restart,
+        done only by the first user of the server."""
+        import psutil
+        from pgserver._commands import pg_ctl
+
+        megabytes = min(1024, psutil.virtual_memory().total // 4 // 2**20)
+        current = self._psql("SELECT setting::bigint * 8 / 1024 FROM pg_settings WHERE name = 'shared_buffers'")
+        if int(current) == megabytes:  # (in 8 kB pages)
+            return
+        self._psql(f"ALTER SYSTEM SET shared_buffers = '{megabytes}MB'")
+        log.info("embedded PostgreSQL: shared_buffers %d MB, restarting", megabytes)
+        pg_ctl(["-w", "-m", "fast", "restart"], pgdata=self.pgdata, user=self._server.system_user)
 
     def _ensure_database(self) -> None:
         exists = self._psql(f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'")
