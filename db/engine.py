@@ -17,6 +17,9 @@ SESSION_SETTINGS = {
     "statement_timeout": "30000",
     "max_parallel_workers_per_gather": "0",
     "random_page_cost": "1.1",
+    # Stats group in memory: at PostgreSQL's 4 MB the 16,000 groups of a chart of all
+    # air strikes by province and month spilled to disk in five batches.
+    "work_mem": "32MB",
 }
 
 

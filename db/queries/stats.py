@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, ColumnElement, Date, Integer, Text, and_, case, cast, func, literal, select, true
+from sqlalchemy import JSON, BigInteger, ColumnElement, Date, Integer, Text, and_, case, cast, func, literal, select, true
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -132,7 +132,7 @@ async def _grouped(conn: AsyncConnection, f: EventFilter, group_by: tuple[str, .
         start = r.start_month
         keys: dict[str, ColumnElement] = {"country": r.country_id, "admin1": r.admin1_id, "admin2": r.admin2_id,
                                           "event_type": r.event_type, "sub_event_type": r.sub_event_type}
-        measures = [func.sum(r[name]) for name in MEASURES]
+        measures = [cast(func.sum(r[name]), BigInteger) for name in MEASURES]
         open_high = func.sum(r.open_high_events)
     else:
         e = m.events.c
@@ -205,7 +205,8 @@ async def _rows_json(conn: AsyncConnection, f: EventFilter, group_by: tuple[str,
         else:
             members.append(_json_member(name, _json_text(key)))
             order.append(key.collate("C"))
-    members += [_json_member(name, func.coalesce(cast(grouped.c[name], Text), literal("null"))) for name in MEASURES]
+    members += [_json_member(name, func.coalesce(cast(grouped.c[name], Text), literal("null"))
+                             if name == "fatalities_high" else cast(grouped.c[name], Text)) for name in MEASURES]
     row = literal("{") + functools.reduce(lambda left, right: left + literal(",") + right, members) + literal("}")
     separator = literal(",")
     # (PostgreSQL's ORDER BY of an aggregate follows its last argument)
