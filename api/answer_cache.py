@@ -25,7 +25,7 @@ import orjson
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from db.cache import KEY_PREFIX, fresh_answers
+from db.cache import KEY_PREFIX, answering_request
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +71,9 @@ class AnswerCacheMiddleware:
         if scope["type"] != "http" or scope["method"] != "GET" or not scope["path"].startswith(CACHED_PREFIX):
             await self.app(scope, receive, send)
             return
-        state = scope["app"].state
+        cache = scope["app"].state.answer_cache
         try:
-            generation = await state.read_generation()
+            generation = await cache.read_generation()
         except Exception as exc:  # noqa: BLE001 - no generation, no caching: the route answers (503 without PostgreSQL)
             log.debug("answer cache: no generation (%s)", exc)
             await self.app(scope, receive, send)
@@ -82,10 +82,10 @@ class AnswerCacheMiddleware:
         async def compute() -> CapturedResponse:
             return await _capture(self.app, scope, receive)
 
-        if "no-cache" in Headers(scope=scope).get("cache-control", ""):
-            fresh_answers.set(True)  # this request's task only: the totals and stats under it too
-        answer = await state.answer_cache.answer_at(cache_key(generation, scope), compute,
-                                                    encode=CapturedResponse.encode, decode=CapturedResponse.decode)
+        # the totals and stats under this answer: the same generation, as fresh
+        with answering_request(generation, fresh="no-cache" in Headers(scope=scope).get("cache-control", "")):
+            answer = await cache.answer_at(cache_key(generation, scope), compute,
+                                           encode=CapturedResponse.encode, decode=CapturedResponse.decode)
         response: CapturedResponse = answer.value
         headers = [*response.headers, (b"content-length", str(len(response.body)).encode())]
         if response.status == 200:

@@ -55,8 +55,9 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         app.state.redis = redis.from_url(redis_url, socket_timeout=settings.redis_timeout_seconds,
                                          socket_connect_timeout=settings.redis_timeout_seconds)
         app.state.cursor_codec = CursorCodec(settings.cursor_key)
-        app.state.answer_cache = AnswerCache(app.state.redis, retry_after=settings.redis_retry_seconds)
         app.state.read_generation = GenerationReader(database_url)
+        app.state.answer_cache = AnswerCache(app.state.redis, app.state.read_generation,
+                                             retry_after=settings.redis_retry_seconds)
         # Everything alive now (modules, the schema, the app) lives as long as the
         # process: moved out of the collector's reach, a full collection no longer
         # walks it in the middle of a request (~10 ms at p95 on a page of events).

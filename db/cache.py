@@ -14,8 +14,9 @@ import asyncio
 import hashlib
 import logging
 import time
+from contextlib import contextmanager
 from contextvars import ContextVar
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,9 +34,9 @@ log = logging.getLogger(__name__)
 KEY_PREFIX = "conflictkb:v1"
 # A backstop: keys of old generations are never read again, this frees them.
 TTL_SECONDS = 24 * 3600
-# Writes that set this in their transaction skip the per-statement bump and call
-# bump_generation once at the end (bulk loads: their parallel batches would queue on
-# the generation's row lock).
+# Writes that set this in their transaction skip the per-statement bump, and
+# finish_bulk_load moves the generation once at the end (bulk loads: their parallel
+# batches would queue on the generation's row lock).
 BULK_LOAD_SETTING = "conflictkb.bulk_load"
 
 
@@ -77,10 +78,6 @@ class GenerationReader:
             await self._pool.close()
 
 
-async def bump_generation(conn: AsyncConnection) -> None:
-    await conn.execute(text("UPDATE data_generation SET generation = generation + 1"))
-
-
 async def start_bulk_load(conn: AsyncConnection) -> None:
     """This transaction's writes leave the generation and the monthly rollup alone (see
     BULK_LOAD_SETTING); finish_bulk_load brings both up to date once at the end."""
@@ -116,7 +113,23 @@ def statement_key(kind: str, stmt: Select) -> str:
 
 # Set for a request that asked for fresh answers (HTTP `Cache-Control: no-cache`):
 # every answer it needs is computed again (and stored for the next reader).
-fresh_answers: ContextVar[bool] = ContextVar("fresh_answers", default=False)
+_fresh_answers: ContextVar[bool] = ContextVar("_fresh_answers", default=False)
+# The generation a request's answers are keyed by, read once when the request starts
+# (api/answer_cache.py), so the totals and stats under it do not read it again.
+_request_generation: ContextVar[str | None] = ContextVar("request_generation", default=None)
+
+
+@contextmanager
+def answering_request(generation: str, fresh: bool) -> Iterator[None]:
+    """The generation and freshness of one request's answers, for the code under it
+    (and reset after: a task may serve several requests, as an in-process client does)."""
+    generation_token = _request_generation.set(generation)
+    fresh_token = _fresh_answers.set(fresh)
+    try:
+        yield
+    finally:
+        _fresh_answers.reset(fresh_token)
+        _request_generation.reset(generation_token)
 
 
 @dataclass(frozen=True)
@@ -156,8 +169,12 @@ class AnswerCache:
     RETRY_REDIS_AFTER_SECONDS; the first request after that tries it again, so caching
     resumes by itself when Redis is back."""
 
-    def __init__(self, redis: Redis, *, retry_after: float = RETRY_REDIS_AFTER_SECONDS):
+    def __init__(self, redis: Redis, read_generation: Callable[[], Awaitable[str]] | None = None, *,
+                 retry_after: float = RETRY_REDIS_AFTER_SECONDS):
+        """`read_generation` (a GenerationReader) is what `answer` keys by; `answer_at`
+        takes keys that already name their generation."""
         self._redis = redis
+        self.read_generation = read_generation
         self._retry_after = retry_after
         self._skip_redis_until = 0.0
         self._in_flight: dict[str, asyncio.Future] = {}
@@ -181,23 +198,24 @@ class AnswerCache:
             log.warning("cache: Redis is back; caching resumes")
             self._skip_redis_until = 0.0
 
-    async def get_or_compute(self, conn: AsyncConnection, key: str, compute: Callable[[], Awaitable]):
+    async def get_or_compute(self, key: str, compute: Callable[[], Awaitable]):
         """The answer's value alone (see `answer`)."""
-        return (await self.answer(conn, key, compute)).value
+        return (await self.answer(key, compute)).value
 
-    async def answer(self, conn: AsyncConnection, key: str, compute: Callable[[], Awaitable], *,
+    async def answer(self, key: str, compute: Callable[[], Awaitable], *,
                      encode: Callable[[Any], bytes] = orjson.dumps, decode: Callable[[bytes], Any] = orjson.loads
                      ) -> CachedAnswer:
-        """The answer under `key` at the data generation `conn` sees, computed (and stored)
-        on a miss; values are JSON unless another codec is given."""
-        full_key = f"{KEY_PREFIX}:{await current_generation(conn)}:{key}"
-        return await self.answer_at(full_key, compute, encode=encode, decode=decode)
+        """The answer under `key` at the current data generation (the request's, if
+        answering_request gave one), computed (and stored) on a miss; values are JSON
+        unless another codec is given."""
+        generation = _request_generation.get() or await self.read_generation()
+        return await self.answer_at(f"{KEY_PREFIX}:{generation}:{key}", compute, encode=encode, decode=decode)
 
     async def answer_at(self, full_key: str, compute: Callable[[], Awaitable], *,
                         encode: Callable[[Any], bytes | None], decode: Callable[[bytes], Any]) -> CachedAnswer:
         """`answer` for a key that already names the generation, with the codec of its
         values (`encode` giving None: not stored)."""
-        fresh = fresh_answers.get()
+        fresh = _fresh_answers.get()
         if not fresh:
             if full_key in self._storing:
                 return CachedAnswer(self._storing[full_key], "hit")

@@ -108,13 +108,10 @@ class _PlainObjects:
         self.item_type = inner.of_type if self.is_list else inner
         self.object_type = self.item_type.of_type if isinstance(self.item_type, GraphQLNonNull) else self.item_type
 
-    @staticmethod
-    def applies_to(return_type: GraphQLOutputType) -> bool:
-        inner = return_type.of_type if isinstance(return_type, GraphQLNonNull) else return_type
-        inner = inner.of_type if isinstance(inner, GraphQLList) else inner
-        inner = inner.of_type if isinstance(inner, GraphQLNonNull) else inner
+    @property
+    def applies(self) -> bool:
         # is_type_of: a type checked against interfaces (none here) takes the full path
-        return isinstance(inner, GraphQLObjectType) and inner.is_type_of is None
+        return isinstance(self.object_type, GraphQLObjectType) and self.object_type.is_type_of is None
 
     def __call__(self, context: PlainFieldExecutionContext, source: Any, field_details_list: Any, path: Path) -> Any:
         value = self.read(source)
@@ -217,7 +214,8 @@ def _leaf_plan(field_def: GraphQLField) -> LeafPlan | None:
 
 def _object_plan(field_def: GraphQLField) -> _PlainObjects | None:
     read = _read(field_def)
-    return _PlainObjects(read, field_def.type) if read and _PlainObjects.applies_to(field_def.type) else None
+    plan = _PlainObjects(read, field_def.type) if read else None
+    return plan if plan is not None and plan.applies else None
 
 
 class PlainFieldExecutionContext(StrawberryGraphQLCoreExecutionContext):

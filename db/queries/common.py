@@ -81,7 +81,7 @@ async def keyset_page(conn: AsyncConnection, id_column: ColumnElement, condition
     if page.count:
         # exact, so it reads every match: cached per data generation (db/cache.py)
         statement = select(func.count()).select_from(id_column.table).where(condition)
-        total = await cache.get_or_compute(conn, statement_key("total", statement),
+        total = await cache.get_or_compute(statement_key("total", statement),
                                            count or (lambda: conn.scalar(statement)))
     found = await trees(conn, [r[0] for r in rows])
     for tree, row in zip(found, rows):

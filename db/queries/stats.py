@@ -25,10 +25,9 @@ import datetime as dt
 import functools
 import hashlib
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
-from sqlalchemy import JSON, BigInteger, ColumnElement, Date, Integer, Text, and_, case, cast, func, literal, select, true
+from sqlalchemy import BigInteger, ColumnElement, Date, Integer, Text, and_, case, cast, func, literal, select, true
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -113,9 +112,6 @@ async def count_from_rollup(conn: AsyncConnection, f: EventFilter) -> int:
 
 
 # Periods group by their first day; labels are made once per group, not per event.
-_PERIOD_TRUNC = {"year": "year", "month": "month", "week": "week", "day": "day"}
-
-
 def _period_label(name: str, first_day: ColumnElement) -> ColumnElement:
     if name == "year":
         return cast(func.extract("year", first_day), Integer)
@@ -309,4 +305,4 @@ async def event_stats(conn: AsyncConnection, cache: AnswerCache | None, f: Event
 
     if cache is None:
         return await compute()
-    return (await cache.answer(conn, request.cache_key(f), compute, encode=bytes, decode=bytes)).value
+    return (await cache.answer(request.cache_key(f), compute, encode=bytes, decode=bytes)).value
