@@ -1,4 +1,4 @@
-"""The `conflictkb` command: serve, migrate, seed."""
+"""The `conflictkb` command: serve, migrate, seed, import, generate."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator
 
 import click
@@ -42,7 +43,8 @@ def _migrate(database_url: str) -> None:
 async def _seed(database_url: str) -> str:
     from db.cache import finish_interrupted_bulk_load
     from db.engine import make_engine
-    from db.seed import load_seed_dir
+    from db.imports.run import import_seed_datasets
+    from db.seed import SEEDS_DIR, load_seed_dir
 
     engine = make_engine(database_url, pool_size=1)
     try:
@@ -50,9 +52,10 @@ async def _seed(database_url: str) -> str:
             if await finish_interrupted_bulk_load(conn):
                 click.echo("seed: finished an interrupted bulk load (rollup rebuilt)")
             report = await load_seed_dir(conn)
+        imported = await import_seed_datasets(engine, SEEDS_DIR)
     finally:
         await engine.dispose()
-    return report.summary()
+    return "\n".join([report.summary(), *(f"seed: {line}" for line in imported)])
 
 
 def _exit_on_termination_signals() -> None:
@@ -123,6 +126,69 @@ def generate(settings: Settings, count: int, seed: int, batch: int) -> None:
         _migrate(endpoints.database_url)
         asyncio.run(_seed(endpoints.database_url))
         asyncio.run(run(endpoints.database_url))
+
+
+@main.group(name="import")
+def import_group() -> None:
+    """Import a dataset's file (UCDP GED, ACLED): idempotent, streamed, reported."""
+
+
+def _import_command(file_format_name: str):
+    """`conflictkb import <dataset> FILE`: one command per dataset format."""
+
+    def command(settings: Settings, file: Path, dry_run: bool, batch: int) -> None:
+        from db.engine import make_engine
+        from db.imports import formats
+        from db.imports.run import import_file
+
+        file_format = formats.BY_NAME[file_format_name]
+        bar = click.progressbar(length=file.stat().st_size, label=f"import {file.name}", file=sys.stderr,
+                                show_eta=True) if sys.stderr.isatty() else None
+        seen = 0
+
+        def progress(done: int, size: int) -> None:
+            nonlocal seen
+            if bar is not None:
+                bar.update(done - seen)
+                seen = done
+
+        def on_reject(rejected) -> None:
+            click.echo(f"{file}:{rejected.line}: rejected: {rejected.reason}", err=True)
+
+        async def run(url: str):
+            engine = make_engine(url, pool_size=1)
+            try:
+                return await import_file(engine, file, file_format, dry_run=dry_run, batch_size=batch,
+                                         progress=progress, on_reject=on_reject)
+            finally:
+                await engine.dispose()
+
+        from db.imports.source_file import ImportFileError
+
+        with _servers(settings, need_redis=False) as endpoints:
+            _migrate(endpoints.database_url)
+            try:
+                if bar is not None:
+                    with bar:
+                        report = asyncio.run(run(endpoints.database_url))
+                else:
+                    report = asyncio.run(run(endpoints.database_url))
+            except ImportFileError as error:
+                raise click.ClickException(str(error)) from error
+        click.echo(f"import {file_format_name}{' (dry run, nothing written)' if dry_run else ''}: "
+                   f"{report.summary()}")
+
+    command.__doc__ = f"Import a {file_format_name.upper()} CSV file (plain or gzipped)."
+    command = click.pass_obj(command)
+    command = click.option("--batch", type=click.IntRange(min=1), default=5000, show_default=True,
+                           help="Rows per transaction.")(command)
+    command = click.option("--dry-run", is_flag=True, help="Read, check and count everything; write nothing.")(
+        command)
+    command = click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))(command)
+    return import_group.command(name=file_format_name)(command)
+
+
+_import_command("ucdp")
 
 
 @contextmanager

@@ -231,11 +231,24 @@ claims = Table(
     Column("value_text", Text),
     Column("quote", Text),
     *_timestamps(),
+    # the dataset whose import made the claim (migration 0009); null for the seed's and the API's
+    Column("dataset", Text, ForeignKey("datasets.code")),
 )
 
 event_external_ids = _external_ids("event")
 actor_external_ids = _external_ids("actor")
 place_external_ids = _external_ids("place")
+
+
+# Dataset files imported in full, by content (migration 0009).
+dataset_files = Table(
+    "dataset_files", metadata,
+    Column("sha256", Text, primary_key=True),
+    Column("dataset", Text, ForeignKey("datasets.code"), nullable=False),
+    Column("file_name", Text, nullable=False),
+    Column("imported_at", TIMESTAMP(timezone=True), nullable=False, server_default=func.now()),
+    Column("summary", Text, nullable=False),
+)
 
 
 # Moved by every write in its transaction (migration 0005); cached answers are keyed by it.

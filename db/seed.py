@@ -256,8 +256,12 @@ async def _upsert(conn: AsyncConnection, table: Table, rows: list[dict], report:
 
 async def _sync_children(conn: AsyncConnection, table: Table, owner_col: str, owner_ids: list[UUID],
                          rows: list[dict], key: Sequence[str], report: SeedReport) -> None:
-    """Make the child rows of these owners exactly `rows`: upsert them, delete the rest."""
+    """Make the child rows of these owners exactly `rows`: upsert them, delete the rest
+    (of external ids, only the seed's own: an import adds its dataset's ids to seeded
+    actors, such as UCDP's id of IS)."""
     stmt = delete(table).where(table.c[owner_col].in_(owner_ids))
+    if table.name.endswith("_external_ids"):
+        stmt = stmt.where(table.c.dataset == SEED_DATASET)
     if rows:
         wanted = [tuple(r[k] for k in key) for r in rows]
         stmt = stmt.where(not_(tuple_(*(table.c[k] for k in key)).in_(wanted)))

@@ -1,0 +1,391 @@
+"""Loading imported events in batches: match places and actors, upsert the rest.
+
+Ids: an event keeps the id its external id already points to; a new one gets a UUIDv5
+of `<dataset>:<external id>`, as do its claims (per slot: each source, the figures, a
+side) and documents (per publisher, date and title, so a report several events cite is
+one document). Loading the same file again therefore writes nothing, and a changed row
+updates its event in place. The import owns the claims it made (`claims.dataset`,
+migration 0009) and the participants it listed: on a re-import those that the row no
+longer has are removed; claims and roles added by others stay.
+
+Places are matched by name and level under their parent (through every alias, so
+`Al Hasakah Governorate` finds the seed's governorate); a locality also by proximity:
+the same name under the same parent within 10 km is the same place. Actors are matched
+by their external id (a UCDP side id), then by name or alias; what is not found is
+created. Each batch is one transaction: places, actors, documents, events, claims, and
+the derived figures (db/derive.py) of the events it inserted or changed.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from uuid import UUID
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db import models as m
+from db.derive import recompute_events
+from db.imports.records import ActorRef, Figures, ImportedEvent, ImportReport, SourceReport
+from db.names import name_variants, normalize_name
+
+IMPORT_NAMESPACE = UUID("3f0c1a52-9d4e-4b8a-a1f2-6e7d8c9b0a15")
+SAME_LOCALITY_KM = 10.0
+# Held by a whole import: two imports at once would create the same new places twice.
+IMPORT_LOCK = 727003
+
+
+def import_id(kind: str, key: str) -> UUID:
+    return uuid.uuid5(IMPORT_NAMESPACE, f"{kind}:{key}")
+
+
+def _km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    a = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
+    return 12742.0 * math.asin(min(1.0, math.sqrt(a)))
+
+
+@dataclass
+class _Place:
+    id: UUID
+    latitude: float | None
+    longitude: float | None
+
+
+PlaceKey = tuple[UUID | None, str, str]   # (parent id, kind, normalised name)
+
+
+class _Places:
+    """Places by parent, kind and name, as found in the knowledge base or created."""
+
+    def __init__(self) -> None:
+        self.known: dict[PlaceKey, list[_Place]] = {}
+
+    async def look_up(self, conn: AsyncConnection, keys: Iterable[PlaceKey]) -> None:
+        missing = sorted({k for k in keys if k not in self.known}, key=lambda k: (str(k[0]), k[1], k[2]))
+        if not missing:
+            return
+        rows = await conn.execute(text("""
+            SELECT DISTINCT k.parent, k.kind, k.norm, p.id, p.latitude, p.longitude
+              FROM unnest(CAST(:parents AS uuid[]), CAST(:kinds AS text[]), CAST(:norms AS text[]))
+                   AS k(parent, kind, norm)
+              JOIN place_names n ON n.name_norm = k.norm
+              JOIN places p ON p.id = n.place_id AND p.kind = k.kind AND p.parent_id IS NOT DISTINCT FROM k.parent
+             ORDER BY p.id"""), {"parents": [k[0] for k in missing], "kinds": [k[1] for k in missing],
+                                 "norms": [k[2] for k in missing]})
+        for key in missing:
+            self.known[key] = []
+        for row in rows:
+            self.known[(row.parent, row.kind, row.norm)].append(_Place(row.id, row.latitude, row.longitude))
+
+    def pick(self, key: PlaceKey, name: str, latitude: float | None, longitude: float | None,
+             new_rows: list[dict]) -> UUID:
+        """The place for this key (a locality: the nearest within SAME_LOCALITY_KM), or a
+        new one added to `new_rows`."""
+        candidates = self.known[key]
+        if key[1] == "locality" and latitude is not None:
+            located = [(_km(latitude, longitude, c.latitude, c.longitude), c) for c in candidates
+                       if c.latitude is not None]
+            near = [pair for pair in located if pair[0] <= SAME_LOCALITY_KM]
+            if near:
+                return min(near, key=lambda pair: pair[0])[1].id
+            unlocated = [c for c in candidates if c.latitude is None]
+            if unlocated:
+                return unlocated[0].id
+        elif candidates:
+            return candidates[0].id
+        place = _Place(uuid.uuid4(), latitude, longitude)
+        candidates.append(place)
+        new_rows.append({"id": place.id, "name": name, "kind": key[1], "parent_id": key[0],
+                         "latitude": latitude, "longitude": longitude})
+        return place.id
+
+
+class _Actors:
+    """Actors by external id and by normalised name, as found or created."""
+
+    def __init__(self) -> None:
+        self.by_external: dict[tuple[str, str], UUID] = {}
+        self.by_name: dict[str, UUID | None] = {}
+
+    async def look_up(self, conn: AsyncConnection, refs: Iterable[ActorRef]) -> None:
+        refs = list(refs)
+        externals = sorted({(r.external_dataset, r.external_id) for r in refs
+                            if r.external_id and (r.external_dataset, r.external_id) not in self.by_external})
+        if externals:
+            rows = await conn.execute(text("""
+                SELECT x.dataset, x.external_id, x.actor_id FROM actor_external_ids x
+                  JOIN unnest(CAST(:datasets AS text[]), CAST(:ids AS text[])) AS k(dataset, external_id)
+                 USING (dataset, external_id)"""),
+                {"datasets": [d for d, _ in externals], "ids": [i for _, i in externals]})
+            self.by_external.update({(r.dataset, r.external_id): r.actor_id for r in rows})
+        names = sorted({normalize_name(r.name) for r in refs} - self.by_name.keys())
+        if names:
+            rows = await conn.execute(text("""
+                SELECT DISTINCT ON (name_norm) name_norm, actor_id FROM actor_names
+                 WHERE name_norm = ANY(:names) ORDER BY name_norm, actor_id"""), {"names": names})
+            found = {r.name_norm: r.actor_id for r in rows}
+            self.by_name.update({n: found.get(n) for n in names})
+
+    def pick(self, ref: ActorRef, new_actors: list[dict], new_externals: list[dict]) -> UUID:
+        key = (ref.external_dataset, ref.external_id)
+        if ref.external_id and key in self.by_external:
+            return self.by_external[key]
+        norm = normalize_name(ref.name)
+        actor_id = self.by_name.get(norm)
+        if actor_id is None:
+            actor_id = uuid.uuid4()
+            self.by_name[norm] = actor_id
+            new_actors.append({"id": actor_id, "name": ref.name, "kind": ref.kind})
+        if ref.external_id:
+            self.by_external[key] = actor_id
+            new_externals.append({"dataset": ref.external_dataset, "external_id": ref.external_id,
+                                  "actor_id": actor_id})
+        return actor_id
+
+
+# Rows are COPYed into per-session staging tables shaped like their targets, then
+# upserted from there in one statement per table (writing nothing where a row matches).
+_STAGED = {
+    "events": ["id", "event_type", "sub_event_type", "type_of_violence", "date_start", "date_end", "date_precision",
+               "place_id", "geo_precision", "latitude", "longitude", "summary"],
+    "documents": ["id", "publisher", "publisher_actor_id", "title", "url", "published_at"],
+    "claims": ["id", "event_id", "claimant_id", "document_id", "predicate", "stance", "value_low", "value_best",
+               "value_high", "value_actor_id", "quote", "dataset"],
+}
+
+
+async def _stage(conn: AsyncConnection, table: str, rows: Sequence[dict]) -> None:
+    columns = _STAGED[table]
+    staging = f"import_{table}"
+    await conn.execute(text(f"CREATE TEMP TABLE IF NOT EXISTS {staging} AS "
+                            f"SELECT {', '.join(columns)} FROM {table} WITH NO DATA"))
+    await conn.execute(text(f"TRUNCATE {staging}"))
+    raw = (await conn.get_raw_connection()).driver_connection
+    await raw.copy_records_to_table(staging, records=[tuple(r[c] for c in columns) for r in rows], columns=columns)
+
+
+async def _upsert_staged(conn: AsyncConnection, table: str, returning: str) -> list:
+    """Upsert the staged rows by id (in id order: two writers lock rows in one order);
+    returns `returning` of the rows inserted or changed, with `inserted`."""
+    columns = _STAGED[table]
+    changing = [c for c in columns if c != "id"]
+    rows = await conn.execute(text(f"""
+        INSERT INTO {table} AS t ({', '.join(columns)})
+        SELECT DISTINCT ON (id) {', '.join(columns)} FROM import_{table} ORDER BY id
+        ON CONFLICT (id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in changing)},
+                                       updated_at = now()
+         WHERE ({', '.join(f't.{c}' for c in changing)}) IS DISTINCT FROM
+               ({', '.join(f'excluded.{c}' for c in changing)})
+        RETURNING {returning}, (xmax = 0) AS inserted"""))
+    return rows.all()
+
+
+def _figures_claim(event: ImportedEvent, event_id: UUID, predicate: str, figures: Figures,
+                   recorder_id: UUID, document_id: UUID) -> dict:
+    parts = [f"{name} {value}" for name, value in (("low", figures.low), ("best", figures.best),
+                                                      ("high", figures.high)) if value is not None]
+    return {"id": import_id("claim", f"{event.dataset}:{event.external_id}:{predicate}"), "event_id": event_id,
+            "claimant_id": recorder_id, "document_id": document_id, "predicate": predicate, "stance": "asserts",
+            "value_low": figures.low, "value_best": figures.best, "value_high": figures.high,
+            "value_actor_id": None,
+            "quote": f"{predicate.replace('_', ' ')}: {figures.quote or ', '.join(parts)}",
+            "dataset": event.dataset}
+
+
+def _source_document(report: SourceReport, publisher_id: UUID) -> dict:
+    key = f"{report.publisher}|{report.published_at}|{report.title}"
+    return {"id": import_id("document", key), "publisher": report.publisher, "publisher_actor_id": publisher_id,
+            "title": report.title, "url": None, "published_at": report.published_at}
+
+
+class Loader:
+    """Loads batches of ImportedEvents; keeps what it has matched between batches."""
+
+    def __init__(self) -> None:
+        self.places = _Places()
+        self.actors = _Actors()
+
+    async def _place_ids(self, conn: AsyncConnection, batch: Sequence[ImportedEvent], report: ImportReport
+                         ) -> list[UUID]:
+        """Each event's place: its locality (or named area), else the finest area named."""
+        new_rows: list[dict] = []
+        countries = [(None, "country", normalize_name(e.country)) for e in batch]
+        await self.places.look_up(conn, countries)
+        country = [self.places.pick(k, e.country, None, None, new_rows) for k, e in zip(countries, batch)]
+        parents: list[UUID] = list(country)
+        for level in ("admin1", "admin2"):
+            named = [(i, getattr(e, level)) for i, e in enumerate(batch) if getattr(e, level)]
+            keys = [(parents[i], level, normalize_name(name)) for i, name in named]
+            await self.places.look_up(conn, keys)
+            for (i, name), key in zip(named, keys):
+                parents[i] = self.places.pick(key, name, None, None, new_rows)
+        chosen = list(parents)
+        if new_rows:  # parents before the localities under them (lineage triggers)
+            await self._insert_places(conn, new_rows, report)
+            new_rows = []
+        local = []
+        for i, e in enumerate(batch):
+            if e.location is None or e.geo_precision in ("admin2", "admin1", "country"):
+                if e.geo_precision == "country":
+                    chosen[i] = country[i]
+                continue
+            kind = "locality" if e.geo_precision in ("exact", "near") else "area"
+            parent = parents[i] if kind == "locality" else country[i]
+            local.append((i, (parent, kind, normalize_name(e.location))))
+        await self.places.look_up(conn, [key for _, key in local])
+        for i, key in local:
+            e = batch[i]
+            located = key[1] == "locality"
+            chosen[i] = self.places.pick(key, e.location, e.latitude if located else None,
+                                         e.longitude if located else None, new_rows)
+        if new_rows:
+            await self._insert_places(conn, new_rows, report)
+        return chosen
+
+    async def _insert_places(self, conn: AsyncConnection, rows: list[dict], report: ImportReport) -> None:
+        await conn.execute(m.places.insert(), rows)
+        await conn.execute(m.place_names.insert(), [
+            {"place_id": r["id"], "name": r["name"], "name_norm": norm}
+            for r in rows for norm in sorted(name_variants(r["name"]) or {normalize_name(r["name"])})])
+        report.created["places"] += len(rows)
+
+    async def _actor_ids(self, conn: AsyncConnection, refs: list[ActorRef], report: ImportReport
+                         ) -> dict[ActorRef, UUID]:
+        await self.actors.look_up(conn, refs)
+        new_actors: list[dict] = []
+        new_externals: list[dict] = []
+        ids = {ref: self.actors.pick(ref, new_actors, new_externals) for ref in dict.fromkeys(refs)}
+        if new_actors:
+            await conn.execute(m.actors.insert(), new_actors)
+            await conn.execute(m.actor_names.insert(), [
+                {"actor_id": a["id"], "name": a["name"], "name_norm": norm}
+                for a in new_actors for norm in sorted(name_variants(a["name"]) or {normalize_name(a["name"])})])
+            report.created["actors"] += len(new_actors)
+        if new_externals:
+            await conn.execute(text("""
+                INSERT INTO actor_external_ids (dataset, external_id, actor_id)
+                SELECT * FROM unnest(CAST(:datasets AS text[]), CAST(:ids AS text[]), CAST(:actors AS uuid[]))
+                ON CONFLICT DO NOTHING"""), {"datasets": [x["dataset"] for x in new_externals],
+                                             "ids": [x["external_id"] for x in new_externals],
+                                             "actors": [x["actor_id"] for x in new_externals]})
+        return ids
+
+    async def _event_ids(self, conn: AsyncConnection, batch: Sequence[ImportedEvent]) -> list[UUID]:
+        """The event each external id already names, else a new stable id."""
+        rows = await conn.execute(text("""
+            SELECT x.dataset, x.external_id, x.event_id FROM event_external_ids x
+              JOIN unnest(CAST(:datasets AS text[]), CAST(:ids AS text[])) AS k(dataset, external_id)
+             USING (dataset, external_id)"""),
+            {"datasets": [e.dataset for e in batch], "ids": [e.external_id for e in batch]})
+        known = {(r.dataset, r.external_id): r.event_id for r in rows}
+        return [known.get((e.dataset, e.external_id)) or import_id("event", f"{e.dataset}:{e.external_id}")
+                for e in batch]
+
+    async def load(self, conn: AsyncConnection, batch: list[ImportedEvent], report: ImportReport) -> None:
+        """One batch, in the caller's transaction."""
+        batch = _without_repeats(batch, report)
+        if not batch:
+            return
+        place_ids = await self._place_ids(conn, batch, report)
+        refs = [ref for e in batch for ref in (*e.participants, *e.perpetrators, *e.targets,
+                                               *((e.recorder,) if e.recorder else ()))]
+        refs += [ActorRef(s.publisher, "unknown") for e in batch for s in e.sources]
+        actor_ids = await self._actor_ids(conn, refs, report)
+        event_ids = await self._event_ids(conn, batch)
+
+        events, documents, claims, participants = [], {}, [], []
+        for e, event_id, place_id in zip(batch, event_ids, place_ids):
+            events.append({"id": event_id, "event_type": e.event_type, "sub_event_type": e.sub_event_type,
+                           "type_of_violence": e.type_of_violence, "date_start": e.date_start,
+                           "date_end": e.date_end, "date_precision": e.date_precision, "place_id": place_id,
+                           "geo_precision": e.geo_precision, "latitude": e.latitude, "longitude": e.longitude,
+                           "summary": e.summary})
+            participants += [(event_id, actor_ids[a]) for a in e.participants]
+            slot = f"{e.dataset}:{e.external_id}"
+            for i, source in enumerate(e.sources):
+                publisher = actor_ids[ActorRef(source.publisher, "unknown")]
+                document = _source_document(source, publisher)
+                documents[document["id"]] = document
+                claims.append({"id": import_id("claim", f"{slot}:source:{i}"), "event_id": event_id,
+                               "claimant_id": publisher, "document_id": document["id"], "predicate": "occurred",
+                               "stance": "asserts", "value_low": None, "value_best": None, "value_high": None,
+                               "value_actor_id": None, "quote": source.title, "dataset": e.dataset})
+            if e.recorder is None:
+                continue
+            recorder = actor_ids[e.recorder]
+            record = {"id": import_id("document", f"record:{slot}"), "publisher": e.recorder.name,
+                      "publisher_actor_id": recorder, "title": e.record_title, "url": e.record_url,
+                      "published_at": None}
+            documents[record["id"]] = record
+            for predicate, figures in (("fatalities", e.fatalities), ("civilian_fatalities", e.civilian_fatalities)):
+                if figures is not None:
+                    claims.append(_figures_claim(e, event_id, predicate, figures, recorder, record["id"]))
+            for role, sides in (("perpetrator", e.perpetrators), ("target", e.targets)):
+                for i, side in enumerate(sides):
+                    claims.append({"id": import_id("claim", f"{slot}:{role}:{i}"), "event_id": event_id,
+                                   "claimant_id": recorder, "document_id": record["id"], "predicate": role,
+                                   "stance": "asserts", "value_low": None, "value_best": None, "value_high": None,
+                                   "value_actor_id": actor_ids[side], "quote": f"{role}: {side.name}",
+                                   "dataset": e.dataset})
+
+        await _stage(conn, "documents", list(documents.values()))
+        report.created["documents"] += sum(r.inserted for r in await _upsert_staged(conn, "documents", "id"))
+        await _stage(conn, "events", events)
+        written = await _upsert_staged(conn, "events", "id")
+        inserted = {r.id for r in written if r.inserted}
+        changed = {r.id for r in written if not r.inserted}
+        await conn.execute(text("""
+            INSERT INTO event_external_ids (dataset, external_id, event_id)
+            SELECT * FROM unnest(CAST(:datasets AS text[]), CAST(:ids AS text[]), CAST(:events AS uuid[]))
+            ON CONFLICT DO NOTHING"""), {"datasets": [e.dataset for e in batch],
+                                         "ids": [e.external_id for e in batch], "events": event_ids})
+        changed |= await self._sync_participants(conn, event_ids, participants)
+        await _stage(conn, "claims", claims)
+        changed |= {r.event_id for r in await _upsert_staged(conn, "claims", "event_id")}
+        removed = await conn.execute(text("""
+            DELETE FROM claims c
+             WHERE c.event_id = ANY(:events) AND c.dataset = ANY(:datasets)
+               AND NOT EXISTS (SELECT 1 FROM import_claims i WHERE i.id = c.id)
+            RETURNING c.event_id"""), {"events": event_ids, "datasets": sorted({e.dataset for e in batch})})
+        changed |= {r.event_id for r in removed}
+        changed -= inserted
+        await recompute_events(conn, sorted(inserted | changed))
+        report.inserted += len(inserted)
+        report.updated += len(changed)
+        report.unchanged += len(batch) - len(inserted) - len(changed)
+
+    async def _sync_participants(self, conn: AsyncConnection, event_ids: list[UUID],
+                                 participants: list[tuple[UUID, UUID]]) -> set[UUID]:
+        """Make the batch's participant roles exactly the rows' sides; the events changed."""
+        params = {"events": event_ids, "pe": [p[0] for p in participants], "pa": [p[1] for p in participants]}
+        removed = await conn.execute(text("""
+            DELETE FROM event_actors ea
+             WHERE ea.event_id = ANY(:events) AND ea.role = 'participant'
+               AND (ea.event_id, ea.actor_id) NOT IN (
+                   SELECT * FROM unnest(CAST(:pe AS uuid[]), CAST(:pa AS uuid[])))
+            RETURNING ea.event_id"""), params)
+        added = await conn.execute(text("""
+            INSERT INTO event_actors (event_id, actor_id, role)
+            SELECT DISTINCT e, a, 'participant' FROM unnest(CAST(:pe AS uuid[]), CAST(:pa AS uuid[])) AS p(e, a)
+             ORDER BY 1, 2
+            ON CONFLICT DO NOTHING
+            RETURNING event_id"""), params)
+        return {r.event_id for r in removed} | {r.event_id for r in added}
+
+
+def _without_repeats(batch: list[ImportedEvent], report: ImportReport) -> list[ImportedEvent]:
+    """A file naming one event twice: the later row wins (as it would in a later batch);
+    the earlier is reported."""
+    last = {(e.dataset, e.external_id): e for e in batch}
+    kept = []
+    for e in batch:
+        later = last[(e.dataset, e.external_id)]
+        if later is e:
+            kept.append(e)
+        else:
+            report.reject(e.line, f"id {e.external_id} appears again on line {later.line}; the later row is imported")
+    return kept
