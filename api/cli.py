@@ -189,6 +189,7 @@ def _import_command(file_format_name: str):
 
 
 _import_command("ucdp")
+_import_command("acled")
 
 
 @contextmanager

@@ -92,7 +92,9 @@ def test_serve_runs_stops_cleanly_and_keeps_its_data(data_dir: Path):
     """Ctrl-C stops everything, SIGTERM too, and a restart serves the same data."""
     server = Server(data_dir).start()
     try:
-        listed = server.get("/v1/events", admin1="Hasakah").json()["data"]
+        # the seed: the article's 14 events and the UCDP Syria extract's 16,566
+        assert server.get("/v1/events", count="true", limit=1).json()["total"] == 14 + 16_566
+        listed = server.get("/v1/events", admin1="Hasakah", external_id="conflictkb-seed:al-qasr-strike").json()["data"]
         assert [e["place"]["name"] for e in listed] == ["Al-Qasr"]
         event_id, created_at = listed[0]["id"], listed[0]["created_at"]
 
@@ -115,7 +117,7 @@ def test_serve_runs_stops_cleanly_and_keeps_its_data(data_dir: Path):
 
     again = Server(data_dir).start()
     try:
-        listed = again.get("/v1/events", admin1="Hasakah").json()["data"]
+        listed = again.get("/v1/events", admin1="Hasakah", external_id="conflictkb-seed:al-qasr-strike").json()["data"]
         assert (listed[0]["id"], listed[0]["created_at"]) == (event_id, created_at)
     finally:
         exit_code = again.terminate()

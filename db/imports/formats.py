@@ -3,10 +3,11 @@ and the dataset files in seeds/ that load with the seed."""
 
 from pathlib import Path
 
+from db.imports.acled import ACLED_FORMAT
 from db.imports.records import Format
 from db.imports.ucdp import UCDP_FORMAT
 
-BY_NAME: dict[str, Format] = {"ucdp": UCDP_FORMAT}
+BY_NAME: dict[str, Format] = {"ucdp": UCDP_FORMAT, "acled": ACLED_FORMAT}
 
 
 def seed_dataset_files(seeds_dir: Path) -> list[tuple[Path, Format]]:

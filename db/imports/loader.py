@@ -208,6 +208,7 @@ class Loader:
     def __init__(self) -> None:
         self.places = _Places()
         self.actors = _Actors()
+        self.taxonomy: dict[tuple[str, str], tuple[str, str]] | None = None
 
     async def _place_ids(self, conn: AsyncConnection, batch: Sequence[ImportedEvent], report: ImportReport
                          ) -> list[UUID]:
@@ -285,9 +286,27 @@ class Loader:
         return [known.get((e.dataset, e.external_id)) or import_id("event", f"{e.dataset}:{e.external_id}")
                 for e in batch]
 
+    async def _with_known_types(self, conn: AsyncConnection, batch: list[ImportedEvent], report: ImportReport
+                                ) -> list[ImportedEvent]:
+        """The events whose (type, sub-type) the knowledge base's taxonomy has, written as
+        it writes them (case aside); the others are rejected."""
+        if self.taxonomy is None:
+            rows = await conn.execute(text("SELECT event_type, name FROM sub_event_types"))
+            self.taxonomy = {(t.lower(), s.lower()): (t, s) for t, s in rows}
+        kept = []
+        for e in batch:
+            pair = self.taxonomy.get((e.event_type.lower(), e.sub_event_type.lower()))
+            if pair is None:
+                report.reject(e.line, f"event_type {e.event_type!r} / sub_event_type {e.sub_event_type!r} "
+                                      "is not a pair of the ACLED taxonomy")
+                continue
+            e.event_type, e.sub_event_type = pair
+            kept.append(e)
+        return kept
+
     async def load(self, conn: AsyncConnection, batch: list[ImportedEvent], report: ImportReport) -> None:
         """One batch, in the caller's transaction."""
-        batch = _without_repeats(batch, report)
+        batch = await self._with_known_types(conn, _without_repeats(batch, report), report)
         if not batch:
             return
         place_ids = await self._place_ids(conn, batch, report)
