@@ -10,8 +10,11 @@ seeds/; each worker reads from its own copy of it, and a test that writes asks f
 from __future__ import annotations
 
 import asyncio
+import csv
 import fcntl
+import gzip
 import hashlib
+import io
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -27,6 +30,8 @@ from api.settings import Settings
 from db.embedded import EmbeddedPostgres, EmbeddedRedis
 from db.engine import make_engine
 from db.generate import generate
+from db.imports.records import Format, ImportReport
+from db.imports.run import import_file
 from db.migrate import upgrade
 from db.seed import load_seed_dir
 
@@ -192,3 +197,22 @@ async def generated_database(databases: Databases, events: int, seed: int) -> As
         yield url
     finally:
         databases.drop(name)
+
+
+def write_csv(path: Path, columns: list[str], rows: list[dict[str, str]], gz: bool = False) -> Path:
+    """A CSV file of `rows` (gzipped if asked); columns a row lacks are left empty."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    data = buffer.getvalue().encode()
+    path.write_bytes(gzip.compress(data) if gz else data)
+    return path
+
+
+async def import_into(database_url: str, path: Path, file_format: Format, **options) -> ImportReport:
+    engine = make_engine(database_url, pool_size=1)
+    try:
+        return await import_file(engine, path, file_format, **options)
+    finally:
+        await engine.dispose()

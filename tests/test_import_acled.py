@@ -3,16 +3,13 @@ columns missing, broken rows, re-imports."""
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
 from sqlalchemy import text
 
 from db.engine import make_engine
 from db.imports.acled import ACLED_FORMAT
-from db.imports.run import import_file
-from tests.conftest import app_client
+from tests.conftest import app_client, import_into, write_csv
 
 API_COLUMNS = ["event_id_cnty", "event_date", "year", "time_precision", "disorder_type", "event_type",
                "sub_event_type", "actor1", "assoc_actor_1", "inter1", "actor2", "assoc_actor_2", "inter2",
@@ -49,21 +46,8 @@ API_ROWS = [
 ]
 
 
-def _write(path: Path, columns: list[str], rows: list[dict[str, str]]) -> Path:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    path.write_text(buffer.getvalue())
-    return path
-
-
 async def _import(url: str, path: Path, **options):
-    engine = make_engine(url, pool_size=1)
-    try:
-        return await import_file(engine, path, ACLED_FORMAT, **options)
-    finally:
-        await engine.dispose()
+    return await import_into(url, path, ACLED_FORMAT, **options)
 
 
 async def _event_count(url: str) -> int:
@@ -76,7 +60,7 @@ async def _event_count(url: str) -> int:
 
 
 async def test_an_api_export_imports_with_its_actors_sources_and_figures(fresh_database_url, redis_url, tmp_path):
-    report = await _import(fresh_database_url, _write(tmp_path / "api.csv", API_COLUMNS, API_ROWS))
+    report = await _import(fresh_database_url, write_csv(tmp_path / "api.csv", API_COLUMNS, API_ROWS))
     assert (report.inserted, report.rejected_count) == (3, 0)
     async with app_client(fresh_database_url, redis_url) as client:
         strike = (await client.get("/v1/events/acled:SYR90001")).json()
@@ -102,7 +86,7 @@ async def test_an_api_export_imports_with_its_actors_sources_and_figures(fresh_d
         protest = (await client.get("/v1/events/acled:SYR90003")).json()
         assert (protest["date_start"], protest["date_end"]) == ("2022-01-01", "2022-01-31")
         assert protest["fatalities"]["best"] == 0
-    again = await _import(fresh_database_url, _write(tmp_path / "api.csv", API_COLUMNS, API_ROWS))
+    again = await _import(fresh_database_url, write_csv(tmp_path / "api.csv", API_COLUMNS, API_ROWS))
     assert (again.inserted, again.updated, again.unchanged) == (0, 0, 3)
 
 
@@ -123,7 +107,7 @@ async def test_an_old_uppercase_export_with_written_dates_and_old_types(fresh_da
          "LOCATION": "Nubl", "LATITUDE": "36.3753", "LONGITUDE": "36.9928", "GEO_PRECISION": "1",
          "SOURCE": "AFP", "NOTES": "", "FATALITIES": "20"},
     ]
-    report = await _import(fresh_database_url, _write(tmp_path / "old.csv", columns, rows))
+    report = await _import(fresh_database_url, write_csv(tmp_path / "old.csv", columns, rows))
     assert (report.inserted, report.rejected_count) == (2, 0), report.rejected
     async with app_client(fresh_database_url, redis_url) as client:
         shelling = (await client.get("/v1/events/acled:SYR1001")).json()
@@ -151,11 +135,11 @@ async def test_short_dates_and_no_optional_columns_get_stable_ids(fresh_database
              "location": "Tafas", "latitude": "32.7367", "longitude": "35.9731", "source": "Horan Free League",
              "fatalities": "2"}]
     before = await _event_count(fresh_database_url)
-    first = await _import(fresh_database_url, _write(tmp_path / "short.csv", columns, rows))
+    first = await _import(fresh_database_url, write_csv(tmp_path / "short.csv", columns, rows))
     assert (first.inserted, first.rejected_count) == (2, 0), first.rejected
     # the same rows again, one with a revised figure: updated in place, nothing added
     rows[1]["fatalities"] = "3"
-    again = await _import(fresh_database_url, _write(tmp_path / "short.csv", columns, rows))
+    again = await _import(fresh_database_url, write_csv(tmp_path / "short.csv", columns, rows))
     assert (again.inserted, again.updated, again.unchanged) == (0, 1, 1)
     assert await _event_count(fresh_database_url) == before + 2
 
@@ -173,7 +157,7 @@ async def test_broken_rows_are_reported_with_their_lines(fresh_database_url, tmp
         ({**good, "event_id_cnty": "B8", "fatalities": "-1"}, "fatalities -1 is below 0"),
     ]
     rows = [good, *(row for row, _ in broken), API_ROWS[1]]
-    report = await _import(fresh_database_url, _write(tmp_path / "broken.csv", API_COLUMNS, rows))
+    report = await _import(fresh_database_url, write_csv(tmp_path / "broken.csv", API_COLUMNS, rows))
     assert report.inserted == 2
     got = sorted((r.line, r.reason) for r in report.rejected)
     assert [line for line, _ in got] == list(range(3, 3 + len(broken)))  # header on line 1, `good` on 2

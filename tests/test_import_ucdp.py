@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import io
 from pathlib import Path
 
 import pytest
@@ -14,11 +13,10 @@ from sqlalchemy import text
 
 from api.cli import main as cli
 from db.engine import make_engine
-from db.imports.run import import_file
 from db.imports.source_file import ImportFileError
 from db.imports.ucdp import UCDP_FORMAT
 from db.seed import load_seed_dir
-from tests.conftest import app_client
+from tests.conftest import app_client, import_into, write_csv
 
 EXTRACT = Path(__file__).resolve().parent.parent / "seeds" / "ucdp-ged-syria-2016-2019.csv.gz"
 COUNTED = ("events", "claims", "documents", "places", "actors", "event_actors", "event_external_ids")
@@ -48,22 +46,8 @@ def extract_slice() -> tuple[list[str], list[dict[str, str]]]:
     return columns, wanted
 
 
-def _write(path: Path, columns: list[str], rows: list[dict[str, str]], gz: bool = False) -> Path:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    data = buffer.getvalue().encode()
-    path.write_bytes(gzip.compress(data) if gz else data)
-    return path
-
-
 async def _import(url: str, path: Path, **options):
-    engine = make_engine(url, pool_size=1)
-    try:
-        return await import_file(engine, path, UCDP_FORMAT, **options)
-    finally:
-        await engine.dispose()
+    return await import_into(url, path, UCDP_FORMAT, **options)
 
 
 async def _counts(url: str) -> dict[str, int]:
@@ -79,7 +63,7 @@ async def test_a_slice_imports_and_every_figure_traces_to_its_claims(fresh_datab
                                                                      tmp_path):
     columns, rows = extract_slice
     before = await _counts(fresh_database_url)
-    report = await _import(fresh_database_url, _write(tmp_path / "slice.csv", columns, rows))
+    report = await _import(fresh_database_url, write_csv(tmp_path / "slice.csv", columns, rows))
     assert (report.inserted, report.updated, report.unchanged, report.rejected_count) == (len(rows), 0, 0, 0)
     after = await _counts(fresh_database_url)
     assert after["events"] - before["events"] == len(rows)
@@ -147,9 +131,9 @@ async def test_a_slice_imports_and_every_figure_traces_to_its_claims(fresh_datab
 async def test_reimport_adds_nothing_and_the_full_release_layout_is_the_same_data(fresh_database_url, extract_slice,
                                                                                    tmp_path):
     columns, rows = extract_slice
-    first = await _import(fresh_database_url, _write(tmp_path / "slice.csv", columns, rows))
+    first = await _import(fresh_database_url, write_csv(tmp_path / "slice.csv", columns, rows))
     counts = await _counts(fresh_database_url)
-    again = await _import(fresh_database_url, _write(tmp_path / "again.csv", columns, rows))
+    again = await _import(fresh_database_url, write_csv(tmp_path / "again.csv", columns, rows))
     assert (again.inserted, again.updated, again.unchanged) == (0, 0, first.inserted)
     assert await _counts(fresh_database_url) == counts
 
@@ -160,7 +144,7 @@ async def test_reimport_adds_nothing_and_the_full_release_layout_is_the_same_dat
                   "side_a_dset_id": "", "side_b_dset_id": "", "gwnoa": "652",
                   "date_start": r["date_start"] + " 00:00:00.000", "date_end": r["date_end"] + " 00:00:00.000"}
                  for r in rows]
-    release = await _import(fresh_database_url, _write(tmp_path / "release.csv.gz", full_columns, full_rows, gz=True))
+    release = await _import(fresh_database_url, write_csv(tmp_path / "release.csv.gz", full_columns, full_rows, gz=True))
     assert (release.inserted, release.updated, release.unchanged, release.rejected_count) == (0, 0, len(rows), 0)
     assert await _counts(fresh_database_url) == counts
 
@@ -178,7 +162,7 @@ async def test_reimport_adds_nothing_and_the_full_release_layout_is_the_same_dat
 
 async def test_a_changed_row_updates_its_event_in_place(fresh_database_url, redis_url, extract_slice, tmp_path):
     columns, rows = extract_slice
-    await _import(fresh_database_url, _write(tmp_path / "slice.csv", columns, rows))
+    await _import(fresh_database_url, write_csv(tmp_path / "slice.csv", columns, rows))
     counts = await _counts(fresh_database_url)
     multi = next(r for r in rows if r["source_office"].count(";") >= 2)
     changed = dict(multi, best=str(int(multi["best"]) + 1), high=str(int(multi["high"]) + 1),
@@ -186,7 +170,7 @@ async def test_a_changed_row_updates_its_event_in_place(fresh_database_url, redi
                    source_date=multi["source_date"].rsplit(";", 1)[0],
                    source_headline=multi["source_headline"].rsplit(";", 1)[0],
                    source_article=multi["source_article"].rsplit(";", 1)[0])
-    report = await _import(fresh_database_url, _write(tmp_path / "changed.csv", columns,
+    report = await _import(fresh_database_url, write_csv(tmp_path / "changed.csv", columns,
                                                       [changed if r is multi else r for r in rows]))
     assert (report.inserted, report.updated, report.unchanged) == (0, 1, len(rows) - 1)
     after = await _counts(fresh_database_url)
@@ -211,7 +195,7 @@ async def test_broken_rows_are_reported_by_line_and_the_rest_imports(fresh_datab
         (dict(rows[26], latitude="95.5"), "latitude 95.5 is outside -90..90"),
     ]
     mixed = good[:10] + [row for row, _ in broken] + good[10:]
-    path = _write(tmp_path / "broken.csv", columns, mixed)
+    path = write_csv(tmp_path / "broken.csv", columns, mixed)
     with path.open("a") as file:
         file.write("1234567,2018,oops\n")  # a row cut short
     report = await _import(fresh_database_url, path)
@@ -228,7 +212,7 @@ async def test_broken_rows_are_reported_by_line_and_the_rest_imports(fresh_datab
 async def test_dry_run_counts_and_writes_nothing(fresh_database_url, extract_slice, tmp_path):
     columns, rows = extract_slice
     counts = await _counts(fresh_database_url)
-    report = await _import(fresh_database_url, _write(tmp_path / "slice.csv", columns, rows[:40]), dry_run=True,
+    report = await _import(fresh_database_url, write_csv(tmp_path / "slice.csv", columns, rows[:40]), dry_run=True,
                            batch_size=15)
     assert (report.inserted, report.rejected_count) == (40, 0)
     assert await _counts(fresh_database_url) == counts
@@ -244,7 +228,7 @@ async def test_a_file_without_ucdp_columns_is_refused_by_name(fresh_database_url
 def test_the_command_reports_rejected_lines_and_a_summary(fresh_database_url, extract_slice, tmp_path,
                                                           monkeypatch):
     columns, rows = extract_slice
-    path = _write(tmp_path / "cli.csv", columns, [rows[0], dict(rows[1], best="x"), rows[2]])
+    path = write_csv(tmp_path / "cli.csv", columns, [rows[0], dict(rows[1], best="x"), rows[2]])
     monkeypatch.setenv("DATABASE_URL", fresh_database_url)
     result = CliRunner().invoke(cli, ["import", "ucdp", str(path)])
     assert result.exit_code == 0, result.output
