@@ -119,6 +119,12 @@ class EventActor(_Out):
     actor: ActorRef
 
 
+class LinkedEvent(_Out):
+    id: UUID
+    score: float
+    external_ids: list[ExternalId]
+
+
 class Event(_Out):
     id: UUID
     event_type: str
@@ -137,9 +143,40 @@ class Event(_Out):
     claim_count: int = Field(description="How many claims are about the event.")
     distance_km: float | None = Field(default=None, description="With `near`: great-circle distance from the point.")
     claims: list[Claim] | None = Field(default=None, description="Every claim about the event (in the detail only).")
+    linked_events: list[LinkedEvent] | None = Field(default=None, description=(
+        "Other sources' records of the same happening (in the detail only; see /matches)."))
     external_ids: list[ExternalId]
     created_at: dt.datetime
     updated_at: dt.datetime
+
+
+class MatchParts(_Out):
+    time: float
+    place: float
+    type: float
+    actors: float
+    fatalities: float
+
+
+class MatchedEvent(_Out):
+    id: UUID
+    event_type: str
+    sub_event_type: str
+    date_start: dt.date
+    date_end: dt.date
+    date_precision: str
+    place: PlaceRef
+    fatalities_best: int | None
+    external_ids: list[ExternalId]
+
+
+class EventMatch(_Out):
+    event: MatchedEvent
+    score: float = Field(description="0-1: 0.30 time + 0.30 place + 0.10 type + 0.15 actors + 0.15 fatalities.")
+    linked: bool = Field(description="Score at or above the link threshold (0.8): the same happening.")
+    days_apart: int
+    distance_km: float | None
+    parts: MatchParts
 
 
 class Membership(_Out):

@@ -26,7 +26,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import TIMESTAMP, TSVECTOR, UUID
+from sqlalchemy.dialects.postgresql import REAL, TIMESTAMP, TSVECTOR, UUID
 from sqlalchemy.dialects.postgresql import base as postgresql_base
 from sqlalchemy.types import UserDefinedType
 
@@ -238,6 +238,25 @@ claims = Table(
 event_external_ids = _external_ids("event")
 actor_external_ids = _external_ids("actor")
 place_external_ids = _external_ids("place")
+
+
+# Pairs of events from different sources that may be one happening (migration 0010, db/linking.py).
+event_matches = Table(
+    "event_matches", metadata,
+    Column("event_id", UUID(as_uuid=True), ForeignKey("events.id", ondelete="CASCADE"), primary_key=True),
+    Column("other_id", UUID(as_uuid=True), ForeignKey("events.id", ondelete="CASCADE"), primary_key=True),
+    Column("score", REAL, CheckConstraint("score BETWEEN 0 AND 1"), nullable=False),
+    Column("time_score", REAL, nullable=False),
+    Column("place_score", REAL, nullable=False),
+    Column("type_score", REAL, nullable=False),
+    Column("actor_score", REAL, nullable=False),
+    Column("fatality_score", REAL, nullable=False),
+    Column("days_apart", Integer, nullable=False),
+    Column("distance_km", REAL),
+    Column("linked", Boolean, nullable=False),
+    CheckConstraint("event_id < other_id"),
+    Index("ix_event_matches_other", "other_id"),
+)
 
 
 # Dataset files imported in full, by content (migration 0009).

@@ -18,6 +18,7 @@ import strawberry
 from strawberry.types import Info
 
 from db.pagination import Page
+from db.queries.events import event_matches
 from schema.execution import NOT_READY, PLAIN_READ, plain_read
 
 T = TypeVar("T")
@@ -260,6 +261,40 @@ class EventActor:
     actor: Actor
 
 
+@strawberry.type(description="How a match scored, part by part (0-1 each; see the README).")
+class MatchParts:
+    time: float
+    place: float
+    type: float
+    actors: float
+    fatalities: float
+
+
+@strawberry.type(description="Another source's event that may be the same happening.")
+class EventMatch:
+    event_id: strawberry.ID
+    external_ids: list[ExternalId]
+    date_start: dt.date
+    date_end: dt.date
+    sub_event_type: str
+    place_name: str
+    fatalities_best: int | None
+    score: float = strawberry.field(description="0.30 time + 0.30 place + 0.10 type + 0.15 actors + 0.15 fatalities.")
+    linked: bool = strawberry.field(description="At or above the link threshold (0.8): the same happening.")
+    days_apart: int
+    distance_km: float | None
+    parts: MatchParts
+
+    @classmethod
+    def of(cls, match: dict) -> EventMatch:
+        e = match["event"]
+        return cls(event_id=strawberry.ID(e["id"]), external_ids=_external_ids(e["external_ids"]),
+                   date_start=_date(e["date_start"]), date_end=_date(e["date_end"]),
+                   sub_event_type=e["sub_event_type"], place_name=e["place"]["name"],
+                   fatalities_best=e["fatalities_best"], score=match["score"], linked=match["linked"],
+                   days_apart=match["days_apart"], distance_km=match["distance_km"], parts=MatchParts(**match["parts"]))
+
+
 @strawberry.type(description="Something that happened at a place over a time interval.")
 class Event(_TreeNode):
     event_type: str
@@ -279,6 +314,11 @@ class Event(_TreeNode):
     claim_count: int
     external_ids: list[ExternalId]
     claims: list[Claim]
+
+    @strawberry.field(description="Other sources' events that may be the same happening, best first "
+                                  "(cross-source linking; `linked` ones are).")
+    async def matches(self, info: Info) -> list[EventMatch]:
+        return [EventMatch.of(m) for m in await info.context.db(event_matches, UUID(self.id))]
 
     @classmethod
     def of(cls, tree: dict) -> Event:

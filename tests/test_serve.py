@@ -130,7 +130,8 @@ def test_a_cli_command_without_a_server_starts_and_stops_its_own(data_dir: Path)
     first = server.run("seed")
     assert first.returncode == 0, first.stderr
     assert "events +14" in first.stdout
-    assert _processes_using(data_dir) == []
+    leftover = _processes_using(data_dir)
+    assert leftover == [], [(p.cmdline(), p.status(), p.ppid(), p.create_time()) for p in leftover]
     assert "nothing to change" in server.run("seed").stdout
 
 

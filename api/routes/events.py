@@ -9,13 +9,14 @@ from api.deps import AnswerCacheDep, Codec, ReadConn
 from api.errors import NotFound
 from api.params import ClaimFilterDep, EventFilterDep, EventSortName, PageDep, sparse_fields
 from api.responses import JSONResponse, page_response
-from api.schemas import PROBLEM_RESPONSES, Claim, Event, ListOf
+from api.schemas import PROBLEM_RESPONSES, Claim, Event, EventMatch, ListOf
 from db.filters import FilterError
 from db.queries import claims as claim_queries, events as event_queries
 
 router = APIRouter(tags=["events"], responses=PROBLEM_RESPONSES)
 
-EventFields = Annotated[frozenset[str] | None, Depends(sparse_fields(Event, not_in_lists=frozenset({"claims"})))]
+EventFields = Annotated[frozenset[str] | None, Depends(sparse_fields(
+    Event, not_in_lists=frozenset({"claims", "linked_events"})))]
 ClaimFields = Annotated[frozenset[str] | None, Depends(sparse_fields(Claim))]
 
 
@@ -51,3 +52,14 @@ async def list_event_claims(request: Request, event_id: str, conn: ReadConn, cod
             raise NotFound("event", event_id) from exc
         raise
     return page_response(request, result, fields)
+
+
+@router.get("/events/{event_id}/matches", response_model=list[EventMatch], response_class=JSONResponse)
+async def list_event_matches(event_id: str, conn: ReadConn):
+    """Events of other sources that may be the same happening (cross-source linking), best
+    first: each with its score, the parts of the score and whether it is linked. The rule
+    and thresholds are in the README."""
+    resolved = await event_queries.resolve_event_id(conn, event_id)
+    if resolved is None:
+        raise NotFound("event", event_id)
+    return JSONResponse(await event_queries.event_matches(conn, resolved))

@@ -13,7 +13,8 @@ Places are matched by name and level under their parent (through every alias, so
 the same name under the same parent within 10 km is the same place. Actors are matched
 by their external id (a UCDP side id), then by name or alias; what is not found is
 created. Each batch is one transaction: places, actors, documents, events, claims, and
-the derived figures (db/derive.py) of the events it inserted or changed.
+the derived figures (db/derive.py) of the events it inserted or changed, and their
+matches with other sources' events (db/linking.py).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models as m
 from db.derive import recompute_events
+from db.linking import match_events
 from db.imports.records import ActorRef, Figures, ImportedEvent, ImportReport, SourceReport
 from db.names import name_variants, normalize_name
 
@@ -373,6 +375,7 @@ class Loader:
         changed |= {r.event_id for r in removed}
         changed -= inserted
         await recompute_events(conn, sorted(inserted | changed))
+        await match_events(conn, inserted | changed, {e.dataset for e in batch})
         report.inserted += len(inserted)
         report.updated += len(changed)
         report.unchanged += len(batch) - len(inserted) - len(changed)

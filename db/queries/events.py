@@ -89,6 +89,15 @@ CLAIM_TREE = f"""json_build_object(
   'created_at', c.created_at,
   'updated_at', c.updated_at)"""
 
+# An event's matches with other sources' events (db/linking.py), whichever side of the pair it is on.
+_MATCHES_OF = """SELECT other_id AS match_id, score, linked, time_score, place_score, type_score, actor_score,
+                         fatality_score, days_apart, distance_km
+                    FROM event_matches WHERE event_id = {event}
+                  UNION ALL
+                  SELECT event_id, score, linked, time_score, place_score, type_score, actor_score,
+                         fatality_score, days_apart, distance_km
+                    FROM event_matches WHERE other_id = {event}"""
+
 _EVENT_TREE_SQL = f"""
 SELECT json_build_object(
   'id', e.id,
@@ -130,7 +139,14 @@ ORDER BY page.ord
 """
 _CLAIMS = f"""
   'claims', coalesce((SELECT json_agg({CLAIM_TREE} ORDER BY c.predicate, c.created_at, c.id)
-                        FROM claims c WHERE c.event_id = e.id), '[]'::json),"""
+                        FROM claims c WHERE c.event_id = e.id), '[]'::json),
+  'linked_events', coalesce((
+      SELECT json_agg(json_build_object('id', m.match_id, 'score', m.score, 'external_ids', coalesce((
+                          SELECT json_agg(json_build_object('dataset', x.dataset, 'id', x.external_id)
+                                          ORDER BY x.dataset, x.external_id)
+                            FROM event_external_ids x WHERE x.event_id = m.match_id), '[]'::json))
+                      ORDER BY m.score DESC, m.match_id)
+        FROM ({_MATCHES_OF.format(event="e.id")}) m WHERE m.linked), '[]'::json),"""
 
 # The detail carries every claim; list items carry claim_count only.
 event_trees = tree_loader(text(_EVENT_TREE_SQL.format(claims=_CLAIMS)))
@@ -243,3 +259,29 @@ async def _list_nearest_first(conn: AsyncConnection, page: PageRequest, codec: C
     return await keyset_page(conn, e.id, and_(others, within_near(near)), sort=order, page=page, codec=codec, cache=cache,
                              trees=event_trees if with_claims else event_list_trees,
                              annotate={"distance_km": _rounded_km(distance_km(near))}, fetch_rows=nearest)
+
+
+_MATCHES_SQL = text(f"""
+SELECT coalesce(json_agg(json_build_object(
+         'event', json_build_object(
+             'id', o.id, 'event_type', o.event_type, 'sub_event_type', o.sub_event_type,
+             'date_start', o.date_start, 'date_end', o.date_end, 'date_precision', o.date_precision,
+             'place', json_build_object('id', p.id, 'name', p.name, 'kind', p.kind),
+             'fatalities_best', o.fatalities_best,
+             'external_ids', coalesce((SELECT json_agg(json_build_object('dataset', x.dataset, 'id', x.external_id)
+                                                       ORDER BY x.dataset, x.external_id)
+                                         FROM event_external_ids x WHERE x.event_id = o.id), '[]'::json)),
+         'score', m.score, 'linked', m.linked, 'days_apart', m.days_apart, 'distance_km', m.distance_km,
+         'parts', json_build_object('time', m.time_score, 'place', m.place_score, 'type', m.type_score,
+                                    'actors', m.actor_score, 'fatalities', m.fatality_score))
+       ORDER BY m.score DESC, o.id), '[]'::json)
+  FROM ({_MATCHES_OF.format(event=":id")}) m
+  JOIN events o ON o.id = m.match_id
+  JOIN places p ON p.id = o.place_id
+""")
+
+
+async def event_matches(conn: AsyncConnection, event_id: UUID) -> list[dict]:
+    """The events of other sources that may be the same happening, best first, with
+    the score, its parts and whether they are linked (db/linking.py has the rule)."""
+    return await conn.scalar(_MATCHES_SQL, {"id": event_id})

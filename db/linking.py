@@ -1,0 +1,123 @@
+"""Cross-source linking: which events from different sources describe one happening.
+
+Records of one happening differ between sources: names, dates and figures. For each
+event an import (or a write) adds or changes, candidates are the events of *other*
+sources (no external id of the same dataset) in the same country, whose dates come
+within MAX_DAYS_APART of its own, and that are within MAX_KM of it or share its area
+when either is placed only coarsely. Each candidate pair is scored from 0 to 1:
+
+    score = 0.30 time + 0.30 place + 0.10 type + 0.15 actors + 0.15 fatalities
+
+- time: when the intervals overlap (an event known only to the month or the year
+  spans it, so a precise event anywhere inside matches), 1 if neither is longer than
+  a week, 0.75 if one spans up to a month, 0.5 if longer (a month-long operation
+  overlaps every skirmish inside it: other evidence must carry a link); apart,
+  1 - days apart / 8;
+- place: both located (exact or near): 1 - km / 25 (0 beyond 25 km); else, placed
+  coarsely, 0.8 in the same admin2, 0.7 in the same admin1, 0.5 in the same country;
+- type: 1 the same sub-event type, 0.6 the same event type, 0.3 otherwise (UCDP calls
+  an air strike a battle);
+- actors: 1 when they share an actor, else 0.5 (sources name actors differently, so a
+  miss is no evidence against);
+- fatalities: 1 - |a - b| / max(a, b, 1) when both have a best figure, else 0.5.
+
+A pair scoring LINK_THRESHOLD or more is linked: one happening, every record still
+addressable by its own id (`linked_events` on an event, `linked` in its matches).
+Pairs from CANDIDATE_THRESHOLD up (the best MAX_CANDIDATES of each event) are kept
+as candidates for review at `GET /v1/events/{id}/matches`. A week apart at the same place with other figures
+scores at most ~0.6: listed, not linked.
+
+Limit: candidates are found from the new event's dates, from 38 days before its start
+(a month-long interval) to 7 days after its end; an older event known only to the
+year is found when it is itself imported or changed, not from a precise newcomer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from uuid import UUID
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+LINK_THRESHOLD = 0.8
+CANDIDATE_THRESHOLD = 0.5
+MAX_DAYS_APART = 7
+MAX_KM = 50
+MAX_CANDIDATES = 20   # kept per event, best first: a month-long operation overlaps hundreds
+
+_MATCH_SQL = text(f"""
+WITH batch AS (
+  SELECT e.id, e.country_id, e.admin1_id, e.admin2_id, e.location, e.geo_precision, e.date_start, e.date_end,
+         e.event_type, e.sub_event_type, e.fatalities_best
+    FROM events e WHERE e.id = ANY(:ids) AND e.country_id IS NOT NULL
+), others AS MATERIALIZED (
+  SELECT e.id, e.country_id, e.admin1_id, e.admin2_id, e.location, e.geo_precision, e.date_start, e.date_end,
+         e.event_type, e.sub_event_type, e.fatalities_best
+    FROM events e
+   WHERE e.country_id IN (SELECT country_id FROM batch)
+     AND e.date_start <= (SELECT max(date_end) FROM batch) + {MAX_DAYS_APART}
+     AND e.date_start >= (SELECT min(date_start) FROM batch) - 38
+     AND e.id <> ALL(:ids)
+     AND NOT EXISTS (SELECT 1 FROM event_external_ids x
+                      WHERE x.event_id = e.id AND x.dataset = ANY(CAST(:datasets AS text[])))
+), pairs AS (
+  SELECT b.id AS a_id, o.id AS b_id,
+         greatest(o.date_start - b.date_end, b.date_start - o.date_end, 0) AS days_apart,
+         greatest(o.date_end - o.date_start, b.date_end - b.date_start) + 1 AS longest_days,
+         CASE WHEN b.geo_precision IN ('exact', 'near') AND o.geo_precision IN ('exact', 'near')
+                   AND b.location IS NOT NULL AND o.location IS NOT NULL
+              THEN great_circle_km(b.location, o.location[1], o.location[0]) END AS km,
+         CASE WHEN b.admin2_id = o.admin2_id THEN 0.8
+              WHEN b.admin1_id = o.admin1_id THEN 0.7 ELSE 0.5 END AS area_score,
+         CASE WHEN b.sub_event_type = o.sub_event_type THEN 1.0
+              WHEN b.event_type = o.event_type THEN 0.6 ELSE 0.3 END AS type_score,
+         CASE WHEN EXISTS (SELECT 1 FROM event_actors x JOIN event_actors y USING (actor_id)
+                            WHERE x.event_id = b.id AND y.event_id = o.id) THEN 1.0 ELSE 0.5 END AS actor_score,
+         CASE WHEN b.fatalities_best IS NULL OR o.fatalities_best IS NULL THEN 0.5
+              ELSE 1 - abs(b.fatalities_best - o.fatalities_best)::real
+                       / greatest(b.fatalities_best, o.fatalities_best, 1) END AS fatality_score
+    FROM batch b JOIN others o ON o.country_id = b.country_id
+     AND o.date_start <= b.date_end + {MAX_DAYS_APART} AND o.date_end >= b.date_start - {MAX_DAYS_APART}
+     AND (b.admin1_id IS NULL OR o.admin1_id IS NULL OR o.admin1_id = b.admin1_id
+          OR (b.location IS NOT NULL AND o.location IS NOT NULL))
+), scored AS (
+  SELECT *, CASE WHEN days_apart > 0 THEN greatest(0, 1 - days_apart / 8.0)
+                 WHEN longest_days <= 7 THEN 1.0 WHEN longest_days <= 31 THEN 0.75 ELSE 0.5 END AS time_score,
+         CASE WHEN km IS NOT NULL THEN greatest(0, 1 - km / 25) ELSE area_score END AS place_score
+    FROM pairs
+   WHERE (km IS NULL OR km <= {MAX_KM})
+     AND (km IS NOT NULL OR area_score > 0.5 OR days_apart = 0)
+), totals AS (
+  SELECT *, 0.30 * time_score + 0.30 * place_score + 0.10 * type_score + 0.15 * actor_score
+            + 0.15 * fatality_score AS score
+    FROM scored
+), ranked AS (
+  SELECT *, row_number() OVER (PARTITION BY a_id ORDER BY score DESC, b_id) AS rank
+    FROM totals WHERE score >= {CANDIDATE_THRESHOLD}
+)
+INSERT INTO event_matches (event_id, other_id, score, time_score, place_score, type_score, actor_score,
+                           fatality_score, days_apart, distance_km, linked)
+SELECT DISTINCT ON (least(a_id, b_id), greatest(a_id, b_id))
+       least(a_id, b_id), greatest(a_id, b_id), round(score::numeric, 3), time_score, place_score, type_score,
+       actor_score, fatality_score, days_apart, round(km::numeric, 3), score >= {LINK_THRESHOLD}
+  FROM ranked
+ WHERE rank <= {MAX_CANDIDATES}
+ ORDER BY least(a_id, b_id), greatest(a_id, b_id)
+ON CONFLICT (event_id, other_id) DO UPDATE SET
+  score = excluded.score, time_score = excluded.time_score, place_score = excluded.place_score,
+  type_score = excluded.type_score, actor_score = excluded.actor_score, fatality_score = excluded.fatality_score,
+  days_apart = excluded.days_apart, distance_km = excluded.distance_km, linked = excluded.linked
+""")
+
+
+async def match_events(conn: AsyncConnection, event_ids: Collection[UUID], datasets: Collection[str] = ()) -> None:
+    """Score these events against other sources' (the module's rule) and keep the
+    matches; `datasets`: the sources the events come from (their own records are
+    never candidates)."""
+    if not event_ids:
+        return
+    ids = sorted(event_ids)
+    await conn.execute(text("DELETE FROM event_matches WHERE event_id = ANY(:ids) OR other_id = ANY(:ids)"),
+                       {"ids": ids})
+    await conn.execute(_MATCH_SQL, {"ids": ids, "datasets": sorted(datasets)})

@@ -1,0 +1,86 @@
+"""Cross-source linking: a UCDP record and an ACLED record of one happening are linked;
+a near miss (same place, a week apart, other figures) is listed for review, not linked."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+from pathlib import Path
+
+from db.imports.acled import ACLED_FORMAT
+from db.imports.ucdp import UCDP_FORMAT
+from db.linking import CANDIDATE_THRESHOLD, LINK_THRESHOLD
+from tests.conftest import app_client, import_into, write_csv
+
+EXTRACT = Path(__file__).resolve().parent.parent / "seeds" / "ucdp-ged-syria-2016-2019.csv.gz"
+ACLED_COLUMNS = ["event_id_cnty", "event_date", "time_precision", "event_type", "sub_event_type", "actor1", "actor2",
+                 "country", "admin1", "admin2", "location", "latitude", "longitude", "geo_precision", "source",
+                 "notes", "fatalities"]
+
+
+def _ged_rows(ids: set[str]) -> tuple[list[str], list[dict[str, str]]]:
+    with gzip.open(EXTRACT, "rt", encoding="utf-8", newline="") as file:
+        reader = csv.DictReader(file)
+        return list(reader.fieldnames), [r for r in reader if r["id"] in ids]
+
+
+def _acled(event_id: str, date: str, fatalities: str, latitude: str, longitude: str, **more) -> dict[str, str]:
+    # Teir Maaleh, Homs: where UCDP's event 214797 (2016-01-01, best 4, an armed clash) is
+    return {"event_id_cnty": event_id, "event_date": date, "time_precision": "1", "event_type": "Battles",
+            "sub_event_type": "Armed clash", "actor1": "Military Forces of Syria (2000-)",
+            "actor2": "Opposition Rebels (Syria)", "country": "Syria", "admin1": "Homs", "admin2": "Ar-Rastan",
+            "location": "Teir Maaleh", "latitude": latitude, "longitude": longitude, "geo_precision": "1",
+            "source": "SOHR", "notes": "Clashes.", "fatalities": fatalities, **more}
+
+
+async def test_a_true_pair_is_linked_and_a_near_miss_is_only_listed(fresh_database_url, redis_url, tmp_path):
+    columns, rows = _ged_rows({"214797"})
+    assert rows and rows[0]["best"] == "4" and rows[0]["date_start"] == "2016-01-01"
+    await import_into(fresh_database_url, write_csv(tmp_path / "ged.csv", columns, rows), UCDP_FORMAT)
+    report = await import_into(fresh_database_url, write_csv(tmp_path / "acled.csv", ACLED_COLUMNS, [
+        _acled("SYR-TRUE", "2016-01-01", "5", "34.8150", "36.7200"),     # same day, ~1.8 km, 5 killed
+        _acled("SYR-MISS", "2016-01-08", "40", "34.802462", "36.707602"),  # same place, a week on, 40 killed
+        _acled("SYR-MONTH", "2016-01-20", "4", "34.8030", "36.7080", time_precision="3"),  # known to the month
+    ]), ACLED_FORMAT)
+    assert report.inserted == 3
+
+    async with app_client(fresh_database_url, redis_url) as client:
+        async def matches(ref: str) -> dict[str, dict]:
+            response = await client.get(f"/v1/events/{ref}/matches")
+            assert response.status_code == 200, response.text
+            return {x["dataset"] + ":" + x["id"]: m for m in response.json() for x in m["event"]["external_ids"]}
+
+        true_pair = (await matches("acled:SYR-TRUE"))["ucdp-ged:214797"]
+        assert true_pair["linked"] and true_pair["score"] >= LINK_THRESHOLD
+        assert true_pair["days_apart"] == 0 and 1 < true_pair["distance_km"] < 3
+        assert true_pair["parts"]["time"] == 1 and true_pair["parts"]["type"] == 1
+
+        near_miss = (await matches("acled:SYR-MISS"))["ucdp-ged:214797"]
+        assert not near_miss["linked"] and CANDIDATE_THRESHOLD <= near_miss["score"] < LINK_THRESHOLD
+        assert near_miss["days_apart"] == 7 and near_miss["distance_km"] == 0
+
+        # a date known only to the month matches anywhere inside it
+        monthly = (await matches("acled:SYR-MONTH"))["ucdp-ged:214797"]
+        assert monthly["days_apart"] == 0 and monthly["linked"]
+
+        # UCDP's record: its linked events are the true pair and the monthly one; every
+        # record stays addressable by its own id
+        ged = (await client.get("/v1/events/ucdp-ged:214797")).json()
+        linked = {x["id"] for e in ged["linked_events"] for x in e["external_ids"]}
+        assert linked == {"SYR-TRUE", "SYR-MONTH"}
+        assert set(await matches("ucdp-ged:214797")) == {"acled:SYR-TRUE", "acled:SYR-MISS", "acled:SYR-MONTH"}
+        assert (await client.get("/v1/events/acled:SYR-TRUE")).json()["id"] != ged["id"]
+
+        # records of one source are never matched with each other
+        assert "acled:SYR-MISS" not in await matches("acled:SYR-TRUE")
+
+        # and GraphQL
+        response = await client.post("/graphql", json={"query": """
+            query ($id: ID!) { event(id: $id) { matches { score linked daysApart externalIds { dataset id }
+                                                          parts { time place } } } }""",
+                                                      "variables": {"id": ged["id"]}})
+        found = {m["externalIds"][0]["id"]: m for m in response.json()["data"]["event"]["matches"]}
+        assert found["SYR-TRUE"]["linked"] and not found["SYR-MISS"]["linked"]
+        assert found["SYR-MISS"]["daysApart"] == 7
+
+        assert (await client.get("/v1/events/acled:NOPE/matches")).status_code == 404
