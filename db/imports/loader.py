@@ -2,8 +2,9 @@
 
 Ids: an event keeps the id its external id already points to; a new one gets a UUIDv5
 of `<dataset>:<external id>`, as do its claims (per slot: each source, the figures, a
-side) and documents (per publisher, date and title, so a report several events cite is
-one document). Loading the same file again therefore writes nothing, and a changed row
+side), documents (per publisher, date and title, so a report several events cite is
+one document), and the places and actors an import creates (by parent, level, name and
+first coordinates; by external id or name): the same file gives the same ids anywhere. Loading the same file again therefore writes nothing, and a changed row
 updates its event in place. The import owns the claims it made (`claims.dataset`,
 migration 0009) and the participants it listed: on a re-import those that the row no
 longer has are removed; claims and roles added by others stay.
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models as m
@@ -99,7 +101,9 @@ class _Places:
                 return unlocated[0].id
         elif candidates:
             return candidates[0].id
-        place = _Place(uuid.uuid4(), latitude, longitude)
+        # a stable id: the same file makes the same places on every machine
+        where = f"{latitude:.3f},{longitude:.3f}" if latitude is not None else ""
+        place = _Place(import_id("place", f"{key[0]}|{key[1]}|{key[2]}|{where}"), latitude, longitude)
         candidates.append(place)
         new_rows.append({"id": place.id, "name": name, "kind": key[1], "parent_id": key[0],
                          "latitude": latitude, "longitude": longitude})
@@ -139,7 +143,7 @@ class _Actors:
         norm = normalize_name(ref.name)
         actor_id = self.by_name.get(norm)
         if actor_id is None:
-            actor_id = uuid.uuid4()
+            actor_id = import_id("actor", f"{ref.external_dataset}:{ref.external_id}" if ref.external_id else norm)
             self.by_name[norm] = actor_id
             new_actors.append({"id": actor_id, "name": ref.name, "kind": ref.kind})
         if ref.external_id:
@@ -250,8 +254,9 @@ class Loader:
         return chosen
 
     async def _insert_places(self, conn: AsyncConnection, rows: list[dict], report: ImportReport) -> None:
-        await conn.execute(m.places.insert(), rows)
-        await conn.execute(m.place_names.insert(), [
+        # (an id already taken is this import's place of an earlier run, renamed since: kept)
+        await conn.execute(insert(m.places).on_conflict_do_nothing(), rows)
+        await conn.execute(insert(m.place_names).on_conflict_do_nothing(), [
             {"place_id": r["id"], "name": r["name"], "name_norm": norm}
             for r in rows for norm in sorted(name_variants(r["name"]) or {normalize_name(r["name"])})])
         report.created["places"] += len(rows)
@@ -263,8 +268,8 @@ class Loader:
         new_externals: list[dict] = []
         ids = {ref: self.actors.pick(ref, new_actors, new_externals) for ref in dict.fromkeys(refs)}
         if new_actors:
-            await conn.execute(m.actors.insert(), new_actors)
-            await conn.execute(m.actor_names.insert(), [
+            await conn.execute(insert(m.actors).on_conflict_do_nothing(), new_actors)
+            await conn.execute(insert(m.actor_names).on_conflict_do_nothing(), [
                 {"actor_id": a["id"], "name": a["name"], "name_norm": norm}
                 for a in new_actors for norm in sorted(name_variants(a["name"]) or {normalize_name(a["name"])})])
             report.created["actors"] += len(new_actors)
