@@ -109,6 +109,16 @@ def test_serve_runs_stops_cleanly_and_keeps_its_data(data_dir: Path):
         # The command used the running database and left it running for the server.
         assert _postmaster_pid(data_dir) == postmaster and psutil.pid_exists(postmaster)
         assert server.get("/readyz").json()["status"] == "ok"
+
+        # an import while serving: the next answer has it, cached or not
+        assert server.get("/v1/events", external_id="ucdp-ged:214797", count="true").json()["total"] == 1
+        assert server.get("/v1/events/acled:SYR1").status_code == 404
+        acled = data_dir.parent / "acled.csv"
+        acled.write_text("event_id_cnty,event_date,event_type,sub_event_type,actor1,country,latitude,longitude,fatalities\n"
+                         "SYR1,05 January 2022,Battles,Armed clash,SDF,Syria,36.5,40.7,2\n")
+        imported = server.run("import", "acled", str(acled))
+        assert "import acled: 1 inserted" in imported.stdout, imported.stderr
+        assert server.get("/v1/events/acled:SYR1").json()["fatalities"]["best"] == 2
     finally:
         exit_code = server.ctrl_c()
     assert exit_code == 0, server.proc.stdout.read()
