@@ -46,21 +46,26 @@ MAX_DAYS_APART = 7
 MAX_KM = 50
 MAX_CANDIDATES = 20   # kept per event, best first: a month-long operation overlaps hundreds
 
-_MATCH_SQL = text(f"""
+_CANDIDATE_COLUMNS = """e.id, e.country_id, e.admin1_id, e.admin2_id, e.location, e.geo_precision, e.date_start,
+       e.date_end, e.event_type, e.sub_event_type, e.fatalities_best"""
+# Events of other sources than :datasets (none of their external ids is of those).
+_OTHER_SOURCES = f"""SELECT {_CANDIDATE_COLUMNS} FROM events e
+  WHERE NOT EXISTS (SELECT 1 FROM event_external_ids x
+                     WHERE x.event_id = e.id AND x.dataset = ANY(CAST(:datasets AS text[])))"""
+SNAPSHOT_TABLE = "link_candidates"
+
+
+def _match_sql(candidates: str):
+    return text(f"""
 WITH batch AS (
-  SELECT e.id, e.country_id, e.admin1_id, e.admin2_id, e.location, e.geo_precision, e.date_start, e.date_end,
-         e.event_type, e.sub_event_type, e.fatalities_best
+  SELECT {_CANDIDATE_COLUMNS}
     FROM events e WHERE e.id = ANY(:ids) AND e.country_id IS NOT NULL
 ), others AS MATERIALIZED (
-  SELECT e.id, e.country_id, e.admin1_id, e.admin2_id, e.location, e.geo_precision, e.date_start, e.date_end,
-         e.event_type, e.sub_event_type, e.fatalities_best
-    FROM events e
+  SELECT e.* FROM {candidates} e
    WHERE e.country_id IN (SELECT country_id FROM batch)
      AND e.date_start <= (SELECT max(date_end) FROM batch) + {MAX_DAYS_APART}
      AND e.date_start >= (SELECT min(date_start) FROM batch) - 38
      AND e.id <> ALL(:ids)
-     AND NOT EXISTS (SELECT 1 FROM event_external_ids x
-                      WHERE x.event_id = e.id AND x.dataset = ANY(CAST(:datasets AS text[])))
 ), pairs AS (
   SELECT b.id AS a_id, o.id AS b_id,
          greatest(o.date_start - b.date_end, b.date_start - o.date_end, 0) AS days_apart,
@@ -111,13 +116,32 @@ ON CONFLICT (event_id, other_id) DO UPDATE SET
 """)
 
 
-async def match_events(conn: AsyncConnection, event_ids: Collection[UUID], datasets: Collection[str] = ()) -> None:
+_MATCH_AMONG_EVENTS = _match_sql(f"({_OTHER_SOURCES})")
+_MATCH_AMONG_SNAPSHOT = _match_sql(SNAPSHOT_TABLE)
+
+
+async def snapshot_other_sources(conn: AsyncConnection, datasets: Collection[str]) -> None:
+    """Other sources' events, kept for this session as the candidates of every batch
+    of an import (finding them anew per batch reads every event of the import's
+    countries each time, which grows with the import: quadratic)."""
+    await conn.execute(text(f"DROP TABLE IF EXISTS {SNAPSHOT_TABLE}"))
+    await conn.execute(text(f"CREATE TEMP TABLE {SNAPSHOT_TABLE} AS {_OTHER_SOURCES}"),
+                       {"datasets": sorted(datasets)})
+    await conn.execute(text(f"CREATE INDEX ON {SNAPSHOT_TABLE} (country_id, date_start)"))
+    await conn.execute(text(f"ANALYZE {SNAPSHOT_TABLE}"))
+
+
+async def match_events(conn: AsyncConnection, event_ids: Collection[UUID], datasets: Collection[str] = (),
+                       among_snapshot: bool = False) -> None:
     """Score these events against other sources' (the module's rule) and keep the
     matches; `datasets`: the sources the events come from (their own records are
-    never candidates)."""
+    never candidates); `among_snapshot`: candidates from snapshot_other_sources."""
     if not event_ids:
         return
     ids = sorted(event_ids)
     await conn.execute(text("DELETE FROM event_matches WHERE event_id = ANY(:ids) OR other_id = ANY(:ids)"),
                        {"ids": ids})
-    await conn.execute(_MATCH_SQL, {"ids": ids, "datasets": sorted(datasets)})
+    if among_snapshot:
+        await conn.execute(_MATCH_AMONG_SNAPSHOT, {"ids": ids})
+    else:
+        await conn.execute(_MATCH_AMONG_EVENTS, {"ids": ids, "datasets": sorted(datasets)})

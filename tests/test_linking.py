@@ -7,9 +7,12 @@ import csv
 import gzip
 from pathlib import Path
 
+from sqlalchemy import text
+
 from db.imports.acled import ACLED_FORMAT
 from db.imports.ucdp import UCDP_FORMAT
-from db.linking import CANDIDATE_THRESHOLD, LINK_THRESHOLD
+from db.engine import make_engine
+from db.linking import CANDIDATE_THRESHOLD, LINK_THRESHOLD, match_events
 from tests.conftest import app_client, import_into, write_csv
 
 EXTRACT = Path(__file__).resolve().parent.parent / "seeds" / "ucdp-ged-syria-2016-2019.csv.gz"
@@ -84,3 +87,16 @@ async def test_a_true_pair_is_linked_and_a_near_miss_is_only_listed(fresh_databa
         assert found["SYR-MISS"]["daysApart"] == 7
 
         assert (await client.get("/v1/events/acled:NOPE/matches")).status_code == 404
+
+    # The same rule for a single event matched among all events (as a write will be),
+    # not among an import's snapshot of other sources: the same pairs and scores.
+    engine = make_engine(fresh_database_url, pool_size=1)
+    try:
+        async with engine.begin() as conn:
+            before = (await conn.execute(text("SELECT * FROM event_matches ORDER BY 1, 2"))).all()
+            acled_ids = [r[0] for r in await conn.execute(text(
+                "SELECT event_id FROM event_external_ids WHERE dataset = 'acled'"))]
+            await match_events(conn, acled_ids, ["acled"])
+            assert (await conn.execute(text("SELECT * FROM event_matches ORDER BY 1, 2"))).all() == before
+    finally:
+        await engine.dispose()

@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models as m
 from db.derive import recompute_events
-from db.linking import match_events
+from db.linking import match_events, snapshot_other_sources
 from db.imports.records import ActorRef, Figures, ImportedEvent, ImportReport, SourceReport
 from db.names import name_variants, normalize_name
 
@@ -215,6 +215,7 @@ class Loader:
         self.places = _Places()
         self.actors = _Actors()
         self.taxonomy: dict[tuple[str, str], tuple[str, str]] | None = None
+        self.candidates_taken = False
 
     async def _place_ids(self, conn: AsyncConnection, batch: Sequence[ImportedEvent], report: ImportReport
                          ) -> list[UUID]:
@@ -380,7 +381,10 @@ class Loader:
         changed |= {r.event_id for r in removed}
         changed -= inserted
         await recompute_events(conn, sorted(inserted | changed))
-        await match_events(conn, inserted | changed, {e.dataset for e in batch})
+        if not self.candidates_taken:  # other sources' events, once per import
+            await snapshot_other_sources(conn, {e.dataset for e in batch})
+            self.candidates_taken = True
+        await match_events(conn, inserted | changed, among_snapshot=True)
         report.inserted += len(inserted)
         report.updated += len(changed)
         report.unchanged += len(batch) - len(inserted) - len(changed)
