@@ -1,4 +1,4 @@
-"""Exports: GET /v1/events.{csv,geojson,ndjson}, on the real
+"""Exports: GET /v1/events.{csv,geojson,ndjson} and `conflictkb export`, on the real
 PostgreSQL: every filter of the list, the same events in the same order, files that
 parse, streamed in chunks with flat memory, never cached whole."""
 
@@ -9,8 +9,12 @@ import csv
 import gzip
 import io
 import json
+import os
+import subprocess
+import sys
 import tempfile
 import tracemalloc
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -23,6 +27,7 @@ from db.queries.export import EXPORT_FIELDS
 from tests.conftest import app_client, generated_database
 
 FORMATS = ("csv", "geojson", "ndjson")
+CONFLICTKB = Path(sys.executable).parent / "conflictkb"
 
 FILTERS = [
     {},
@@ -278,3 +283,31 @@ async def test_a_client_gone_mid_way_ends_the_export_cleanly(generated_url, redi
     # handed back, not left running under the rollback (a logged 500 and a lost connection)
     assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []
     assert len(parse("ndjson", b"".join(whole).decode())) > 2000
+
+
+def _conflictkb_export(database_url: str, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "CONFLICTKB_DATA_DIR")}
+    env["DATABASE_URL"] = database_url
+    return subprocess.run([str(CONFLICTKB), "export", *args], env=env, capture_output=True, timeout=120)
+
+
+async def test_the_command_line_writes_what_the_route_serves(client, database_url, tmp_path):
+    route_csv = (await client.get("/v1/events.csv", params={"country": "SYR", "date_from": "2018-01-01"})).content
+    route_ndjson = (await client.get("/v1/events.ndjson", params={"perpetrator": "RAF"})).content
+    to_file = await asyncio.to_thread(_conflictkb_export, database_url, "--format", "csv", "--country", "SYR",
+                                      "--date-from", "2018-01-01", "--output", str(tmp_path / "syria.csv"))
+    to_stdout = await asyncio.to_thread(_conflictkb_export, database_url, "--format", "ndjson",
+                                        "--perpetrator", "RAF")
+    assert to_file.returncode == 0, to_file.stderr
+    assert (tmp_path / "syria.csv").read_bytes() == route_csv
+    assert f"export: {len(parse('csv', route_csv.decode()))} events" in to_file.stderr.decode()
+    assert to_stdout.returncode == 0, to_stdout.stderr
+    assert to_stdout.stdout == route_ndjson
+
+
+async def test_the_command_line_names_a_bad_filter_and_writes_nothing(database_url, tmp_path):
+    result = await asyncio.to_thread(_conflictkb_export, database_url, "--format", "csv", "--country", "Narnia",
+                                     "--output", str(tmp_path / "out.csv"))
+    assert result.returncode == 2
+    assert "--country" in result.stderr.decode() and "Narnia" in result.stderr.decode()
+    assert list(tmp_path.iterdir()) == []
