@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode
 
@@ -64,11 +65,17 @@ def cache_key(generation: str, scope: Scope) -> str:
 
 
 class AnswerCacheMiddleware:
-    def __init__(self, app: ASGIApp):
+    """`streamed_paths`: GET paths under /v1 left alone. An export of every event is
+    streamed as it is read and may be gigabytes: capturing it to store would hold the
+    whole of it in memory (and then in Redis) before the first byte left."""
+
+    def __init__(self, app: ASGIApp, streamed_paths: Collection[str] = ()):
         self.app = app
+        self.streamed_paths = frozenset(streamed_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "GET" or not scope["path"].startswith(CACHED_PREFIX):
+        if (scope["type"] != "http" or scope["method"] != "GET" or not scope["path"].startswith(CACHED_PREFIX)
+                or scope["path"] in self.streamed_paths):
             await self.app(scope, receive, send)
             return
         cache = scope["app"].state.answer_cache

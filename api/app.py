@@ -13,7 +13,7 @@ from api.answer_cache import AnswerCacheMiddleware
 from api.errors import install_error_handlers
 from api.middleware import ETagMiddleware, HeadAsGetMiddleware, IsalGZipMiddleware
 from api.params import check_query_params
-from api.routes import bench, entities, events, health, stats
+from api.routes import bench, entities, events, exports, health, stats
 from api.settings import Settings, normalise_database_url
 from db.cache import AnswerCache, GenerationReader
 from db.engine import make_engine
@@ -21,6 +21,8 @@ from db.pagination import CursorCodec
 from api.deps import AnswerCacheDep, Codec, ReadConn
 from schema.app import graphql_router
 from schema.context import GraphQLContext
+
+V1 = "/v1"
 
 DESCRIPTION = """
 A knowledge base of conflict events, actors, places and the **source claims** behind
@@ -74,7 +76,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     install_error_handlers(app)
     # Added innermost first: the answer cache (api/answer_cache.py) keeps plain bodies;
     # ETags on them; HEAD outside (the tag of the body it drops); gzip; CORS outermost.
-    app.add_middleware(AnswerCacheMiddleware)
+    app.add_middleware(AnswerCacheMiddleware, streamed_paths=[V1 + path for path in exports.EXPORT_PATHS])
     app.add_middleware(ETagMiddleware)
     app.add_middleware(HeadAsGetMiddleware)
     # Browser frontends on other origins read the API; large JSON answers travel gzipped.
@@ -85,8 +87,9 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     app.add_middleware(IsalGZipMiddleware, minimum_size=1024, compresslevel=1, thread_minimum_size=1 << 62)
     app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "OPTIONS"],
                        allow_headers=["*"], expose_headers=["Link", "ETag"], max_age=3600)
-    v1 = APIRouter(prefix="/v1", dependencies=[Depends(check_query_params)])
+    v1 = APIRouter(prefix=V1, dependencies=[Depends(check_query_params)])
     v1.include_router(events.router)
+    v1.include_router(exports.router)
     v1.include_router(entities.router)
     v1.include_router(stats.router)
     app.include_router(v1)

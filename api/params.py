@@ -41,7 +41,8 @@ async def event_filter(
     external_id: Annotated[list[str], Query(description="dataset:id, e.g. ucdp-ged:214797.")] = [],
     min_fatalities: Annotated[int | None, Query(ge=0, le=MAX_COUNT, description="Best fatality estimate at least this.")] = None,
     max_fatalities: Annotated[int | None, Query(ge=0, le=MAX_COUNT, description="Best fatality estimate at most this.")] = None,
-    min_civilian_fatalities: Annotated[int | None, Query(ge=0, le=MAX_COUNT)] = None,
+    min_civilian_fatalities: Annotated[int | None, Query(
+        ge=0, le=MAX_COUNT, description="Best civilian fatality estimate at least this.")] = None,
     include_members: Annotated[bool, Query(
         description="actor/perpetrator/target also match members (at the event's date) and sub-units.")] = False,
     bbox: Annotated[str | None, Query(description="min_lon,min_lat,max_lon,max_lat (may cross 180°).")] = None,

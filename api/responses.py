@@ -1,12 +1,14 @@
-"""JSON responses: orjson, and the list envelope with its `Link` header."""
+"""JSON responses: orjson, and the list envelope with its `Link` header; streamed bodies."""
 
 from __future__ import annotations
 
+from contextlib import aclosing
 from typing import Any
 
 import orjson
 from fastapi import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from db.pagination import Page
 
@@ -32,3 +34,14 @@ def page_response(request: Request, page: Page, fields: frozenset[str] | None = 
         next_url = request.url.remove_query_params("cursor").include_query_params(cursor=page.next_cursor)
         headers["Link"] = f'<{next_url.path}?{next_url.query}>; rel="next"'
     return JSONResponse(body, headers=headers)
+
+
+class StreamedResponse(StreamingResponse):
+    """A body streamed from an async generator that is closed as soon as the response
+    ends, however it ends (a client gone mid-way included): its cleanup (a database
+    cursor) runs while the request's connection is still open, not whenever the
+    garbage collector reaches it."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async with aclosing(self.body_iterator):
+            await super().__call__(scope, receive, send)
