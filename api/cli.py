@@ -51,7 +51,7 @@ def _migrate(database_url: str) -> None:
     upgrade(database_url)
 
 
-async def _seed(database_url: str) -> str:
+async def _seed(database_url: str, with_datasets: bool = True) -> str:
     from db.cache import finish_interrupted_bulk_load
     from db.imports.run import import_seed_datasets
     from db.seed import SEEDS_DIR, load_seed_dir
@@ -62,7 +62,7 @@ async def _seed(database_url: str) -> str:
             if await finish_interrupted_bulk_load(conn):
                 click.echo("seed: finished an interrupted bulk load (rollup rebuilt)")
             report = await load_seed_dir(conn)
-        imported = await import_seed_datasets(engine, SEEDS_DIR)
+        imported = await import_seed_datasets(engine, SEEDS_DIR) if with_datasets else []
     finally:
         await engine.dispose()
     return "\n".join([report.summary(), *(f"seed: {line}" for line in imported)])
@@ -112,7 +112,7 @@ def seed(settings: Settings) -> None:
     """Load seeds/ (idempotent: a second run changes nothing)."""
     with _servers(settings, need_redis=False) as endpoints:
         _migrate(endpoints.database_url)
-        click.echo(asyncio.run(_seed(endpoints.database_url)))
+        click.echo(asyncio.run(_seed(endpoints.database_url, settings.seed_datasets)))
 
 
 @main.command()
@@ -133,7 +133,7 @@ def generate(settings: Settings, count: int, seed: int, batch: int) -> None:
 
     with _servers(settings, need_redis=False) as endpoints:
         _migrate(endpoints.database_url)
-        asyncio.run(_seed(endpoints.database_url))
+        asyncio.run(_seed(endpoints.database_url, settings.seed_datasets))
         asyncio.run(run(endpoints.database_url))
 
 
@@ -351,7 +351,7 @@ def serve(settings: Settings, host: str | None, port: int | None, prepare: bool)
     with _only_server(settings, url), _servers(settings) as endpoints:
         if prepare:
             _migrate(endpoints.database_url)
-            click.echo(asyncio.run(_seed(endpoints.database_url)))
+            click.echo(asyncio.run(_seed(endpoints.database_url, settings.seed_datasets)))
         app = create_app(settings, database_url=endpoints.database_url, redis_url=endpoints.redis_url)
         # What start-up allocated lives as long as the process: keep the collector
         # from walking it on every collection, and collect less often (answers

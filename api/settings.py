@@ -30,6 +30,9 @@ class Settings(BaseSettings):
         default=["*"], validation_alias=AliasChoices("CONFLICTKB_CORS_ORIGINS", "cors_origins"),
         description='Origins browsers may call the API from, as a JSON list; ["*"]: any (reads are public).')
     db_pool_size: int = Field(default=10, validation_alias=AliasChoices("CONFLICTKB_DB_POOL_SIZE", "db_pool_size"))
+    seed_datasets: bool = Field(
+        default=True, validation_alias=AliasChoices("CONFLICTKB_SEED_DATASETS", "seed_datasets"),
+        description="Seeding also imports the dataset files of seeds/ (the UCDP Syria extract).")
     bench_routes: bool = Field(
         default=False, validation_alias=AliasChoices("CONFLICTKB_BENCH_ROUTES", "bench_routes"),
         description="Mount /bench/bytes, a bare route for bench/cache_throughput.py. Never in production.")

@@ -137,9 +137,10 @@ def test_serve_runs_stops_cleanly_and_keeps_its_data(data_dir: Path):
 
 def test_a_cli_command_without_a_server_starts_and_stops_its_own(data_dir: Path):
     server = Server(data_dir)
+    server.env["CONFLICTKB_SEED_DATASETS"] = "false"  # the article only: this is about the servers
     first = server.run("seed")
     assert first.returncode == 0, first.stderr
-    assert "events +14" in first.stdout
+    assert "events +14" in first.stdout and "ucdp-ged" not in first.stdout
     leftover = _processes_using(data_dir)
     assert leftover == [], [(p.cmdline(), p.status(), p.ppid(), p.create_time()) for p in leftover]
     assert "nothing to change" in server.run("seed").stdout
