@@ -22,7 +22,8 @@ that read ACLED files read these:
                      against protesters), Strategic developments
   event_type, sub_event_type
   actor1             the perpetrator with the firmest attribution (confirmed, alleged,
-                     contested, unknown; then by name)
+                     contested, unknown; then by name); an event with participants only
+                     (a battle) has its first side here and its second in actor2
   assoc_actor_1      the other perpetrators, `; `-separated, in that order
   inter1             empty (ACLED's actor type codes are not kept)
   actor2             the first target, same order; assoc_actor_2 the other targets
@@ -129,6 +130,10 @@ def csv_row(row: Row) -> list[Any]:
     for actor in actors or ():
         by_role[actor["role"]].append(actor)
     perpetrators, targets = by_role["perpetrator"], by_role["target"]
+    if not perpetrators and not targets and by_role["participant"]:
+        # a battle's sides, as ACLED writes them: the first in actor1, the second in actor2
+        perpetrators, targets = by_role["participant"][:1], by_role["participant"][1:2]
+        by_role["participant"] = by_role["participant"][2:]
     actor1, assoc_actor_1 = _first_and_others(perpetrators, "name")
     actor2, assoc_actor_2 = _first_and_others(targets, "name")
     actor1_status, assoc_actor_1_status = _first_and_others(perpetrators, "status")

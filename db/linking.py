@@ -23,13 +23,14 @@ when either is placed only coarsely. Each candidate pair is scored from 0 to 1:
 
 A pair scoring LINK_THRESHOLD or more is linked: one happening, every record still
 addressable by its own id (`linked_events` on an event, `linked` in its matches).
-Pairs from CANDIDATE_THRESHOLD up (the best MAX_CANDIDATES of each event) are kept
-as candidates for review at `GET /v1/events/{id}/matches`. A week apart at the same place with other figures
-scores at most ~0.6: listed, not linked.
+Pairs from CANDIDATE_THRESHOLD up are kept as candidates for review at
+`GET /v1/events/{id}/matches`. The score is symmetric and every pair above the
+threshold is kept, so what is matched does not depend on which source came first. A
+week apart at the same place with other figures scores at most ~0.6: listed, not
+linked.
 
-Limit: candidates are found from the new event's dates, from 38 days before its start
-(a month-long interval) to 7 days after its end; an older event known only to the
-year is found when it is itself imported or changed, not from a precise newcomer.
+Limit: an interval longer than a year and a day (none of UCDP's or ACLED's) is not
+found as a candidate.
 """
 
 from __future__ import annotations
@@ -44,7 +45,6 @@ LINK_THRESHOLD = 0.8
 CANDIDATE_THRESHOLD = 0.5
 MAX_DAYS_APART = 7
 MAX_KM = 50
-MAX_CANDIDATES = 20   # kept per event, best first: a month-long operation overlaps hundreds
 
 _CANDIDATE_COLUMNS = """e.id, e.country_id, e.admin1_id, e.admin2_id, e.location, e.geo_precision, e.date_start,
        e.date_end, e.event_type, e.sub_event_type, e.fatalities_best"""
@@ -64,7 +64,9 @@ WITH batch AS (
   SELECT e.* FROM {candidates} e
    WHERE e.country_id IN (SELECT country_id FROM batch)
      AND e.date_start <= (SELECT max(date_end) FROM batch) + {MAX_DAYS_APART}
-     AND e.date_start >= (SELECT min(date_start) FROM batch) - 38
+     AND e.date_end >= (SELECT min(date_start) FROM batch) - {MAX_DAYS_APART}
+     -- (a bound the index can use: no interval is longer than a year and a day)
+     AND e.date_start >= (SELECT min(date_start) FROM batch) - {MAX_DAYS_APART} - 367
      AND e.id <> ALL(:ids)
 ), pairs AS (
   SELECT b.id AS a_id, o.id AS b_id,
@@ -97,17 +99,14 @@ WITH batch AS (
   SELECT *, 0.30 * time_score + 0.30 * place_score + 0.10 * type_score + 0.15 * actor_score
             + 0.15 * fatality_score AS score
     FROM scored
-), ranked AS (
-  SELECT *, row_number() OVER (PARTITION BY a_id ORDER BY score DESC, b_id) AS rank
-    FROM totals WHERE score >= {CANDIDATE_THRESHOLD}
 )
 INSERT INTO event_matches (event_id, other_id, score, time_score, place_score, type_score, actor_score,
                            fatality_score, days_apart, distance_km, linked)
 SELECT DISTINCT ON (least(a_id, b_id), greatest(a_id, b_id))
        least(a_id, b_id), greatest(a_id, b_id), round(score::numeric, 3), time_score, place_score, type_score,
        actor_score, fatality_score, days_apart, round(km::numeric, 3), score >= {LINK_THRESHOLD}
-  FROM ranked
- WHERE rank <= {MAX_CANDIDATES}
+  FROM totals
+ WHERE score >= {CANDIDATE_THRESHOLD}
  ORDER BY least(a_id, b_id), greatest(a_id, b_id)
 ON CONFLICT (event_id, other_id) DO UPDATE SET
   score = excluded.score, time_score = excluded.time_score, place_score = excluded.place_score,

@@ -210,6 +210,8 @@ event_actors = Table(
     # copies of the event's dates, kept by triggers (migration 0003): an actor's events by date
     Column("date_start", Date, nullable=False),
     Column("date_end", Date, nullable=False),
+    # the dataset whose import listed the role (migration 0011); null for the seed's, the API's, derived ones
+    Column("dataset", Text, ForeignKey("datasets.code")),
 )
 
 claims = Table(

@@ -8,6 +8,7 @@ import re
 import unicodedata
 
 _NON_ALNUM = re.compile(r"[^0-9a-z]+")
+_NON_WORD = re.compile(r"[\W_]+")
 # Words that administrative names carry or drop freely: "Al Hasakah Governorate",
 # "Hasakah province" and "Al-Hasakah" all name one place.
 _ARTICLES = ("al ", "el ", "ar ", "as ", "ad ", "an ", "at ", "az ", "the ")
@@ -16,10 +17,13 @@ _ADMIN_SUFFIXES = (" governorate", " province", " district", " region", " villag
 
 
 def normalize_name(name: str) -> str:
-    """Case-folded, accent-free, punctuation-free form: "Al-Ḥasakah " -> "al hasakah"."""
+    """Case-folded, accent-free, punctuation-free form: "Al-Ḥasakah " -> "al hasakah".
+    A name in another script ("حلب") keeps its letters; one with no letter or digit at
+    all ("?") normalises to ""."""
     decomposed = unicodedata.normalize("NFKD", name)
-    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return _NON_ALNUM.sub(" ", stripped.casefold()).strip()
+    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+    latin = _NON_ALNUM.sub(" ", stripped).strip()
+    return latin or _NON_WORD.sub(" ", stripped).strip()
 
 
 def name_variants(name: str) -> set[str]:

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models as m
 from db.derive import recompute_events
+from db.linking import match_events
 from db.names import name_variants
 
 SEED_NAMESPACE = UUID("6c265e5c-b5a7-4f6b-9c1e-0a4b7d3e2f10")
@@ -358,6 +359,8 @@ async def load_seed(conn: AsyncConnection, seed: SeedFile) -> SeedReport:
     await _upsert(conn, m.event_actors, listed, report, key=("event_id", "actor_id", "role"))
 
     await recompute_events(conn, event_ids)
+    if report.changed:  # the seed's events against other sources' (an imported dataset's)
+        await match_events(conn, event_ids, [SEED_DATASET])
     return report
 
 

@@ -5,8 +5,8 @@ are `assoc_actor_1/2`).
 Mapping:
 - `event_id_cnty` -> the external id `acled:<id>`. Without that column (or with it
   empty) the id is derived from what identifies the row: a SHA-1 of date, place,
-  coordinates, types, actors and sources (`acled:row-<16 hex>`), so re-importing the
-  same file still updates in place.
+  coordinates, types, actors, sources and notes (`acled:row-<16 hex>`), so re-importing
+  the same file still updates in place (a revised fatality count included).
 - `event_date` as `2022-01-05`, `05 January 2022` or `05-Jan-22`; `time_precision` 1 ->
   that day, 2 -> the week around it (3 days either side), 3 -> its month.
 - `event_type` / `sub_event_type` (ACLED's taxonomy is ours). Exports from before the
@@ -65,7 +65,7 @@ def parse_acled_date(value: str | None) -> dt.date:
             return dt.datetime.strptime(value, form).date()
         except ValueError:
             continue
-    if _ISO_DATE.fullmatch(value) or re.fullmatch(r"\d{1,2}[ -]\w+[ -]\d{2,4}", value):
+    if _ISO_DATE.fullmatch(value) or re.fullmatch(r"\d{1,2}( [A-Za-z]+ \d{4}|-[A-Za-z]{3}-\d{2,4})", value):
         raise RowError(f"event_date {value!r} is not a date that exists")
     raise RowError(f"event_date {value!r} is not a date (2022-01-05, 05 January 2022 or 05-Jan-22)")
 
@@ -111,7 +111,7 @@ def _actor(name: str | None, kind: str) -> ActorRef | None:
 def _derived_id(row: dict[str, str]) -> str:
     key = "\x1f".join((row.get(c) or "").strip() for c in (
         "event_date", "country", "admin1", "admin2", "location", "latitude", "longitude", "event_type",
-        "sub_event_type", "actor1", "actor2", "source"))
+        "sub_event_type", "actor1", "actor2", "source", "notes"))
     return "row-" + hashlib.sha1(key.encode()).hexdigest()[:16]
 
 
@@ -141,7 +141,8 @@ def parse_acled_row(row: dict[str, str], line: int) -> ImportedEvent:
         admin2=text_field(row, "admin2"), location=location, geo_precision=_GEO_PRECISION[geo or 1],
         latitude=latitude, longitude=longitude,
         summary=text_field(row, "notes") or f"{sub_event_type}: {actor1.name}" + (f", {location}" if location else ""),
-        sources=[SourceReport(name.strip()) for name in (text_field(row, "source") or "").split(";") if name.strip()],
+        sources=[SourceReport(name) for name in dict.fromkeys(  # (a source named twice is one source)
+            n.strip() for n in (text_field(row, "source") or "").split(";") if n.strip())],
         fatalities=Figures(best=fatalities) if fatalities is not None else None,
         recorder=ACLED, record_title=f"ACLED event {external_id}")
     if event_type.lower() in _ONE_SIDED:

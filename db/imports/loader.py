@@ -6,8 +6,9 @@ side), documents (per publisher, date and title, so a report several events cite
 one document), and the places and actors an import creates (by parent, level, name and
 first coordinates; by external id or name): the same file gives the same ids anywhere. Loading the same file again therefore writes nothing, and a changed row
 updates its event in place. The import owns the claims it made (`claims.dataset`,
-migration 0009) and the participants it listed: on a re-import those that the row no
-longer has are removed; claims and roles added by others stay.
+migration 0009) and the participants it listed (`event_actors.dataset`, 0011): on a
+re-import those that the row no longer has are removed, with the perpetrators and
+targets no claim names any more; claims and roles added by others stay.
 
 Places are matched by name and level under their parent (through every alias, so
 `Al Hasakah Governorate` finds the seed's governorate); a locality also by proximity:
@@ -20,9 +21,10 @@ matches with other sources' events (db/linking.py).
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -86,14 +88,18 @@ class _Places:
             self.known[(row.parent, row.kind, row.norm)].append(_Place(row.id, row.latitude, row.longitude))
 
     def pick(self, key: PlaceKey, name: str, latitude: float | None, longitude: float | None,
-             new_rows: list[dict]) -> UUID:
-        """The place for this key (a locality: the nearest within SAME_LOCALITY_KM), or a
-        new one added to `new_rows`."""
+             new_rows: list[dict], current: UUID | None = None) -> UUID:
+        """The place for this key (a locality: the event's `current` one if it still
+        fits, else the nearest within SAME_LOCALITY_KM), or a new one added to
+        `new_rows`. (Keeping the current one makes a re-import settle: a place made
+        later in the file may be nearer than the one the event got.)"""
         candidates = self.known[key]
         if key[1] == "locality" and latitude is not None:
             located = [(_km(latitude, longitude, c.latitude, c.longitude), c) for c in candidates
                        if c.latitude is not None]
             near = [pair for pair in located if pair[0] <= SAME_LOCALITY_KM]
+            if any(c.id == current for _, c in near):
+                return current
             if near:
                 return min(near, key=lambda pair: pair[0])[1].id
             unlocated = [c for c in candidates if c.latitude is None]
@@ -216,10 +222,13 @@ class Loader:
         self.actors = _Actors()
         self.taxonomy: dict[tuple[str, str], tuple[str, str]] | None = None
         self.candidates_taken = False
+        self.seen_table_made = False
 
-    async def _place_ids(self, conn: AsyncConnection, batch: Sequence[ImportedEvent], report: ImportReport
-                         ) -> list[UUID]:
+    async def _place_ids(self, conn: AsyncConnection, batch: Sequence[ImportedEvent], event_ids: list[UUID],
+                         report: ImportReport) -> list[UUID]:
         """Each event's place: its locality (or named area), else the finest area named."""
+        current = dict((await conn.execute(text("SELECT id, place_id FROM events WHERE id = ANY(:ids)"),
+                                           {"ids": event_ids})).all())
         new_rows: list[dict] = []
         countries = [(None, "country", normalize_name(e.country)) for e in batch]
         await self.places.look_up(conn, countries)
@@ -249,7 +258,7 @@ class Loader:
             e = batch[i]
             located = key[1] == "locality"
             chosen[i] = self.places.pick(key, e.location, e.latitude if located else None,
-                                         e.longitude if located else None, new_rows)
+                                         e.longitude if located else None, new_rows, current.get(event_ids[i]))
         if new_rows:
             await self._insert_places(conn, new_rows, report)
         return chosen
@@ -294,10 +303,41 @@ class Loader:
         return [known.get((e.dataset, e.external_id)) or import_id("event", f"{e.dataset}:{e.external_id}")
                 for e in batch]
 
-    async def _with_known_types(self, conn: AsyncConnection, batch: list[ImportedEvent], report: ImportReport
-                                ) -> list[ImportedEvent]:
-        """The events whose (type, sub-type) the knowledge base's taxonomy has, written as
-        it writes them (case aside); the others are rejected."""
+    async def _not_seen_before(self, conn: AsyncConnection, batch: list[ImportedEvent], report: ImportReport
+                               ) -> list[ImportedEvent]:
+        """The events whose id no earlier batch of this import had (the ids seen are kept
+        in a session table, not in memory: a million rows stay flat)."""
+        if not self.seen_table_made:
+            await conn.execute(text("DROP TABLE IF EXISTS import_seen_ids"))
+            await conn.execute(text("CREATE TEMP TABLE import_seen_ids (dataset text, external_id text, line int, "
+                                    "PRIMARY KEY (dataset, external_id))"))
+            self.seen_table_made = True
+        params = {"datasets": [e.dataset for e in batch], "ids": [e.external_id for e in batch],
+                  "lines": [e.line for e in batch]}
+        fresh = {(r.dataset, r.external_id) for r in await conn.execute(text("""
+            INSERT INTO import_seen_ids
+            SELECT * FROM unnest(CAST(:datasets AS text[]), CAST(:ids AS text[]), CAST(:lines AS int[]))
+            ON CONFLICT DO NOTHING RETURNING dataset, external_id"""), params)}
+        if len(fresh) == len(batch):
+            return batch
+        earlier = {(r.dataset, r.external_id): r.line for r in await conn.execute(text("""
+            SELECT s.* FROM import_seen_ids s
+              JOIN unnest(CAST(:datasets AS text[]), CAST(:ids AS text[])) AS k(dataset, external_id)
+             USING (dataset, external_id)"""), params)}
+        kept = []
+        for e in batch:
+            if (e.dataset, e.external_id) in fresh:
+                kept.append(e)
+            else:
+                report.reject(e.line, f"id {e.external_id} was already on line {earlier[(e.dataset, e.external_id)]}; "
+                                      "the first row is imported")
+        return kept
+
+    async def _loadable(self, conn: AsyncConnection, batch: list[ImportedEvent], report: ImportReport
+                        ) -> list[ImportedEvent]:
+        """The events whose (type, sub-type) the knowledge base's taxonomy has (written
+        as it writes them, case aside) and whose names can be matched; the others are
+        rejected."""
         if self.taxonomy is None:
             rows = await conn.execute(text("SELECT event_type, name FROM sub_event_types"))
             self.taxonomy = {(t.lower(), s.lower()): (t, s) for t, s in rows}
@@ -308,21 +348,29 @@ class Loader:
                 report.reject(e.line, f"event_type {e.event_type!r} / sub_event_type {e.sub_event_type!r} "
                                       "is not a pair of the ACLED taxonomy")
                 continue
+            if e.date_start > dt.date.today():
+                report.reject(e.line, f"date {e.date_start} is in the future")
+                continue
+            nameless = next((f"{what} {name!r}" for what, name in _names(e) if not normalize_name(name)), None)
+            if nameless:
+                report.reject(e.line, f"{nameless} has no letter or digit to match it by")
+                continue
             e.event_type, e.sub_event_type = pair
             kept.append(e)
         return kept
 
     async def load(self, conn: AsyncConnection, batch: list[ImportedEvent], report: ImportReport) -> None:
         """One batch, in the caller's transaction."""
-        batch = await self._with_known_types(conn, _without_repeats(batch, report), report)
+        batch = await self._loadable(conn, await self._not_seen_before(conn, _first_of_each_id(batch, report),
+                                                                      report), report)
         if not batch:
             return
-        place_ids = await self._place_ids(conn, batch, report)
+        event_ids = await self._event_ids(conn, batch)
+        place_ids = await self._place_ids(conn, batch, event_ids, report)
         refs = [ref for e in batch for ref in (*e.participants, *e.perpetrators, *e.targets,
                                                *((e.recorder,) if e.recorder else ()))]
         refs += [ActorRef(s.publisher, "unknown") for e in batch for s in e.sources]
         actor_ids = await self._actor_ids(conn, refs, report)
-        event_ids = await self._event_ids(conn, batch)
 
         events, documents, claims, participants = [], {}, [], []
         for e, event_id, place_id in zip(batch, event_ids, place_ids):
@@ -370,7 +418,7 @@ class Loader:
             SELECT * FROM unnest(CAST(:datasets AS text[]), CAST(:ids AS text[]), CAST(:events AS uuid[]))
             ON CONFLICT DO NOTHING"""), {"datasets": [e.dataset for e in batch],
                                          "ids": [e.external_id for e in batch], "events": event_ids})
-        changed |= await self._sync_participants(conn, event_ids, participants)
+        changed |= await self._sync_participants(conn, event_ids, batch[0].dataset, participants)
         await _stage(conn, "claims", claims)
         changed |= {r.event_id for r in await _upsert_staged(conn, "claims", "event_id")}
         removed = await conn.execute(text("""
@@ -380,6 +428,7 @@ class Loader:
             RETURNING c.event_id"""), {"events": event_ids, "datasets": sorted({e.dataset for e in batch})})
         changed |= {r.event_id for r in removed}
         changed -= inserted
+        await self._drop_unsupported_roles(conn, changed)
         await recompute_events(conn, sorted(inserted | changed))
         if not self.candidates_taken:  # other sources' events, once per import
             await snapshot_other_sources(conn, {e.dataset for e in batch})
@@ -389,34 +438,57 @@ class Loader:
         report.updated += len(changed)
         report.unchanged += len(batch) - len(inserted) - len(changed)
 
-    async def _sync_participants(self, conn: AsyncConnection, event_ids: list[UUID],
+    async def _sync_participants(self, conn: AsyncConnection, event_ids: list[UUID], dataset: str,
                                  participants: list[tuple[UUID, UUID]]) -> set[UUID]:
-        """Make the batch's participant roles exactly the rows' sides; the events changed."""
-        params = {"events": event_ids, "pe": [p[0] for p in participants], "pa": [p[1] for p in participants]}
+        """Make the participant roles this dataset listed for the batch's events exactly
+        the rows' sides (roles others added stay); the events changed."""
+        params = {"events": event_ids, "dataset": dataset,
+                  "pe": [p[0] for p in participants], "pa": [p[1] for p in participants]}
         removed = await conn.execute(text("""
             DELETE FROM event_actors ea
-             WHERE ea.event_id = ANY(:events) AND ea.role = 'participant'
+             WHERE ea.event_id = ANY(:events) AND ea.role = 'participant' AND ea.dataset = :dataset
                AND (ea.event_id, ea.actor_id) NOT IN (
                    SELECT * FROM unnest(CAST(:pe AS uuid[]), CAST(:pa AS uuid[])))
             RETURNING ea.event_id"""), params)
         added = await conn.execute(text("""
-            INSERT INTO event_actors (event_id, actor_id, role)
-            SELECT DISTINCT e, a, 'participant' FROM unnest(CAST(:pe AS uuid[]), CAST(:pa AS uuid[])) AS p(e, a)
+            INSERT INTO event_actors (event_id, actor_id, role, dataset)
+            SELECT DISTINCT e, a, 'participant', :dataset
+              FROM unnest(CAST(:pe AS uuid[]), CAST(:pa AS uuid[])) AS p(e, a)
              ORDER BY 1, 2
             ON CONFLICT DO NOTHING
             RETURNING event_id"""), params)
         return {r.event_id for r in removed} | {r.event_id for r in added}
 
+    async def _drop_unsupported_roles(self, conn: AsyncConnection, event_ids: set[UUID]) -> None:
+        """Perpetrators and targets of these (imported, changed) events that no claim
+        names any more: a row that changed its type or sides leaves none behind."""
+        await conn.execute(text("""
+            DELETE FROM event_actors ea
+             WHERE ea.event_id = ANY(:events) AND ea.role IN ('perpetrator', 'target') AND ea.dataset IS NULL
+               AND NOT EXISTS (SELECT 1 FROM claims c
+                                WHERE c.event_id = ea.event_id AND c.predicate = ea.role
+                                  AND c.value_actor_id = ea.actor_id)"""), {"events": sorted(event_ids)})
 
-def _without_repeats(batch: list[ImportedEvent], report: ImportReport) -> list[ImportedEvent]:
-    """A file naming one event twice: the later row wins (as it would in a later batch);
-    the earlier is reported."""
-    last = {(e.dataset, e.external_id): e for e in batch}
+
+def _names(e: ImportedEvent) -> Iterator[tuple[str, str]]:
+    """The names an event is matched by, with what each names."""
+    for what in ("country", "admin1", "admin2", "location"):
+        if getattr(e, what):
+            yield what, getattr(e, what)
+    for actor in (*e.participants, *e.perpetrators, *e.targets):
+        yield "actor", actor.name
+    for source in e.sources:
+        yield "source", source.publisher
+
+
+def _first_of_each_id(batch: list[ImportedEvent], report: ImportReport) -> list[ImportedEvent]:
+    """A file naming one event twice: the first row is imported, a later one rejected."""
+    first: dict[tuple[str, str], ImportedEvent] = {}
     kept = []
     for e in batch:
-        later = last[(e.dataset, e.external_id)]
-        if later is e:
+        earlier = first.setdefault((e.dataset, e.external_id), e)
+        if earlier is e:
             kept.append(e)
         else:
-            report.reject(e.line, f"id {e.external_id} appears again on line {later.line}; the later row is imported")
+            report.reject(e.line, f"id {e.external_id} was already on line {earlier.line}; the first row is imported")
     return kept

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import re
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +15,7 @@ from typing import BinaryIO
 from db.imports.records import RowError
 
 _GZIP_MAGIC = b"\x1f\x8b"
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")  # how surrogateescape keeps a stray byte
 
 
 class ImportFileError(ValueError):
@@ -37,13 +40,15 @@ class CsvSource:
         self._raw: BinaryIO = path.open("rb")
         stream: BinaryIO = gzip.GzipFile(fileobj=self._raw) if self._raw.read(2) == _GZIP_MAGIC else self._raw
         self._raw.seek(0)
-        self._text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+        # A byte that is not UTF-8 becomes a lone surrogate (reversible, never an
+        # exception in the middle of a chunk): the row holding it is rejected by line.
+        self._text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
         self._reader = csv.reader(self._text)
         try:
             header = next(self._reader)
         except StopIteration:
             raise ImportFileError(f"{path}: empty file, no header") from None
-        except (UnicodeDecodeError, csv.Error, OSError) as error:
+        except (csv.Error, OSError, EOFError, zlib.error) as error:
             raise ImportFileError(f"{path}: not a readable CSV file ({error})") from None
         self.columns = [name.strip().lower() for name in header]
         repeated = sorted({c for c in self.columns if self.columns.count(c) > 1 and c})
@@ -62,6 +67,9 @@ class CsvSource:
         return self._raw.tell()
 
     def rows(self) -> Iterator[CsvRow]:
+        """The rows, each with its first line. A file damaged part-way (a truncated or
+        corrupt gzip, quoting the reader cannot get past) ends the rows with one
+        `CsvRow` whose `width_error` says so: what was read before still imports."""
         width = len(self.columns)
         previous_end = self._reader.line_num
         while True:
@@ -69,13 +77,16 @@ class CsvSource:
                 fields = next(self._reader)
             except StopIteration:
                 return
-            except (UnicodeDecodeError, csv.Error) as error:
-                # the reader cannot go on past a broken encoding or quoting
-                raise ImportFileError(f"{self.path}: line {previous_end + 1}: {error}") from None
+            except (csv.Error, OSError, EOFError, zlib.error) as error:
+                yield CsvRow(previous_end + 1, {}, f"the file is damaged from here on, nothing after it was read "
+                                                   f"({type(error).__name__}: {error or 'unexpected end'})")
+                return
             line, previous_end = previous_end + 1, self._reader.line_num
             if not any(field.strip() for field in fields):
                 continue  # blank line
             error = None if len(fields) == width else f"has {len(fields)} fields, the header has {width}"
+            if error is None and any(_NOT_UTF8.search(field) for field in fields):
+                error = "holds bytes that are not UTF-8"
             yield CsvRow(line, dict(zip(self.columns, fields)), error)
 
     def close(self) -> None:
