@@ -64,6 +64,9 @@ class ETagMiddleware:
         await self.app(scope, receive, tagging_send)
 
 
+HEAD_REQUEST = "conflictkb.head"  # in the scope of a HEAD request answered as a GET
+
+
 class HeadAsGetMiddleware:
     """HEAD answers like GET without the body, on every route that has a GET."""
 
@@ -80,7 +83,8 @@ class HeadAsGetMiddleware:
                 message = {**message, "body": b""}
             await send(message)
 
-        await self.app({**scope, "method": "GET"}, receive, bodiless_send)
+        # (marked, so a route whose body is costly to make, an export, can skip making it)
+        await self.app({**scope, "method": "GET", HEAD_REQUEST: True}, receive, bodiless_send)
 
 
 class _IsalGZipResponder(GZipResponder):

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
         default=["*"], validation_alias=AliasChoices("CONFLICTKB_CORS_ORIGINS", "cors_origins"),
         description='Origins browsers may call the API from, as a JSON list; ["*"]: any (reads are public).')
     db_pool_size: int = Field(default=10, validation_alias=AliasChoices("CONFLICTKB_DB_POOL_SIZE", "db_pool_size"))
+    max_concurrent_exports: int = Field(
+        default=4, ge=1, validation_alias=AliasChoices("CONFLICTKB_MAX_CONCURRENT_EXPORTS", "max_concurrent_exports"),
+        description="Exports streaming at once per process; each holds a database connection until it is done.")
     seed_datasets: bool = Field(
         default=True, validation_alias=AliasChoices("CONFLICTKB_SEED_DATASETS", "seed_datasets"),
         description="Seeding also imports the dataset files of seeds/ (the UCDP Syria extract).")

@@ -24,7 +24,7 @@ from api.exports import CSV_COLUMNS
 from db.engine import make_engine
 from db.queries import export as export_queries
 from db.queries.export import EXPORT_FIELDS
-from tests.conftest import app_client, generated_database
+from tests.conftest import app_client, generated_database, make_settings
 
 FORMATS = ("csv", "geojson", "ndjson")
 CONFLICTKB = Path(sys.executable).parent / "conflictkb"
@@ -311,3 +311,41 @@ async def test_the_command_line_names_a_bad_filter_and_writes_nothing(database_u
     assert result.returncode == 2
     assert "--country" in result.stderr.decode() and "Narnia" in result.stderr.decode()
     assert list(tmp_path.iterdir()) == []
+
+
+async def test_exports_at_once_are_capped_and_the_next_is_told_to_retry(generated_url, redis_url):
+    """Each export holds a connection until its client has it all: slow clients must not
+    take every connection from the API's other answers."""
+    settings = make_settings()
+    settings.max_concurrent_exports = 1
+    async with app_client(generated_url, redis_url, settings) as client:
+        release = asyncio.Event()
+        first_chunk = asyncio.Event()
+
+        async def receive():
+            await asyncio.Event().wait()  # a client that stays (and reads slowly)
+
+        async def slow_send(message):
+            if message["type"] == "http.response.body":
+                first_chunk.set()
+                await release.wait()
+
+        scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
+                 "method": "GET", "scheme": "http", "path": "/v1/events.csv", "raw_path": b"/v1/events.csv",
+                 "root_path": "", "query_string": b"", "headers": [(b"host", b"test")],
+                 "client": ("127.0.0.1", 1), "server": ("test", 80)}
+        slow = asyncio.create_task(client.app(scope, receive, slow_send))
+        await asyncio.wait_for(first_chunk.wait(), 30)
+        refused = await client.get("/v1/events.ndjson")
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "10"
+        assert "exports are being sent" in refused.json()["detail"]
+        assert (await client.get("/v1/events", params={"limit": 1})).status_code == 200  # the rest still answers
+        release.set()
+        await asyncio.wait_for(slow, 60)
+        assert (await client.get("/v1/events.ndjson", params={"country": "SYR"})).status_code == 200  # freed
+
+
+async def test_head_checks_the_filters_without_reading_the_events(client):
+    head = await client.head("/v1/events.csv", params={"country": "SYR"})
+    assert head.status_code == 200 and head.headers["content-type"].startswith("text/csv") and head.content == b""
+    assert (await client.head("/v1/events.csv", params={"country": "Narnia"})).status_code == 422

@@ -1,12 +1,15 @@
 """REST: the events of any filter as one file (CSV with ACLED's columns, GeoJSON, NDJSON),
 streamed as PostgreSQL hands out the rows (api/exports.py, db/queries/export.py)."""
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query, Request
 
 from api.deps import ReadConn
+from api.errors import Problem
 from api.exports import EXPORT_FORMATS, ExportFormat, export_body
+from api.middleware import HEAD_REQUEST
 from api.params import EventFilterDep, EventSortName
 from api.responses import StreamedResponse
 from api.schemas import PROBLEM_RESPONSES
@@ -18,15 +21,39 @@ router = APIRouter(tags=["exports"], responses=PROBLEM_RESPONSES)
 EXPORT_PATHS = tuple(f"/events.{name}" for name in EXPORT_FORMATS)
 
 
+async def export_slot(request: Request) -> AsyncIterator[None]:
+    """One of CONFLICTKB_MAX_CONCURRENT_EXPORTS, held until the export has been sent:
+    each export holds a pooled connection for as long as its client takes to download,
+    so slow clients must not take all of them from the API's other answers. Taken
+    before the connection (the parameter comes first); none free: 503, retry later."""
+    state = request.app.state
+    streaming = getattr(state, "exports_streaming", 0)
+    if streaming >= state.settings.max_concurrent_exports:
+        raise Problem(503, f"{streaming} exports are being sent, the most at once; try again shortly.",
+                      headers={"Retry-After": "10"})
+    state.exports_streaming = streaming + 1
+    try:
+        yield
+    finally:
+        state.exports_streaming -= 1
+
+
+async def _no_rows() -> AsyncIterator[list]:
+    return
+    yield
+
+
 def _export_route(export_format: ExportFormat):
-    async def export_events(conn: ReadConn, where: EventFilterDep,
+    async def export_events(request: Request, _slot: Annotated[None, Depends(export_slot)], conn: ReadConn,
+                            where: EventFilterDep,
                             sort: Annotated[EventSortName, Query(
                                 description="Order: relevance needs q, distance needs near.")] = "-date"):
         # The filter is compiled (names resolved) before the response starts: a bad
         # one is a 422, not a file cut short. The rows are then read on the request's
         # read connection, which FastAPI keeps open until the response has been sent.
         statement = await export_statement(conn, where, sort)
-        return StreamedResponse(export_body(export_format, stream_rows(conn, statement)),
+        rows = _no_rows() if request.scope.get(HEAD_REQUEST) else stream_rows(conn, statement)  # HEAD: headers only
+        return StreamedResponse(export_body(export_format, rows),
                                 media_type=export_format.media_type,
                                 headers={"Content-Disposition": f'attachment; filename="{export_format.filename}"'})
 
