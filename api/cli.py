@@ -1,34 +1,24 @@
-"""The `conflictkb` command: serve, migrate, seed, import, generate, export."""
+"""The `conflictkb` command: serve, migrate, seed, import, generate, export (api/export_command.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import fcntl
 import gc
+import importlib
 import json
 import logging
 import os
 import signal
 import sys
-import time
-import typing
-from collections.abc import Callable
-from contextlib import aclosing, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import Iterator
 
 import click
-from pydantic import TypeAdapter, ValidationError
 
-from api.errors import Problem
-from api.exports import EXPORT_FORMATS, export_body
-from api.params import EventSortName, event_filter
 from api.settings import Settings, normalise_database_url
 from db.embedded import Endpoints, EmbeddedServerError, embedded_servers
-from db.engine import make_engine
-from db.filters import EventFilter, FilterError
-from db.queries.export import export_statement, stream_rows
 
 log = logging.getLogger("conflictkb")
 
@@ -53,6 +43,7 @@ def _migrate(database_url: str) -> None:
 
 async def _seed(database_url: str, with_datasets: bool = True) -> str:
     from db.cache import finish_interrupted_bulk_load
+    from db.engine import make_engine
     from db.imports.run import import_seed_datasets
     from db.seed import SEEDS_DIR, load_seed_dir
 
@@ -81,7 +72,24 @@ def _exit_on_termination_signals() -> None:
     signal.signal(signal.SIGHUP, leave)
 
 
-@click.group()
+class _LazyGroup(click.Group):
+    """Subcommands whose code is imported only when they are named: `export` builds its
+    options from the API's parameters (FastAPI and the query layer), which would make
+    every other command start 0.6 s later."""
+
+    lazy = {"export": "api.export_command:export"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy:
+            module, attribute = self.lazy[name].split(":")
+            return getattr(importlib.import_module(module), attribute)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=_LazyGroup)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None)
 @click.pass_context
 def main(ctx: click.Context, log_level: str | None) -> None:
@@ -122,6 +130,7 @@ def seed(settings: Settings) -> None:
 @click.pass_obj
 def generate(settings: Settings, count: int, seed: int, batch: int) -> None:
     """Add COUNT realistic synthetic events (for benchmarks; deterministic)."""
+    from db.engine import make_engine
     from db.generate import generate as generate_events, log_progress
 
     async def run(url: str) -> None:
@@ -146,6 +155,7 @@ def _import_command(file_format_name: str):
     """`conflictkb import <dataset> FILE`: one command per dataset format."""
 
     def command(settings: Settings, file: Path, dry_run: bool, batch: int) -> None:
+        from db.engine import make_engine
         from db.imports import formats
         from db.imports.run import import_file
 
@@ -198,113 +208,6 @@ def _import_command(file_format_name: str):
 
 _import_command("ucdp")
 _import_command("acled")
-
-
-@contextmanager
-def _replaced_when_complete(path: Path) -> Iterator[BinaryIO]:
-    """A file written beside `path` and renamed to it only once complete."""
-    partial = path.with_name(path.name + ".partial")
-    try:
-        with partial.open("wb") as sink:
-            yield sink
-        partial.replace(path)
-    finally:
-        partial.unlink(missing_ok=True)
-
-
-def _event_filter_options(command: Callable) -> Callable:
-    """An option for every event filter of the REST API (api/params.py's event_filter):
-    the same names with dashes (`--date-from`), the same help and the same checks, so
-    the command line and the API cannot drift apart. Repeatable where the API's are."""
-    for name, annotation in reversed(typing.get_type_hints(event_filter, include_extras=True).items()):
-        if name == "return":
-            continue
-        kind, query = typing.get_args(annotation)[:2]
-        flag, help_text = f"--{name.replace('_', '-')}", query.description or ""
-        if kind is bool:
-            command = click.option(flag, name, is_flag=True, help=help_text)(command)
-            continue
-        repeatable = typing.get_origin(kind) is list
-        if repeatable and "repeatable" not in help_text:
-            help_text += " Repeatable."
-        value = typing.get_args(kind)[0]  # list[X] or X | None
-        if typing.get_origin(value) is typing.Literal:
-            value_type = click.Choice(typing.get_args(value))
-        else:
-            value_type = click.STRING
-        metavar = {dt.date: "YYYY-MM-DD", int: "N"}.get(value)
-        command = click.option(flag, name, type=value_type, multiple=repeatable, metavar=metavar,
-                               help=help_text)(command)
-    return command
-
-
-async def _event_filter(options: dict) -> EventFilter:
-    """The EventFilter of the options _event_filter_options made, checked as the API does."""
-    hints = typing.get_type_hints(event_filter, include_extras=True)
-    values = {}
-    for name, value in options.items():
-        try:
-            values[name] = TypeAdapter(hints[name]).validate_python(list(value) if isinstance(value, tuple) else value)
-        except ValidationError as exc:
-            raise click.BadParameter(exc.errors()[0]["msg"], param_hint=f"--{name.replace('_', '-')}") from None
-    return await event_filter(**values)
-
-
-@main.command()
-@click.option("--format", "format_name", type=click.Choice(list(EXPORT_FORMATS)), required=True,
-              help="csv (ACLED's columns, then ours), geojson (a FeatureCollection) or ndjson (one event a line).")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, allow_dash=True), default="-", show_default=True,
-              help="File to write; - for standard output.")
-@click.option("--sort", type=click.Choice(typing.get_args(EventSortName)), default="-date", show_default=True,
-              help="Order: relevance needs --q, distance needs --near.")
-@_event_filter_options
-@click.pass_obj
-def export(settings: Settings, format_name: str, output: str, sort: str, **filters) -> None:
-    """Export the events matching the filters, as GET /v1/events.{csv,geojson,ndjson} does.
-
-    Rows are read in chunks and written as they come, so memory stays flat whatever the
-    size. A file is written beside its name and renamed when complete: an export that
-    fails leaves no partial file behind."""
-    export_format = EXPORT_FORMATS[format_name]
-    counted = 0
-
-    async def count(chunks):
-        nonlocal counted
-        async with aclosing(chunks):
-            async for rows in chunks:
-                counted += len(rows)
-                yield rows
-
-    async def run(url: str, sink: BinaryIO) -> None:
-        engine = make_engine(url, pool_size=1)
-        try:
-            async with engine.connect() as conn:
-                statement = await export_statement(conn, await _event_filter(filters), sort)
-                # closed before the connection, whatever stops it (a reader gone: | head)
-                async with aclosing(export_body(export_format, count(stream_rows(conn, statement)))) as body:
-                    async for data in body:
-                        sink.write(data)
-        finally:
-            await engine.dispose()
-
-    started = time.monotonic()
-    target = Path(output) if output != "-" else None
-    with _servers(settings, need_redis=False) as endpoints:
-        try:
-            if target is None:
-                asyncio.run(run(endpoints.database_url, click.get_binary_stream("stdout")))
-            else:
-                with _replaced_when_complete(target) as sink:
-                    asyncio.run(run(endpoints.database_url, sink))
-        except FilterError as exc:
-            raise click.BadParameter(exc.message, param_hint=f"--{exc.field.replace('_', '-')}") from None
-        except Problem as exc:  # a `where` the grammar refuses
-            raise click.UsageError(exc.detail) from None
-        except BrokenPipeError:  # `conflictkb export ... | head`: the reader has what it wanted
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            return
-    click.echo(f"export: {counted:,} events to {output if target else 'standard output'} "
-               f"in {time.monotonic() - started:.1f} s", err=True)
 
 
 @contextmanager
