@@ -158,6 +158,7 @@ def _import_command(file_format_name: str):
         from db.engine import make_engine
         from db.imports import formats
         from db.imports.run import import_file
+        from db.imports.source_file import ImportFileError
 
         file_format = formats.BY_NAME[file_format_name]
         bar = click.progressbar(length=file.stat().st_size, label=f"import {file.name}", file=sys.stderr,
@@ -180,8 +181,6 @@ def _import_command(file_format_name: str):
                                          progress=progress, on_reject=on_reject)
             finally:
                 await engine.dispose()
-
-        from db.imports.source_file import ImportFileError
 
         with _servers(settings, need_redis=False) as endpoints:
             _migrate(endpoints.database_url)

@@ -21,7 +21,7 @@ from uuid import UUID, uuid5
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from sqlalchemy import Table, delete, not_, text, tuple_
+from sqlalchemy import ColumnElement, Table, delete, not_, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -256,13 +256,13 @@ async def _upsert(conn: AsyncConnection, table: Table, rows: list[dict], report:
 
 
 async def _sync_children(conn: AsyncConnection, table: Table, owner_col: str, owner_ids: list[UUID],
-                         rows: list[dict], key: Sequence[str], report: SeedReport) -> None:
+                         rows: list[dict], key: Sequence[str], report: SeedReport,
+                         owned: ColumnElement[bool] | None = None) -> None:
     """Make the child rows of these owners exactly `rows`: upsert them, delete the rest
-    (of external ids, only the seed's own: an import adds its dataset's ids to seeded
-    actors, such as UCDP's id of IS)."""
+    (of those `owned` by the seed, when others may add rows too)."""
     stmt = delete(table).where(table.c[owner_col].in_(owner_ids))
-    if table.name.endswith("_external_ids"):
-        stmt = stmt.where(table.c.dataset == SEED_DATASET)
+    if owned is not None:
+        stmt = stmt.where(owned)
     if rows:
         wanted = [tuple(r[k] for k in key) for r in rows]
         stmt = stmt.where(not_(tuple_(*(table.c[k] for k in key)).in_(wanted)))
@@ -278,8 +278,14 @@ def _name_rows(owner: str, owner_id: UUID, names: Iterable[str]) -> list[dict]:
     return list(rows.values())
 
 
-def _external_id_row(owner: str, key: str) -> dict:
-    return {"dataset": SEED_DATASET, "external_id": key, f"{owner}_id": seed_id(owner, key)}
+async def _sync_external_ids(conn: AsyncConnection, owner: str, keys: list[str], report: SeedReport) -> None:
+    """The seed's external id of each record (`conflictkb-seed:<key>`); the ids other
+    datasets' imports gave its records (UCDP's id of IS) stay."""
+    table: Table = getattr(m, f"{owner}_external_ids")
+    await _sync_children(conn, table, f"{owner}_id", [seed_id(owner, key) for key in keys],
+                         [{"dataset": SEED_DATASET, "external_id": key, f"{owner}_id": seed_id(owner, key)}
+                          for key in keys], ("dataset", "external_id"), report,
+                         owned=table.c.dataset == SEED_DATASET)
 
 
 async def load_seed(conn: AsyncConnection, seed: SeedFile) -> SeedReport:
@@ -317,10 +323,8 @@ async def load_seed(conn: AsyncConnection, seed: SeedFile) -> SeedReport:
         {"id": seed_id("membership", f"{a.key}/{ms.group}/{ms.relation}"), "member_id": actor(a.key),
          "group_id": actor(ms.group), "relation": ms.relation, "valid_from": ms.valid_from, "valid_to": ms.valid_to}
         for a in seed.actors for ms in a.memberships], ("id",), report)
-    await _sync_children(conn, m.place_external_ids, "place_id", place_ids,
-                         [_external_id_row("place", p.key) for p in seed.places], ("dataset", "external_id"), report)
-    await _sync_children(conn, m.actor_external_ids, "actor_id", actor_ids,
-                         [_external_id_row("actor", a.key) for a in seed.actors], ("dataset", "external_id"), report)
+    await _sync_external_ids(conn, "place", [p.key for p in seed.places], report)
+    await _sync_external_ids(conn, "actor", [a.key for a in seed.actors], report)
 
     event_ids = [seed_id("event", e.key) for e in seed.events]
     await _upsert(conn, m.events, [
@@ -329,8 +333,7 @@ async def load_seed(conn: AsyncConnection, seed: SeedFile) -> SeedReport:
          "date_precision": e.date_precision, "place_id": place(e.place), "geo_precision": e.geo_precision,
          "latitude": e.latitude, "longitude": e.longitude, "summary": e.summary}
         for e in seed.events], report)
-    await _sync_children(conn, m.event_external_ids, "event_id", event_ids,
-                         [_external_id_row("event", e.key) for e in seed.events], ("dataset", "external_id"), report)
+    await _sync_external_ids(conn, "event", [e.key for e in seed.events], report)
 
     claim_rows = []
     for e in seed.events:

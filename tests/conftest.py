@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import fcntl
+import functools
 import gzip
 import hashlib
 import io
@@ -216,3 +217,15 @@ async def import_into(database_url: str, path: Path, file_format: Format, **opti
         return await import_file(engine, path, file_format, **options)
     finally:
         await engine.dispose()
+
+
+UCDP_EXTRACT = ROOT / "seeds" / "ucdp-ged-syria-2016-2019.csv.gz"
+
+
+@functools.cache
+def ucdp_extract_rows() -> tuple[list[str], list[dict[str, str]]]:
+    """The UCDP Syria extract of seeds/: its columns and rows (read once per process;
+    copy a row before changing it)."""
+    with gzip.open(UCDP_EXTRACT, "rt", encoding="utf-8", newline="") as file:
+        reader = csv.DictReader(file)
+        return list(reader.fieldnames), list(reader)

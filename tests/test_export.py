@@ -192,6 +192,14 @@ async def test_exports_are_not_kept_in_the_answer_cache(client):
         assert not await stored(f"/v1/events.{format_name}")
 
 
+def _get_scope(path: str, query: str = "", headers: list[tuple[bytes, bytes]] = ()) -> dict:
+    """An ASGI scope of a GET as a server passes it to the app."""
+    return {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
+            "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
+            "query_string": query.encode(), "headers": [(b"host", b"test"), *headers],
+            "client": ("127.0.0.1", 1), "server": ("test", 80)}
+
+
 async def _stream(app, path: str, query: str, headers: list[tuple[bytes, bytes]] = (),
                   leave_after: int | None = None) -> tuple[dict, list[bytes], int]:
     """GET through the whole middleware stack as a server would: the response start,
@@ -215,10 +223,7 @@ async def _stream(app, path: str, query: str, headers: list[tuple[bytes, bytes]]
                 await asyncio.sleep(0.3)  # a slow client: the next rows are read meanwhile
                 gone.set()
 
-    scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
-             "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
-             "query_string": query.encode(), "headers": [(b"host", b"test"), *headers],
-             "client": ("127.0.0.1", 1), "server": ("test", 80)}
+    scope = _get_scope(path, query, headers)
     with tempfile.TemporaryFile() as received:
         tracemalloc.start()
         try:
@@ -330,11 +335,7 @@ async def test_exports_at_once_are_capped_and_the_next_is_told_to_retry(generate
                 first_chunk.set()
                 await release.wait()
 
-        scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
-                 "method": "GET", "scheme": "http", "path": "/v1/events.csv", "raw_path": b"/v1/events.csv",
-                 "root_path": "", "query_string": b"", "headers": [(b"host", b"test")],
-                 "client": ("127.0.0.1", 1), "server": ("test", 80)}
-        slow = asyncio.create_task(client.app(scope, receive, slow_send))
+        slow = asyncio.create_task(client.app(_get_scope("/v1/events.csv"), receive, slow_send))
         await asyncio.wait_for(first_chunk.wait(), 30)
         refused = await client.get("/v1/events.ndjson")
         assert refused.status_code == 503 and refused.headers["retry-after"] == "10"

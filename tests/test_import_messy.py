@@ -7,24 +7,21 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-from pathlib import Path
 
 from sqlalchemy import text
 
 from db.engine import make_engine
 from db.imports.acled import ACLED_FORMAT
 from db.imports.ucdp import UCDP_FORMAT
-from tests.conftest import app_client, import_into, write_csv
+from tests.conftest import app_client, import_into, ucdp_extract_rows, write_csv
 
-EXTRACT = Path(__file__).resolve().parent.parent / "seeds" / "ucdp-ged-syria-2016-2019.csv.gz"
 ACLED = ["event_id_cnty", "event_date", "time_precision", "event_type", "sub_event_type", "actor1", "actor2",
          "country", "admin1", "location", "latitude", "longitude", "source", "fatalities"]
 
 
 def _ged(count: int = 30) -> tuple[list[str], list[dict[str, str]]]:
-    with gzip.open(EXTRACT, "rt", encoding="utf-8", newline="") as file:
-        reader = csv.DictReader(file)
-        return list(reader.fieldnames), [row for _, row in zip(range(count), reader)]
+    columns, rows = ucdp_extract_rows()
+    return columns, rows[:count]
 
 
 def _acled(event_id: str, location: str, latitude: float, **more) -> dict:

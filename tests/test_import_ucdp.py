@@ -3,8 +3,6 @@ and in the full release's, re-imported, changed, broken and dry-run."""
 
 from __future__ import annotations
 
-import csv
-import gzip
 from pathlib import Path
 
 import pytest
@@ -16,22 +14,15 @@ from db.engine import make_engine
 from db.imports.source_file import ImportFileError
 from db.imports.ucdp import UCDP_FORMAT
 from db.seed import load_seed_dir
-from tests.conftest import app_client, import_into, write_csv
+from tests.conftest import app_client, import_into, ucdp_extract_rows, write_csv
 
-EXTRACT = Path(__file__).resolve().parent.parent / "seeds" / "ucdp-ged-syria-2016-2019.csv.gz"
 COUNTED = ("events", "claims", "documents", "places", "actors", "event_actors", "event_external_ids")
-
-
-def _extract_rows() -> tuple[list[str], list[dict[str, str]]]:
-    with gzip.open(EXTRACT, "rt", encoding="utf-8", newline="") as file:
-        reader = csv.DictReader(file)
-        return list(reader.fieldnames), list(reader)
 
 
 @pytest.fixture(scope="module")
 def extract_slice() -> tuple[list[str], list[dict[str, str]]]:
     """The extract's first 150 rows plus rows of each kind worth checking."""
-    columns, rows = _extract_rows()
+    columns, rows = ucdp_extract_rows()
     wanted = rows[:150]
     picks = [
         lambda r: r["adm_1"] == "Al Hasakah Governorate",       # the seed's governorate

@@ -3,28 +3,22 @@ a near miss (same place, a week apart, other figures) is listed for review, not 
 
 from __future__ import annotations
 
-import csv
-import gzip
-from pathlib import Path
-
 from sqlalchemy import text
 
+from db.engine import make_engine
 from db.imports.acled import ACLED_FORMAT
 from db.imports.ucdp import UCDP_FORMAT
-from db.engine import make_engine
 from db.linking import CANDIDATE_THRESHOLD, LINK_THRESHOLD, match_events
-from tests.conftest import app_client, import_into, write_csv
+from tests.conftest import app_client, import_into, ucdp_extract_rows, write_csv
 
-EXTRACT = Path(__file__).resolve().parent.parent / "seeds" / "ucdp-ged-syria-2016-2019.csv.gz"
 ACLED_COLUMNS = ["event_id_cnty", "event_date", "time_precision", "event_type", "sub_event_type", "actor1", "actor2",
                  "country", "admin1", "admin2", "location", "latitude", "longitude", "geo_precision", "source",
                  "notes", "fatalities"]
 
 
 def _ged_rows(ids: set[str]) -> tuple[list[str], list[dict[str, str]]]:
-    with gzip.open(EXTRACT, "rt", encoding="utf-8", newline="") as file:
-        reader = csv.DictReader(file)
-        return list(reader.fieldnames), [r for r in reader if r["id"] in ids]
+    columns, rows = ucdp_extract_rows()
+    return columns, [r for r in rows if r["id"] in ids]
 
 
 def _acled(event_id: str, date: str, fatalities: str, latitude: str, longitude: str, **more) -> dict[str, str]:

@@ -225,10 +225,9 @@ class Loader:
         self.seen_table_made = False
 
     async def _place_ids(self, conn: AsyncConnection, batch: Sequence[ImportedEvent], event_ids: list[UUID],
-                         report: ImportReport) -> list[UUID]:
-        """Each event's place: its locality (or named area), else the finest area named."""
-        current = dict((await conn.execute(text("SELECT id, place_id FROM events WHERE id = ANY(:ids)"),
-                                           {"ids": event_ids})).all())
+                         current: dict[UUID, UUID], report: ImportReport) -> list[UUID]:
+        """Each event's place: its locality (or named area), else the finest area named
+        (`current`: the places events already imported have)."""
         new_rows: list[dict] = []
         countries = [(None, "country", normalize_name(e.country)) for e in batch]
         await self.places.look_up(conn, countries)
@@ -292,16 +291,20 @@ class Loader:
                                              "actors": [x["actor_id"] for x in new_externals]})
         return ids
 
-    async def _event_ids(self, conn: AsyncConnection, batch: Sequence[ImportedEvent]) -> list[UUID]:
-        """The event each external id already names, else a new stable id."""
-        rows = await conn.execute(text("""
-            SELECT x.dataset, x.external_id, x.event_id FROM event_external_ids x
+    async def _event_ids(self, conn: AsyncConnection, batch: Sequence[ImportedEvent]
+                         ) -> tuple[list[UUID], dict[UUID, UUID]]:
+        """The event each external id already names, else a new stable id; and the
+        place each known event has now."""
+        rows = (await conn.execute(text("""
+            SELECT x.dataset, x.external_id, x.event_id, e.place_id FROM event_external_ids x
               JOIN unnest(CAST(:datasets AS text[]), CAST(:ids AS text[])) AS k(dataset, external_id)
-             USING (dataset, external_id)"""),
-            {"datasets": [e.dataset for e in batch], "ids": [e.external_id for e in batch]})
+             USING (dataset, external_id)
+              JOIN events e ON e.id = x.event_id"""),
+            {"datasets": [e.dataset for e in batch], "ids": [e.external_id for e in batch]})).all()
         known = {(r.dataset, r.external_id): r.event_id for r in rows}
-        return [known.get((e.dataset, e.external_id)) or import_id("event", f"{e.dataset}:{e.external_id}")
-                for e in batch]
+        ids = [known.get((e.dataset, e.external_id)) or import_id("event", f"{e.dataset}:{e.external_id}")
+               for e in batch]
+        return ids, {r.event_id: r.place_id for r in rows}
 
     async def _not_seen_before(self, conn: AsyncConnection, batch: list[ImportedEvent], report: ImportReport
                                ) -> list[ImportedEvent]:
@@ -365,8 +368,8 @@ class Loader:
                                                                       report), report)
         if not batch:
             return
-        event_ids = await self._event_ids(conn, batch)
-        place_ids = await self._place_ids(conn, batch, event_ids, report)
+        event_ids, current_places = await self._event_ids(conn, batch)
+        place_ids = await self._place_ids(conn, batch, event_ids, current_places, report)
         refs = [ref for e in batch for ref in (*e.participants, *e.perpetrators, *e.targets,
                                                *((e.recorder,) if e.recorder else ()))]
         refs += [ActorRef(s.publisher, "unknown") for e in batch for s in e.sources]

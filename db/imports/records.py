@@ -104,10 +104,6 @@ class ImportReport:
         if self.on_reject:
             self.on_reject(rejected)
 
-    @property
-    def rows(self) -> int:
-        return self.inserted + self.updated + self.unchanged + self.rejected_count
-
     def summary(self) -> str:
         made = ", ".join(f"{n:,} {what}" for what, n in sorted(self.created.items()) if n)
         return (f"{self.inserted:,} inserted, {self.updated:,} updated, {self.unchanged:,} unchanged, "

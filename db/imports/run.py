@@ -37,7 +37,7 @@ async def analyze_loaded_tables(conn: AsyncConnection) -> None:
 
 async def import_file(engine: AsyncEngine, path: Path, file_format: Format, *, dry_run: bool = False,
                       batch_size: int = 5000, progress: Callable[[int, int], None] | None = None,
-                      on_reject: Callable[[Rejected], None] | None = None) -> ImportReport:
+                      on_reject: Callable[[Rejected], None] | None = None, sha256: str | None = None) -> ImportReport:
     """Import `path`; with `dry_run`, everything is done and counted but rolled back.
 
     Each batch commits on its own (a reader sees the import progress; after a failure a
@@ -46,7 +46,7 @@ async def import_file(engine: AsyncEngine, path: Path, file_format: Format, *, d
     source = CsvSource(path)
     try:
         source.require(file_format.required_columns, file_format.name)
-        sha256 = file_sha256(path)
+        sha256 = sha256 or file_sha256(path)
         report = ImportReport(on_reject=on_reject)
         loader = Loader()
         async with engine.connect() as conn:
@@ -102,11 +102,12 @@ async def import_seed_datasets(engine: AsyncEngine, seeds_dir: Path) -> list[str
     very file (by content) was imported before: `serve` seeds at every start."""
     done = []
     for path, file_format in seed_dataset_files(seeds_dir):
+        sha256 = file_sha256(path)
         async with engine.connect() as conn:
-            skip = await already_imported(conn, file_sha256(path))
+            skip = await already_imported(conn, sha256)
         if skip:
             done.append(f"{path.name}: imported before")
             continue
-        report = await import_file(engine, path, file_format)
+        report = await import_file(engine, path, file_format, sha256=sha256)
         done.append(f"{path.name}: {report.summary()}")
     return done
