@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     SmallInteger,
     Table,
@@ -269,6 +270,20 @@ dataset_files = Table(
     Column("file_name", Text, nullable=False),
     Column("imported_at", TIMESTAMP(timezone=True), nullable=False, server_default=func.now()),
     Column("summary", Text, nullable=False),
+)
+
+
+# Keys for writes (migration 0012): only a key's SHA-256 is kept.
+api_keys = Table(
+    "api_keys", metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")),
+    Column("name", Text, CheckConstraint("name <> ''"), nullable=False),
+    Column("role", Text, CheckConstraint("role IN ('reader', 'editor', 'admin')"), nullable=False),
+    Column("key_sha256", LargeBinary, nullable=False, unique=True),
+    Column("prefix", Text, nullable=False),
+    Column("created_at", TIMESTAMP(timezone=True), nullable=False, server_default=func.now()),
+    Column("last_used_at", TIMESTAMP(timezone=True)),
+    Column("revoked_at", TIMESTAMP(timezone=True)),
 )
 
 
