@@ -1,4 +1,5 @@
-"""The `conflictkb` command: serve, migrate, seed, import, generate, export (api/export_command.py)."""
+"""The `conflictkb` command: serve, migrate, seed, import, generate, export (api/export_command.py),
+apikey (api/apikey_command.py)."""
 
 from __future__ import annotations
 
@@ -80,6 +81,7 @@ class _LazyGroup(click.Group):
     none of them."""
 
     lazy = {
+        "apikey": ("api.apikey_command:apikey", "Make, list and revoke the API keys writes need."),
         "export": ("api.export_command:export",
                    "Export the events matching the filters, as GET /v1/events.{csv,geojson,ndjson} does."),
     }
