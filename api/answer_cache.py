@@ -65,17 +65,19 @@ def cache_key(generation: str, scope: Scope) -> str:
 
 
 class AnswerCacheMiddleware:
-    """`streamed_paths`: GET paths under /v1 left alone. An export of every event is
+    """`uncached_paths`: GET paths under /v1 left alone. An export of every event is
     streamed as it is read and may be gigabytes: capturing it to store would hold the
-    whole of it in memory (and then in Redis) before the first byte left."""
+    whole of it in memory (and then in Redis) before the first byte left. An answer
+    about the caller (`/v1/apikeys/me`) must never be served to another caller, nor
+    computed once for callers arriving together."""
 
-    def __init__(self, app: ASGIApp, streamed_paths: Collection[str] = ()):
+    def __init__(self, app: ASGIApp, uncached_paths: Collection[str] = ()):
         self.app = app
-        self.streamed_paths = frozenset(streamed_paths)
+        self.uncached_paths = frozenset(uncached_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (scope["type"] != "http" or scope["method"] != "GET" or not scope["path"].startswith(CACHED_PREFIX)
-                or scope["path"] in self.streamed_paths):
+                or scope["path"] in self.uncached_paths):
             await self.app(scope, receive, send)
             return
         cache = scope["app"].state.answer_cache

@@ -6,14 +6,15 @@ import gc
 from contextlib import asynccontextmanager
 
 import redis.asyncio as redis
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 
 from api.answer_cache import AnswerCacheMiddleware
+from api.auth import RequireKeyForReads, request_principal
 from api.errors import install_error_handlers
 from api.middleware import ETagMiddleware, HeadAsGetMiddleware, IsalGZipMiddleware
 from api.params import check_query_params
-from api.routes import bench, entities, events, exports, health, stats
+from api.routes import apikeys, bench, entities, events, exports, health, stats
 from api.settings import Settings, normalise_database_url
 from db.cache import AnswerCache, GenerationReader
 from db.engine import make_engine
@@ -37,8 +38,8 @@ GraphQL (with the GraphiQL explorer) is at [/graphql](/graphql).
 """
 
 
-async def graphql_context(conn: ReadConn, codec: Codec, cache: AnswerCacheDep) -> GraphQLContext:
-    return GraphQLContext(conn, codec, cache)
+async def graphql_context(request: Request, conn: ReadConn, codec: Codec, cache: AnswerCacheDep) -> GraphQLContext:
+    return GraphQLContext(conn, codec, cache, authenticate=lambda: request_principal(request))
 
 
 def create_app(settings: Settings | None = None, *, database_url: str | None = None,
@@ -75,8 +76,12 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     app = FastAPI(title="conflictkb", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     install_error_handlers(app)
     # Added innermost first: the answer cache (api/answer_cache.py) keeps plain bodies;
-    # ETags on them; HEAD outside (the tag of the body it drops); gzip; CORS outermost.
-    app.add_middleware(AnswerCacheMiddleware, streamed_paths=[V1 + path for path in exports.EXPORT_PATHS])
+    # the key check for reads in front of it (a hit answers before any route runs); ETags
+    # on the bodies; HEAD outside (the tag of the body it drops); gzip; CORS outermost.
+    app.add_middleware(AnswerCacheMiddleware,
+                       uncached_paths=[V1 + path for path in (*exports.EXPORT_PATHS, *apikeys.PER_CALLER_PATHS)])
+    if settings.require_key_for_reads:
+        app.add_middleware(RequireKeyForReads)
     app.add_middleware(ETagMiddleware)
     app.add_middleware(HeadAsGetMiddleware)
     # Browser frontends on other origins read the API; large JSON answers travel gzipped.
@@ -92,6 +97,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     v1.include_router(exports.router)
     v1.include_router(entities.router)
     v1.include_router(stats.router)
+    v1.include_router(apikeys.router)
     app.include_router(v1)
     app.include_router(health.router)
     if settings.bench_routes:

@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from db.api_keys import ApiKeyRefused, ApiRoleTooLow
 from db.engine import is_unstorable_text
 from db.filters import FilterError
 from db.pagination import CursorError
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 
 PROBLEM_TYPES = {
     400: ("/problems/bad-request", "Bad request"),
+    401: ("/problems/unauthenticated", "Not authenticated"),
+    403: ("/problems/forbidden", "Forbidden"),
     404: ("/problems/not-found", "Not found"),
     405: ("/problems/method-not-allowed", "Method not allowed"),
     422: ("/problems/invalid-parameters", "Invalid parameters"),
@@ -51,6 +54,25 @@ class Problem(Exception):
 class NotFound(Problem):
     def __init__(self, what: str, ref: str):
         super().__init__(404, f"No {what} with id {ref!r}.")
+
+
+# Losing PostgreSQL (refused, reset, pool exhausted) is a 503 the client may retry.
+DATABASE_UNAVAILABLE = (OSError, OperationalError, InterfaceError, SQLAlchemyTimeoutError, PostgresConnectionError)
+
+
+def database_unavailable() -> Problem:
+    return Problem(503, "The database is unavailable; try again shortly.", headers={"Retry-After": "5"})
+
+
+def api_key_problem(exc: ApiKeyRefused | ApiRoleTooLow) -> Problem:
+    """401 for no usable key, with the challenge RFC 6750 asks for (its `error` tells a
+    malformed header from a bad key); 403 for too low a role."""
+    if isinstance(exc, ApiRoleTooLow):
+        return Problem(403, exc.detail)
+    challenge = 'Bearer realm="conflictkb"'
+    if not exc.missing:
+        challenge += ', error="invalid_request"' if exc.malformed else ', error="invalid_token"'
+    return Problem(401, exc.detail, headers={"WWW-Authenticate": challenge})
 
 
 def problem_response(problem: Problem, instance: str | None = None) -> Response:
@@ -106,13 +128,16 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem_response(Problem(exc.status_code, detail, headers=getattr(exc, "headers", None)),
                                 request.url.path)
 
+    @app.exception_handler(ApiKeyRefused)
+    @app.exception_handler(ApiRoleTooLow)
+    async def _api_key(request: Request, exc: ApiKeyRefused | ApiRoleTooLow) -> Response:
+        return problem_response(api_key_problem(exc), request.url.path)
+
     async def _database_unavailable(request: Request, exc: Exception) -> Response:
         log.error("database unavailable on %s %s: %s", request.method, request.url.path, exc)
-        return problem_response(Problem(503, "The database is unavailable; try again shortly.",
-                                        headers={"Retry-After": "5"}), request.url.path)
+        return problem_response(database_unavailable(), request.url.path)
 
-    # Losing PostgreSQL (refused, reset, pool exhausted) is a 503 the client may retry.
-    for error in (OSError, OperationalError, InterfaceError, SQLAlchemyTimeoutError, PostgresConnectionError):
+    for error in DATABASE_UNAVAILABLE:
         app.add_exception_handler(error, _database_unavailable)
 
     @app.exception_handler(DBAPIError)

@@ -253,10 +253,25 @@ class ProblemDetail(BaseModel):
     errors: list[dict] | None = None
 
 
+class CallingApiKey(_Out):
+    id: UUID
+    name: str
+    role: Literal["reader", "editor", "admin"]
+
+
 PROBLEM_RESPONSES = {
     400: {"model": ProblemDetail, "description": "Bad request (e.g. a tampered cursor)",
           "content": {"application/problem+json": {}}},
     404: {"model": ProblemDetail, "description": "Not found", "content": {"application/problem+json": {}}},
     422: {"model": ProblemDetail, "description": "A parameter is invalid; `errors` names each",
+          "content": {"application/problem+json": {}}},
+}
+
+# Routes that need an API key (api/auth.py) add these.
+API_KEY_PROBLEM_RESPONSES = {
+    401: {"model": ProblemDetail, "description": "No API key, a malformed header, or an unknown or revoked key "
+                                                 "(`detail` says which; `WWW-Authenticate: Bearer`)",
+          "content": {"application/problem+json": {}}},
+    403: {"model": ProblemDetail, "description": "The key's role is too low (`detail` names the role needed)",
           "content": {"application/problem+json": {}}},
 }

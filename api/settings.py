@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     seed_datasets: bool = Field(
         default=True, validation_alias=AliasChoices("CONFLICTKB_SEED_DATASETS", "seed_datasets"),
         description="Seeding also imports the dataset files of seeds/ (the UCDP Syria extract).")
+    require_key_for_reads: bool = Field(
+        default=False, validation_alias=AliasChoices("CONFLICTKB_REQUIRE_KEY_FOR_READS", "require_key_for_reads"),
+        description="Reads (REST /v1 and GraphQL) need an API key of any role, as writes always do; "
+                    "/healthz, /readyz and the OpenAPI docs stay open.")
     bench_routes: bool = Field(
         default=False, validation_alias=AliasChoices("CONFLICTKB_BENCH_ROUTES", "bench_routes"),
         description="Mount /bench/bytes, a bare route for bench/cache_throughput.py. Never in production.")

@@ -1,4 +1,5 @@
-"""Per-request GraphQL context: one database connection and the dataloaders over it."""
+"""Per-request GraphQL context: one database connection and the dataloaders over it,
+and the request's API key for the resolvers that need one (mutations)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
 
+from db.api_keys import ApiKeyRefused, ApiPrincipal, ApiRoleTooLow, Role
 from db.cache import AnswerCache
 from db.engine import is_unstorable_text
 from db.pagination import CursorCodec
@@ -24,11 +26,15 @@ T = TypeVar("T")
 
 
 class GraphQLContext(BaseContext):
-    def __init__(self, conn: AsyncConnection, codec: CursorCodec, cache: AnswerCache):
+    def __init__(self, conn: AsyncConnection, codec: CursorCodec, cache: AnswerCache,
+                 authenticate: Callable[[], Awaitable[ApiPrincipal]]):
+        """`authenticate`: the request's key, or ApiKeyRefused (api/auth.py's
+        request_principal, bound to the request)."""
         super().__init__()
         self.conn = conn
         self.codec = codec
         self.cache = cache
+        self._authenticate = authenticate
         # Resolvers run concurrently, but one connection runs one statement at a time.
         self._lock = asyncio.Lock()
         self.actors = self._loader(actor_trees)
@@ -45,6 +51,21 @@ class GraphQLContext(BaseContext):
                     raise GraphQLError("An argument contains a NUL character, which text cannot hold.",
                                        extensions={"code": "BAD_USER_INPUT"}) from exc
                 raise
+
+    async def principal(self, role: Role = "reader") -> ApiPrincipal:
+        """The request's API key, if its role is `role` or higher. A mutation starts with
+        `key = await info.context.principal("editor")` (and records `key.key_id` or
+        `key.name` as who made the change); a query never asks, so reads pay nothing for
+        it. Without a valid key this raises a GraphQL error with `extensions.code`
+        UNAUTHENTICATED, with too low a role FORBIDDEN (and `requiredRole`): the field
+        is null, the error says why, and nothing has been written."""
+        try:
+            principal = await self._authenticate()
+            return principal.require(role)
+        except ApiKeyRefused as exc:
+            raise GraphQLError(exc.detail, extensions={"code": "UNAUTHENTICATED"}) from exc
+        except ApiRoleTooLow as exc:
+            raise GraphQLError(exc.detail, extensions={"code": "FORBIDDEN", "requiredRole": exc.needed}) from exc
 
     def _loader(self, trees: Callable[[AsyncConnection, list[UUID]], Awaitable[list[dict]]]) -> DataLoader:
         async def load(ids: Sequence[UUID]) -> list[dict | None]:
