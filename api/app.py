@@ -14,7 +14,7 @@ from api.auth import RequireKeyForReads, request_principal
 from api.errors import install_error_handlers
 from api.middleware import ETagMiddleware, HeadAsGetMiddleware, IsalGZipMiddleware
 from api.params import check_query_params
-from api.routes import apikeys, bench, entities, events, exports, health, stats
+from api.routes import apikeys, bench, changes, entities, events, exports, health, stats, writes
 from api.settings import Settings, normalise_database_url
 from db.cache import AnswerCache, GenerationReader
 from db.engine import make_engine
@@ -90,14 +90,16 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     # (Starlette's default above 128 KiB), the same answer took twice as long to read
     # from PostgreSQL (the two threads contend for the interpreter lock).
     app.add_middleware(IsalGZipMiddleware, minimum_size=1024, compresslevel=1, thread_minimum_size=1 << 62)
-    app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "OPTIONS"],
-                       allow_headers=["*"], expose_headers=["Link", "ETag"], max_age=3600)
+    app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+                       allow_headers=["*"], expose_headers=["Link", "ETag", "Location"], max_age=3600)
     v1 = APIRouter(prefix=V1, dependencies=[Depends(check_query_params)])
     v1.include_router(events.router)
     v1.include_router(exports.router)
     v1.include_router(entities.router)
     v1.include_router(stats.router)
     v1.include_router(apikeys.router)
+    v1.include_router(changes.router)
+    v1.include_router(writes.router)
     app.include_router(v1)
     app.include_router(health.router)
     if settings.bench_routes:

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 from asyncpg import PostgresConnectionError
 from fastapi import FastAPI, Request
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, TimeoutError as SQLAlchemyTimeoutError
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -21,6 +22,10 @@ from db.api_keys import ApiKeyRefused, ApiRoleTooLow
 from db.engine import is_unstorable_text
 from db.filters import FilterError
 from db.pagination import CursorError
+from db.queries.common import parse_uuid
+from db.queries.history import tombstone
+from db.writes import InvalidInput, RecordGone, RecordNotFound, StaleRecord, StillReferenced, WriteError
+from db.writes.idempotency import IdempotencyKeyReused
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +35,9 @@ PROBLEM_TYPES = {
     403: ("/problems/forbidden", "Forbidden"),
     404: ("/problems/not-found", "Not found"),
     405: ("/problems/method-not-allowed", "Method not allowed"),
+    409: ("/problems/conflict", "Conflict"),
+    410: ("/problems/gone", "Gone"),
+    412: ("/problems/precondition-failed", "Precondition failed"),
     422: ("/problems/invalid-parameters", "Invalid parameters"),
     500: ("/problems/internal-error", "Internal server error"),
     503: ("/problems/unavailable", "Service unavailable"),
@@ -75,6 +83,26 @@ def api_key_problem(exc: ApiKeyRefused | ApiRoleTooLow) -> Problem:
     return Problem(401, exc.detail, headers={"WWW-Authenticate": challenge})
 
 
+class Gone(Problem):
+    """A deleted (or merged) record: the tombstone says when, and where a merge went."""
+
+    def __init__(self, tombstone: dict):
+        merged = tombstone.get("merged_into")
+        detail = (f"The {tombstone['type']} {tombstone['id']} was merged into {merged}." if merged
+                  else f"The {tombstone['type']} {tombstone['id']} was deleted.")
+        headers = {"Location": f"/v1/{tombstone['type']}s/{merged}"} if merged else None
+        super().__init__(410, detail, headers=headers)
+        self.tombstone = tombstone
+
+
+async def absent(conn: AsyncConnection, record_type: str, ref: str) -> Problem:
+    """The problem of a record that is not there: 410 with its tombstone if it was
+    deleted or merged, else 404."""
+    record_id = parse_uuid(ref)
+    stone = await tombstone(conn, record_type, record_id) if record_id else None
+    return Gone(stone) if stone else NotFound(record_type, ref)
+
+
 def problem_response(problem: Problem, instance: str | None = None) -> Response:
     body: dict[str, Any] = {"type": problem.type, "title": problem.title, "status": problem.status,
                             "detail": problem.detail}
@@ -82,6 +110,8 @@ def problem_response(problem: Problem, instance: str | None = None) -> Response:
         body["instance"] = instance
     if problem.errors:
         body["errors"] = problem.errors
+    if isinstance(problem, Gone):
+        body["tombstone"] = problem.tombstone
     return Response(orjson.dumps(body), status_code=problem.status, media_type="application/problem+json",
                     headers=problem.headers)
 
@@ -114,6 +144,22 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _bad_filter(request: Request, exc: FilterError) -> Response:
         errors = [{"name": exc.field, "in": "query", "reason": exc.message}]
         return problem_response(Problem(422, str(exc), errors=errors), request.url.path)
+
+    @app.exception_handler(InvalidInput)
+    async def _invalid_write(request: Request, exc: InvalidInput) -> Response:
+        errors = [{"name": e.name, "in": "body", "reason": e.reason} for e in exc.errors]
+        return problem_response(Problem(422, str(exc), errors=errors), request.url.path)
+
+    @app.exception_handler(WriteError)
+    async def _refused_write(request: Request, exc: WriteError) -> Response:
+        if isinstance(exc, RecordGone):
+            return problem_response(Gone(exc.tombstone), request.url.path)
+        if isinstance(exc, StaleRecord):
+            return problem_response(Problem(412, str(exc), headers={"ETag": exc.current_etag}), request.url.path)
+        status = {RecordNotFound: 404, StillReferenced: 409, IdempotencyKeyReused: 422}.get(type(exc), 400)
+        errors = [{"name": "Idempotency-Key", "in": "header", "reason": str(exc)}] \
+            if isinstance(exc, IdempotencyKeyReused) else None
+        return problem_response(Problem(status, str(exc), errors=errors), request.url.path)
 
     @app.exception_handler(CursorError)
     async def _bad_cursor(request: Request, exc: CursorError) -> Response:

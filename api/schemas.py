@@ -244,6 +244,53 @@ class EventStats(_Out):
     data: list[EventStat]
 
 
+class AttributionClaim(_Out):
+    id: UUID
+    claimant: ActorRef
+    predicate: Literal["perpetrator", "target"]
+    stance: Literal["asserts", "denies", "uncertain", "concedes"]
+    quote: str | None
+    document_id: UUID | None
+
+
+class Attribution(_Out):
+    """One actor in one role of an event: its status and the claims behind it."""
+    actor: ActorRef
+    role: Literal["perpetrator", "target"]
+    status: Literal["confirmed", "alleged", "contested", "unknown"]
+    claim_ids: list[UUID] = Field(description="The claims that made the status (the rule in the README).")
+    claims: list[AttributionClaim]
+
+
+class HistoryRecord(_Out):
+    type: Literal["event", "claim", "event_actor", "external_id"]
+    key: str = Field(description="The record's id (an event actor: event/actor/role; an external id: dataset/id).")
+
+
+class HistoryEntry(_Out):
+    at: dt.datetime = Field(description="When the writing transaction began.")
+    who: str = Field(description="The API key's name, an import, the seed, or a database user.")
+    op: Literal["created", "updated", "deleted"]
+    record: HistoryRecord
+    changed: list[str] = Field(description="The fields whose values differ between before and after.")
+    before: dict | None = Field(description="The stored row before the change (null when created).")
+    after: dict | None = Field(description="The stored row after the change (null when deleted).")
+
+
+class Change(_Out):
+    op: Literal["created", "updated", "deleted", "merged"]
+    type: Literal["event", "claim", "actor", "place", "document"]
+    id: UUID
+    at: dt.datetime
+    merged_into: UUID | None = Field(default=None, description="For a merge: the record that survives.")
+
+
+class ChangeFeed(_Out):
+    data: list[Change]
+    next_cursor: str = Field(description="Pass as `since` to go on from here (also when data is empty).")
+    has_more: bool = Field(description="More changes wait after this page: ask again at once.")
+
+
 class ProblemDetail(BaseModel):
     type: str
     title: str
@@ -251,6 +298,7 @@ class ProblemDetail(BaseModel):
     detail: str
     instance: str | None = None
     errors: list[dict] | None = None
+    tombstone: dict | None = Field(default=None, description="410: the deleted record's type, id and when.")
 
 
 class CallingApiKey(_Out):
@@ -263,6 +311,8 @@ PROBLEM_RESPONSES = {
     400: {"model": ProblemDetail, "description": "Bad request (e.g. a tampered cursor)",
           "content": {"application/problem+json": {}}},
     404: {"model": ProblemDetail, "description": "Not found", "content": {"application/problem+json": {}}},
+    410: {"model": ProblemDetail, "description": "Deleted (or merged); `tombstone` says when",
+          "content": {"application/problem+json": {}}},
     422: {"model": ProblemDetail, "description": "A parameter is invalid; `errors` names each",
           "content": {"application/problem+json": {}}},
 }

@@ -194,6 +194,19 @@ WHERE e.id = d.id
 """)
 
 
+async def drop_unclaimed_role(conn: AsyncConnection, event_id: UUID, actor_id: UUID | None, role: str) -> None:
+    """After a claim naming `actor_id` as the event's perpetrator or target changed or
+    went: the role goes too if no claim names it any more (an import's roles are its own)."""
+    if actor_id is None or role not in ("perpetrator", "target"):
+        return
+    await conn.execute(text("""
+        DELETE FROM event_actors ea
+         WHERE ea.event_id = :event AND ea.actor_id = :actor AND ea.role = :role AND ea.dataset IS NULL
+           AND NOT EXISTS (SELECT 1 FROM claims c
+                            WHERE c.event_id = ea.event_id AND c.predicate = ea.role AND c.value_actor_id = ea.actor_id)"""),
+        {"event": event_id, "actor": actor_id, "role": role})
+
+
 async def recompute_events(conn: AsyncConnection, event_ids: Collection[UUID]) -> None:
     """Re-derive fatalities and attribution of these events from their claims."""
     if not event_ids:

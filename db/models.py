@@ -7,15 +7,16 @@ tests/test_migrations.py checks the two agree.
 
 from sqlalchemy import (
     ARRAY,
-    BigInteger,
     CHAR,
-    CheckConstraint,
+    BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     Date,
     Double,
     ForeignKey,
     ForeignKeyConstraint,
+    Identity,
     Index,
     Integer,
     LargeBinary,
@@ -27,7 +28,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import REAL, TIMESTAMP, TSVECTOR, UUID
+from sqlalchemy.dialects.postgresql import JSONB, REAL, TIMESTAMP, TSVECTOR, UUID
 from sqlalchemy.dialects.postgresql import base as postgresql_base
 from sqlalchemy.types import UserDefinedType
 
@@ -43,8 +44,18 @@ class Point(UserDefinedType):
         return "POINT"
 
 
-# Reflection (Alembic's comparisons) then knows the type too.
+class XID8(UserDefinedType):
+    """PostgreSQL's 64-bit transaction id (`pg_current_xact_id()`)."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw) -> str:
+        return "XID8"
+
+
+# Reflection (Alembic's comparisons) then knows the types too.
 postgresql_base.ischema_names["point"] = Point
+postgresql_base.ischema_names["xid8"] = XID8
 
 
 def _id() -> Column:
@@ -322,4 +333,50 @@ event_month_counts = Table(
     Index("ix_event_month_counts_admin1", "level", "admin1_id", "start_month"),
     Index("ix_event_month_counts_admin2", "level", "admin2_id", "start_month"),
     Index("ix_event_month_counts_country", "level", "country_id", "start_month"),
+)
+
+
+# Every row version of the knowledge base's tables, and the change feed (migration 0013).
+record_versions = Table(
+    "record_versions", metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("generation", BigInteger),
+    Column("at", TIMESTAMP(timezone=True), nullable=False, server_default=func.now()),
+    Column("who", Text, nullable=False),
+    Column("table_name", Text, nullable=False),
+    Column("record_key", Text, nullable=False),
+    Column("op", Text, CheckConstraint("op IN ('created', 'updated', 'deleted')"), nullable=False),
+    Column("event_id", UUID(as_uuid=True)),
+    Column("image", JSONB),
+    Index("ix_record_versions_record", "table_name", "record_key", "id"),
+    Index("ix_record_versions_event", "event_id", "id", postgresql_where=text("event_id IS NOT NULL")),
+)
+
+changes = Table(
+    "changes", metadata,
+    Column("seq", BigInteger, Identity(always=True), primary_key=True),
+    Column("generation", BigInteger),
+    Column("txid", XID8, nullable=False, server_default=text("pg_current_xact_id()")),
+    Column("at", TIMESTAMP(timezone=True), nullable=False, server_default=func.now()),
+    Column("record_type", Text, CheckConstraint("record_type IN ('event', 'claim', 'actor', 'place', 'document')"),
+           nullable=False),
+    Column("record_id", UUID(as_uuid=True), nullable=False),
+    Column("op", Text, CheckConstraint("op IN ('created', 'updated', 'deleted', 'merged')"), nullable=False),
+    Column("merged_into", UUID(as_uuid=True)),
+    UniqueConstraint("txid", "record_type", "record_id", name="uq_changes_per_transaction"),
+    Index("ix_changes_feed", "generation", "seq"),
+    Index("ix_changes_record", "record_type", "record_id", "seq"),
+)
+
+# A POST's answer under its Idempotency-Key, per API key (migration 0013).
+idempotent_requests = Table(
+    "idempotent_requests", metadata,
+    Column("api_key_id", UUID(as_uuid=True), ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", Text, primary_key=True),
+    Column("request_sha256", LargeBinary, nullable=False),
+    Column("status", SmallInteger),
+    Column("location", Text),
+    Column("body", LargeBinary),
+    Column("created_at", TIMESTAMP(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_idempotent_requests_created", "created_at"),
 )

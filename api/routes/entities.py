@@ -4,9 +4,10 @@ from dataclasses import replace
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.deps import AnswerCacheDep, Codec, ReadConn
-from api.errors import NotFound
+from api.errors import absent
 from api.params import ClaimFilterDep, PageDep, sparse_fields
 from api.responses import JSONResponse, page_response
 from api.schemas import PROBLEM_RESPONSES, Actor, Claim, Document, ListOf, Place
@@ -20,9 +21,9 @@ PlaceFields = Annotated[frozenset[str] | None, Depends(sparse_fields(Place))]
 DocumentFields = Annotated[frozenset[str] | None, Depends(sparse_fields(Document))]
 
 
-def _found(tree: dict | None, what: str, ref: str) -> JSONResponse:
+async def _found(conn: AsyncConnection, tree: dict | None, what: str, ref: str) -> JSONResponse:
     if tree is None:
-        raise NotFound(what, ref)
+        raise await absent(conn, what, ref)
     return JSONResponse(tree)
 
 
@@ -38,7 +39,7 @@ async def list_claims(
 
 @router.get("/claims/{claim_id}", tags=["claims"], response_model=Claim, response_class=JSONResponse)
 async def get_claim(claim_id: str, conn: ReadConn):
-    return _found(await claims.get_claim(conn, claim_id), "claim", claim_id)
+    return await _found(conn, await claims.get_claim(conn, claim_id), "claim", claim_id)
 
 
 @router.get("/actors", tags=["actors"], response_model=ListOf[Actor], response_class=JSONResponse)
@@ -53,7 +54,7 @@ async def list_actors(
 
 @router.get("/actors/{actor_id}", tags=["actors"], response_model=Actor, response_class=JSONResponse)
 async def get_actor(actor_id: str, conn: ReadConn):
-    return _found(await actors.get_actor(conn, actor_id), "actor", actor_id)
+    return await _found(conn, await actors.get_actor(conn, actor_id), "actor", actor_id)
 
 
 @router.get("/places", tags=["places"], response_model=ListOf[Place], response_class=JSONResponse)
@@ -70,7 +71,7 @@ async def list_places(
 
 @router.get("/places/{place_id}", tags=["places"], response_model=Place, response_class=JSONResponse)
 async def get_place(place_id: str, conn: ReadConn):
-    return _found(await places.get_place(conn, place_id), "place", place_id)
+    return await _found(conn, await places.get_place(conn, place_id), "place", place_id)
 
 
 @router.get("/documents", tags=["documents"], response_model=ListOf[Document], response_class=JSONResponse)
@@ -81,7 +82,7 @@ async def list_documents(request: Request, conn: ReadConn, codec: Codec, cache: 
 
 @router.get("/documents/{document_id}", tags=["documents"], response_model=Document, response_class=JSONResponse)
 async def get_document(document_id: str, conn: ReadConn):
-    return _found(await documents.get_document(conn, document_id), "document", document_id)
+    return await _found(conn, await documents.get_document(conn, document_id), "document", document_id)
 
 
 @router.get("/vocabularies", tags=["vocabularies"], response_class=JSONResponse)

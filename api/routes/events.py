@@ -1,17 +1,21 @@
 """REST: events and their claims."""
 
+import datetime as dt
 from dataclasses import replace
 from typing import Annotated
+from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.deps import AnswerCacheDep, Codec, ReadConn
-from api.errors import NotFound
+from api.errors import NotFound, Problem, absent
 from api.params import ClaimFilterDep, EventFilterDep, EventSortName, PageDep, sparse_fields
 from api.responses import JSONResponse, page_response
-from api.schemas import PROBLEM_RESPONSES, Claim, Event, EventMatch, ListOf
+from api.schemas import PROBLEM_RESPONSES, Attribution, Claim, Event, EventMatch, HistoryEntry, ListOf
 from db.filters import FilterError
-from db.queries import claims as claim_queries, events as event_queries
+from db.queries import claims as claim_queries, events as event_queries, history
+from db.queries.common import parse_uuid
 
 router = APIRouter(tags=["events"], responses=PROBLEM_RESPONSES)
 
@@ -30,15 +34,63 @@ async def list_events(request: Request, conn: ReadConn, codec: Codec, cache: Ans
     return page_response(request, result, fields)
 
 
+AsOf = Annotated[dt.datetime | None, Query(
+    description="An ISO timestamp (UTC if it has no offset): the event as the knowledge base held it then.")]
+
+
+async def _event_id(conn: AsyncConnection, ref: str, as_of: dt.datetime | None = None) -> UUID:
+    """The event `ref` names (an id or external id); one deleted since `as_of` by its id."""
+    resolved = await event_queries.resolve_event_id(conn, ref)
+    if resolved is None and as_of is not None:
+        resolved = parse_uuid(ref)
+    if resolved is None:
+        raise await absent(conn, "event", ref)
+    return resolved
+
+
+def _utc(as_of: dt.datetime | None) -> dt.datetime | None:
+    return as_of.replace(tzinfo=dt.timezone.utc) if as_of is not None and as_of.tzinfo is None else as_of
+
+
 @router.get("/events/{event_id}", response_model=Event, response_class=JSONResponse)
-async def get_event(event_id: str, conn: ReadConn):
+async def get_event(event_id: str, conn: ReadConn, as_of: AsOf = None):
     """One event: its place and the place's ancestors, actors with roles and attribution status,
     every claim (claimant, document, stance, value, quote) and external ids. `event_id` is an id
-    or an external id such as `conflictkb-seed:al-qasr-strike`."""
-    event = await event_queries.get_event(conn, event_id)
+    or an external id such as `conflictkb-seed:al-qasr-strike`. With `as_of`, the event, its
+    claims, roles and figures as they stood then (actors', places' and documents' names as now)."""
+    as_of = _utc(as_of)
+    if as_of is None:
+        event = await event_queries.get_event(conn, event_id)
+        if event is None:
+            raise await absent(conn, "event", event_id)
+        return JSONResponse(event)
+    event = await history.event_as_of(conn, await _event_id(conn, event_id, as_of), as_of)
     if event is None:
-        raise NotFound("event", event_id)
+        raise Problem(404, f"The event {event_id} did not exist at {as_of.isoformat()}.")
     return JSONResponse(event)
+
+
+@router.get("/events/{event_id}/attribution", response_model=list[Attribution], response_class=JSONResponse)
+async def get_event_attribution(event_id: str, conn: ReadConn, as_of: AsOf = None):
+    """Who is said to have done it, and to whom: per actor and role, the attribution status
+    and the claims that made it so, by the rule in the README (confirmed, contested,
+    alleged, unknown). With `as_of`, as it stood then."""
+    as_of = _utc(as_of)
+    resolved = await _event_id(conn, event_id, as_of)
+    if as_of is not None and not await history.existed_at(conn, resolved, as_of):
+        raise Problem(404, f"The event {event_id} did not exist at {as_of.isoformat()}.")
+    return JSONResponse(await history.event_attribution(conn, resolved, as_of))
+
+
+@router.get("/events/{event_id}/history", response_model=ListOf[HistoryEntry], response_class=JSONResponse)
+async def get_event_history(request: Request, event_id: str, conn: ReadConn, codec: Codec, page: PageDep):
+    """Every change to the event and to its claims, roles and external ids, oldest first: who,
+    when, which fields, the record before and after. A deleted event keeps its history."""
+    resolved = await event_queries.resolve_event_id(conn, event_id) or parse_uuid(event_id)
+    result = await history.event_history(conn, resolved, page, codec) if resolved else None
+    if result is None or (not result.rows and page.cursor is None):
+        raise NotFound("event", event_id)
+    return page_response(request, result)
 
 
 @router.get("/events/{event_id}/claims", response_model=ListOf[Claim], response_class=JSONResponse)
@@ -59,7 +111,4 @@ async def list_event_matches(event_id: str, conn: ReadConn):
     """Events of other sources that may be the same happening (cross-source linking), best
     first: each with its score, the parts of the score and whether it is linked. The rule
     and thresholds are in the README."""
-    resolved = await event_queries.resolve_event_id(conn, event_id)
-    if resolved is None:
-        raise NotFound("event", event_id)
-    return JSONResponse(await event_queries.event_matches(conn, resolved))
+    return JSONResponse(await event_queries.event_matches(conn, await _event_id(conn, event_id)))

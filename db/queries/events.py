@@ -11,24 +11,35 @@ import hashlib
 from dataclasses import replace
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Double, Numeric, and_, case, func, literal, literal_column, select, text, true
+from sqlalchemy import (
+    ColumnElement,
+    Double,
+    Numeric,
+    and_,
+    case,
+    func,
+    literal,
+    literal_column,
+    select,
+    text,
+    true,
+)
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models as m
+from db.cache import AnswerCache
 from db.filters import (
     ActorMatch,
     EventFilter,
     FilterError,
     compile_event_filter,
     distance_km,
-    within_near,
     split_external_id,
     text_query,
+    within_near,
 )
-from db.cache import AnswerCache
 from db.pagination import CursorCodec, Page, PageRequest, Sort, decode_date
-from db.queries.stats import count_from_rollup, rollup_answers
 from db.queries.common import (
     ACTOR_REF,
     PLACE_TREE,
@@ -36,6 +47,7 @@ from db.queries.common import (
     parse_uuid,
     tree_loader,
 )
+from db.queries.stats import count_from_rollup, rollup_answers
 
 e = m.events.c
 _FATALITIES_KEY = func.coalesce(e.fatalities_best, literal_column("-1"))  # matches ix_events_fatalities
@@ -149,8 +161,29 @@ _CLAIMS = f"""
         FROM ({_MATCHES_OF.format(event="e.id")}) m WHERE m.linked), '[]'::json),"""
 
 # The detail carries every claim; list items carry claim_count only.
-event_trees = tree_loader(text(_EVENT_TREE_SQL.format(claims=_CLAIMS)))
+EVENT_TREE_SQL = _EVENT_TREE_SQL.format(claims=_CLAIMS)
+event_trees = tree_loader(text(EVENT_TREE_SQL))
 event_list_trees = tree_loader(text(_EVENT_TREE_SQL.format(claims="")))
+
+
+# Per actor and role of the events :ids: the attribution status (db/derive.py has the
+# rule) and the claims that made it so.
+ATTRIBUTION_SQL = f"""
+SELECT coalesce(json_agg(json_build_object(
+         'actor', json_build_object('id', a.id, 'name', a.name, 'kind', a.kind),
+         'role', ea.role,
+         'status', ea.status,
+         'claim_ids', to_json(ea.status_claim_ids),
+         'claims', coalesce((
+             SELECT json_agg(json_build_object(
+                        'id', c.id, 'claimant', {ACTOR_REF.format(id="c.claimant_id")}, 'predicate', c.predicate,
+                        'stance', c.stance, 'quote', c.quote, 'document_id', c.document_id)
+                      ORDER BY c.created_at, c.id)
+               FROM claims c WHERE c.id = ANY(ea.status_claim_ids)), '[]'::json))
+       ORDER BY ea.event_id, array_position(ARRAY['perpetrator', 'target'], ea.role), a.name), '[]'::json)
+  FROM event_actors ea JOIN actors a ON a.id = ea.actor_id
+ WHERE ea.event_id = ANY(:ids) AND ea.role IN ('perpetrator', 'target')
+"""
 
 
 async def resolve_event_id(conn: AsyncConnection, ref: str) -> UUID | None:

@@ -1,0 +1,26 @@
+"""REST: the change feed, for keeping a mirror in sync without downloading everything again."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from api.deps import Codec, ReadConn
+from api.responses import JSONResponse
+from api.schemas import PROBLEM_RESPONSES, ChangeFeed
+from db.queries.history import list_changes
+
+router = APIRouter(tags=["changes"], responses=PROBLEM_RESPONSES)
+
+
+@router.get("/changes", response_model=ChangeFeed, response_class=JSONResponse)
+async def get_changes(
+    conn: ReadConn, codec: Codec,
+    since: Annotated[str | None, Query(description="The next_cursor of your last answer; none: from the start.")] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000, description="At most this many changes.")] = 1000,
+):
+    """Records created, updated, deleted or merged, in the order the writes committed: one
+    entry per record and write (a change to an event's claims is listed as the claim's; to
+    its roles or external ids, as an update of the event). A mirror applies each entry by
+    reading the record (GET /v1/<type>s/<id>; deleted ones answer 410) and keeps
+    next_cursor for its next call. The feed never skips a write that commits later."""
+    return JSONResponse(await list_changes(conn, since, limit, codec))

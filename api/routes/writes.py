@@ -1,0 +1,134 @@
+"""REST writes: POST, PATCH and DELETE of events, claims, actors, places and documents.
+
+Thin: the body is checked by its model (db/writes/inputs.py), the write is done by
+db/writes/records.py in one transaction, and the answer is the record as GET gives it,
+with its ETag. Editors and admins only (API keys, api/auth.py).
+
+(No `from __future__ import annotations` here: the routes' body types are chosen per
+record type when they are made, and FastAPI must see them as types, not names.)
+"""
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Header, Request, Response
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from api.auth import ApiPrincipal, EditorKey
+from api.schemas import PROBLEM_RESPONSES, Actor, Claim, Document, Event, Place
+from db.etags import body_etag
+from db.writes import records, writing
+from db.writes.idempotency import StoredAnswer, remember, reserve_or_replay
+from db.writes.inputs import (
+    ActorInput,
+    ActorPatch,
+    ClaimInput,
+    ClaimPatch,
+    DocumentInput,
+    DocumentPatch,
+    EventInput,
+    EventPatch,
+    PlaceInput,
+    PlacePatch,
+)
+
+router = APIRouter(responses={**PROBLEM_RESPONSES, 401: {"description": "No API key, or not a valid one."},
+                              403: {"description": "The key's role may not write."}})
+
+IdempotencyKey = Annotated[str | None, Header(
+    alias="Idempotency-Key", max_length=200,
+    description="A unique key (a UUID) per intended write: a repeat gets the first answer and creates nothing.")]
+IfMatch = Annotated[str | None, Header(
+    alias="If-Match", description="The ETag a GET gave: the write is refused (412) if the record changed since.")]
+
+Write = Callable[[AsyncConnection], Awaitable[UUID]]
+
+
+def who(principal: ApiPrincipal) -> str:
+    """How the history names the writer."""
+    return f"{principal.name} (API key {principal.key_id}, {principal.role})"
+
+
+async def _answer(request: Request, principal: ApiPrincipal, record_type: str, write: Write, *,
+                  created: bool = False, idempotency_key: str | None = None) -> Response:
+    """Run `write` in one transaction and answer with the record it wrote."""
+    async with writing(request.app.state.engine, who(principal)) as conn:
+        if idempotency_key is not None:
+            fingerprint = hashlib.sha256(
+                f"{request.method} {request.url.path}\n".encode() + await request.body()).digest()
+            stored = await reserve_or_replay(conn, principal.key_id, idempotency_key, fingerprint)
+            if stored is not None:
+                return _replay(stored)
+        record_id = await write(conn)
+        body = await records.record_body(conn, record_type, record_id)
+        answer = StoredAnswer(201 if created else 200,
+                              f"/v1/{record_type}s/{record_id}" if created else None, body)
+        if idempotency_key is not None:
+            await remember(conn, principal.key_id, idempotency_key, answer)
+    return _replay(answer)
+
+
+def _replay(answer: StoredAnswer) -> Response:
+    headers = {"ETag": body_etag(answer.body)}
+    if answer.location:
+        headers["Location"] = answer.location
+    return Response(answer.body, status_code=answer.status, media_type="application/json", headers=headers)
+
+
+async def _delete(request: Request, principal: ApiPrincipal, write: Write) -> Response:
+    async with writing(request.app.state.engine, who(principal)) as conn:
+        await write(conn)
+    return Response(status_code=204)
+
+
+def _patch_dict(patch: BaseModel) -> dict[str, Any]:
+    return patch.given()  # type: ignore[attr-defined]
+
+
+# One POST / PATCH / DELETE triple per record type, all alike.
+_KINDS: list[tuple[str, type[BaseModel], type[BaseModel], type[BaseModel], str]] = [
+    ("event", EventInput, EventPatch, Event, "Events"),
+    ("claim", ClaimInput, ClaimPatch, Claim, "Claims"),
+    ("actor", ActorInput, ActorPatch, Actor, "Actors"),
+    ("place", PlaceInput, PlacePatch, Place, "Places"),
+    ("document", DocumentInput, DocumentPatch, Document, "Documents"),
+]
+
+
+def _add_routes(record_type: str, input_model: type[BaseModel], patch_model: type[BaseModel],
+                answer_model: type[BaseModel], tag: str) -> None:
+    create = getattr(records, f"create_{record_type}")
+    change = getattr(records, f"update_{record_type}")
+    remove = getattr(records, f"delete_{record_type}")
+    path = f"/{record_type}s"
+
+    async def post(request: Request, body: input_model, principal: EditorKey,  # type: ignore[valid-type]
+                   idempotency_key: IdempotencyKey = None) -> Response:
+        return await _answer(request, principal, record_type, lambda conn: create(conn, body), created=True,
+                             idempotency_key=idempotency_key)
+
+    async def patch(request: Request, record_id: str, body: patch_model, principal: EditorKey,  # type: ignore[valid-type]
+                    if_match: IfMatch = None) -> Response:
+        return await _answer(request, principal, record_type,
+                             lambda conn: change(conn, record_id, _patch_dict(body), if_match))
+
+    async def delete(request: Request, record_id: str, principal: EditorKey, if_match: IfMatch = None) -> Response:
+        return await _delete(request, principal, lambda conn: remove(conn, record_id, if_match))
+
+    router.add_api_route(path, post, methods=["POST"], status_code=201, response_model=answer_model, tags=[tag.lower()],
+                         summary=f"Create a {record_type}",
+                         description=f"{tag}: a new one from the body; 201 with it, its ETag and Location.")
+    router.add_api_route(path + "/{record_id}", patch, methods=["PATCH"], response_model=answer_model,
+                         tags=[tag.lower()], summary=f"Change a {record_type}",
+                         description="The fields the body names are set (null clears one); with If-Match, "
+                                     "refused (412) if the record changed since that ETag.")
+    router.add_api_route(path + "/{record_id}", delete, methods=["DELETE"], status_code=204, tags=[tag.lower()],
+                         summary=f"Delete a {record_type}",
+                         description="Later reads answer 410 with a tombstone; the change feed lists the deletion.")
+
+
+for _kind in _KINDS:
+    _add_routes(*_kind)

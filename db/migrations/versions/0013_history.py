@@ -1,0 +1,190 @@
+"""History of every record, the change feed, and idempotent POSTs.
+
+Revision ID: 0013
+Revises: 0012
+Create Date: 2026-11-25
+
+`record_versions` keeps every row version of the knowledge base's tables (who, when,
+the row after the change; the row before is the previous version), so an event's
+history and its state at any past time (`as_of`) can be read back. `changes` is the
+feed a mirror follows: one entry per record (event, claim, actor, place, document) and
+writing transaction, a change to a record's own parts (an event's participants and
+external ids, an actor's names) listed as an update of the record.
+
+Both are written by statement triggers from transition tables, so every writer is
+recorded (the API, imports, the seed, psql) at the cost of one INSERT ... SELECT per
+statement, not a trigger call per row.
+
+Commit order: every writing transaction moves the data generation (migration 0005)
+before its first row and holds that row lock until it commits, so generations are
+handed out in commit order and (generation, seq) orders the feed exactly as the
+transactions committed. A reader that has seen generation g has seen every earlier
+one: a cursor never skips a change that commits later. Bulk loads leave the
+generation alone while their parallel batches run; their changes wait with no
+generation, invisible to the feed, until finish_bulk_load stamps them.
+
+Rows that existed before this migration are recorded as created, at their
+`created_at` where the table has one, so a mirror started from the beginning of the
+feed gets everything and `as_of` reads of them work.
+"""
+
+from db.migrations.sql_script import execute_script
+
+revision = "0013"
+down_revision = "0012"
+branch_labels = None
+depends_on = None
+
+# table: (key columns, the column naming the event the row is part of, the feed records
+# a change of the row is a change of (type:column, ...), whether its versions are kept)
+TRACKED = {
+    "events": ("id", "id", "event:id", True),
+    # an event's answer embeds its claims: a claim's change is also its event's
+    "claims": ("id", "event_id", "claim:id,event:event_id", True),
+    "event_actors": ("event_id,actor_id,role", "event_id", "event:event_id", True),
+    "event_external_ids": ("dataset,external_id", "event_id", "event:event_id", True),
+    # linked events are in both events' answers; the pairs themselves are derived (no history)
+    "event_matches": ("event_id,other_id", "", "event:event_id,event:other_id", False),
+    "actors": ("id", "", "actor:id", True),
+    "actor_names": ("actor_id,name_norm", "", "actor:actor_id", True),
+    "actor_external_ids": ("dataset,external_id", "", "actor:actor_id", True),
+    "actor_memberships": ("id", "", "actor:member_id", True),
+    "places": ("id", "", "place:id", True),
+    "place_names": ("place_id,name_norm", "", "place:place_id", True),
+    "place_external_ids": ("dataset,external_id", "", "place:place_id", True),
+    "documents": ("id", "", "document:id", True),
+}
+
+# Derived columns a version leaves out (here and in record_versions()): the search
+# text is rebuilt from the rest, and the point is the coordinates again.
+_LEFT_OUT = "- 'search_vector' - 'location'"
+
+
+def upgrade() -> None:
+    backfill = []
+    for table, (keys, event_column, feeds, versioned) in TRACKED.items():
+        at = "t.created_at" if table in ("events", "claims", "actors", "places", "documents") else "now()"
+        key = " || '/' || ".join(f"t.{c}::text" for c in keys.split(","))
+        own_type = feeds.split(",")[0].split(":")[0]
+        if keys == "id":
+            backfill.append(f"""
+INSERT INTO changes (generation, at, record_type, record_id, op)
+SELECT (SELECT generation FROM data_generation), {at}, '{own_type}', t.id, 'created' FROM {table} t ORDER BY t.id;""")
+        if not versioned:
+            continue
+        backfill.append(f"""
+INSERT INTO record_versions (generation, at, who, table_name, record_key, op, event_id, image)
+SELECT (SELECT generation FROM data_generation), {at}, 'before history', '{table}', {key}, 'created',
+       {f't.{event_column}' if event_column else 'NULL'}, to_jsonb(t) {_LEFT_OUT}
+  FROM {table} t;""")
+    triggers = []
+    for table, (keys, event_column, feeds, versioned) in TRACKED.items():
+        argv = f"'{keys}', '{event_column}', '{feeds}', '{'versions' if versioned else 'feed only'}'"
+        triggers.append(f"""
+CREATE TRIGGER tr_{table}_versions_insert AFTER INSERT ON {table}
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION record_versions({argv});
+CREATE TRIGGER tr_{table}_versions_update AFTER UPDATE ON {table}
+  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION record_versions({argv});
+CREATE TRIGGER tr_{table}_versions_delete AFTER DELETE ON {table}
+  REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION record_versions({argv});""")
+    execute_script("""
+CREATE TABLE record_versions (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  generation bigint,            -- NULL while the bulk load that wrote it runs
+  at timestamptz NOT NULL DEFAULT now(),
+  who text NOT NULL,
+  table_name text NOT NULL,
+  record_key text NOT NULL,
+  op text NOT NULL CHECK (op IN ('created', 'updated', 'deleted')),
+  event_id uuid,                -- the event the row is part of (the event itself, its claims, roles, ids)
+  image jsonb                   -- the row after the change; NULL once deleted
+);
+CREATE INDEX ix_record_versions_record ON record_versions (table_name, record_key, id);
+CREATE INDEX ix_record_versions_event ON record_versions (event_id, id) WHERE event_id IS NOT NULL;
+
+CREATE TABLE changes (
+  seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  generation bigint,
+  txid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+  at timestamptz NOT NULL DEFAULT now(),
+  record_type text NOT NULL CHECK (record_type IN ('event', 'claim', 'actor', 'place', 'document')),
+  record_id uuid NOT NULL,
+  op text NOT NULL CHECK (op IN ('created', 'updated', 'deleted', 'merged')),
+  merged_into uuid,
+  CONSTRAINT uq_changes_per_transaction UNIQUE (txid, record_type, record_id)
+);
+CREATE INDEX ix_changes_feed ON changes (generation, seq);
+CREATE INDEX ix_changes_record ON changes (record_type, record_id, seq);
+
+-- The arguments: key columns (comma-separated); the column naming the event the row is
+-- part of (or ''); the feed records a change of the row is a change of, as
+-- type:column pairs; 'versions' or 'feed only'.
+CREATE FUNCTION record_versions() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  bulk boolean := coalesce(current_setting('conflictkb.bulk_load', true), '') = 'on';
+  gen bigint;
+  who text := coalesce(nullif(current_setting('conflictkb.actor', true), ''), 'database user ' || session_user);
+  op text := CASE TG_OP WHEN 'INSERT' THEN 'created' WHEN 'UPDATE' THEN 'updated' ELSE 'deleted' END;
+BEGIN
+  IF NOT bulk THEN
+    SELECT generation INTO gen FROM data_generation;  -- this transaction's (moved before its first row)
+  END IF;
+  -- one statement for both tables, over whichever transition table this operation has
+  EXECUTE format($sql$
+    WITH changed AS (
+      SELECT to_jsonb(r) - 'search_vector' - 'location' AS j FROM %I r
+      %s
+    ), versions AS (
+      INSERT INTO record_versions (generation, who, table_name, record_key, op, event_id, image)
+      SELECT $1, $2, $3, array_to_string(ARRAY(SELECT c.j ->> k FROM unnest(string_to_array($4, ',')) k), '/'),
+             $5, CASE WHEN $6 <> '' THEN (c.j ->> $6)::uuid END, CASE WHEN $5 <> 'deleted' THEN c.j END
+        FROM changed c
+       WHERE $8 = 'versions'
+    ), feeds AS (
+      SELECT split_part(pair, ':', 1) AS record_type, split_part(pair, ':', 2) AS id_column
+        FROM unnest(string_to_array($7, ',')) pair
+    )
+    INSERT INTO changes AS f (generation, record_type, record_id, op)
+    SELECT DISTINCT $1, fd.record_type, (c.j ->> fd.id_column)::uuid,
+           -- a change to a record's own parts (an event's roles) is an update of the record
+           CASE WHEN fd.id_column = 'id' AND $4 = 'id' THEN $5 ELSE 'updated' END
+      FROM changed c CROSS JOIN feeds fd
+     WHERE c.j ->> fd.id_column IS NOT NULL
+    -- the record's net change in this transaction (a cascade may report parts after the whole)
+    ON CONFLICT ON CONSTRAINT uq_changes_per_transaction DO UPDATE SET op = CASE
+      WHEN excluded.op IN ('deleted', 'merged') THEN excluded.op
+      WHEN f.op IN ('deleted', 'merged') THEN CASE WHEN excluded.op = 'created' THEN 'updated' ELSE f.op END
+      WHEN f.op = 'created' THEN 'created'
+      ELSE excluded.op END
+  $sql$, CASE WHEN TG_OP = 'DELETE' THEN 'old_rows' ELSE 'new_rows' END,
+     -- an update that leaves a row as it was (but for derived columns) is no change
+     CASE WHEN TG_OP = 'UPDATE' THEN
+       $x$EXCEPT ALL SELECT to_jsonb(o) - 'search_vector' - 'location' FROM old_rows o$x$ ELSE '' END)
+  USING gen, who, TG_TABLE_NAME, TG_ARGV[0], op, TG_ARGV[1], TG_ARGV[2], TG_ARGV[3];
+  RETURN NULL;
+END $$;
+
+CREATE TABLE idempotent_requests (
+  api_key_id uuid NOT NULL REFERENCES api_keys (id) ON DELETE CASCADE,
+  key text NOT NULL,
+  request_sha256 bytea NOT NULL,
+  status smallint,              -- NULL until the request's transaction has its answer
+  location text,
+  body bytea,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (api_key_id, key)
+);
+CREATE INDEX ix_idempotent_requests_created ON idempotent_requests (created_at);
+""" + "".join(backfill) + "".join(triggers))
+
+
+def downgrade() -> None:
+    execute_script("".join(f"""
+DROP TRIGGER tr_{table}_versions_insert ON {table};
+DROP TRIGGER tr_{table}_versions_update ON {table};
+DROP TRIGGER tr_{table}_versions_delete ON {table};""" for table in TRACKED) + """
+DROP FUNCTION record_versions();
+DROP TABLE idempotent_requests;
+DROP TABLE changes;
+DROP TABLE record_versions;
+""")

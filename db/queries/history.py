@@ -1,0 +1,151 @@
+"""Reads of the past (migration 0013): an event's history, the knowledge base as it
+stood at a time (`as_of`), the change feed, tombstones and ETags.
+
+Every row version is in `record_versions`, ordered by (generation, id): generations
+are handed out in commit order, so that order is the order writes committed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import TIMESTAMP, bindparam, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db import models as m
+from db.pagination import CursorCodec, Page, PageRequest, Sort
+from db.queries.events import ATTRIBUTION_SQL, EVENT_TREE_SQL
+
+v = m.record_versions.c
+ch = m.changes.c
+
+# The record types of the feed and the tables that hold them.
+TABLE_OF_TYPE = {"event": "events", "claim": "claims", "actor": "actors", "place": "places",
+                 "document": "documents"}
+# How the history names the rows that make up an event.
+_PART_OF_EVENT = {"events": "event", "claims": "claim", "event_actors": "event_actor",
+                  "event_external_ids": "external_id"}
+# Columns no reader needs to see change: they move with every write.
+_NOT_COMPARED = frozenset({"updated_at"})
+
+# The rows of one event's tables as they stood at :as_of, under the tables' own names:
+# a CTE shadows the table it is named after, so the event tree's SQL reads the past
+# unchanged. Actors, places and documents are read as they are now (their names).
+_STATE_AS_OF = "WITH versions_then AS (\n" \
+    "  SELECT DISTINCT ON (v.table_name, v.record_key) v.table_name, v.image\n" \
+    "    FROM record_versions v\n" \
+    "   WHERE v.event_id = ANY(:ids) AND v.at <= :as_of AND v.generation IS NOT NULL\n" \
+    "   ORDER BY v.table_name, v.record_key, v.generation DESC, v.id DESC\n)" + "".join(f""",
+{table} AS (
+  SELECT r.* FROM versions_then v, jsonb_populate_record(NULL::public.{table}, v.image) r
+   WHERE v.table_name = '{table}' AND v.image IS NOT NULL
+)""" for table in _PART_OF_EVENT) + "\n"
+
+_AS_OF_PARAMS = (bindparam("ids", type_=ARRAY(PG_UUID(as_uuid=True))),
+                 bindparam("as_of", type_=TIMESTAMP(timezone=True)))
+_EVENT_TREES_AS_OF = text(_STATE_AS_OF + EVENT_TREE_SQL).bindparams(*_AS_OF_PARAMS)
+_ATTRIBUTION_AS_OF = text(_STATE_AS_OF + ATTRIBUTION_SQL).bindparams(*_AS_OF_PARAMS)
+_ATTRIBUTION_NOW = text(ATTRIBUTION_SQL).bindparams(_AS_OF_PARAMS[0])
+
+
+async def event_as_of(conn: AsyncConnection, event_id: UUID, as_of: dt.datetime) -> dict | None:
+    """The event's tree as it stood at `as_of`; None if it did not exist then."""
+    rows = (await conn.execute(_EVENT_TREES_AS_OF, {"ids": [event_id], "as_of": as_of})).all()
+    return rows[0].tree if rows else None
+
+
+async def event_attribution(conn: AsyncConnection, event_id: UUID, as_of: dt.datetime | None = None) -> list[dict]:
+    """Per actor and role: the attribution status and the claims that made it so (now,
+    or as it stood at `as_of`)."""
+    if as_of is None:
+        return await conn.scalar(_ATTRIBUTION_NOW, {"ids": [event_id]})
+    return await conn.scalar(_ATTRIBUTION_AS_OF, {"ids": [event_id], "as_of": as_of})
+
+
+async def existed_at(conn: AsyncConnection, event_id: UUID, as_of: dt.datetime) -> bool:
+    return bool(await conn.scalar(text("""
+        SELECT v.image IS NOT NULL FROM record_versions v
+         WHERE v.table_name = 'events' AND v.record_key = :key AND v.at <= :as_of AND v.generation IS NOT NULL
+         ORDER BY v.generation DESC, v.id DESC LIMIT 1"""), {"key": str(event_id), "as_of": as_of}))
+
+
+HISTORY_ORDER = Sort("committed", (v.generation, v.id), (int, int), descending=False, scope="history")
+
+_HISTORY = text("""
+SELECT * FROM (
+  SELECT v.generation, v.id, v.at, v.who, v.table_name, v.record_key, v.op,
+         lag(v.image) OVER (PARTITION BY v.table_name, v.record_key ORDER BY v.generation, v.id) AS before,
+         v.image AS after
+    FROM record_versions v
+   WHERE v.event_id = :event AND v.generation IS NOT NULL
+) h
+WHERE (h.generation, h.id) > (:after_generation, :after_id)
+ORDER BY h.generation, h.id
+LIMIT :limit
+""")
+
+
+def _changed_fields(before: dict | None, after: dict | None) -> list[str]:
+    keys = set(before or {}) | set(after or {})
+    return sorted(k for k in keys - _NOT_COMPARED if (before or {}).get(k) != (after or {}).get(k))
+
+
+async def event_history(conn: AsyncConnection, event_id: UUID, page: PageRequest, codec: CursorCodec) -> Page:
+    """Every change to the event and its claims, roles and external ids, oldest first:
+    who, when, the row before and after, and which fields changed."""
+    after = codec.decode(page.cursor, HISTORY_ORDER) if page.cursor else (-1, -1)
+    rows = (await conn.execute(_HISTORY, {"event": event_id, "after_generation": after[0], "after_id": after[1],
+                                          "limit": page.limit + 1})).all()
+    more = len(rows) > page.limit
+    rows = rows[:page.limit]
+    entries = [{"at": r.at, "who": r.who, "op": r.op,
+                "record": {"type": _PART_OF_EVENT[r.table_name], "key": r.record_key},
+                "changed": _changed_fields(r.before, r.after), "before": r.before, "after": r.after}
+               for r in rows]
+    return Page(rows=entries, keys=[(r.generation, r.id) for r in rows], has_next=more, sort=HISTORY_ORDER,
+                codec=codec)
+
+
+FEED_ORDER = Sort("committed", (ch.generation, ch.seq), (int, int), descending=False, scope="changes")
+
+
+async def list_changes(conn: AsyncConnection, since: str | None, limit: int, codec: CursorCodec) -> dict[str, Any]:
+    """Changes in commit order after the cursor `since` (from the beginning without one):
+    `next_cursor` is where to go on from, even when nothing was new, so a mirror polls
+    with the cursor of its last answer."""
+    after = codec.decode(since, FEED_ORDER) if since else None
+    stmt = select(ch.op, ch.record_type, ch.record_id, ch.at, ch.merged_into, ch.generation, ch.seq).where(
+        ch.generation.is_not(None))
+    rows = (await conn.execute(FEED_ORDER.apply(stmt, after).limit(limit + 1))).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    data = []
+    for r in rows:
+        entry = {"op": r.op, "type": r.record_type, "id": r.record_id, "at": r.at}
+        if r.merged_into is not None:
+            entry["merged_into"] = r.merged_into
+        data.append(entry)
+    if rows:
+        next_cursor = codec.encode(FEED_ORDER, (rows[-1].generation, rows[-1].seq))
+    else:
+        next_cursor = since or codec.encode(FEED_ORDER, (0, 0))
+    return {"data": data, "next_cursor": next_cursor, "has_more": more}
+
+
+async def tombstone(conn: AsyncConnection, record_type: str, record_id: UUID) -> dict | None:
+    """What is left of a deleted or merged record: when, and the survivor of a merge;
+    None if the record was never deleted (or lives again)."""
+    row = (await conn.execute(
+        select(ch.op, ch.at, ch.merged_into)
+        .where(ch.record_type == record_type, ch.record_id == record_id, ch.generation.is_not(None))
+        .order_by(ch.seq.desc()).limit(1))).first()
+    if row is None or row.op not in ("deleted", "merged"):
+        return None
+    stone: dict[str, Any] = {"type": record_type, "id": record_id, "deleted": True, "deleted_at": row.at}
+    if row.op == "merged":
+        stone["merged_into"] = row.merged_into
+    return stone

@@ -1,0 +1,85 @@
+"""Writes to the knowledge base: editors' creates, patches and deletes (issue 6).
+
+Each write runs in one transaction the caller opens with `writing(engine, who)`:
+everything it does commits together or not at all. The database records every row
+version and the change feed itself (migration 0013) and moves the data generation
+(migration 0005), so a write needs nothing else to be in the history, the feed and
+the cache's invalidation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+
+@dataclass(frozen=True)
+class FieldError:
+    name: str  # dotted path in the body: `place.kind`, `value.low`
+    reason: str
+
+
+class WriteError(Exception):
+    """A write refused; nothing of it was written."""
+
+
+class InvalidInput(WriteError):
+    """The input names things that are not there or do not fit together; `errors`
+    names every bad field."""
+
+    def __init__(self, errors: list[FieldError]):
+        super().__init__("; ".join(f"{e.name}: {e.reason}" for e in errors))
+        self.errors = errors
+
+
+class RecordNotFound(WriteError):
+    def __init__(self, record_type: str, ref: str):
+        super().__init__(f"No {record_type} with id {ref!r}.")
+        self.record_type, self.ref = record_type, ref
+
+
+class RecordGone(WriteError):
+    """The record was deleted (or merged into another); `tombstone` says when."""
+
+    def __init__(self, tombstone: dict):
+        super().__init__(f"The {tombstone['type']} {tombstone['id']} was deleted.")
+        self.tombstone = tombstone
+
+
+class StaleRecord(WriteError):
+    """If-Match named another version than the record's current one."""
+
+    def __init__(self, current_etag: str):
+        super().__init__(f"The record has changed since that version; its current ETag is {current_etag}.")
+        self.current_etag = current_etag
+
+
+class StillReferenced(WriteError):
+    def __init__(self, detail: str):
+        super().__init__(detail)
+
+
+@dataclass
+class Checks:
+    """Collects every problem of an input before refusing it, so one answer names them all."""
+
+    errors: list[FieldError] = field(default_factory=list)
+
+    def fail(self, name: str, reason: str) -> None:
+        self.errors.append(FieldError(name, reason))
+
+    def raise_any(self) -> None:
+        if self.errors:
+            raise InvalidInput(self.errors)
+
+
+@asynccontextmanager
+async def writing(engine: AsyncEngine, who: str) -> AsyncIterator[AsyncConnection]:
+    """One write transaction; `who` (an API key's name and id) goes into the history."""
+    async with engine.begin() as conn:
+        await conn.execute(text("SELECT set_config('conflictkb.actor', :who, true)"), {"who": who})
+        yield conn

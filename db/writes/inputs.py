@@ -1,0 +1,149 @@
+"""What a write may say: the bodies of REST POST and PATCH, and GraphQL mutations' inputs.
+
+Shapes only (types, ranges, required fields, no unknown fields); what needs the
+knowledge base (does this place exist, is this pair in the taxonomy) is checked by
+db/writes/records.py. A PATCH body is the same model with every field optional: the
+fields it names are set (null clears), the others stay.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+from uuid import UUID
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    create_model,
+    model_validator,
+)
+
+NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20000)]
+Count = Annotated[int, Field(ge=0, le=10_000_000)]
+Latitude = Annotated[float, Field(ge=-90, le=90)]
+Longitude = Annotated[float, Field(ge=-180, le=180)]
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class _Patch(_Input):
+    def given(self) -> dict[str, Any]:
+        """The fields the body named, with their values (None: clear it)."""
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+
+def _patch_of(model: type[_Input], *, fixed: tuple[str, ...] = (), coordinates: bool = False) -> type[_Patch]:
+    """The PATCH body of a record made from `model`: its fields, all optional, but for
+    the `fixed` ones, which a record keeps for life (a claim's event and claimant)."""
+    fields: dict[str, Any] = {
+        name: (field.annotation | None, Field(default=None, description=field.description))
+        for name, field in model.model_fields.items() if name not in fixed}
+    validators = {"_coordinates": model_validator(mode="after")(_both_or_neither)} if coordinates else {}
+    return create_model(model.__name__.replace("Input", "Patch"), __base__=_Patch, __validators__=validators,
+                        **fields)
+
+
+def _both_or_neither(model: BaseModel) -> BaseModel:
+    fields = getattr(model, "model_fields_set", set())
+    if ("latitude" in fields) != ("longitude" in fields) or (
+            (getattr(model, "latitude", None) is None) != (getattr(model, "longitude", None) is None)):
+        raise ValueError("latitude and longitude go together: give both or neither")
+    return model
+
+
+class PlaceInput(_Input):
+    name: NonEmpty
+    kind: NonEmpty = Field(description="country, admin1, admin2, locality, area (see /v1/vocabularies)")
+    parent: UUID | None = Field(default=None, description="The place it lies in (id).")
+    latitude: Latitude | None = None
+    longitude: Longitude | None = None
+    iso2: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] | None = None
+    iso3: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
+    aliases: list[NonEmpty] = Field(default=[], max_length=100)
+
+    _coordinates = model_validator(mode="after")(_both_or_neither)
+
+
+class ActorInput(_Input):
+    name: NonEmpty
+    kind: NonEmpty = Field(description="state, armed_forces, coalition, monitor, ... (see /v1/vocabularies)")
+    parent: NonEmpty | None = Field(default=None, description="The actor it belongs to (id or name).")
+    description: LongText | None = None
+    aliases: list[NonEmpty] = Field(default=[], max_length=100)
+
+
+class DocumentInput(_Input):
+    publisher: NonEmpty | None = None
+    publisher_actor: NonEmpty | None = Field(default=None, description="The publishing actor (id or name).")
+    title: NonEmpty | None = None
+    url: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^https?://\S+$", max_length=2000)] | None = None
+    published_at: dt.date | None = None
+    language: Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]+)*$")] | None = None
+    excerpt: LongText | None = None
+
+    @model_validator(mode="after")
+    def _says_what_it_is(self) -> DocumentInput:
+        if self.publisher is None and self.title is None and self.url is None and self.publisher_actor is None:
+            raise ValueError("a document needs at least a publisher, a title or a url")
+        return self
+
+
+class EventInput(_Input):
+    event_type: NonEmpty = Field(description="ACLED event type, e.g. Explosions/Remote violence.")
+    sub_event_type: NonEmpty = Field(description="ACLED sub-event type of that type, e.g. Air/drone strike.")
+    type_of_violence: Annotated[int, Field(ge=1, le=3)] | None = None
+    date_start: dt.date
+    date_end: dt.date | None = Field(default=None, description="Default: the end of the precision's period.")
+    date_precision: NonEmpty = "day"
+    place: UUID | PlaceInput = Field(description="A place id, or a new place {name, kind, parent?, ...}.")
+    geo_precision: NonEmpty | None = Field(default=None, description="Default: exact with coordinates, else the place's.")
+    latitude: Latitude | None = None
+    longitude: Longitude | None = None
+    summary: LongText | None = None
+
+    _coordinates = model_validator(mode="after")(_both_or_neither)
+
+
+class Figures(_Input):
+    low: Count | None = None
+    best: Count | None = None
+    high: Count | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Figures:
+        given = [x for x in (self.low, self.best, self.high) if x is not None]
+        if not given:
+            raise ValueError("give at least one of low, best, high")
+        if given != sorted(given):
+            raise ValueError("low <= best <= high")
+        return self
+
+
+# A claim's value: figures (or a number) for the fatality predicates, an actor (id or
+# name) for perpetrator and target, a place id for location, a date, or text (weapon).
+ClaimValue = Figures | Count | dt.date | NonEmpty
+
+
+class ClaimInput(_Input):
+    event: NonEmpty = Field(description="Event id or external id.")
+    claimant: NonEmpty = Field(description="Who makes the claim (actor id or name).")
+    via: NonEmpty | None = Field(default=None, description="Who relayed it (actor id or name).")
+    speaker: NonEmpty | None = None
+    document: UUID | DocumentInput | None = Field(default=None, description="A document id or a new document.")
+    predicate: NonEmpty
+    stance: NonEmpty
+    value: ClaimValue | None = None
+    quote: LongText | None = None
+
+
+PlacePatch = _patch_of(PlaceInput, coordinates=True)
+ActorPatch = _patch_of(ActorInput)
+DocumentPatch = _patch_of(DocumentInput)
+EventPatch = _patch_of(EventInput, coordinates=True)
+ClaimPatch = _patch_of(ClaimInput, fixed=("event", "claimant"))

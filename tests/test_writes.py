@@ -1,0 +1,280 @@
+"""Writes over REST: keys and roles, validation, one transaction per request,
+Idempotency-Key, If-Match, claims driving the event, history, as_of, tombstones."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import pytest
+from sqlalchemy import text
+
+from db.api_keys import create_api_key
+from db.engine import make_engine
+from db.seed import seed_id
+
+AIRSTRIKE = {"event_type": "Explosions/Remote violence", "sub_event_type": "Air/drone strike",
+             "date_start": "2018-05-01", "place": str(seed_id("place", "al-qasr")),
+             "summary": "An air strike on a village south of Al-Shadadi."}
+
+
+@pytest.fixture
+async def keys(fresh_database_url: str) -> dict[str, str]:
+    """An API key per role on the test's private database."""
+    engine = make_engine(fresh_database_url, pool_size=1)
+    async with engine.begin() as conn:
+        made = {role: (await create_api_key(conn, role, f"test {role}")).token for role in ("reader", "editor", "admin")}
+    await engine.dispose()
+    return made
+
+
+def as_(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def _count(url: str, sql: str) -> int:
+    engine = make_engine(url, pool_size=1)
+    async with engine.connect() as conn:
+        count = await conn.scalar(text(sql))
+    await engine.dispose()
+    return count
+
+
+async def test_writes_need_an_editor_key(fresh_client, fresh_database_url, keys):
+    before = await _count(fresh_database_url, "SELECT count(*) FROM events")
+    missing = await fresh_client.post("/v1/events", json=AIRSTRIKE)
+    assert missing.status_code == 401 and missing.headers["content-type"] == "application/problem+json"
+    assert missing.headers["www-authenticate"].startswith("Bearer")
+    bad = await fresh_client.post("/v1/events", json=AIRSTRIKE, headers=as_("ckb_not-a-key"))
+    assert bad.status_code == 401
+    reader = await fresh_client.post("/v1/events", json=AIRSTRIKE, headers=as_(keys["reader"]))
+    assert reader.status_code == 403 and "editor" in reader.json()["detail"]
+    for method in ("PATCH", "DELETE"):
+        refused = await fresh_client.request(method, f"/v1/events/{seed_id('event', 'al-qasr-strike')}",
+                                             json={}, headers=as_(keys["reader"]))
+        assert refused.status_code == 403
+    assert await _count(fresh_database_url, "SELECT count(*) FROM events") == before
+    admin = await fresh_client.post("/v1/events", json=AIRSTRIKE, headers={"X-API-Key": keys["admin"]})
+    assert admin.status_code == 201, admin.text
+
+
+async def test_a_created_event_is_answered_with_its_location_and_etag(fresh_client, keys):
+    created = await fresh_client.post("/v1/events", json=AIRSTRIKE, headers=as_(keys["editor"]))
+    assert created.status_code == 201, created.text
+    event = created.json()
+    assert created.headers["location"] == f"/v1/events/{event['id']}"
+    assert event["place"]["name"] == "Al-Qasr" and event["geo_precision"] == "exact"
+    assert event["date_end"] == "2018-05-01" and event["claims"] == []
+    again = await fresh_client.get(created.headers["location"])
+    assert again.json() == event and again.headers["etag"] == created.headers["etag"]
+
+
+async def test_every_bad_field_is_named_and_nothing_is_written(fresh_client, fresh_database_url, keys):
+    before = await _count(fresh_database_url, "SELECT count(*) FROM events")
+    shapeless = await fresh_client.post("/v1/events", json={"sub_event_type": "Air/drone strike", "colour": "red",
+                                                            "latitude": 91}, headers=as_(keys["editor"]))
+    assert shapeless.status_code == 422
+    names = {e["name"] for e in shapeless.json()["errors"]}
+    assert {"event_type", "date_start", "place", "colour", "latitude"} <= names
+    unknowable = await fresh_client.post("/v1/events", headers=as_(keys["editor"]), json={
+        **AIRSTRIKE, "sub_event_type": "Shelling", "date_precision": "fortnight",
+        "place": {"name": "New Village", "kind": "locality", "parent": "00000000-0000-0000-0000-000000000001"}})
+    assert unknowable.status_code == 422
+    problems = {e["name"]: e["reason"] for e in unknowable.json()["errors"]}
+    assert set(problems) == {"sub_event_type", "date_precision", "place.parent"}, problems
+    assert "Air/drone strike" not in problems["sub_event_type"] and "Shelling" in problems["sub_event_type"]
+    assert await _count(fresh_database_url, "SELECT count(*) FROM events") == before
+    assert await _count(fresh_database_url, "SELECT count(*) FROM places WHERE name = 'New Village'") == 0
+
+
+async def test_a_new_place_is_made_once_and_then_found(fresh_client, keys):
+    body = {**AIRSTRIKE, "place": {"name": "Tal Tamr East", "kind": "locality",
+                                   "parent": str(seed_id("place", "al-hasakah-governorate")), "latitude": 36.65, "longitude": 40.37}}
+    first = (await fresh_client.post("/v1/events", json=body, headers=as_(keys["editor"]))).json()
+    second = (await fresh_client.post("/v1/events", json=body, headers=as_(keys["editor"]))).json()
+    assert first["place"]["id"] == second["place"]["id"]
+    assert [a["name"] for a in first["place"]["ancestors"]] == ["Syria", "Al Hasakah Governorate"]
+
+
+async def test_a_repeated_idempotency_key_creates_nothing_new(fresh_client, fresh_database_url, keys):
+    headers = {**as_(keys["editor"]), "Idempotency-Key": "5b0c7f0e-2f7d-4a55-9a2e-2d1c3c1f0a11"}
+    before = await _count(fresh_database_url, "SELECT count(*) FROM events")
+    answers = await asyncio.gather(*(fresh_client.post("/v1/events", json=AIRSTRIKE, headers=headers)
+                                     for _ in range(4)))
+    assert {a.status_code for a in answers} == {201}
+    assert len({a.json()["id"] for a in answers}) == 1
+    assert len({a.headers["location"] for a in answers}) == 1
+    assert await _count(fresh_database_url, "SELECT count(*) FROM events") == before + 1
+    other = await fresh_client.post("/v1/events", json={**AIRSTRIKE, "summary": "another"}, headers=headers)
+    assert other.status_code == 422 and other.json()["errors"][0]["name"] == "Idempotency-Key"
+    assert await _count(fresh_database_url, "SELECT count(*) FROM events") == before + 1
+
+
+async def test_a_stale_if_match_is_refused(fresh_client, keys):
+    url = (await fresh_client.post("/v1/events", json=AIRSTRIKE, headers=as_(keys["editor"]))).headers["location"]
+    etag = (await fresh_client.get(url)).headers["etag"]
+    changed = await fresh_client.patch(url, json={"summary": "First edit."},
+                                       headers={**as_(keys["editor"]), "If-Match": etag})
+    assert changed.status_code == 200 and changed.json()["summary"] == "First edit."
+    assert changed.headers["etag"] != etag
+    stale = await fresh_client.patch(url, json={"summary": "Second edit."},
+                                     headers={**as_(keys["editor"]), "If-Match": etag})
+    assert stale.status_code == 412 and stale.headers["etag"] == changed.headers["etag"]
+    assert (await fresh_client.get(url)).json()["summary"] == "First edit."
+    gone = await fresh_client.delete(url, headers={**as_(keys["editor"]), "If-Match": etag})
+    assert gone.status_code == 412
+
+
+async def test_parallel_patches_under_if_match_never_lose_an_update(fresh_client, keys):
+    """Ten writers read the same version and each appends a word: one wins each round,
+    the others get 412, read again and retry, until every word is in."""
+    url = (await fresh_client.post("/v1/events", json={**AIRSTRIKE, "summary": "words:"},
+                                   headers=as_(keys["editor"]))).headers["location"]
+
+    async def append(word: str) -> int:
+        refused = 0
+        while True:
+            current = await fresh_client.get(url, headers={"Cache-Control": "no-cache"})
+            answer = await fresh_client.patch(url, json={"summary": current.json()["summary"] + " " + word},
+                                              headers={**as_(keys["editor"]), "If-Match": current.headers["etag"]})
+            if answer.status_code == 200:
+                return refused
+            assert answer.status_code == 412, answer.text
+            refused += 1
+
+    words = [f"w{i}" for i in range(10)]
+    refusals = await asyncio.gather(*(append(w) for w in words))
+    final = (await fresh_client.get(url)).json()["summary"].split()
+    assert sorted(final[1:]) == sorted(words)
+    assert sum(refusals) > 0  # they did collide
+
+
+async def test_assert_then_deny_moves_alleged_to_contested_and_as_of_sees_the_past(fresh_client, keys):
+    editor = as_(keys["editor"])
+    event = (await fresh_client.post("/v1/events", json=AIRSTRIKE, headers=editor)).json()
+    asserted = await fresh_client.post("/v1/claims", headers=editor, json={
+        "event": event["id"], "claimant": "SANA", "predicate": "perpetrator", "stance": "asserts",
+        "value": "US-led coalition", "quote": "The US-led coalition targeted the village.",
+        "document": {"publisher": "SANA", "title": "Coalition strike kills civilians", "published_at": "2018-05-01"}})
+    assert asserted.status_code == 201, asserted.text
+    attribution_url = f"/v1/events/{event['id']}/attribution"
+    (coalition,) = (await fresh_client.get(attribution_url)).json()
+    assert (coalition["actor"]["name"], coalition["role"], coalition["status"]) == \
+        ("US-led coalition", "perpetrator", "alleged")
+    assert coalition["claim_ids"] == [asserted.json()["id"]]
+    assert coalition["claims"][0]["quote"] == "The US-led coalition targeted the village."
+    between = dt.datetime.now(dt.timezone.utc)
+    await asyncio.sleep(0.01)
+    denied = await fresh_client.post("/v1/claims", headers=editor, json={
+        "event": event["id"], "claimant": "US-led coalition", "via": "Associated Press", "predicate": "perpetrator",
+        "stance": "denies", "value": "US-led coalition", "quote": "We did not strike there."})
+    assert denied.status_code == 201, denied.text
+    (coalition,) = (await fresh_client.get(attribution_url)).json()
+    assert coalition["status"] == "contested"
+    assert sorted(coalition["claim_ids"]) == sorted([asserted.json()["id"], denied.json()["id"]])
+    (then,) = (await fresh_client.get(attribution_url, params={"as_of": between.isoformat()})).json()
+    assert then["status"] == "alleged" and then["claim_ids"] == [asserted.json()["id"]]
+    event_then = (await fresh_client.get(f"/v1/events/{event['id']}", params={"as_of": between.isoformat()})).json()
+    assert [c["id"] for c in event_then["claims"]] == [asserted.json()["id"]]
+    assert [a["status"] for a in event_then["actors"]] == ["alleged"]
+    before_it = (event_then["created_at"][:19])
+    missing = await fresh_client.get(f"/v1/events/{event['id']}", params={"as_of": "2001-01-01T00:00:00Z"})
+    assert missing.status_code == 404 and before_it
+
+
+async def test_claims_drive_the_event_figures(fresh_client, keys):
+    editor = as_(keys["editor"])
+    event = (await fresh_client.post("/v1/events", json=AIRSTRIKE, headers=editor)).json()
+    claim = {"event": event["id"], "predicate": "fatalities", "stance": "asserts"}
+    sohr = (await fresh_client.post("/v1/claims", headers=editor,
+                                    json={**claim, "claimant": "SOHR", "value": {"low": 25}})).json()
+    sana = (await fresh_client.post("/v1/claims", headers=editor,
+                                    json={**claim, "claimant": "SANA", "value": 30})).json()
+    figures = (await fresh_client.get(f"/v1/events/{event['id']}")).json()["fatalities"]
+    assert (figures["low"], figures["best"], figures["high"]) == (25, 25, None)  # SOHR's "over 25" leaves it open
+    assert sorted(figures["claim_ids"]) == sorted([sohr["id"], sana["id"]])
+    patched = await fresh_client.patch(f"/v1/claims/{sohr['id']}", headers=editor,
+                                       json={"value": {"low": 25, "best": 27, "high": 28}})
+    assert patched.status_code == 200, patched.text
+    figures = (await fresh_client.get(f"/v1/events/{event['id']}")).json()["fatalities"]
+    assert (figures["low"], figures["best"], figures["high"]) == (25, 27, 30)
+    assert (await fresh_client.delete(f"/v1/claims/{sana['id']}", headers=editor)).status_code == 204
+    figures = (await fresh_client.get(f"/v1/events/{event['id']}")).json()["fatalities"]
+    assert (figures["low"], figures["best"], figures["high"]) == (25, 27, 28)
+
+
+async def test_a_claim_names_its_bad_fields(fresh_client, keys):
+    answer = await fresh_client.post("/v1/claims", headers=as_(keys["editor"]), json={
+        "event": "conflictkb-seed:no-such-event", "claimant": "Nobody At All", "predicate": "perpetrator",
+        "stance": "claims", "value": {"low": 3}})
+    assert answer.status_code == 422
+    names = {e["name"] for e in answer.json()["errors"]}
+    assert names == {"event", "claimant", "stance", "value"}, answer.json()
+
+
+async def test_history_says_who_changed_what(fresh_client, keys):
+    editor = as_(keys["editor"])
+    url = (await fresh_client.post("/v1/events", json=AIRSTRIKE, headers=editor)).headers["location"]
+    await fresh_client.patch(url, json={"summary": "Edited."}, headers=editor)
+    history = (await fresh_client.get(url + "/history")).json()["data"]
+    events = [h for h in history if h["record"]["type"] == "event"]
+    assert events[0]["op"] == "created" and events[0]["before"] is None
+    edit = next(h for h in events if h["op"] == "updated")
+    assert edit["changed"] == ["summary"]
+    assert edit["before"]["summary"] == AIRSTRIKE["summary"] and edit["after"]["summary"] == "Edited."
+    assert "test editor" in edit["who"]
+    assert edit["at"] >= events[0]["at"]
+
+
+async def test_a_deleted_event_answers_410_with_a_tombstone(fresh_client, keys):
+    editor = as_(keys["editor"])
+    event = (await fresh_client.post("/v1/events", json=AIRSTRIKE, headers=editor)).json()
+    claim = (await fresh_client.post("/v1/claims", headers=editor, json={
+        "event": event["id"], "claimant": "SOHR", "predicate": "occurred", "stance": "asserts"})).json()
+    assert (await fresh_client.delete(f"/v1/events/{event['id']}", headers=editor)).status_code == 204
+    gone = await fresh_client.get(f"/v1/events/{event['id']}")
+    assert gone.status_code == 410 and gone.headers["content-type"] == "application/problem+json"
+    assert gone.json()["tombstone"]["id"] == event["id"] and gone.json()["tombstone"]["type"] == "event"
+    assert (await fresh_client.get(f"/v1/claims/{claim['id']}")).status_code == 410
+    assert (await fresh_client.patch(f"/v1/events/{event['id']}", json={"summary": "x"},
+                                     headers=editor)).status_code == 410
+    history = (await fresh_client.get(f"/v1/events/{event['id']}/history")).json()["data"]
+    assert history[-1]["op"] == "deleted"
+
+
+async def test_referenced_records_cannot_be_deleted(fresh_client, keys):
+    answer = await fresh_client.delete(f"/v1/actors/{seed_id('actor', 'sana')}", headers=as_(keys["editor"]))
+    assert answer.status_code == 409 and "claims" in answer.json()["detail"]
+
+
+async def test_actors_places_and_documents_are_written_too(fresh_client, keys):
+    editor = as_(keys["editor"])
+    actor = await fresh_client.post("/v1/actors", headers=editor, json={
+        "name": "Hasakah Monitoring Group", "kind": "monitor", "aliases": ["HMG"]})
+    assert actor.status_code == 201, actor.text
+    found = (await fresh_client.get("/v1/actors", params={"q": "HMG"})).json()["data"]
+    assert [a["id"] for a in found] == [actor.json()["id"]]
+    renamed = await fresh_client.patch(actor.headers["location"], headers=editor, json={"name": "Hasakah Monitors"})
+    assert renamed.json()["name"] == "Hasakah Monitors"
+    place = await fresh_client.post("/v1/places", headers=editor, json={
+        "name": "Tell Brak", "kind": "locality", "parent": str(seed_id("place", "al-hasakah-governorate")),
+        "latitude": 36.67, "longitude": 41.06})
+    assert place.status_code == 201, place.text
+    bad_place = await fresh_client.post("/v1/places", headers=editor, json={
+        "name": "Nowhere", "kind": "admin1", "parent": place.json()["id"], "iso3": "XXX"})
+    assert {e["name"] for e in bad_place.json()["errors"]} == {"parent", "iso3"}
+    document = await fresh_client.post("/v1/documents", headers=editor, json={
+        "publisher_actor": actor.json()["id"], "title": "Weekly report", "url": "https://example.org/r/1"})
+    assert document.status_code == 201 and document.json()["publisher"] == "Hasakah Monitors"
+    assert (await fresh_client.delete(document.headers["location"], headers=editor)).status_code == 204
+    assert (await fresh_client.get(document.headers["location"])).status_code == 410
+
+
+async def test_a_write_moves_the_cache_generation(fresh_client, keys):
+    url = f"/v1/events/{seed_id('event', 'al-qasr-strike')}"
+    first = await fresh_client.get(url)
+    assert (await fresh_client.get(url)).headers["x-cache"] == "hit"
+    patched = await fresh_client.patch(url, json={"summary": "Changed."}, headers=as_(keys["editor"]))
+    assert patched.status_code == 200
+    after = await fresh_client.get(url)
+    assert after.headers["x-cache"] == "miss" and after.json()["summary"] == "Changed." != first.json()["summary"]
