@@ -5,8 +5,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from api.deps import Codec, ReadConn
+from api.errors import Problem
 from api.responses import JSONResponse
 from api.schemas import PROBLEM_RESPONSES, ChangeFeed
+from db.pagination import CursorError
 from db.queries.history import list_changes
 
 router = APIRouter(tags=["changes"], responses=PROBLEM_RESPONSES)
@@ -23,4 +25,7 @@ async def get_changes(
     its roles or external ids, as an update of the event). A mirror applies each entry by
     reading the record (GET /v1/<type>s/<id>; deleted ones answer 410) and keeps
     next_cursor for its next call. The feed never skips a write that commits later."""
-    return JSONResponse(await list_changes(conn, since, limit, codec))
+    try:
+        return JSONResponse(await list_changes(conn, since, limit, codec))
+    except CursorError as exc:
+        raise Problem(400, f"since: {exc}", errors=[{"name": "since", "in": "query", "reason": str(exc)}]) from exc

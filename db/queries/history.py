@@ -125,9 +125,9 @@ async def list_changes(conn: AsyncConnection, since: str | None, limit: int, cod
     rows = rows[:limit]
     data = []
     for r in rows:
-        entry = {"op": r.op, "type": r.record_type, "id": r.record_id, "at": r.at}
+        entry = {"op": r.op, "type": r.record_type, "id": str(r.record_id), "at": r.at}
         if r.merged_into is not None:
-            entry["merged_into"] = r.merged_into
+            entry["merged_into"] = str(r.merged_into)
         data.append(entry)
     if rows:
         next_cursor = codec.encode(FEED_ORDER, (rows[-1].generation, rows[-1].seq))
@@ -145,7 +145,7 @@ async def tombstone(conn: AsyncConnection, record_type: str, record_id: UUID) ->
         .order_by(ch.seq.desc()).limit(1))).first()
     if row is None or row.op not in ("deleted", "merged"):
         return None
-    stone: dict[str, Any] = {"type": record_type, "id": record_id, "deleted": True, "deleted_at": row.at}
+    stone: dict[str, Any] = {"type": record_type, "id": str(record_id), "deleted": True, "deleted_at": row.at}
     if row.op == "merged":
-        stone["merged_into"] = row.merged_into
+        stone["merged_into"] = str(row.merged_into)
     return stone

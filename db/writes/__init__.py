@@ -79,7 +79,15 @@ class Checks:
 
 @asynccontextmanager
 async def writing(engine: AsyncEngine, who: str) -> AsyncIterator[AsyncConnection]:
-    """One write transaction; `who` (an API key's name and id) goes into the history."""
+    """One write transaction; `who` (an API key's name and id) goes into the history.
+
+    It moves the data generation first (migration 0005 would at its first row), so it
+    holds the generation's row lock before any record's: a write that locked a record
+    (If-Match) and then waited for the generation could deadlock with one holding the
+    generation and waiting for that record (a new claim checking its event)."""
     async with engine.begin() as conn:
-        await conn.execute(text("SELECT set_config('conflictkb.actor', :who, true)"), {"who": who})
+        await conn.execute(text("""
+            WITH moved AS (UPDATE data_generation SET generation = generation + 1 RETURNING 1)
+            SELECT set_config('conflictkb.generation_bumped', 'on', true), set_config('conflictkb.actor', :who, true)
+              FROM moved"""), {"who": who})
         yield conn
