@@ -30,6 +30,7 @@ from db.writes.idempotency import IdempotencyKeyReused
 log = logging.getLogger(__name__)
 
 PROBLEM_TYPES = {
+    308: ("/problems/merged", "Merged into another record"),
     400: ("/problems/bad-request", "Bad request"),
     401: ("/problems/unauthenticated", "Not authenticated"),
     403: ("/problems/forbidden", "Forbidden"),
@@ -84,14 +85,18 @@ def api_key_problem(exc: ApiKeyRefused | ApiRoleTooLow) -> Problem:
 
 
 class Gone(Problem):
-    """A deleted (or merged) record: the tombstone says when, and where a merge went."""
+    """A deleted record (410), or a merged one (a read: 308 to the survivor); the
+    tombstone says when, and where a merge went. A write to a merged record is a 410
+    too: a client that follows redirects must not repeat a DELETE on the survivor."""
 
-    def __init__(self, tombstone: dict):
+    def __init__(self, tombstone: dict, *, redirect_merged: bool = True):
         merged = tombstone.get("merged_into")
-        detail = (f"The {tombstone['type']} {tombstone['id']} was merged into {merged}." if merged
-                  else f"The {tombstone['type']} {tombstone['id']} was deleted.")
-        headers = {"Location": f"/v1/{tombstone['type']}s/{merged}"} if merged else None
-        super().__init__(410, detail, headers=headers)
+        if merged and redirect_merged:
+            super().__init__(308, f"The {tombstone['type']} {tombstone['id']} was merged into {merged}.",
+                             headers={"Location": f"/v1/{tombstone['type']}s/{merged}"})
+        else:
+            super().__init__(410, f"The {tombstone['type']} {tombstone['id']} was "
+                                  + (f"merged into {merged}." if merged else "deleted."))
         self.tombstone = tombstone
 
 
@@ -153,7 +158,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(WriteError)
     async def _refused_write(request: Request, exc: WriteError) -> Response:
         if isinstance(exc, RecordGone):
-            return problem_response(Gone(exc.tombstone), request.url.path)
+            return problem_response(Gone(exc.tombstone, redirect_merged=False), request.url.path)
         if isinstance(exc, StaleRecord):
             return problem_response(Problem(412, str(exc), headers={"ETag": exc.current_etag}), request.url.path)
         status = {RecordNotFound: 404, StillReferenced: 409, IdempotencyKeyReused: 422}.get(type(exc), 400)

@@ -199,3 +199,15 @@ async def test_a_mirror_kept_from_the_feed_equals_a_full_download(fresh_client, 
     assert len(everything) > 150  # the seed's ~90 records and what the writers left
     assert mirror.keys() == everything.keys()
     assert [k for k in everything if mirror[k] != everything[k]] == []
+
+
+async def test_a_merge_is_listed_with_its_survivor(fresh_client, keys):
+    editor = as_(keys["editor"])
+    _, start = await _drain(fresh_client, None)
+    one = (await fresh_client.post("/v1/actors", headers=editor, json={"name": "Ansar Unit", "kind": "armed_group"})).json()
+    two = (await fresh_client.post("/v1/actors", headers=editor, json={"name": "Ansar Brigade", "kind": "armed_group"})).json()
+    await fresh_client.post(f"/v1/actors/{one['id']}/merge", headers=editor, json={"into": two["id"]})
+    entries, _ = await _drain(fresh_client, start)
+    merge = {(e["op"], e["type"], e["id"], e.get("merged_into")) for e in entries[-2:]}
+    assert merge == {("merged", "actor", one["id"], two["id"]),
+                     ("updated", "actor", two["id"], None)}  # the survivor's new alias

@@ -278,3 +278,40 @@ async def test_a_write_moves_the_cache_generation(fresh_client, keys):
     assert patched.status_code == 200
     after = await fresh_client.get(url)
     assert after.headers["x-cache"] == "miss" and after.json()["summary"] == "Changed." != first.json()["summary"]
+
+
+async def test_merged_events_and_actors_point_to_the_survivor(fresh_client, keys):
+    editor = as_(keys["editor"])
+    survivor = (await fresh_client.post("/v1/events", json=AIRSTRIKE, headers=editor)).json()
+    duplicate = (await fresh_client.post("/v1/events", json={**AIRSTRIKE, "summary": "The same strike."},
+                                         headers=editor)).json()
+    claim = (await fresh_client.post("/v1/claims", headers=editor, json={
+        "event": duplicate["id"], "claimant": "SOHR", "predicate": "fatalities", "stance": "asserts",
+        "value": 12})).json()
+    merged = await fresh_client.post(f"/v1/events/{duplicate['id']}/merge", json={"into": survivor["id"]},
+                                     headers=editor)
+    assert merged.status_code == 200, merged.text
+    assert [c["id"] for c in merged.json()["claims"]] == [claim["id"]] and merged.json()["fatalities"]["best"] == 12
+    moved = await fresh_client.get(f"/v1/events/{duplicate['id']}")
+    assert moved.status_code == 308 and moved.headers["location"] == f"/v1/events/{survivor['id']}"
+    assert moved.json()["tombstone"]["merged_into"] == survivor["id"]
+    refused = await fresh_client.delete(f"/v1/events/{duplicate['id']}", headers=editor)
+    assert refused.status_code == 410  # never redirected: a DELETE must not reach the survivor
+
+    brigade = (await fresh_client.post("/v1/actors", headers=editor, json={
+        "name": "Daesh Syria Province", "kind": "armed_group"})).json()
+    await fresh_client.post("/v1/claims", headers=editor, json={
+        "event": survivor["id"], "claimant": "SANA", "predicate": "perpetrator", "stance": "asserts",
+        "value": brigade["id"]})
+    islamic_state = str(seed_id("actor", "islamic-state"))
+    into = await fresh_client.post(f"/v1/actors/{brigade['id']}/merge", json={"into": islamic_state},
+                                   headers=editor)
+    assert into.status_code == 200, into.text
+    event = (await fresh_client.get(f"/v1/events/{survivor['id']}")).json()
+    assert [(a["actor"]["id"], a["role"], a["status"]) for a in event["actors"]] == \
+        [(islamic_state, "perpetrator", "alleged")]
+    found = (await fresh_client.get("/v1/actors", params={"q": "Daesh Syria Province"})).json()["data"]
+    assert [a["id"] for a in found] == [islamic_state]  # the merged name is an alias now
+    self_merge = await fresh_client.post(f"/v1/actors/{islamic_state}/merge", json={"into": islamic_state},
+                                         headers=editor)
+    assert self_merge.status_code == 422 and self_merge.json()["errors"][0]["name"] == "into"

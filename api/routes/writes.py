@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from api.auth import ApiPrincipal, EditorKey
 from api.schemas import PROBLEM_RESPONSES, Actor, Claim, Document, Event, Place
 from db.etags import body_etag
-from db.writes import records, writing
+from db.writes import merges, records, writing
 from db.writes.idempotency import StoredAnswer, remember, reserve_or_replay
 from db.writes.inputs import (
     ActorInput,
@@ -31,6 +31,7 @@ from db.writes.inputs import (
     DocumentPatch,
     EventInput,
     EventPatch,
+    MergeInput,
     PlaceInput,
     PlacePatch,
 )
@@ -132,3 +133,21 @@ def _add_routes(record_type: str, input_model: type[BaseModel], patch_model: typ
 
 for _kind in _KINDS:
     _add_routes(*_kind)
+
+
+def _add_merge_route(record_type: str, merge: Callable[..., Awaitable[UUID]], answer_model: type[BaseModel],
+                     tag: str) -> None:
+    async def merge_route(request: Request, record_id: str, body: MergeInput, principal: EditorKey,
+                          if_match: IfMatch = None) -> Response:
+        return await _answer(request, principal, record_type,
+                             lambda conn: merge(conn, record_id, body.into, if_match))
+
+    router.add_api_route(f"/{record_type}s/{{record_id}}/merge", merge_route, methods=["POST"],
+                         response_model=answer_model, tags=[tag], summary=f"Merge a {record_type} into another",
+                         description=f"Two {record_type}s that are one: everything that referred to this one "
+                                     "refers to `into` afterwards, this one is deleted, and reads of its id answer "
+                                     "308 to the survivor. Answers with the survivor.")
+
+
+_add_merge_route("event", merges.merge_events, Event, "events")
+_add_merge_route("actor", merges.merge_actors, Actor, "actors")

@@ -147,3 +147,7 @@ ActorPatch = _patch_of(ActorInput)
 DocumentPatch = _patch_of(DocumentInput)
 EventPatch = _patch_of(EventInput, coordinates=True)
 ClaimPatch = _patch_of(ClaimInput, fixed=("event", "claimant"))
+
+
+class MergeInput(_Input):
+    into: NonEmpty = Field(description="The record that stays (id; an event also by external id).")
