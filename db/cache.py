@@ -91,9 +91,15 @@ async def begin_bulk_load(conn: AsyncConnection) -> None:
 
 
 async def finish_bulk_load(conn: AsyncConnection) -> None:
-    """After bulk loads: the monthly rollup rebuilt (migration 0006), the generation moved."""
+    """After bulk loads: the monthly rollup rebuilt (migration 0006), the generation
+    moved, and the history and change feed the loads wrote stamped with it (migration
+    0013: unstamped, the feed does not show them yet)."""
     await conn.execute(text("SELECT rebuild_event_month_counts()"))
-    await conn.execute(text("UPDATE data_generation SET rollup_stale = false, generation = generation + 1"))
+    generation = await conn.scalar(text(
+        "UPDATE data_generation SET rollup_stale = false, generation = generation + 1 RETURNING generation"))
+    for table in ("record_versions", "changes"):
+        await conn.execute(text(f"UPDATE {table} SET generation = :generation WHERE generation IS NULL"),
+                           {"generation": generation})
 
 
 async def finish_interrupted_bulk_load(conn: AsyncConnection) -> bool:

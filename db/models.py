@@ -350,6 +350,7 @@ record_versions = Table(
     Column("image", JSONB),
     Index("ix_record_versions_record", "table_name", "record_key", "id"),
     Index("ix_record_versions_event", "event_id", "id", postgresql_where=text("event_id IS NOT NULL")),
+    Index("ix_record_versions_unstamped", "id", postgresql_where=text("generation IS NULL")),
 )
 
 changes = Table(
@@ -366,6 +367,7 @@ changes = Table(
     UniqueConstraint("txid", "record_type", "record_id", name="uq_changes_per_transaction"),
     Index("ix_changes_feed", "generation", "seq"),
     Index("ix_changes_record", "record_type", "record_id", "seq"),
+    Index("ix_changes_unstamped", "seq", postgresql_where=text("generation IS NULL")),
 )
 
 # A POST's answer under its Idempotency-Key, per API key (migration 0013).

@@ -8,6 +8,7 @@ import random
 from typing import Any
 
 from db.seed import seed_id
+from tests.conftest import app_client, generated_database
 from tests.test_writes import AIRSTRIKE, as_, keys  # noqa: F401 (keys: a fixture)
 
 TYPES = ("event", "claim", "actor", "place", "document")
@@ -211,3 +212,10 @@ async def test_a_merge_is_listed_with_its_survivor(fresh_client, keys):
     merge = {(e["op"], e["type"], e["id"], e.get("merged_into")) for e in entries[-2:]}
     assert merge == {("merged", "actor", one["id"], two["id"]),
                      ("updated", "actor", two["id"], None)}  # the survivor's new alias
+
+
+async def test_a_bulk_load_is_in_the_feed_once_it_has_finished(databases, redis_url):
+    async with generated_database(databases, events=40, seed=5) as url, app_client(url, redis_url) as client:
+        entries, _ = await _drain(client, None)
+    created_events = {e["id"] for e in entries if e["type"] == "event" and e["op"] == "created"}
+    assert len(created_events) == 40 + 14  # the generated ones and the seed's

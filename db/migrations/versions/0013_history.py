@@ -100,6 +100,8 @@ CREATE TABLE record_versions (
   image jsonb                   -- the row after the change; NULL once deleted
 );
 CREATE INDEX ix_record_versions_record ON record_versions (table_name, record_key, id);
+-- what finish_bulk_load stamps (db/cache.py)
+CREATE INDEX ix_record_versions_unstamped ON record_versions (id) WHERE generation IS NULL;
 CREATE INDEX ix_record_versions_event ON record_versions (event_id, id) WHERE event_id IS NOT NULL;
 
 CREATE TABLE changes (
@@ -115,6 +117,7 @@ CREATE TABLE changes (
 );
 CREATE INDEX ix_changes_feed ON changes (generation, seq);
 CREATE INDEX ix_changes_record ON changes (record_type, record_id, seq);
+CREATE INDEX ix_changes_unstamped ON changes (seq) WHERE generation IS NULL;
 
 -- The arguments: key columns (comma-separated); the column naming the event the row is
 -- part of (or ''); the feed records a change of the row is a change of, as
