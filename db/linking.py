@@ -99,19 +99,33 @@ WITH batch AS (
   SELECT *, 0.30 * time_score + 0.30 * place_score + 0.10 * type_score + 0.15 * actor_score
             + 0.15 * fatality_score AS score
     FROM scored
+), found AS (
+  SELECT DISTINCT ON (least(a_id, b_id), greatest(a_id, b_id))
+         least(a_id, b_id) AS event_id, greatest(a_id, b_id) AS other_id, round(score::numeric, 3)::real AS score,
+         time_score::real AS time_score, place_score::real AS place_score, type_score::real AS type_score,
+         actor_score::real AS actor_score, fatality_score::real AS fatality_score, days_apart,
+         round(km::numeric, 3)::real AS distance_km, score >= {LINK_THRESHOLD} AS linked
+    FROM totals
+   WHERE score >= {CANDIDATE_THRESHOLD}
+   ORDER BY least(a_id, b_id), greatest(a_id, b_id)
+), dropped AS (   -- pairs of these events that no longer score
+  DELETE FROM event_matches m
+   WHERE (m.event_id = ANY(:ids) OR m.other_id = ANY(:ids))
+     AND NOT EXISTS (SELECT 1 FROM found f WHERE f.event_id = m.event_id AND f.other_id = m.other_id)
 )
-INSERT INTO event_matches (event_id, other_id, score, time_score, place_score, type_score, actor_score,
-                           fatality_score, days_apart, distance_km, linked)
-SELECT DISTINCT ON (least(a_id, b_id), greatest(a_id, b_id))
-       least(a_id, b_id), greatest(a_id, b_id), round(score::numeric, 3), time_score, place_score, type_score,
-       actor_score, fatality_score, days_apart, round(km::numeric, 3), score >= {LINK_THRESHOLD}
-  FROM totals
- WHERE score >= {CANDIDATE_THRESHOLD}
- ORDER BY least(a_id, b_id), greatest(a_id, b_id)
+-- only what changed is written: an unchanged pair is no change in the history and feed
+INSERT INTO event_matches AS m (event_id, other_id, score, time_score, place_score, type_score, actor_score,
+                                fatality_score, days_apart, distance_km, linked)
+SELECT * FROM found
 ON CONFLICT (event_id, other_id) DO UPDATE SET
   score = excluded.score, time_score = excluded.time_score, place_score = excluded.place_score,
   type_score = excluded.type_score, actor_score = excluded.actor_score, fatality_score = excluded.fatality_score,
   days_apart = excluded.days_apart, distance_km = excluded.distance_km, linked = excluded.linked
+WHERE (m.score, m.time_score, m.place_score, m.type_score, m.actor_score, m.fatality_score, m.days_apart,
+       m.distance_km, m.linked)
+      IS DISTINCT FROM
+      (excluded.score, excluded.time_score, excluded.place_score, excluded.type_score, excluded.actor_score,
+       excluded.fatality_score, excluded.days_apart, excluded.distance_km, excluded.linked)
 """)
 
 
@@ -138,8 +152,6 @@ async def match_events(conn: AsyncConnection, event_ids: Collection[UUID], datas
     if not event_ids:
         return
     ids = sorted(event_ids)
-    await conn.execute(text("DELETE FROM event_matches WHERE event_id = ANY(:ids) OR other_id = ANY(:ids)"),
-                       {"ids": ids})
     if among_snapshot:
         await conn.execute(_MATCH_AMONG_SNAPSHOT, {"ids": ids})
     else:

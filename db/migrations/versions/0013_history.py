@@ -167,6 +167,18 @@ BEGIN
   RETURN NULL;
 END $$;
 
+-- A record's updated_at moves when its own content does, not when only derived search
+-- text is rebuilt (a new claim's quote): such an update is then no change to history.
+CREATE OR REPLACE FUNCTION touch_updated_at() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF to_jsonb(NEW) - 'updated_at' - 'search_vector' IS DISTINCT FROM to_jsonb(OLD) - 'updated_at' - 'search_vector' THEN
+    NEW.updated_at := now();
+  ELSE
+    NEW.updated_at := OLD.updated_at;
+  END IF;
+  RETURN NEW;
+END $$;
+
 CREATE TABLE idempotent_requests (
   api_key_id uuid NOT NULL REFERENCES api_keys (id) ON DELETE CASCADE,
   key text NOT NULL,
@@ -187,6 +199,8 @@ DROP TRIGGER tr_{table}_versions_insert ON {table};
 DROP TRIGGER tr_{table}_versions_update ON {table};
 DROP TRIGGER tr_{table}_versions_delete ON {table};""" for table in TRACKED) + """
 DROP FUNCTION record_versions();
+CREATE OR REPLACE FUNCTION touch_updated_at() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN NEW.updated_at := now(); RETURN NEW; END $$;
 DROP TABLE idempotent_requests;
 DROP TABLE changes;
 DROP TABLE record_versions;
