@@ -370,7 +370,7 @@ async def load_seed(conn: AsyncConnection, seed: SeedFile) -> SeedReport:
 async def load_seed_dir(conn: AsyncConnection, seeds_dir: Path = SEEDS_DIR) -> SeedReport:
     """Load every seeds/*.yaml in name order, in one transaction that the caller commits."""
     # Two loaders at once would race on the same keys; the second waits for the first.
-    await conn.execute(text("SELECT pg_advisory_xact_lock(727002)"))
+    await conn.execute(text("SELECT pg_advisory_xact_lock(727002), set_config('conflictkb.actor', 'seed', true)"))
     total = SeedReport()
     for path in sorted(seeds_dir.glob("*.yaml")):
         report = await load_seed(conn, read_seed_file(path))

@@ -8,7 +8,8 @@ import random
 from typing import Any
 
 from db.seed import seed_id
-from tests.conftest import app_client, generated_database
+from db.imports.ucdp import UCDP_FORMAT
+from tests.conftest import app_client, generated_database, import_into, ucdp_extract_rows, write_csv
 from tests.test_writes import AIRSTRIKE, as_, keys  # noqa: F401 (keys: a fixture)
 
 TYPES = ("event", "claim", "actor", "place", "document")
@@ -219,3 +220,12 @@ async def test_a_bulk_load_is_in_the_feed_once_it_has_finished(databases, redis_
         entries, _ = await _drain(client, None)
     created_events = {e["id"] for e in entries if e["type"] == "event" and e["op"] == "created"}
     assert len(created_events) == 40 + 14  # the generated ones and the seed's
+
+
+async def test_the_history_names_the_seed_and_imports(fresh_client, fresh_database_url, tmp_path):
+    history = (await fresh_client.get(f"/v1/events/{seed_id('event', 'al-qasr-strike')}/history")).json()["data"]
+    assert {h["who"] for h in history} == {"seed"}
+    columns, rows = ucdp_extract_rows()
+    await import_into(fresh_database_url, write_csv(tmp_path / "slice.csv", columns, rows[:3]), UCDP_FORMAT)
+    imported = (await fresh_client.get(f"/v1/events/ucdp-ged:{rows[0]['id']}/history")).json()["data"]
+    assert {h["who"] for h in imported} == {"import UCDP GED slice.csv"}

@@ -52,6 +52,9 @@ async def import_file(engine: AsyncEngine, path: Path, file_format: Format, *, d
         async with engine.connect() as conn:
             # for the whole import, across its transactions (released below, or when the session ends)
             await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": IMPORT_LOCK})
+            # who the history names for everything this import writes (for the session: reset below)
+            await conn.execute(text("SELECT set_config('conflictkb.actor', :who, false)"),
+                               {"who": f"import {file_format.name} {path.name}"})
             try:
                 batch: list[ImportedEvent] = []
                 batches = 0
@@ -90,7 +93,8 @@ async def import_file(engine: AsyncEngine, path: Path, file_format: Format, *, d
             finally:
                 if conn.in_transaction():
                     await conn.rollback()
-                await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": IMPORT_LOCK})
+                await conn.execute(text("SELECT pg_advisory_unlock(:key), set_config('conflictkb.actor', '', false)"),
+                                   {"key": IMPORT_LOCK})
                 await conn.commit()
         return report
     finally:
