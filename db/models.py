@@ -348,7 +348,6 @@ record_versions = Table(
     Column("op", Text, CheckConstraint("op IN ('created', 'updated', 'deleted')"), nullable=False),
     Column("event_id", UUID(as_uuid=True)),
     Column("image", JSONB),
-    Index("ix_record_versions_record", "table_name", "record_key", "id"),
     Index("ix_record_versions_event", "event_id", "id", postgresql_where=text("event_id IS NOT NULL")),
     Index("ix_record_versions_unstamped", "id", postgresql_where=text("generation IS NULL")),
 )

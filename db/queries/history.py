@@ -69,8 +69,8 @@ async def event_attribution(conn: AsyncConnection, event_id: UUID, as_of: dt.dat
 async def existed_at(conn: AsyncConnection, event_id: UUID, as_of: dt.datetime) -> bool:
     return bool(await conn.scalar(text("""
         SELECT v.image IS NOT NULL FROM record_versions v
-         WHERE v.table_name = 'events' AND v.record_key = :key AND v.at <= :as_of AND v.generation IS NOT NULL
-         ORDER BY v.generation DESC, v.id DESC LIMIT 1"""), {"key": str(event_id), "as_of": as_of}))
+         WHERE v.event_id = :event AND v.table_name = 'events' AND v.at <= :as_of AND v.generation IS NOT NULL
+         ORDER BY v.generation DESC, v.id DESC LIMIT 1"""), {"event": event_id, "as_of": as_of}))
 
 
 HISTORY_ORDER = Sort("committed", (v.generation, v.id), (int, int), descending=False, scope="history")

@@ -99,7 +99,6 @@ CREATE TABLE record_versions (
   event_id uuid,                -- the event the row is part of (the event itself, its claims, roles, ids)
   image jsonb                   -- the row after the change; NULL once deleted
 );
-CREATE INDEX ix_record_versions_record ON record_versions (table_name, record_key, id);
 -- what finish_bulk_load stamps (db/cache.py)
 CREATE INDEX ix_record_versions_unstamped ON record_versions (id) WHERE generation IS NULL;
 CREATE INDEX ix_record_versions_event ON record_versions (event_id, id) WHERE event_id IS NOT NULL;
