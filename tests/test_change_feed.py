@@ -8,7 +8,7 @@ import random
 from typing import Any
 
 from db.seed import seed_id
-from tests.test_writes import AIRSTRIKE, as_, keys  # noqa: F401 (keys: a fixture)
+from tests.conftest import AIRSTRIKE, as_
 
 TYPES = ("event", "claim", "actor", "place", "document")
 
