@@ -39,7 +39,8 @@ GraphQL (with the GraphiQL explorer) is at [/graphql](/graphql).
 
 
 async def graphql_context(request: Request, conn: ReadConn, codec: Codec, cache: AnswerCacheDep) -> GraphQLContext:
-    return GraphQLContext(conn, codec, cache, authenticate=lambda: request_principal(request))
+    return GraphQLContext(conn, codec, cache, authenticate=lambda: request_principal(request),
+                          engine=request.app.state.engine)
 
 
 def create_app(settings: Settings | None = None, *, database_url: str | None = None,

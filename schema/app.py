@@ -11,6 +11,7 @@ from strawberry.fastapi import GraphQLRouter
 
 from schema.errors import ErrorCodes, Schema
 from schema.execution import PlainFieldExecutionContext
+from schema.mutations import Mutation
 from schema.queries import Query
 
 # Limits that keep one request from asking for unbounded work; each refusal is a
@@ -26,6 +27,7 @@ LIMIT_RULES = [depth_rule(MAX_DEPTH, None, None), alias_rule(MAX_ALIASES)]
 
 schema = Schema(
     query=Query,
+    mutation=Mutation,
     extensions=[
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         ParserCache,

@@ -1,5 +1,6 @@
 """Per-request GraphQL context: one database connection and the dataloaders over it,
-and the request's API key for the resolvers that need one (mutations)."""
+the request's API key for the resolvers that need one (mutations), and the engine a
+mutation opens its own write transaction on."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from uuid import UUID
 
 from graphql import GraphQLError
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
 
@@ -27,11 +28,13 @@ T = TypeVar("T")
 
 class GraphQLContext(BaseContext):
     def __init__(self, conn: AsyncConnection, codec: CursorCodec, cache: AnswerCache,
-                 authenticate: Callable[[], Awaitable[ApiPrincipal]]):
+                 authenticate: Callable[[], Awaitable[ApiPrincipal]], engine: AsyncEngine | None = None):
         """`authenticate`: the request's key, or ApiKeyRefused (api/auth.py's
-        request_principal, bound to the request)."""
+        request_principal, bound to the request). `engine`: the app's, for writes; a
+        write never runs on `conn`, whose transaction lasts the whole request."""
         super().__init__()
         self.conn = conn
+        self.engine = engine
         self.codec = codec
         self.cache = cache
         self._authenticate = authenticate
@@ -66,6 +69,12 @@ class GraphQLContext(BaseContext):
             raise GraphQLError(exc.detail, extensions={"code": "UNAUTHENTICATED"}) from exc
         except ApiRoleTooLow as exc:
             raise GraphQLError(exc.detail, extensions={"code": "FORBIDDEN", "requiredRole": exc.needed}) from exc
+
+    def forget_loaded(self) -> None:
+        """After a write: trees loaded before it are of the old version (a second
+        mutation in the same request may read a record the first one changed)."""
+        for loader in (self.actors, self.places, self.documents):
+            loader.clear_all()
 
     def _loader(self, trees: Callable[[AsyncConnection, list[UUID]], Awaitable[list[dict]]]) -> DataLoader:
         async def load(ids: Sequence[UUID]) -> list[dict | None]:

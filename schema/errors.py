@@ -2,9 +2,12 @@
 
 Bad input is BAD_USER_INPUT (raised by the resolvers, naming the argument, or by
 GraphQL's own type checks of variables and literals); a query GraphQL refuses is
-GRAPHQL_VALIDATION_FAILED; a lost database is SERVICE_UNAVAILABLE. Anything else is
-INTERNAL_SERVER_ERROR with a generic message, so no SQL or internals leak; the
-details go to the log.
+GRAPHQL_VALIDATION_FAILED; a lost database is SERVICE_UNAVAILABLE. A write refused
+says why as REST's status would: UNAUTHENTICATED (401), FORBIDDEN (403),
+BAD_USER_INPUT with `errors` naming every bad field (422), NOT_FOUND (404), GONE with
+the `tombstone` (410), PRECONDITION_FAILED with the `currentEtag` (412), CONFLICT
+(409). Anything else is INTERNAL_SERVER_ERROR with a generic message, so no SQL or
+internals leak; the details go to the log.
 """
 
 from __future__ import annotations
@@ -17,16 +20,20 @@ from graphql import GraphQLError
 from sqlalchemy.exc import InterfaceError, OperationalError, TimeoutError as SQLAlchemyTimeoutError
 import strawberry
 from strawberry.extensions import SchemaExtension
+from strawberry.utils.str_converters import to_camel_case
+
+from db.writes import FieldError, InvalidInput, RecordGone, RecordNotFound, StaleRecord, StillReferenced, WriteError
 
 log = logging.getLogger(__name__)
 
 UNAVAILABLE = (OSError, OperationalError, InterfaceError, SQLAlchemyTimeoutError, PostgresConnectionError)
 
 
-def _coded(error: GraphQLError, code: str, message: str | None = None) -> GraphQLError:
+def _coded(error: GraphQLError, code: str, message: str | None = None, extensions: dict | None = None
+           ) -> GraphQLError:
     return GraphQLError(message or error.message, nodes=error.nodes, source=error.source,
                         positions=error.positions, path=error.path, original_error=None,
-                        extensions={**(error.extensions or {}), "code": code})
+                        extensions={**(error.extensions or {}), **(extensions or {}), "code": code})
 
 
 def classify(error: GraphQLError) -> GraphQLError:
@@ -40,7 +47,34 @@ def classify(error: GraphQLError) -> GraphQLError:
         return _coded(error, "BAD_USER_INPUT" if bad_value else "GRAPHQL_VALIDATION_FAILED")
     if isinstance(original, UNAVAILABLE):
         return _coded(error, "SERVICE_UNAVAILABLE", "The database is unavailable; try again shortly.")
+    if isinstance(original, WriteError):
+        # a refusal no resolver turned into its error (the mutations do): the client's all the same
+        refused = bad_user_input(original.errors) if isinstance(original, InvalidInput) else refused_write(original)
+        return _coded(error, refused.extensions["code"], refused.message, refused.extensions)
     return _coded(error, "INTERNAL_SERVER_ERROR", "Unexpected error; it has been logged.")
+
+
+def bad_user_input(errors: list[FieldError]) -> GraphQLError:
+    """An input refused, every bad field named as the client wrote it (`input.newPlace.parent`)."""
+    return GraphQLError("Invalid input: " + "; ".join(f"{e.name}: {e.reason}" for e in errors),
+                        extensions={"code": "BAD_USER_INPUT",
+                                    "errors": [{"name": e.name, "reason": e.reason} for e in errors]})
+
+
+_CODE_OF_REFUSAL = {RecordNotFound: "NOT_FOUND", RecordGone: "GONE", StaleRecord: "PRECONDITION_FAILED",
+                    StillReferenced: "CONFLICT"}
+
+
+def refused_write(exc: WriteError) -> GraphQLError:
+    """A write refused for the state of the record it names (db/writes), with what the
+    client needs next: the tombstone of a deleted record, the ETag of the current version."""
+    extensions: dict = {"code": _CODE_OF_REFUSAL.get(type(exc), "BAD_USER_INPUT")}
+    if isinstance(exc, RecordGone):
+        extensions["tombstone"] = {to_camel_case(key): value.isoformat() if hasattr(value, "isoformat") else value
+                                   for key, value in exc.tombstone.items()}
+    elif isinstance(exc, StaleRecord):
+        extensions["currentEtag"] = exc.current_etag
+    return GraphQLError(str(exc), extensions=extensions)
 
 
 class ErrorCodes(SchemaExtension):
@@ -54,7 +88,7 @@ class ErrorCodes(SchemaExtension):
 def is_client_error(error: GraphQLError) -> bool:
     """Bad input or a refused query: the client's to fix, nothing for the server log."""
     original = error.original_error
-    return original is None or error.path is None or isinstance(original, GraphQLError)
+    return original is None or error.path is None or isinstance(original, (GraphQLError, WriteError))
 
 
 class Schema(strawberry.Schema):

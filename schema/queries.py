@@ -62,7 +62,7 @@ def _selections(info: Info) -> list:
     return [s for field in info.selected_fields for s in field.selections]
 
 
-async def _one(info: Info, tree: dict | None, node: Callable[[dict], T]) -> T | None:
+async def single_node(info: Info, tree: dict | None, node: Callable[[dict], T]) -> T | None:
     """A single node, with the full trees its selection needs loaded."""
     if tree is None:
         return None
@@ -118,7 +118,7 @@ class Query:
 
     @strawberry.field(description="One event by id or external id (dataset:id).")
     async def event(self, info: Info, id: strawberry.ID) -> Event | None:
-        return await _one(info, await info.context.db(events.get_event, str(id)), Event.of)
+        return await single_node(info, await info.context.db(events.get_event, str(id)), Event.of)
 
     @strawberry.field
     async def actors(self, info: Info, q: str | None = None, kind: list[str] | None = None, first: int = 50,
@@ -128,7 +128,7 @@ class Query:
 
     @strawberry.field
     async def actor(self, info: Info, id: strawberry.ID) -> Actor | None:
-        return await _one(info, await info.context.db(actors.get_actor, str(id)), Actor.of)
+        return await single_node(info, await info.context.db(actors.get_actor, str(id)), Actor.of)
 
     @strawberry.field
     async def places(self, info: Info, q: str | None = None, kind: list[str] | None = None,
@@ -139,7 +139,7 @@ class Query:
 
     @strawberry.field
     async def place(self, info: Info, id: strawberry.ID) -> Place | None:
-        return await _one(info, await info.context.db(places.get_place, str(id)), Place.of)
+        return await single_node(info, await info.context.db(places.get_place, str(id)), Place.of)
 
     @strawberry.field
     async def documents(self, info: Info, first: int = 50, after: str | None = None) -> Connection[Document]:
@@ -147,7 +147,7 @@ class Query:
 
     @strawberry.field
     async def document(self, info: Info, id: strawberry.ID) -> Document | None:
-        return await _one(info, await info.context.db(documents.get_document, str(id)), Document.of)
+        return await single_node(info, await info.context.db(documents.get_document, str(id)), Document.of)
 
     @strawberry.field
     async def claims(self, info: Info, event: strawberry.ID | None = None, claimant: list[str] | None = None,

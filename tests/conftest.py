@@ -25,16 +25,18 @@ from pathlib import Path
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from sqlalchemy import text
 
 from api.app import create_app
 from api.settings import Settings
+from db.api_keys import create_api_key
 from db.embedded import EmbeddedPostgres, EmbeddedRedis
 from db.engine import make_engine
 from db.generate import generate
 from db.imports.records import Format, ImportReport
 from db.imports.run import import_file
 from db.migrate import upgrade
-from db.seed import load_seed_dir
+from db.seed import load_seed_dir, seed_id
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_DATA_DIR = ROOT / "var" / "test"
@@ -179,6 +181,37 @@ async def fresh_client(fresh_database_url: str, redis_url: str) -> AsyncIterator
 def event_url(key: str) -> str:
     """REST path of a seeded event by its seed key."""
     return f"/v1/events/conflictkb-seed:{key}"
+
+
+# --- writes -------------------------------------------------------------------------
+
+# A new event's REST body (GraphQL's input: the same fields in camelCase).
+AIRSTRIKE = {"event_type": "Explosions/Remote violence", "sub_event_type": "Air/drone strike",
+             "date_start": "2018-05-01", "place": str(seed_id("place", "al-qasr")),
+             "summary": "An air strike on a village south of Al-Shadadi."}
+
+
+@pytest.fixture
+async def keys(fresh_database_url: str) -> dict[str, str]:
+    """An API key per role on the test's private database."""
+    engine = make_engine(fresh_database_url, pool_size=1)
+    async with engine.begin() as conn:
+        made = {role: (await create_api_key(conn, role, f"test {role}")).token for role in ("reader", "editor", "admin")}
+    await engine.dispose()
+    return made
+
+
+def as_(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def count_rows(url: str, sql: str) -> int:
+    """What `sql` (a count) finds in the database at `url`, outside the app."""
+    engine = make_engine(url, pool_size=1)
+    async with engine.connect() as conn:
+        count = await conn.scalar(text(sql))
+    await engine.dispose()
+    return count
 
 
 os.environ.setdefault("CONFLICTKB_LOG_LEVEL", "warning")

@@ -9,8 +9,7 @@ from typing import Any
 
 from db.seed import seed_id
 from db.imports.ucdp import UCDP_FORMAT
-from tests.conftest import app_client, generated_database, import_into, ucdp_extract_rows, write_csv
-from tests.test_writes import AIRSTRIKE, as_, keys  # noqa: F401 (keys: a fixture)
+from tests.conftest import AIRSTRIKE, app_client, as_, generated_database, import_into, ucdp_extract_rows, write_csv
 
 TYPES = ("event", "claim", "actor", "place", "document")
 

@@ -22,8 +22,8 @@ query ($where: EventWhere, $first: Int, $after: String, $orderBy: EventOrder) {
 }"""
 
 
-async def gql(client, query: str, **variables) -> dict:
-    response = await client.post("/graphql", json={"query": query, "variables": variables})
+async def gql(client, query: str, *, headers: dict[str, str] | None = None, **variables) -> dict:
+    response = await client.post("/graphql", json={"query": query, "variables": variables}, headers=headers)
     assert response.status_code == 200, response.text
     return response.json()
 

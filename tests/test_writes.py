@@ -6,42 +6,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
-import pytest
-from sqlalchemy import text
-
-from db.api_keys import create_api_key
-from db.engine import make_engine
 from db.seed import seed_id
-
-AIRSTRIKE = {"event_type": "Explosions/Remote violence", "sub_event_type": "Air/drone strike",
-             "date_start": "2018-05-01", "place": str(seed_id("place", "al-qasr")),
-             "summary": "An air strike on a village south of Al-Shadadi."}
-
-
-@pytest.fixture
-async def keys(fresh_database_url: str) -> dict[str, str]:
-    """An API key per role on the test's private database."""
-    engine = make_engine(fresh_database_url, pool_size=1)
-    async with engine.begin() as conn:
-        made = {role: (await create_api_key(conn, role, f"test {role}")).token for role in ("reader", "editor", "admin")}
-    await engine.dispose()
-    return made
-
-
-def as_(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-async def _count(url: str, sql: str) -> int:
-    engine = make_engine(url, pool_size=1)
-    async with engine.connect() as conn:
-        count = await conn.scalar(text(sql))
-    await engine.dispose()
-    return count
+from tests.conftest import AIRSTRIKE, as_, count_rows
 
 
 async def test_writes_need_an_editor_key(fresh_client, fresh_database_url, keys):
-    before = await _count(fresh_database_url, "SELECT count(*) FROM events")
+    before = await count_rows(fresh_database_url, "SELECT count(*) FROM events")
     missing = await fresh_client.post("/v1/events", json=AIRSTRIKE)
     assert missing.status_code == 401 and missing.headers["content-type"] == "application/problem+json"
     assert missing.headers["www-authenticate"].startswith("Bearer")
@@ -53,7 +23,7 @@ async def test_writes_need_an_editor_key(fresh_client, fresh_database_url, keys)
         refused = await fresh_client.request(method, f"/v1/events/{seed_id('event', 'al-qasr-strike')}",
                                              json={}, headers=as_(keys["reader"]))
         assert refused.status_code == 403
-    assert await _count(fresh_database_url, "SELECT count(*) FROM events") == before
+    assert await count_rows(fresh_database_url, "SELECT count(*) FROM events") == before
     admin = await fresh_client.post("/v1/events", json=AIRSTRIKE, headers={"X-API-Key": keys["admin"]})
     assert admin.status_code == 201, admin.text
 
@@ -70,7 +40,7 @@ async def test_a_created_event_is_answered_with_its_location_and_etag(fresh_clie
 
 
 async def test_every_bad_field_is_named_and_nothing_is_written(fresh_client, fresh_database_url, keys):
-    before = await _count(fresh_database_url, "SELECT count(*) FROM events")
+    before = await count_rows(fresh_database_url, "SELECT count(*) FROM events")
     shapeless = await fresh_client.post("/v1/events", json={"sub_event_type": "Air/drone strike", "colour": "red",
                                                             "latitude": 91}, headers=as_(keys["editor"]))
     assert shapeless.status_code == 422
@@ -83,8 +53,8 @@ async def test_every_bad_field_is_named_and_nothing_is_written(fresh_client, fre
     problems = {e["name"]: e["reason"] for e in unknowable.json()["errors"]}
     assert set(problems) == {"sub_event_type", "date_precision", "place.parent"}, problems
     assert "Air/drone strike" not in problems["sub_event_type"] and "Shelling" in problems["sub_event_type"]
-    assert await _count(fresh_database_url, "SELECT count(*) FROM events") == before
-    assert await _count(fresh_database_url, "SELECT count(*) FROM places WHERE name = 'New Village'") == 0
+    assert await count_rows(fresh_database_url, "SELECT count(*) FROM events") == before
+    assert await count_rows(fresh_database_url, "SELECT count(*) FROM places WHERE name = 'New Village'") == 0
 
 
 async def test_a_new_place_is_made_once_and_then_found(fresh_client, keys):
@@ -98,16 +68,16 @@ async def test_a_new_place_is_made_once_and_then_found(fresh_client, keys):
 
 async def test_a_repeated_idempotency_key_creates_nothing_new(fresh_client, fresh_database_url, keys):
     headers = {**as_(keys["editor"]), "Idempotency-Key": "5b0c7f0e-2f7d-4a55-9a2e-2d1c3c1f0a11"}
-    before = await _count(fresh_database_url, "SELECT count(*) FROM events")
+    before = await count_rows(fresh_database_url, "SELECT count(*) FROM events")
     answers = await asyncio.gather(*(fresh_client.post("/v1/events", json=AIRSTRIKE, headers=headers)
                                      for _ in range(4)))
     assert {a.status_code for a in answers} == {201}
     assert len({a.json()["id"] for a in answers}) == 1
     assert len({a.headers["location"] for a in answers}) == 1
-    assert await _count(fresh_database_url, "SELECT count(*) FROM events") == before + 1
+    assert await count_rows(fresh_database_url, "SELECT count(*) FROM events") == before + 1
     other = await fresh_client.post("/v1/events", json={**AIRSTRIKE, "summary": "another"}, headers=headers)
     assert other.status_code == 422 and other.json()["errors"][0]["name"] == "Idempotency-Key"
-    assert await _count(fresh_database_url, "SELECT count(*) FROM events") == before + 1
+    assert await count_rows(fresh_database_url, "SELECT count(*) FROM events") == before + 1
 
 
 async def test_a_stale_if_match_is_refused(fresh_client, keys):

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from api.auth import ApiPrincipal, EditorKey
 from api.schemas import PROBLEM_RESPONSES, Actor, Claim, Document, Event, Place
 from db.etags import body_etag
-from db.writes import merges, records, writing
+from db.writes import merges, records, who, writing
 from db.writes.idempotency import StoredAnswer, remember, reserve_or_replay
 from db.writes.inputs import (
     ActorInput,
@@ -46,11 +46,6 @@ IfMatch = Annotated[str | None, Header(
     alias="If-Match", description="The ETag a GET gave: the write is refused (412) if the record changed since.")]
 
 Write = Callable[[AsyncConnection], Awaitable[UUID]]
-
-
-def who(principal: ApiPrincipal) -> str:
-    """How the history names the writer."""
-    return f"{principal.name} (API key {principal.key_id}, {principal.role})"
 
 
 async def _answer(request: Request, principal: ApiPrincipal, record_type: str, write: Write, *,

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from db.api_keys import ApiPrincipal
+
 
 @dataclass(frozen=True)
 class FieldError:
@@ -75,6 +77,11 @@ class Checks:
     def raise_any(self) -> None:
         if self.errors:
             raise InvalidInput(self.errors)
+
+
+def who(principal: ApiPrincipal) -> str:
+    """How the history names the writer (REST and GraphQL alike)."""
+    return f"{principal.name} (API key {principal.key_id}, {principal.role})"
 
 
 @asynccontextmanager

@@ -70,10 +70,15 @@ async def lock_record(conn: AsyncConnection, record_type: str, ref: str, if_matc
     return dict(row)
 
 
+async def record_tree(conn: AsyncConnection, record_type: str, record_id: UUID) -> dict:
+    """The record as the reads give it (REST's GET, GraphQL's nodes)."""
+    trees = await RECORD_TREES[record_type](conn, [record_id])
+    return trees[0]
+
+
 async def record_body(conn: AsyncConnection, record_type: str, record_id: UUID) -> bytes:
     """The record's answer as GET /v1/<type>s/<id> sends it (its ETag is this body's)."""
-    trees = await RECORD_TREES[record_type](conn, [record_id])
-    return orjson.dumps(trees[0])
+    return orjson.dumps(await record_tree(conn, record_type, record_id))
 
 
 def _uuid(value: str | UUID) -> UUID | None:
