@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 from asyncpg import PostgresConnectionError
 from fastapi import FastAPI, Request
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, TimeoutError as SQLAlchemyTimeoutError
 from fastapi.exceptions import RequestValidationError
@@ -26,6 +27,7 @@ from db.queries.common import parse_uuid
 from db.queries.history import tombstone
 from db.writes import InvalidInput, RecordGone, RecordNotFound, StaleRecord, StillReferenced, WriteError
 from db.writes.idempotency import IdempotencyKeyReused
+from db.writes.inputs import chosen_form_errors
 
 log = logging.getLogger(__name__)
 
@@ -121,9 +123,22 @@ def problem_response(problem: Problem, instance: str | None = None) -> Response:
                     headers=problem.headers)
 
 
-def _validation_errors(exc: RequestValidationError) -> list[dict]:
+def _body_model(request: Request) -> type[BaseModel] | None:
+    field = getattr(request.scope.get("route"), "body_field", None)
+    model = field.field_info.annotation if field is not None else None
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _validation_errors(request: Request, exc: RequestValidationError) -> list[dict]:
     errors = []
+    model = _body_model(request)
+    if model is not None:  # a write's body: each field named as the client wrote it
+        body_errors = [{**e, "loc": tuple(e["loc"][1:])} for e in exc.errors() if e.get("loc", ())[:1] == ("body",)]
+        errors += [{"name": ".".join(map(str, path)) or "body", "in": "body", "reason": reason}
+                   for path, reason in chosen_form_errors(body_errors, exc.body, model)] if body_errors else []
     for err in exc.errors():
+        if model is not None and err.get("loc", ())[:1] == ("body",):
+            continue
         loc = [str(part) for part in err.get("loc", ())]
         where = loc[0] if loc and loc[0] in ("query", "path", "body", "header") else None
         if where in ("query", "path", "header"):
@@ -141,7 +156,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
-        errors = _validation_errors(exc)
+        errors = _validation_errors(request, exc)
         detail = "; ".join(f"{e['name']}: {e['reason']}" for e in errors)
         return problem_response(Problem(422, detail, errors=errors), request.url.path)
 

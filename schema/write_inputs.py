@@ -17,7 +17,7 @@ import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from enum import Enum
-from typing import Any, Generic, TypeVar, get_args
+from typing import Any, Generic, TypeVar
 
 import strawberry
 from pydantic import BaseModel, ValidationError
@@ -217,32 +217,6 @@ def write_body(given: Any, model: type[M], *, patch: bool = False) -> WriteBody[
 
 
 def _validation_errors(exc: ValidationError, fields: dict[str, Any], model: type[BaseModel]) -> list[FieldError]:
-    """The model's errors, named as the client wrote the fields. Of a field that takes
-    one of several forms (an id or a new place), pydantic reports what is wrong with
-    each form; only the one the client chose is meant (its tag is dropped from the name)."""
-    forms = _fields_of_forms(model)
-    errors: list[FieldError] = []
-    for error in exc.errors():
-        path = list(error["loc"])
-        if len(path) > 1 and path[0] in forms:
-            if not _is_form_of(path[1], fields.get(path[0])):
-                continue
-            del path[1]
-        errors.append(FieldError(graphql_name(fields, path), error["msg"].removeprefix("Value error, ")))
-    # a form this does not know (none fits): the field is named all the same
-    return errors or [FieldError(graphql_name(fields, e["loc"][:1]), e["msg"]) for e in exc.errors()[:1]]
-def _fields_of_forms(model: type[BaseModel]) -> set[str]:
-    """The fields of `model` that take a union (pydantic tags their errors by its members)."""
-    return {name for name, field in model.model_fields.items()
-            if len([t for t in get_args(field.annotation) if t is not type(None)]) > 1}
-
-
-def _is_form_of(tag: str, value: Any) -> bool:
-    """Whether the union member pydantic tagged `tag` is the form `value` has: a model
-    (`PlaceInput`, `function-after[…, Figures]`) for an object, a date for a date, an
-    id or a text for a string."""
-    if isinstance(value, dict):
-        return tag[:1].isupper() or tag.endswith("]")
-    if isinstance(value, dt.date):
-        return tag == "date"
-    return tag == "uuid" or tag.endswith("str")
+    """The model's errors, named as the client wrote the fields (bodies.chosen_form_errors)."""
+    return [FieldError(graphql_name(fields, path), reason)
+            for path, reason in bodies.chosen_form_errors(exc.errors(), fields, model)]

@@ -285,3 +285,15 @@ async def test_merged_events_and_actors_point_to_the_survivor(fresh_client, keys
     self_merge = await fresh_client.post(f"/v1/actors/{islamic_state}/merge", json={"into": islamic_state},
                                          headers=editor)
     assert self_merge.status_code == 422 and self_merge.json()["errors"][0]["name"] == "into"
+
+
+async def test_a_field_of_two_forms_is_named_by_the_form_given(fresh_client, keys):
+    """`place` takes an id or a new place: a bad new place names its own fields, not
+    pydantic's names for the forms."""
+    answer = await fresh_client.post("/v1/events", headers=as_(keys["editor"]), json={
+        **AIRSTRIKE, "place": {"name": "", "kind": "locality", "latitude": 95, "longitude": 40}})
+    assert answer.status_code == 422
+    assert sorted(e["name"] for e in answer.json()["errors"]) == ["place.latitude", "place.name"]
+    answer = await fresh_client.post("/v1/claims", headers=as_(keys["editor"]), json={
+        "event": "x", "claimant": "SANA", "predicate": "fatalities", "stance": "asserts", "value": -3})
+    assert [e["name"] for e in answer.json()["errors"]] == ["value"]

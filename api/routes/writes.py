@@ -94,6 +94,10 @@ _KINDS: list[tuple[str, type[BaseModel], type[BaseModel], type[BaseModel], str]]
 ]
 
 
+def _a(noun: str) -> str:
+    return ("an " if noun[0] in "aeiou" else "a ") + noun
+
+
 def _add_routes(record_type: str, input_model: type[BaseModel], patch_model: type[BaseModel],
                 answer_model: type[BaseModel], tag: str) -> None:
     create = getattr(records, f"create_{record_type}")
@@ -115,14 +119,14 @@ def _add_routes(record_type: str, input_model: type[BaseModel], patch_model: typ
         return await _delete(request, principal, lambda conn: remove(conn, record_id, if_match))
 
     router.add_api_route(path, post, methods=["POST"], status_code=201, response_model=answer_model, tags=[tag.lower()],
-                         summary=f"Create a {record_type}",
+                         summary=f"Create {_a(record_type)}",
                          description=f"{tag}: a new one from the body; 201 with it, its ETag and Location.")
     router.add_api_route(path + "/{record_id}", patch, methods=["PATCH"], response_model=answer_model,
-                         tags=[tag.lower()], summary=f"Change a {record_type}",
+                         tags=[tag.lower()], summary=f"Change {_a(record_type)}",
                          description="The fields the body names are set (null clears one); with If-Match, "
                                      "refused (412) if the record changed since that ETag.")
     router.add_api_route(path + "/{record_id}", delete, methods=["DELETE"], status_code=204, tags=[tag.lower()],
-                         summary=f"Delete a {record_type}",
+                         summary=f"Delete {_a(record_type)}",
                          description="Later reads answer 410 with a tombstone; the change feed lists the deletion.")
 
 
@@ -138,7 +142,7 @@ def _add_merge_route(record_type: str, merge: Callable[..., Awaitable[UUID]], an
                              lambda conn: merge(conn, record_id, body.into, if_match))
 
     router.add_api_route(f"/{record_type}s/{{record_id}}/merge", merge_route, methods=["POST"],
-                         response_model=answer_model, tags=[tag], summary=f"Merge a {record_type} into another",
+                         response_model=answer_model, tags=[tag], summary=f"Merge {_a(record_type)} into another",
                          description=f"Two {record_type}s that are one: everything that referred to this one "
                                      "refers to `into` afterwards, this one is deleted, and reads of its id answer "
                                      "308 to the survivor. Answers with the survivor.")

@@ -9,7 +9,7 @@ fields it names are set (null clears), the others stay.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 from uuid import UUID
 
 from pydantic import (
@@ -151,3 +151,40 @@ ClaimPatch = _patch_of(ClaimInput, fixed=("event", "claimant"))
 
 class MergeInput(_Input):
     into: NonEmpty = Field(description="The record that stays (id; an event also by external id).")
+
+
+def chosen_form_errors(errors: list[dict], body: Any, model: type[BaseModel]) -> list[tuple[list, str]]:
+    """pydantic's errors of `body` against `model`, as (path, reason). Of a field that
+    takes one of several forms (a place id or a new place), pydantic reports what is
+    wrong with each form; only the one the client chose is meant, and its member tag
+    (`function-after[…, PlaceInput]`) is dropped from the path."""
+    forms = _fields_of_forms(model)
+    named: list[tuple[list, str]] = []
+    for error in errors:
+        path = list(error["loc"])
+        if len(path) > 1 and path[0] in forms:
+            if not _is_form_of(str(path[1]), body.get(path[0]) if isinstance(body, dict) else None):
+                continue
+            del path[1]
+        named.append((path, error["msg"].removeprefix("Value error, ")))
+    # a form none of them fits: the field is named all the same
+    return named or [(list(e["loc"][:1]), e["msg"]) for e in errors[:1]]
+
+
+def _fields_of_forms(model: type[BaseModel]) -> set[str]:
+    """The fields of `model` that take a union (pydantic tags their errors by its members)."""
+    return {name for name, field in model.model_fields.items()
+            if len([t for t in get_args(field.annotation) if t is not type(None)]) > 1}
+
+
+def _is_form_of(tag: str, value: Any) -> bool:
+    """Whether the union member pydantic tagged `tag` is the form `value` has: a model
+    (`PlaceInput`, `function-after[…, Figures]`) for an object, a date for a date, an
+    id or a text for a string, a number for a number."""
+    if isinstance(value, dict):
+        return tag[:1].isupper() or tag.endswith("]")
+    if isinstance(value, dt.date):
+        return tag == "date"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return tag.endswith("int")
+    return tag in ("uuid", "date") or tag.endswith("str")
