@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from contextlib import contextmanager
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
@@ -16,7 +17,7 @@ from strawberry.types.nodes import FragmentSpread, InlineFragment
 
 from db.filters import EventFilter, FilterError
 from db.pagination import CursorError, Page, PageRequest
-from db.queries import actors, claims, documents, events, places, stats
+from db.queries import actors, claims, documents, events, history, places, stats
 from db.queries.stats import StatsRequest, parse_group_by
 from schema.inputs import EventOrder, EventWhere, StatDimension
 from schema.prefetch import load_selected_trees, selections_at
@@ -116,9 +117,14 @@ class Query:
             rows = await info.context.db(stats.event_stats, info.context.cache, event_filter, request)
         return [EventStat.of(row) for row in orjson.loads(rows)]
 
-    @strawberry.field(description="One event by id or external id (dataset:id).")
-    async def event(self, info: Info, id: strawberry.ID) -> Event | None:
-        return await single_node(info, await info.context.db(events.get_event, str(id)), Event.of)
+    @strawberry.field(description="One event by id or external id (dataset:id). With `asOf` (UTC if it has "
+                                  "no offset), the event, its claims, roles and figures as they stood then; "
+                                  "null if it did not exist then.")
+    async def event(self, info: Info, id: strawberry.ID, as_of: dt.datetime | None = None) -> Event | None:
+        if as_of is None:
+            return await single_node(info, await info.context.db(events.get_event, str(id)), Event.of)
+        as_of = as_of if as_of.tzinfo is not None else as_of.replace(tzinfo=dt.timezone.utc)
+        return await single_node(info, await info.context.db(history.get_event_as_of, str(id), as_of), Event.of)
 
     @strawberry.field
     async def actors(self, info: Info, q: str | None = None, kind: list[str] | None = None, first: int = 50,

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 from graphql import GraphQLError
@@ -142,6 +143,7 @@ async def test_assert_then_deny_moves_alleged_to_contested(fresh_client, keys):
     assert claim["stance"] == "ASSERTS" and claim["document"]["title"] == "Coalition strike kills civilians", asserted
     actors = (await gql(fresh_client, EVENT_ACTORS, id=event["id"]))["data"]["event"]["actors"]
     assert actors == [{"role": "PERPETRATOR", "status": "ALLEGED", "actor": {"name": "US-led coalition"}}]
+    between = dt.datetime.now(dt.timezone.utc).isoformat()
     denied = await gql(fresh_client, CREATE_CLAIM, headers=editor, input={
         "event": event["id"], "claimant": "US-led coalition", "via": "Associated Press", "predicate": "perpetrator",
         "stance": "DENIES", "value": {"actor": "US-led coalition"}, "quote": "We did not strike there.",
@@ -151,6 +153,14 @@ async def test_assert_then_deny_moves_alleged_to_contested(fresh_client, keys):
     assert actors == [{"role": "PERPETRATOR", "status": "CONTESTED", "actor": {"name": "US-led coalition"}}]
     attribution = (await fresh_client.get(f"/v1/events/{event['id']}/attribution")).json()
     assert sorted(attribution[0]["claim_ids"]) == sorted([claim["id"], denied["data"]["createClaim"]["id"]])
+    then = await gql(fresh_client, "query ($id: ID!, $at: DateTime) { event(id: $id, asOf: $at) { "
+                                   "actors { role status actor { name } } claims { id } } }", id=event["id"], at=between)
+    assert then["data"]["event"] == {
+        "actors": [{"role": "PERPETRATOR", "status": "ALLEGED", "actor": {"name": "US-led coalition"}}],
+        "claims": [{"id": claim["id"]}]}, then
+    before = await gql(fresh_client, "query ($id: ID!) { event(id: $id, asOf: \"2001-01-01T00:00:00\") { id } }",
+                       id=event["id"])
+    assert before["data"]["event"] is None
 
     figures = "mutation ($id: ID!, $input: ClaimPatch!) { updateClaim(id: $id, input: $input) { value { best } } }"
     fatalities = await gql(fresh_client, CREATE_CLAIM, headers=editor, input={

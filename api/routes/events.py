@@ -64,7 +64,7 @@ async def get_event(event_id: str, conn: ReadConn, as_of: AsOf = None):
         if event is None:
             raise await absent(conn, "event", event_id)
         return JSONResponse(event)
-    event = await history.event_as_of(conn, await _event_id(conn, event_id, as_of), as_of)
+    event = await history.get_event_as_of(conn, event_id, as_of)
     if event is None:
         raise Problem(404, f"The event {event_id} did not exist at {as_of.isoformat()}.")
     return JSONResponse(event)

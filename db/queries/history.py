@@ -18,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models as m
 from db.pagination import CursorCodec, Page, PageRequest, Sort
-from db.queries.events import ATTRIBUTION_SQL, EVENT_TREE_SQL
+from db.queries.common import parse_uuid
+from db.queries.events import ATTRIBUTION_SQL, EVENT_TREE_SQL, resolve_event_id
 
 v = m.record_versions.c
 ch = m.changes.c
@@ -56,6 +57,13 @@ async def event_as_of(conn: AsyncConnection, event_id: UUID, as_of: dt.datetime)
     """The event's tree as it stood at `as_of`; None if it did not exist then."""
     rows = (await conn.execute(_EVENT_TREES_AS_OF, {"ids": [event_id], "as_of": as_of})).all()
     return rows[0].tree if rows else None
+
+
+async def get_event_as_of(conn: AsyncConnection, ref: str, as_of: dt.datetime) -> dict | None:
+    """The event `ref` names (an id or external id; one deleted since, by its id) as it
+    stood at `as_of`; None if it did not exist then."""
+    event_id = await resolve_event_id(conn, ref) or parse_uuid(ref)
+    return await event_as_of(conn, event_id, as_of) if event_id else None
 
 
 async def event_attribution(conn: AsyncConnection, event_id: UUID, as_of: dt.datetime | None = None) -> list[dict]:
