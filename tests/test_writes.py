@@ -297,3 +297,30 @@ async def test_a_field_of_two_forms_is_named_by_the_form_given(fresh_client, key
     answer = await fresh_client.post("/v1/claims", headers=as_(keys["editor"]), json={
         "event": "x", "claimant": "SANA", "predicate": "fatalities", "stance": "asserts", "value": -3})
     assert [e["name"] for e in answer.json()["errors"]] == ["value"]
+
+
+async def test_a_list_as_of_a_time_shows_the_events_that_matched_then(fresh_client, keys):
+    editor = as_(keys["editor"])
+    kept = (await fresh_client.post("/v1/events", json={**AIRSTRIKE, "summary": "kept"}, headers=editor)).json()
+    dropped = (await fresh_client.post("/v1/events", json={**AIRSTRIKE, "summary": "dropped"}, headers=editor)).json()
+    await fresh_client.post("/v1/claims", headers=editor, json={
+        "event": kept["id"], "claimant": "SOHR", "predicate": "fatalities", "stance": "asserts", "value": 9})
+    then = dt.datetime.now(dt.timezone.utc).isoformat()
+    await asyncio.sleep(0.01)
+    await fresh_client.delete(f"/v1/events/{dropped['id']}", headers=editor)
+    await fresh_client.patch(f"/v1/events/{kept['id']}", json={"summary": "edited later"}, headers=editor)
+    await fresh_client.post("/v1/claims", headers=editor, json={
+        "event": kept["id"], "claimant": "SANA", "predicate": "fatalities", "stance": "asserts", "value": 40})
+    params = {"admin1": "Hasakah", "date_from": "2018-05-01", "date_to": "2018-05-01", "count": "true"}
+    now = (await fresh_client.get("/v1/events", params=params)).json()
+    past = (await fresh_client.get("/v1/events", params={**params, "as_of": then})).json()
+    ours = {kept["id"], dropped["id"]}
+    assert [(e["id"], e["summary"], e["fatalities"]["best"]) for e in now["data"] if e["id"] in ours] == \
+        [(kept["id"], "edited later", 9)]  # the median of 9 and 40: the lower middle
+    assert sorted((e["summary"], e["fatalities"]["best"]) for e in past["data"] if e["id"] in ours) == \
+        [("dropped", None), ("kept", 9)]
+    assert past["total"] == now["total"] + 1
+    heavier = (await fresh_client.get("/v1/events", params={**params, "as_of": then, "min_fatalities": 9})).json()
+    assert [e["id"] for e in heavier["data"] if e["id"] in ours] == [kept["id"]]
+    refused = await fresh_client.get("/v1/events", params={"q": "strike", "as_of": then})
+    assert refused.status_code == 422 and refused.json()["errors"][0]["name"] == "q"

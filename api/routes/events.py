@@ -24,18 +24,24 @@ EventFields = Annotated[frozenset[str] | None, Depends(sparse_fields(
 ClaimFields = Annotated[frozenset[str] | None, Depends(sparse_fields(Claim))]
 
 
+AsOf = Annotated[dt.datetime | None, Query(
+    description="An ISO timestamp (UTC if it has no offset): the knowledge base as it stood then.")]
+
+
 @router.get("/events", response_model=ListOf[Event], response_class=JSONResponse)
 async def list_events(request: Request, conn: ReadConn, codec: Codec, cache: AnswerCacheDep, where: EventFilterDep, page: PageDep,
                       fields: EventFields,
                       sort: Annotated[EventSortName, Query(
-                          description="Order: relevance needs q, distance needs near.")] = "-date"):
-    """Events matching every given filter, newest first, one page at a time."""
-    result = await event_queries.list_events(conn, page, codec, cache, where, sort=sort)
+                          description="Order: relevance needs q, distance needs near.")] = "-date",
+                      as_of: AsOf = None):
+    """Events matching every given filter, newest first, one page at a time. With `as_of`,
+    the events that matched then, as they stood then (not with q, near or bbox; slower,
+    since it reads the history)."""
+    if as_of is None:
+        result = await event_queries.list_events(conn, page, codec, cache, where, sort=sort)
+    else:
+        result = await history.list_events_as_of(conn, page, codec, cache, where, _utc(as_of), sort=sort)
     return page_response(request, result, fields)
-
-
-AsOf = Annotated[dt.datetime | None, Query(
-    description="An ISO timestamp (UTC if it has no offset): the event as the knowledge base held it then.")]
 
 
 async def _event_id(conn: AsyncConnection, ref: str, as_of: dt.datetime | None = None) -> UUID:

@@ -162,8 +162,9 @@ _CLAIMS = f"""
 
 # The detail carries every claim; list items carry claim_count only.
 EVENT_TREE_SQL = _EVENT_TREE_SQL.format(claims=_CLAIMS)
+EVENT_LIST_TREE_SQL = _EVENT_TREE_SQL.format(claims="")
 event_trees = tree_loader(text(EVENT_TREE_SQL))
-event_list_trees = tree_loader(text(_EVENT_TREE_SQL.format(claims="")))
+event_list_trees = tree_loader(text(EVENT_LIST_TREE_SQL))
 
 
 # Per actor and role of the events :ids: the attribution status (db/derive.py has the

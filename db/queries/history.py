@@ -8,18 +8,27 @@ are handed out in commit order, so that order is the order writes committed.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import TIMESTAMP, bindparam, select, text
+from sqlalchemy import CTE, TIMESTAMP, and_, bindparam, column, func, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models as m
+from db.cache import AnswerCache
+from db.filters import ActorMatch, EventFilter, FilterError, compile_event_filter
 from db.pagination import CursorCodec, Page, PageRequest, Sort
-from db.queries.common import parse_uuid
-from db.queries.events import ATTRIBUTION_SQL, EVENT_TREE_SQL, resolve_event_id
+from db.queries.common import keyset_page, parse_uuid
+from db.queries.events import (
+    ATTRIBUTION_SQL,
+    EVENT_LIST_TREE_SQL,
+    EVENT_TREE_SQL,
+    event_sort,
+    resolve_event_id,
+)
 
 v = m.record_versions.c
 ch = m.changes.c
@@ -49,6 +58,21 @@ _STATE_AS_OF = "WITH versions_then AS (\n" \
 _AS_OF_PARAMS = (bindparam("ids", type_=ARRAY(PG_UUID(as_uuid=True))),
                  bindparam("as_of", type_=TIMESTAMP(timezone=True)))
 _EVENT_TREES_AS_OF = text(_STATE_AS_OF + EVENT_TREE_SQL).bindparams(*_AS_OF_PARAMS)
+_EVENT_LIST_TREES_AS_OF = text(_STATE_AS_OF + EVENT_LIST_TREE_SQL).bindparams(*_AS_OF_PARAMS)
+
+# A table as it stood at :as_of_<table>, every row of it (for lists as of a time): the
+# latest version of each row then. It reads the table's whole history, so a list as of
+# a time costs what the history's size does, not what the page's.
+_TABLE_AS_OF = """
+SELECT r.* FROM (SELECT DISTINCT ON (v.record_key) v.image FROM record_versions v
+                  WHERE v.table_name = '{table}' AND v.at <= :as_of_{table} AND v.generation IS NOT NULL
+                  ORDER BY v.record_key, v.generation DESC, v.id DESC) v,
+               jsonb_populate_record(NULL::public.{table}, v.image) r
+ WHERE v.image IS NOT NULL"""
+# What an event list reads that has a history (places and actors are read as they are now).
+_LISTED_TABLES = (m.events, m.claims, m.event_actors, m.event_external_ids)
+# Filters on what the history does not keep (search text and points are derived).
+_NOT_AS_OF = {"q": "full-text search", "near": "distances", "bbox": "boxes"}
 _ATTRIBUTION_AS_OF = text(_STATE_AS_OF + ATTRIBUTION_SQL).bindparams(*_AS_OF_PARAMS)
 _ATTRIBUTION_NOW = text(ATTRIBUTION_SQL).bindparams(_AS_OF_PARAMS[0])
 
@@ -57,6 +81,45 @@ async def event_as_of(conn: AsyncConnection, event_id: UUID, as_of: dt.datetime)
     """The event's tree as it stood at `as_of`; None if it did not exist then."""
     rows = (await conn.execute(_EVENT_TREES_AS_OF, {"ids": [event_id], "as_of": as_of})).all()
     return rows[0].tree if rows else None
+
+
+def tables_as_of(as_of: dt.datetime) -> list[CTE]:
+    """CTEs named like the tables they stand for, so a statement that reads the tables
+    reads them as they stood at `as_of` (add them with `add_cte`)."""
+    return [text(_TABLE_AS_OF.format(table=table.name))
+            .bindparams(bindparam(f"as_of_{table.name}", as_of, type_=TIMESTAMP(timezone=True)))
+            .columns(*(column(c.name, c.type) for c in table.c)).cte(table.name)
+            for table in _LISTED_TABLES]
+
+
+async def list_events_as_of(conn: AsyncConnection, page: PageRequest, codec: CursorCodec, cache: AnswerCache,
+                            f: EventFilter, as_of: dt.datetime, *, sort: str = "-date") -> Page:
+    """A page of the events that matched the filter at `as_of`, as they stood then."""
+    for name, what in _NOT_AS_OF.items():
+        if name in f.given():
+            raise FilterError(name, f"{what} cannot be combined with as_of: the history keeps no derived search "
+                                    "text or points")
+    order = event_sort(sort, f)
+    actor_matches: list[ActorMatch] = []
+    condition = await compile_event_filter(conn, f, actor_matches=actor_matches)
+    everything = and_(condition, *(match.condition() for match in actor_matches))
+    shadows = tables_as_of(as_of)
+    e = m.events.c
+
+    async def rows_then(after, limit: int):
+        stmt = order.apply(select(e.id, *order.columns).where(everything), after).limit(limit)
+        return (await conn.execute(stmt.add_cte(*shadows))).all()
+
+    async def trees_then(conn: AsyncConnection, ids: list[UUID]) -> list[dict]:
+        return [r.tree for r in await conn.execute(_EVENT_LIST_TREES_AS_OF, {"ids": ids, "as_of": as_of})]
+
+    # (the total is counted here: keyset_page's cached totals are keyed without as_of)
+    result = await keyset_page(conn, e.id, everything, sort=order, page=replace(page, count=False), codec=codec,
+                               cache=cache, trees=trees_then, fetch_rows=rows_then)
+    if page.count:
+        result.total = await conn.scalar(
+            select(func.count()).select_from(m.events).where(everything).add_cte(*shadows))
+    return result
 
 
 async def get_event_as_of(conn: AsyncConnection, ref: str, as_of: dt.datetime) -> dict | None:
