@@ -213,7 +213,7 @@ async def measure_sql(dsn: str, captured: dict[str, list[tuple[str, tuple]]], re
     return results
 
 
-def _environment(data_dir: Path, port: int = 0) -> dict[str, str]:
+def server_environment(data_dir: Path, port: int = 0) -> dict[str, str]:
     env = {**os.environ, "CONFLICTKB_DATA_DIR": str(data_dir), "PORT": str(port), "CONFLICTKB_SECRET_KEY": SECRET,
            "CONFLICTKB_LOG_LEVEL": "warning"}
     env.pop("DATABASE_URL", None)
@@ -226,11 +226,11 @@ CONFLICTKB = str(Path(sys.executable).parent / "conflictkb")
 
 def migrate(data_dir: Path) -> None:
     """The schema up to date (serve --no-prepare neither migrates nor reloads the seeds)."""
-    subprocess.run([CONFLICTKB, "migrate"], env=_environment(data_dir), check=True)
+    subprocess.run([CONFLICTKB, "migrate"], env=server_environment(data_dir), check=True)
 
 
 def serve(data_dir: Path, port: int) -> subprocess.Popen:
-    proc = subprocess.Popen([CONFLICTKB, "serve", "--no-prepare"], env=_environment(data_dir, port),
+    proc = subprocess.Popen([CONFLICTKB, "serve", "--no-prepare"], env=server_environment(data_dir, port),
                             start_new_session=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
