@@ -3,23 +3,35 @@
 from __future__ import annotations
 
 import gc
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import redis.asyncio as redis
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.answer_cache import AnswerCacheMiddleware
 from api.auth import RequireKeyForReads, request_principal
+from api.deps import AnswerCacheDep, Codec
 from api.errors import install_error_handlers
 from api.middleware import ETagMiddleware, HeadAsGetMiddleware, IsalGZipMiddleware
 from api.params import check_query_params
-from api.routes import apikeys, bench, changes, entities, events, exports, health, stats, writes
+from api.routes import (
+    apikeys,
+    bench,
+    changes,
+    entities,
+    events,
+    exports,
+    health,
+    stats,
+    writes,
+)
 from api.settings import Settings, normalise_database_url
 from db.cache import AnswerCache, GenerationReader
 from db.engine import make_engine
 from db.pagination import CursorCodec
-from api.deps import AnswerCacheDep, Codec, ReadConn
 from schema.app import graphql_router
 from schema.context import GraphQLContext
 
@@ -38,9 +50,12 @@ GraphQL (with the GraphiQL explorer) is at [/graphql](/graphql).
 """
 
 
-async def graphql_context(request: Request, conn: ReadConn, codec: Codec, cache: AnswerCacheDep) -> GraphQLContext:
-    return GraphQLContext(conn, codec, cache, authenticate=lambda: request_principal(request),
-                          engine=request.app.state.engine)
+async def graphql_context(request: Request, codec: Codec, cache: AnswerCacheDep) -> AsyncIterator[GraphQLContext]:
+    async with AsyncExitStack() as stack:
+        async def connect() -> AsyncConnection:
+            return await stack.enter_async_context(request.app.state.engine.connect())
+
+        yield GraphQLContext(connect, codec, cache, authenticate=lambda: request_principal(request))
 
 
 def create_app(settings: Settings | None = None, *, database_url: str | None = None,

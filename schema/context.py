@@ -1,17 +1,18 @@
-"""Per-request GraphQL context: one database connection and the dataloaders over it,
-the request's API key for the resolvers that need one (mutations), and the engine a
-mutation opens its own write transaction on."""
+"""Per-request GraphQL context: one database connection (for reads and a mutation's
+write transaction alike) and the dataloaders over it, and the request's API key for
+the resolvers that need one (mutations)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 from uuid import UUID
 
 from graphql import GraphQLError
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
 
@@ -22,19 +23,21 @@ from db.pagination import CursorCodec
 from db.queries.actors import actor_trees
 from db.queries.documents import document_trees
 from db.queries.places import place_trees
+from db.writes import writing_on
 
 T = TypeVar("T")
 
 
 class GraphQLContext(BaseContext):
-    def __init__(self, conn: AsyncConnection, codec: CursorCodec, cache: AnswerCache,
-                 authenticate: Callable[[], Awaitable[ApiPrincipal]], engine: AsyncEngine | None = None):
-        """`authenticate`: the request's key, or ApiKeyRefused (api/auth.py's
-        request_principal, bound to the request). `engine`: the app's, for writes; a
-        write never runs on `conn`, whose transaction lasts the whole request."""
+    def __init__(self, connect: Callable[[], Awaitable[AsyncConnection]], codec: CursorCodec, cache: AnswerCache,
+                 authenticate: Callable[[], Awaitable[ApiPrincipal]]):
+        """`connect`: the request's one database connection, made when first needed (a
+        request that is refused its key never takes one) and kept to the request's end.
+        `authenticate`: the request's key, or ApiKeyRefused (api/auth.py's
+        request_principal, bound to the request)."""
         super().__init__()
-        self.conn = conn
-        self.engine = engine
+        self._connect = connect
+        self._conn: AsyncConnection | None = None
         self.codec = codec
         self.cache = cache
         self._authenticate = authenticate
@@ -44,11 +47,29 @@ class GraphQLContext(BaseContext):
         self.places = self._loader(place_trees)
         self.documents = self._loader(document_trees)
 
+    async def _connection(self) -> AsyncConnection:
+        if self._conn is None:
+            self._conn = await self._connect()
+        return self._conn
+
+    @asynccontextmanager
+    async def write_transaction(self, who: str) -> AsyncIterator[AsyncConnection]:
+        """A mutation's transaction, on the request's one connection: a request never
+        holds two (twenty concurrent mutations each holding a read connection and
+        waiting for a second one took every connection of the pool). Reads before it
+        end their snapshot; reads after it see the write."""
+        async with self._lock:
+            conn = await self._connection()
+            if conn.in_transaction():
+                await conn.rollback()  # reads only, so far
+            async with writing_on(conn, who):
+                yield conn
+
     async def db(self, query: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         """Run a query-layer function on the request's connection."""
         async with self._lock:
             try:
-                return await query(self.conn, *args, **kwargs)
+                return await query(await self._connection(), *args, **kwargs)
             except DBAPIError as exc:
                 if is_unstorable_text(exc):
                     raise GraphQLError("An argument contains a NUL character, which text cannot hold.",

@@ -3,8 +3,9 @@ documents (REST: POST, PATCH and DELETE under /v1, api/routes/writes.py).
 
 Thin, as REST's routes are, over the same layer: the input becomes REST's body model
 (schema/write_inputs.py), db/writes/records.py does the write in a transaction of its
-own (db.writes.writing, on the app's engine: never on the request's read connection),
-and the answer is the record as the queries give it, read in that transaction.
+own on the request's one connection (GraphQLContext.write_transaction: a request never
+holds two), and the answer is the record as the queries give it, read in that
+transaction.
 Editors and admins only, with the key in the same headers as REST's.
 
 (No `from __future__ import annotations` here: the resolvers are made per record
@@ -24,7 +25,8 @@ from strawberry.types import Info
 
 from db.api_keys import ApiPrincipal
 from db.engine import is_unstorable_text
-from db.writes import FieldError, InvalidInput, WriteError, inputs as bodies, records, who, writing
+from db.writes import FieldError, InvalidInput, WriteError, records, who
+from db.writes import inputs as bodies
 from schema.errors import bad_user_input, refused_write
 from schema.queries import single_node
 from schema.types import Actor, Claim, Document, Event, Place
@@ -76,7 +78,7 @@ async def _write(info: Info, editor: ApiPrincipal, body: WriteBody | None,
     nothing (an error rolls it back). With `answer_type`, the written record's node,
     with what its selection needs; else the record's id."""
     with _refusals(body):
-        async with writing(info.context.engine, who(editor)) as conn:
+        async with info.context.write_transaction(who(editor)) as conn:
             record_id = await write(conn)
             tree = await records.record_tree(conn, answer_type, record_id) if answer_type else None
     info.context.forget_loaded()

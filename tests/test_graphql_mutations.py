@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 
@@ -330,3 +331,15 @@ def test_a_refusal_no_resolver_translated_keeps_its_code():
     located = GraphQLError("stale", path=["updateEvent"], original_error=StaleRecord('"abc"'))
     assert is_client_error(located)
     assert classify(located).extensions == {"code": "PRECONDITION_FAILED", "currentEtag": '"abc"'}
+
+
+async def test_many_concurrent_mutations_do_not_exhaust_the_connection_pool(fresh_client, keys):
+    """Each request holds one connection at most: more concurrent mutations than the
+    pool has connections all succeed (they once each held a read connection and waited
+    for a second one, and all failed after 30 s)."""
+    mutation = "mutation ($input: ActorInput!) { createActor(input: $input) { id } }"
+    answers = await asyncio.gather(*(gql(fresh_client, mutation, headers=as_(keys["editor"]),
+                                         input={"name": f"Concurrent Brigade {i}", "kind": "armed_group"})
+                                     for i in range(30)))
+    assert [a.get("errors") for a in answers] == [None] * 30
+    assert len({a["data"]["createActor"]["id"] for a in answers}) == 30

@@ -86,13 +86,21 @@ def who(principal: ApiPrincipal) -> str:
 
 @asynccontextmanager
 async def writing(engine: AsyncEngine, who: str) -> AsyncIterator[AsyncConnection]:
-    """One write transaction; `who` (an API key's name and id) goes into the history.
+    """One write transaction on a connection of its own (see writing_on)."""
+    async with engine.connect() as conn, writing_on(conn, who):
+        yield conn
+
+
+@asynccontextmanager
+async def writing_on(conn: AsyncConnection, who: str) -> AsyncIterator[AsyncConnection]:
+    """One write transaction on `conn` (which has none open); `who` (an API key's name
+    and id) goes into the history.
 
     It moves the data generation first (migration 0005 would at its first row), so it
     holds the generation's row lock before any record's: a write that locked a record
     (If-Match) and then waited for the generation could deadlock with one holding the
     generation and waiting for that record (a new claim checking its event)."""
-    async with engine.begin() as conn:
+    async with conn.begin():
         await conn.execute(text("""
             WITH moved AS (UPDATE data_generation SET generation = generation + 1 RETURNING 1)
             SELECT set_config('conflictkb.generation_bumped', 'on', true), set_config('conflictkb.actor', :who, true)
