@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
+from sqlalchemy import text
+
+from db.engine import make_engine
 from db.seed import seed_id
 from tests.conftest import AIRSTRIKE, as_, count_rows
 
@@ -324,3 +327,24 @@ async def test_a_list_as_of_a_time_shows_the_events_that_matched_then(fresh_clie
     assert [e["id"] for e in heavier["data"] if e["id"] in ours] == [kept["id"]]
     refused = await fresh_client.get("/v1/events", params={"q": "strike", "as_of": then})
     assert refused.status_code == 422 and refused.json()["errors"][0]["name"] == "q"
+
+
+async def test_a_write_that_waited_for_its_turn_is_dated_when_it_was_made(fresh_client, fresh_database_url, keys):
+    """A write queued behind another (an import batch) is not shown by as_of at times
+    before it could have committed."""
+    url = (await fresh_client.post("/v1/events", json={**AIRSTRIKE, "summary": "old"},
+                                   headers=as_(keys["editor"]))).headers["location"]
+    engine = make_engine(fresh_database_url, pool_size=1)
+    try:
+        async with engine.connect() as holder:
+            await holder.execute(text("UPDATE data_generation SET generation = generation + 1"))  # another writer's turn
+            patch = asyncio.create_task(fresh_client.patch(url, json={"summary": "new"}, headers=as_(keys["editor"])))
+            await asyncio.sleep(0.5)
+            while_waiting = dt.datetime.now(dt.timezone.utc).isoformat()
+            assert (await fresh_client.get(url, headers={"Cache-Control": "no-cache"})).json()["summary"] == "old"
+            await holder.commit()
+            assert (await patch).status_code == 200
+    finally:
+        await engine.dispose()
+    assert (await fresh_client.get(url)).json()["summary"] == "new"
+    assert (await fresh_client.get(url, params={"as_of": while_waiting})).json()["summary"] == "old"

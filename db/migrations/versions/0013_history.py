@@ -123,19 +123,20 @@ CREATE INDEX ix_changes_unstamped ON changes (seq) WHERE generation IS NULL;
 -- SQL in PL/pgSQL: its plans are made once per session, where a dynamic statement per
 -- trigger call was planned anew each time (an executemany, one statement per row, paid
 -- ~300 us a row).
-CREATE FUNCTION record_row_changes(images jsonb[], gen bigint, writer text, source_table text, change text,
-                                   keys text, event_column text, feeds text, versioned boolean)
+CREATE FUNCTION record_row_changes(images jsonb[], gen bigint, changed_at timestamptz, writer text,
+                                   source_table text, change text, keys text, event_column text, feeds text,
+                                   versioned boolean)
 RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
   IF versioned THEN
-    INSERT INTO record_versions (generation, who, table_name, record_key, op, event_id, image)
-    SELECT gen, writer, source_table,
+    INSERT INTO record_versions (generation, at, who, table_name, record_key, op, event_id, image)
+    SELECT gen, changed_at, writer, source_table,
            array_to_string(ARRAY(SELECT j ->> k FROM unnest(string_to_array(keys, ',')) k), '/'), change,
            CASE WHEN event_column <> '' THEN (j ->> event_column)::uuid END, CASE WHEN change <> 'deleted' THEN j END
       FROM unnest(images) j;
   END IF;
-  INSERT INTO changes AS f (generation, record_type, record_id, op)
-  SELECT DISTINCT gen, split_part(pair, ':', 1), (j ->> split_part(pair, ':', 2))::uuid,
+  INSERT INTO changes AS f (generation, at, record_type, record_id, op)
+  SELECT DISTINCT gen, changed_at, split_part(pair, ':', 1), (j ->> split_part(pair, ':', 2))::uuid,
          -- a change to a record's own parts (an event's roles) is an update of the record
          CASE WHEN split_part(pair, ':', 2) = 'id' AND keys = 'id' THEN change ELSE 'updated' END
     FROM unnest(images) j CROSS JOIN unnest(string_to_array(feeds, ',')) pair
@@ -155,10 +156,18 @@ CREATE FUNCTION record_versions() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
   gen bigint;
   who text := coalesce(nullif(current_setting('conflictkb.actor', true), ''), 'database user ' || session_user);
+  -- When the transaction's first change was made: after it took its turn on the
+  -- generation, so a write that waited for another is not dated before that one
+  -- committed (now(), the transaction's start, would be). as_of reads by this time.
+  changed_at timestamptz := nullif(current_setting('conflictkb.changed_at', true), '')::timestamptz;
   images jsonb[];
 BEGIN
   IF coalesce(current_setting('conflictkb.bulk_load', true), '') <> 'on' THEN
     SELECT generation INTO gen FROM data_generation;  -- this transaction's (moved before its first row)
+  END IF;
+  IF changed_at IS NULL THEN
+    changed_at := clock_timestamp();
+    PERFORM set_config('conflictkb.changed_at', changed_at::text, true);
   END IF;
   IF TG_OP = 'INSERT' THEN
     images := ARRAY(SELECT to_jsonb(r) - 'search_vector' - 'location' FROM new_rows r);
@@ -170,7 +179,7 @@ BEGIN
     images := ARRAY(SELECT to_jsonb(r) - 'search_vector' - 'location' FROM old_rows r);
   END IF;
   IF cardinality(images) > 0 THEN
-    PERFORM record_row_changes(images, gen, who, TG_TABLE_NAME,
+    PERFORM record_row_changes(images, gen, changed_at, who, TG_TABLE_NAME,
                                CASE TG_OP WHEN 'INSERT' THEN 'created' WHEN 'UPDATE' THEN 'updated' ELSE 'deleted' END,
                                TG_ARGV[0], TG_ARGV[1], TG_ARGV[2], TG_ARGV[3] = 'versions');
   END IF;
@@ -209,7 +218,7 @@ DROP TRIGGER tr_{table}_versions_insert ON {table};
 DROP TRIGGER tr_{table}_versions_update ON {table};
 DROP TRIGGER tr_{table}_versions_delete ON {table};""" for table in TRACKED) + """
 DROP FUNCTION record_versions();
-DROP FUNCTION record_row_changes(jsonb[], bigint, text, text, text, text, text, text, boolean);
+DROP FUNCTION record_row_changes(jsonb[], bigint, timestamptz, text, text, text, text, text, text, boolean);
 CREATE OR REPLACE FUNCTION touch_updated_at() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN NEW.updated_at := now(); RETURN NEW; END $$;
 DROP TABLE idempotent_requests;
