@@ -348,3 +348,27 @@ async def test_a_write_that_waited_for_its_turn_is_dated_when_it_was_made(fresh_
         await engine.dispose()
     assert (await fresh_client.get(url)).json()["summary"] == "new"
     assert (await fresh_client.get(url, params={"as_of": while_waiting})).json()["summary"] == "old"
+
+
+async def test_as_of_shows_an_event_whose_place_and_actor_were_deleted_since(fresh_client, keys):
+    editor = as_(keys["editor"])
+    place = (await fresh_client.post("/v1/places", headers=editor, json={
+        "name": "Ephemeral Farm", "kind": "locality", "parent": str(seed_id("place", "al-hasakah-governorate")),
+        "latitude": 36.4, "longitude": 40.9})).json()
+    actor = (await fresh_client.post("/v1/actors", headers=editor, json={"name": "Ephemeral Brigade",
+                                                                         "kind": "armed_group"})).json()
+    event = (await fresh_client.post("/v1/events", headers=editor, json={**AIRSTRIKE, "place": place["id"]})).json()
+    claim = (await fresh_client.post("/v1/claims", headers=editor, json={
+        "event": event["id"], "claimant": "SANA", "predicate": "perpetrator", "stance": "asserts",
+        "value": actor["id"]})).json()
+    then = dt.datetime.now(dt.timezone.utc).isoformat()
+    await fresh_client.patch(f"/v1/events/{event['id']}", headers=editor, json={"place": AIRSTRIKE["place"]})
+    await fresh_client.delete(f"/v1/claims/{claim['id']}", headers=editor)
+    assert (await fresh_client.delete(f"/v1/actors/{actor['id']}", headers=editor)).status_code == 204
+    assert (await fresh_client.delete(f"/v1/places/{place['id']}", headers=editor)).status_code == 204
+    past = await fresh_client.get(f"/v1/events/{event['id']}", params={"as_of": then})
+    assert past.status_code == 200, past.text
+    assert past.json()["place"] is None  # deleted since: its id is in the history, its name is gone
+    assert [(a["actor"]["id"], a["status"]) for a in past.json()["actors"]] == [(actor["id"], "alleged")]
+    attribution = (await fresh_client.get(f"/v1/events/{event['id']}/attribution", params={"as_of": then})).json()
+    assert [a["status"] for a in attribution] == ["alleged"]

@@ -132,9 +132,9 @@ SELECT json_build_object(
   'actors', coalesce((
       SELECT json_agg(json_build_object(
                  'role', ea.role, 'status', ea.status, 'status_claim_ids', to_json(ea.status_claim_ids),
-                 'actor', json_build_object('id', a.id, 'name', a.name, 'kind', a.kind))
+                 'actor', json_build_object('id', ea.actor_id, 'name', a.name, 'kind', a.kind))
                ORDER BY array_position(ARRAY['perpetrator', 'target', 'participant'], ea.role), a.name)
-        FROM event_actors ea JOIN actors a ON a.id = ea.actor_id
+        FROM event_actors ea LEFT JOIN actors a ON a.id = ea.actor_id
        WHERE ea.event_id = e.id), '[]'::json),
   'claim_count', (SELECT count(*) FROM claims c WHERE c.event_id = e.id),{{claims}}
   'external_ids', coalesce((
@@ -146,7 +146,8 @@ SELECT json_build_object(
 ) AS tree
 FROM unnest(:ids) WITH ORDINALITY AS page(id, ord)
 JOIN events e ON e.id = page.id
-JOIN places p ON p.id = e.place_id
+-- (outer joins: an event read as of a time may name a place or actor deleted since)
+LEFT JOIN places p ON p.id = e.place_id
 ORDER BY page.ord
 """
 _CLAIMS = f"""
@@ -171,7 +172,7 @@ event_list_trees = tree_loader(text(EVENT_LIST_TREE_SQL))
 # rule) and the claims that made it so.
 ATTRIBUTION_SQL = f"""
 SELECT coalesce(json_agg(json_build_object(
-         'actor', json_build_object('id', a.id, 'name', a.name, 'kind', a.kind),
+         'actor', json_build_object('id', ea.actor_id, 'name', a.name, 'kind', a.kind),
          'role', ea.role,
          'status', ea.status,
          'claim_ids', to_json(ea.status_claim_ids),
@@ -182,7 +183,7 @@ SELECT coalesce(json_agg(json_build_object(
                       ORDER BY c.created_at, c.id)
                FROM claims c WHERE c.id = ANY(ea.status_claim_ids)), '[]'::json))
        ORDER BY ea.event_id, array_position(ARRAY['perpetrator', 'target'], ea.role), a.name), '[]'::json)
-  FROM event_actors ea JOIN actors a ON a.id = ea.actor_id
+  FROM event_actors ea LEFT JOIN actors a ON a.id = ea.actor_id
  WHERE ea.event_id = ANY(:ids) AND ea.role IN ('perpetrator', 'target')
 """
 
