@@ -124,7 +124,9 @@ class Query:
         if as_of is None:
             return await single_node(info, await info.context.db(events.get_event, str(id)), Event.of)
         as_of = as_of if as_of.tzinfo is not None else as_of.replace(tzinfo=dt.timezone.utc)
-        return await single_node(info, await info.context.db(history.get_event_as_of, str(id), as_of), Event.of)
+        with user_errors():
+            tree = await info.context.db(history.get_event_as_of, str(id), as_of)
+        return await single_node(info, tree, Event.of)
 
     @strawberry.field
     async def actors(self, info: Info, q: str | None = None, kind: list[str] | None = None, first: int = 50,

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
+import pytest
+
 from sqlalchemy import text
 
 from db.engine import make_engine
@@ -372,3 +374,38 @@ async def test_as_of_shows_an_event_whose_place_and_actor_were_deleted_since(fre
     assert [(a["actor"]["id"], a["status"]) for a in past.json()["actors"]] == [(actor["id"], "alleged")]
     attribution = (await fresh_client.get(f"/v1/events/{event['id']}/attribution", params={"as_of": then})).json()
     assert [a["status"] for a in attribution] == ["alleged"]
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({**AIRSTRIKE, "date_start": "0001-01-01"}, "date_start"),          # stored as -infinity, once
+    ({**AIRSTRIKE, "date_start": "2018-05-02", "date_end": "2018-05-01", "date_precision": "week"}, "date_end"),
+    ({**AIRSTRIKE, "date_end": "9999-12-31", "date_precision": "year"}, "date_end"),
+])
+async def test_dates_that_cannot_be_are_refused_by_name(fresh_client, keys, body, field):
+    answer = await fresh_client.post("/v1/events", json=body, headers=as_(keys["editor"]))
+    assert answer.status_code == 422 and [e["name"] for e in answer.json()["errors"]] == [field], answer.text
+
+
+async def test_values_of_the_wrong_kind_are_refused(fresh_client, keys):
+    editor = as_(keys["editor"])
+    event = (await fresh_client.post("/v1/events", json=AIRSTRIKE, headers=editor)).json()
+    claim = {"event": event["id"], "claimant": "SOHR", "stance": "asserts"}
+    truth = await fresh_client.post("/v1/claims", headers=editor, json={**claim, "predicate": "fatalities", "value": True})
+    assert truth.status_code == 422 and [e["name"] for e in truth.json()["errors"]] == ["value"]
+    far = await fresh_client.post("/v1/claims", headers=editor, json={**claim, "predicate": "date", "value": "9999-12-31"})
+    assert far.status_code == 422
+    perpetrator = (await fresh_client.post("/v1/claims", headers=editor, json={
+        **claim, "predicate": "perpetrator", "value": "Islamic State"})).json()
+    weapon = await fresh_client.patch(f"/v1/claims/{perpetrator['id']}", headers=editor, json={"predicate": "weapon"})
+    assert weapon.status_code == 422 and "needs a value" in weapon.json()["errors"][0]["reason"]
+    cleared = await fresh_client.patch(f"/v1/places/{seed_id('place', 'al-qasr')}", headers=editor, json={"kind": None})
+    assert cleared.status_code == 422 and cleared.json()["errors"][0]["name"] == "kind"
+    bad_time = await fresh_client.get(f"/v1/events/{event['id']}", params={"as_of": "9999-12-31T23:59:59-14:00"})
+    assert bad_time.status_code == 422 and bad_time.json()["errors"][0]["name"] == "as_of"
+    member = await fresh_client.delete(f"/v1/actors/{seed_id('actor', 'raf')}", headers=editor)
+    assert member.status_code == 409
+
+
+async def test_an_empty_idempotency_key_is_refused(fresh_client, keys):
+    answer = await fresh_client.post("/v1/events", json=AIRSTRIKE, headers={**as_(keys["editor"]), "Idempotency-Key": ""})
+    assert answer.status_code == 422 and answer.json()["errors"][0]["name"] == "Idempotency-Key"

@@ -40,7 +40,7 @@ router = APIRouter(responses={**PROBLEM_RESPONSES, 401: {"description": "No API 
                               403: {"description": "The key's role may not write."}})
 
 IdempotencyKey = Annotated[str | None, Header(
-    alias="Idempotency-Key", max_length=200,
+    alias="Idempotency-Key", min_length=1, max_length=200,
     description="A unique key (a UUID) per intended write: a repeat gets the first answer and creates nothing.")]
 IfMatch = Annotated[str | None, Header(
     alias="If-Match", description="The ETag a GET gave: the write is refused (412) if the record changed since.")]

@@ -79,8 +79,16 @@ _ATTRIBUTION_NOW = text(ATTRIBUTION_SQL).bindparams(_AS_OF_PARAMS[0])
 
 async def event_as_of(conn: AsyncConnection, event_id: UUID, as_of: dt.datetime) -> dict | None:
     """The event's tree as it stood at `as_of`; None if it did not exist then."""
-    rows = (await conn.execute(_EVENT_TREES_AS_OF, {"ids": [event_id], "as_of": as_of})).all()
+    rows = (await conn.execute(_EVENT_TREES_AS_OF, {"ids": [event_id], "as_of": _checked(as_of)})).all()
     return rows[0].tree if rows else None
+
+
+def _checked(as_of: dt.datetime) -> dt.datetime:
+    """A time the knowledge base can be read at (PostgreSQL's timestamps end at 294276,
+    Python's in 9999, and a zone offset near either end overflows)."""
+    if not 1000 <= as_of.year <= 2999:
+        raise FilterError("as_of", "must be a time between the years 1000 and 2999")
+    return as_of
 
 
 def tables_as_of(as_of: dt.datetime) -> list[CTE]:
@@ -99,6 +107,7 @@ async def list_events_as_of(conn: AsyncConnection, page: PageRequest, codec: Cur
         if name in f.given():
             raise FilterError(name, f"{what} cannot be combined with as_of: the history keeps no derived search "
                                     "text or points")
+    as_of = _checked(as_of)
     order = event_sort(sort, f)
     actor_matches: list[ActorMatch] = []
     condition = await compile_event_filter(conn, f, actor_matches=actor_matches)
@@ -134,14 +143,14 @@ async def event_attribution(conn: AsyncConnection, event_id: UUID, as_of: dt.dat
     or as it stood at `as_of`)."""
     if as_of is None:
         return await conn.scalar(_ATTRIBUTION_NOW, {"ids": [event_id]})
-    return await conn.scalar(_ATTRIBUTION_AS_OF, {"ids": [event_id], "as_of": as_of})
+    return await conn.scalar(_ATTRIBUTION_AS_OF, {"ids": [event_id], "as_of": _checked(as_of)})
 
 
 async def existed_at(conn: AsyncConnection, event_id: UUID, as_of: dt.datetime) -> bool:
     return bool(await conn.scalar(text("""
         SELECT v.image IS NOT NULL FROM record_versions v
          WHERE v.event_id = :event AND v.table_name = 'events' AND v.at <= :as_of AND v.generation IS NOT NULL
-         ORDER BY v.generation DESC, v.id DESC LIMIT 1"""), {"event": event_id, "as_of": as_of}))
+         ORDER BY v.generation DESC, v.id DESC LIMIT 1"""), {"event": event_id, "as_of": _checked(as_of)}))
 
 
 HISTORY_ORDER = Sort("committed", (v.generation, v.id), (int, int), descending=False, scope="history")

@@ -23,7 +23,11 @@ from pydantic import (
 
 NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20000)]
-Count = Annotated[int, Field(ge=0, le=10_000_000)]
+# strict: a JSON true is not the number 1, nor "5" a number
+Count = Annotated[int, Field(ge=0, le=10_000_000, strict=True)]
+# Dates the knowledge base can hold and compute with (PostgreSQL takes Python's
+# date.min and date.max for -infinity and infinity; periods after them overflow).
+KnownDate = Annotated[dt.date, Field(ge=dt.date(1000, 1, 1), le=dt.date(2999, 12, 31))]
 Latitude = Annotated[float, Field(ge=-90, le=90)]
 Longitude = Annotated[float, Field(ge=-180, le=180)]
 
@@ -83,7 +87,7 @@ class DocumentInput(_Input):
     publisher_actor: NonEmpty | None = Field(default=None, description="The publishing actor (id or name).")
     title: NonEmpty | None = None
     url: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^https?://\S+$", max_length=2000)] | None = None
-    published_at: dt.date | None = None
+    published_at: KnownDate | None = None
     language: Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]+)*$")] | None = None
     excerpt: LongText | None = None
 
@@ -98,8 +102,8 @@ class EventInput(_Input):
     event_type: NonEmpty = Field(description="ACLED event type, e.g. Explosions/Remote violence.")
     sub_event_type: NonEmpty = Field(description="ACLED sub-event type of that type, e.g. Air/drone strike.")
     type_of_violence: Annotated[int, Field(ge=1, le=3)] | None = None
-    date_start: dt.date
-    date_end: dt.date | None = Field(default=None, description="Default: the end of the precision's period.")
+    date_start: KnownDate
+    date_end: KnownDate | None = Field(default=None, description="Default: the end of the precision's period.")
     date_precision: NonEmpty = "day"
     place: UUID | PlaceInput = Field(description="A place id, or a new place {name, kind, parent?, ...}.")
     geo_precision: NonEmpty | None = Field(default=None, description="Default: exact with coordinates, else the place's.")
@@ -127,7 +131,7 @@ class Figures(_Input):
 
 # A claim's value: figures (or a number) for the fatality predicates, an actor (id or
 # name) for perpetrator and target, a place id for location, a date, or text (weapon).
-ClaimValue = Figures | Count | dt.date | NonEmpty
+ClaimValue = Figures | Count | KnownDate | NonEmpty
 
 
 class ClaimInput(_Input):
@@ -167,8 +171,13 @@ def chosen_form_errors(errors: list[dict], body: Any, model: type[BaseModel]) ->
                 continue
             del path[1]
         named.append((path, error["msg"].removeprefix("Value error, ")))
-    # a form none of them fits: the field is named all the same
-    return named or [(list(e["loc"][:1]), e["msg"]) for e in errors[:1]]
+    if not named:  # a form none of them fits: the field is named all the same
+        return [(list(e["loc"][:1]), e["msg"]) for e in errors[:1]]
+    # a value that fits none of the forms it could have: one entry, each form's reason
+    merged: dict[tuple, list[str]] = {}
+    for path, reason in named:
+        merged.setdefault(tuple(path), []).append(reason)
+    return [(list(path), "; or ".join(dict.fromkeys(reasons))) for path, reasons in merged.items()]
 
 
 def _fields_of_forms(model: type[BaseModel]) -> set[str]:

@@ -230,6 +230,10 @@ async def _place_of_event(conn: AsyncConnection, checks: Checks, data: UUID | Pl
 async def update_place(conn: AsyncConnection, ref: str, patch: dict[str, Any], if_match: str | None) -> UUID:
     current = await lock_record(conn, "place", ref, if_match)
     checks = Checks()
+    for required in ("name", "kind"):
+        if required in patch and patch[required] is None:
+            checks.fail(required, "a place has one; it cannot be cleared")
+    checks.raise_any()
     changes = _place_row(patch)
     record = {**current, **changes}
     await _check_place(conn, checks, "", record)
@@ -258,7 +262,8 @@ _REFERENCES = {
     "actor": {"claims": "SELECT count(*) FROM claims WHERE :id IN (claimant_id, via_id, value_actor_id)",
               "event roles": "SELECT count(*) FROM event_actors WHERE actor_id = :id",
               "actors under it": "SELECT count(*) FROM actors WHERE parent_id = :id",
-              "documents": "SELECT count(*) FROM documents WHERE publisher_actor_id = :id"},
+              "documents": "SELECT count(*) FROM documents WHERE publisher_actor_id = :id",
+              "memberships": "SELECT count(*) FROM actor_memberships WHERE :id IN (member_id, group_id)"},
     "document": {"claims": "SELECT count(*) FROM claims WHERE document_id = :id"},
 }
 
@@ -471,13 +476,13 @@ async def _claim_value(conn: AsyncConnection, checks: Checks, predicate: str, st
     if value is None:
         if kind == "actor" or (kind in ("place", "date", "text")) or (
                 kind == "number" and stance in ("asserts", "concedes")):
-            checks.fail("value", f"a {predicate} claim that {stance} needs a value ({_VALUE_HELP[kind]})")
+            checks.fail("value", f"{_a(predicate)} claim that {stance} needs a value ({_VALUE_HELP[kind]})")
         return columns
     if kind == "none":
-        checks.fail("value", f"a {predicate} claim takes no value")
+        checks.fail("value", f"{_a(predicate)} claim takes no value")
     elif kind == "number":
         if isinstance(value, bool) or not isinstance(value, (int, Figures)):
-            checks.fail("value", f"a {predicate} claim takes {_VALUE_HELP[kind]}")
+            checks.fail("value", f"{_a(predicate)} claim takes {_VALUE_HELP[kind]}")
         else:
             figures = value if isinstance(value, Figures) else Figures(best=value)
             columns.update(value_low=figures.low, value_best=figures.best, value_high=figures.high)
@@ -493,11 +498,13 @@ async def _claim_value(conn: AsyncConnection, checks: Checks, predicate: str, st
     elif kind == "date":
         try:
             columns["value_date"] = value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+            if not dt.date(1000, 1, 1) <= columns["value_date"] <= dt.date(2999, 12, 31):
+                checks.fail("value", "a date between 1000-01-01 and 2999-12-31")
         except ValueError:
             checks.fail("value", "a date claim takes an ISO date (2018-05-01)")
     elif kind == "text":
         if not isinstance(value, str):
-            checks.fail("value", f"a {predicate} claim takes text")
+            checks.fail("value", f"{_a(predicate)} claim takes text")
         columns["value_text"] = str(value)
     return columns
 
@@ -554,7 +561,9 @@ async def update_claim(conn: AsyncConnection, ref: str, patch: dict[str, Any], i
     if "document" in patch:
         changes["document_id"] = await _document_of_claim(conn, checks, patch["document"])
     if "value" in patch or "predicate" in patch or "stance" in patch:
-        value = patch["value"] if "value" in patch else _stored_value(current)
+        new_predicate = changes.get("predicate", current["predicate"])
+        kept = new_predicate == current["predicate"] or await _same_value_kind(conn, current["predicate"], new_predicate)
+        value = patch["value"] if "value" in patch else (_stored_value(current) if kept else None)
         changes.update(await _claim_value(conn, checks, changes.get("predicate", current["predicate"]),
                                           changes.get("stance", current["stance"]), value))
     checks.raise_any()
@@ -563,6 +572,15 @@ async def update_claim(conn: AsyncConnection, ref: str, patch: dict[str, Any], i
         await drop_unclaimed_role(conn, current["event_id"], current["value_actor_id"], current["predicate"])
         await recompute_events(conn, [current["event_id"]])
     return current["id"]
+
+
+async def _same_value_kind(conn: AsyncConnection, one: str, other: str) -> bool:
+    kinds = set(await conn.scalars(select(m.predicates.c.value_kind).where(m.predicates.c.code.in_([one, other]))))
+    return len(kinds) == 1
+
+
+def _a(noun: str) -> str:
+    return ("an " if noun[:1] in "aeiou" else "a ") + noun
 
 
 def _stored_value(claim: dict[str, Any]) -> Any:
