@@ -228,3 +228,27 @@ async def test_the_history_names_the_seed_and_imports(fresh_client, fresh_databa
     await import_into(fresh_database_url, write_csv(tmp_path / "slice.csv", columns, rows[:3]), UCDP_FORMAT)
     imported = (await fresh_client.get(f"/v1/events/ucdp-ged:{rows[0]['id']}/history")).json()["data"]
     assert {h["who"] for h in imported} == {"import UCDP GED slice.csv"}
+
+
+async def test_records_whose_answers_another_write_changed_are_listed(fresh_client, keys):
+    editor = as_(keys["editor"])
+    _, start = await _drain(fresh_client, None)
+    document = (await fresh_client.post("/v1/documents", headers=editor, json={"publisher": "SOHR", "title": "Daily"})).json()
+    event = (await fresh_client.post("/v1/events", headers=editor, json=AIRSTRIKE)).json()
+    _, start = await _drain(fresh_client, start)
+    await fresh_client.post("/v1/claims", headers=editor, json={
+        "event": event["id"], "claimant": "SOHR", "predicate": "occurred", "stance": "asserts",
+        "document": document["id"]})
+    entries, start = await _drain(fresh_client, start)
+    assert ("updated", "document", document["id"]) in {(e["op"], e["type"], e["id"]) for e in entries}  # its claim_count
+    # a province moved under another country: every place inside it has new ancestors
+    await fresh_client.patch(f"/v1/places/{seed_id('place', 'al-hasakah-governorate')}", headers=editor,
+                             json={"parent": str(seed_id("place", "iraq"))})
+    entries, start = await _drain(fresh_client, start)
+    assert ("place", str(seed_id("place", "al-qasr"))) in {(e["type"], e["id"]) for e in entries}
+    # a member merged away: the coalition's member list changed
+    brigade = (await fresh_client.post("/v1/actors", headers=editor, json={"name": "Royal Air Force (UK)",
+                                                                           "kind": "armed_forces"})).json()
+    await fresh_client.post(f"/v1/actors/{seed_id('actor', 'raf')}/merge", headers=editor, json={"into": brigade["id"]})
+    entries, _ = await _drain(fresh_client, start)
+    assert ("actor", str(seed_id("actor", "us-led-coalition"))) in {(e["type"], e["id"]) for e in entries}

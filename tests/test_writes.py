@@ -409,3 +409,24 @@ async def test_values_of_the_wrong_kind_are_refused(fresh_client, keys):
 async def test_an_empty_idempotency_key_is_refused(fresh_client, keys):
     answer = await fresh_client.post("/v1/events", json=AIRSTRIKE, headers={**as_(keys["editor"]), "Idempotency-Key": ""})
     assert answer.status_code == 422 and answer.json()["errors"][0]["name"] == "Idempotency-Key"
+
+
+async def test_changes_to_actors_places_and_places_of_events_re_derive_the_events(fresh_client, keys):
+    editor = as_(keys["editor"])
+    event = (await fresh_client.post("/v1/events", json=AIRSTRIKE, headers=editor)).json()
+    monitors = [(await fresh_client.post("/v1/actors", headers=editor, json={
+        "name": f"Monitor {i}", "kind": "monitor"})).json() for i in (1, 2)]
+    for monitor in monitors:
+        await fresh_client.post("/v1/claims", headers=editor, json={
+            "event": event["id"], "claimant": monitor["id"], "predicate": "perpetrator", "stance": "asserts",
+            "value": "Islamic State"})
+    status = lambda: fresh_client.get(f"/v1/events/{event['id']}/attribution")  # noqa: E731
+    assert [a["status"] for a in (await status()).json()] == ["confirmed"]  # two independent sources
+    await fresh_client.patch(f"/v1/actors/{monitors[0]['id']}", headers=editor, json={"kind": "armed_group"})
+    assert [a["status"] for a in (await status()).json()] == ["alleged"]  # one of them is a party now
+    await fresh_client.patch(f"/v1/places/{seed_id('place', 'al-qasr')}", headers=editor, json={"name": "Qasrville"})
+    found = (await fresh_client.get("/v1/events", params={"q": "Qasrville"})).json()["data"]
+    assert event["id"] in [e["id"] for e in found]
+    moved = (await fresh_client.patch(f"/v1/events/{event['id']}", headers=editor,
+                                      json={"place": str(seed_id("place", "syria"))})).json()
+    assert moved["geo_precision"] == "country"

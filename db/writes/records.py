@@ -44,6 +44,12 @@ from db.writes.inputs import (
     PlaceInput,
 )
 
+_EVENTS_NAMING_ACTOR = """
+SELECT event_id FROM claims WHERE :actor IN (claimant_id, via_id, value_actor_id)
+UNION SELECT event_id FROM event_actors WHERE actor_id = :actor"""
+_EVENTS_INSIDE_PLACE = """
+SELECT e.id FROM events e JOIN place_lineage l ON l.descendant_id = e.place_id WHERE l.ancestor_id = :place"""
+
 RECORD_TREES = {"event": event_trees, "claim": claim_trees, "actor": actor_trees, "place": place_trees,
                 "document": document_trees}
 
@@ -250,6 +256,10 @@ async def update_place(conn: AsyncConnection, ref: str, patch: dict[str, Any], i
         await conn.execute(update(m.places).where(m.places.c.id == current["id"]).values(changes))
     if "name" in patch or patch.get("aliases") is not None:
         await _rename(conn, "place", current, record["name"], patch.get("aliases"))
+    if {"name", "parent", "aliases"} & patch.keys():
+        # the names of a place and of what it lies in are in the search text of the
+        # events inside it (a country's rename re-derives all of its events)
+        await recompute_events(conn, list(await conn.scalars(text(_EVENTS_INSIDE_PLACE), {"place": current["id"]})))
     return current["id"]
 
 
@@ -323,6 +333,10 @@ async def update_actor(conn: AsyncConnection, ref: str, patch: dict[str, Any], i
         await conn.execute(update(m.actors).where(m.actors.c.id == current["id"]).values(changes))
     if patch.get("name") or patch.get("aliases") is not None:
         await _rename(conn, "actor", current, changes.get("name", current["name"]), patch.get("aliases"))
+    if changes or patch.get("aliases") is not None:
+        # its kind (independent or not), its tree (speaking of itself) and its names
+        # (search text) go into the events it is named in
+        await recompute_events(conn, list(await conn.scalars(text(_EVENTS_NAMING_ACTOR), {"actor": current["id"]})))
     return current["id"]
 
 
@@ -436,6 +450,9 @@ async def update_event(conn: AsyncConnection, ref: str, patch: dict[str, Any], i
             checks.fail("place", "an event has a place")
         else:
             changes["place_id"] = await _place_of_event(conn, checks, patch["place"])
+            if "geo_precision" not in patch and {**current, **changes}["latitude"] is None:
+                # where it is known to be is the new place now (a locality, or only the country)
+                changes["geo_precision"] = await _geo_precision_of(conn, changes["place_id"], False)
     for required in ("event_type", "sub_event_type", "date_start", "date_precision", "geo_precision"):
         if required in changes and changes[required] is None:
             checks.fail(required, "an event has one; it cannot be cleared")

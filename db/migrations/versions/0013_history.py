@@ -39,8 +39,8 @@ depends_on = None
 # a change of the row is a change of (type:column, ...), whether its versions are kept)
 TRACKED = {
     "events": ("id", "id", "event:id", True),
-    # an event's answer embeds its claims: a claim's change is also its event's
-    "claims": ("id", "event_id", "claim:id,event:event_id", True),
+    # an event's answer embeds its claims, a document's counts them: a claim's change is theirs too
+    "claims": ("id", "event_id", "claim:id,event:event_id,document:document_id", True),
     "event_actors": ("event_id,actor_id,role", "event_id", "event:event_id", True),
     "event_external_ids": ("dataset,external_id", "event_id", "event:event_id", True),
     # linked events are in both events' answers; the pairs themselves are derived (no history)
@@ -48,9 +48,13 @@ TRACKED = {
     "actors": ("id", "", "actor:id", True),
     "actor_names": ("actor_id,name_norm", "", "actor:actor_id", True),
     "actor_external_ids": ("dataset,external_id", "", "actor:actor_id", True),
-    "actor_memberships": ("id", "", "actor:member_id", True),
+    # both sides' answers list the membership
+    "actor_memberships": ("id", "", "actor:member_id,actor:group_id", True),
+    # an actor's or a place's answer names what it lies in (derived: no history)
+    "actor_lineage": ("ancestor_id,descendant_id", "", "actor:descendant_id", False),
     "places": ("id", "", "place:id", True),
     "place_names": ("place_id,name_norm", "", "place:place_id", True),
+    "place_lineage": ("ancestor_id,descendant_id", "", "place:descendant_id", False),
     "place_external_ids": ("dataset,external_id", "", "place:place_id", True),
     "documents": ("id", "", "document:id", True),
 }
