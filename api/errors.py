@@ -119,6 +119,10 @@ def problem_response(problem: Problem, instance: str | None = None) -> Response:
         body["errors"] = problem.errors
     if isinstance(problem, Gone):
         body["tombstone"] = problem.tombstone
+        merged = problem.tombstone.get("merged_into")
+        if problem.status == 308 and instance and problem.tombstone["id"] in instance:
+            # the same resource of the survivor (its attribution, its history)
+            problem.headers["Location"] = instance.replace(problem.tombstone["id"], merged)
     return Response(orjson.dumps(body), status_code=problem.status, media_type="application/problem+json",
                     headers=problem.headers)
 

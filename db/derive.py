@@ -99,9 +99,6 @@ UPDATE event_actors ea SET status = d.status, status_claim_ids = d.claim_ids
 """)
 
 
-
-
-
 # Fatality figures per event (the rule in the module docstring).
 _FATALITY_CTES = """
 figures AS (

@@ -270,6 +270,8 @@ async def test_merged_events_and_actors_point_to_the_survivor(fresh_client, keys
     moved = await fresh_client.get(f"/v1/events/{duplicate['id']}")
     assert moved.status_code == 308 and moved.headers["location"] == f"/v1/events/{survivor['id']}"
     assert moved.json()["tombstone"]["merged_into"] == survivor["id"]
+    its_attribution = await fresh_client.get(f"/v1/events/{duplicate['id']}/attribution")
+    assert its_attribution.headers["location"] == f"/v1/events/{survivor['id']}/attribution"
     refused = await fresh_client.delete(f"/v1/events/{duplicate['id']}", headers=editor)
     assert refused.status_code == 410  # never redirected: a DELETE must not reach the survivor
 

@@ -137,9 +137,10 @@ for _kind in _KINDS:
 def _add_merge_route(record_type: str, merge: Callable[..., Awaitable[UUID]], answer_model: type[BaseModel],
                      tag: str) -> None:
     async def merge_route(request: Request, record_id: str, body: MergeInput, principal: EditorKey,
-                          if_match: IfMatch = None) -> Response:
+                          if_match: IfMatch = None, idempotency_key: IdempotencyKey = None) -> Response:
         return await _answer(request, principal, record_type,
-                             lambda conn: merge(conn, record_id, body.into, if_match))
+                             lambda conn: merge(conn, record_id, body.into, if_match),
+                             idempotency_key=idempotency_key)
 
     router.add_api_route(f"/{record_type}s/{{record_id}}/merge", merge_route, methods=["POST"],
                          response_model=answer_model, tags=[tag], summary=f"Merge {_a(record_type)} into another",

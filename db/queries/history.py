@@ -1,5 +1,5 @@
 """Reads of the past (migration 0013): an event's history, the knowledge base as it
-stood at a time (`as_of`), the change feed, tombstones and ETags.
+stood at a time (`as_of`), the change feed and tombstones.
 
 Every row version is in `record_versions`, ordered by (generation, id): generations
 are handed out in commit order, so that order is the order writes committed.

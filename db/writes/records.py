@@ -456,9 +456,10 @@ async def update_event(conn: AsyncConnection, ref: str, patch: dict[str, Any], i
     for required in ("event_type", "sub_event_type", "date_start", "date_precision", "geo_precision"):
         if required in changes and changes[required] is None:
             checks.fail(required, "an event has one; it cannot be cleared")
-    if checks.errors:
-        checks.raise_any()
-    if "date_end" not in changes and ("date_start" in changes or "date_precision" in changes) or changes.get("date_end", "") is None:
+    checks.raise_any()
+    # a new start or precision without an end, or an end cleared: the period's end again
+    period_moved = "date_end" not in changes and ("date_start" in changes or "date_precision" in changes)
+    if period_moved or ("date_end" in changes and changes["date_end"] is None):
         changes["date_end"] = _period_end(changes.get("date_start", current["date_start"]),
                                           changes.get("date_precision", current["date_precision"]))
     record = {**current, **changes}
@@ -481,6 +482,10 @@ async def delete_event(conn: AsyncConnection, ref: str, if_match: str | None) ->
 
 _VALUE_COLUMNS = ("value_low", "value_best", "value_high", "value_actor_id", "value_place_id", "value_date",
                   "value_text")
+
+
+_VALUE_HELP = {"number": "a number or {low, best, high}", "actor": "an actor id or name", "place": "a place id",
+               "date": "an ISO date", "text": "text", "none": "none"}
 
 
 async def _claim_value(conn: AsyncConnection, checks: Checks, predicate: str, stance: str, value: Any
@@ -525,9 +530,6 @@ async def _claim_value(conn: AsyncConnection, checks: Checks, predicate: str, st
         columns["value_text"] = str(value)
     return columns
 
-
-_VALUE_HELP = {"number": "a number or {low, best, high}", "actor": "an actor id or name", "place": "a place id",
-               "date": "an ISO date", "text": "text", "none": "none"}
 
 
 async def _document_of_claim(conn: AsyncConnection, checks: Checks, data: UUID | DocumentInput | None
