@@ -218,11 +218,11 @@ CREATE INDEX ix_idempotent_requests_created ON idempotent_requests (created_at);
 
 def downgrade() -> None:
     execute_script("".join(f"""
-DROP TRIGGER tr_{table}_versions_insert ON {table};
-DROP TRIGGER tr_{table}_versions_update ON {table};
-DROP TRIGGER tr_{table}_versions_delete ON {table};""" for table in TRACKED) + """
-DROP FUNCTION record_versions();
-DROP FUNCTION record_row_changes(jsonb[], bigint, timestamptz, text, text, text, text, text, text, boolean);
+DROP TRIGGER IF EXISTS tr_{table}_versions_insert ON {table};
+DROP TRIGGER IF EXISTS tr_{table}_versions_update ON {table};
+DROP TRIGGER IF EXISTS tr_{table}_versions_delete ON {table};""" for table in TRACKED) + """
+DROP FUNCTION IF EXISTS record_versions();
+DROP FUNCTION IF EXISTS record_row_changes(jsonb[], bigint, timestamptz, text, text, text, text, text, text, boolean);
 CREATE OR REPLACE FUNCTION touch_updated_at() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN NEW.updated_at := now(); RETURN NEW; END $$;
 DROP TABLE idempotent_requests;
