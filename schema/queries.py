@@ -47,6 +47,11 @@ def user_errors() -> Iterator[None]:
                            extensions={"code": "BAD_USER_INPUT", "argument": f"where.{where}"}) from exc
 
 
+def _utc(moment: dt.datetime) -> dt.datetime:
+    """A time without an offset is UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.timezone.utc)
+
+
 def _selects_path(selections: list, path: list[str]) -> bool:
     """Whether the nested fields `path` (edges, node, claims) are selected, through fragments too."""
     for selection in selections:
@@ -95,17 +100,22 @@ async def _connection(info: Info, first: int, after: str | None, list_page: Call
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="Events matching `where`, newest first by default.")
+    @strawberry.field(description="Events matching `where`, newest first by default. With `asOf` (UTC if it "
+                                  "has no offset), the events that matched then, as they stood then (not with q, "
+                                  "near or bbox).")
     async def events(self, info: Info, where: EventWhere | None = None,
                      order_by: EventOrder = EventOrder.DATE_DESC, first: int = 50,
-                     after: str | None = None) -> Connection[Event]:
+                     after: str | None = None, as_of: dt.datetime | None = None) -> Connection[Event]:
         with user_errors():
             event_filter = where.to_filter() if where else EventFilter()
+        # the claims cost more than the rest of a page: only when asked
+        with_claims = any(_selects_path(field.selections, ["edges", "node", "claims"])
+                          for field in info.selected_fields)
+        if as_of is not None:
+            return await _connection(info, first, after, history.list_events_as_of, Event.of, event_filter,
+                                     _utc(as_of), sort=order_by.value, with_claims=with_claims)
         return await _connection(info, first, after, events.list_events, Event.of,
-                                 event_filter, sort=order_by.value,
-                                 # the claims cost more than the rest of a page: only when asked
-                                 with_claims=any(_selects_path(field.selections, ["edges", "node", "claims"])
-                                                 for field in info.selected_fields))
+                                 event_filter, sort=order_by.value, with_claims=with_claims)
 
     @strawberry.field(description="Events and fatality sums per group, under the same filters as `events` "
                                   "(REST: GET /v1/stats/events).")
@@ -123,9 +133,8 @@ class Query:
     async def event(self, info: Info, id: strawberry.ID, as_of: dt.datetime | None = None) -> Event | None:
         if as_of is None:
             return await single_node(info, await info.context.db(events.get_event, str(id)), Event.of)
-        as_of = as_of if as_of.tzinfo is not None else as_of.replace(tzinfo=dt.timezone.utc)
         with user_errors():
-            tree = await info.context.db(history.get_event_as_of, str(id), as_of)
+            tree = await info.context.db(history.get_event_as_of, str(id), _utc(as_of))
         return await single_node(info, tree, Event.of)
 
     @strawberry.field

@@ -343,3 +343,24 @@ async def test_many_concurrent_mutations_do_not_exhaust_the_connection_pool(fres
                                      for i in range(30)))
     assert [a.get("errors") for a in answers] == [None] * 30
     assert len({a["data"]["createActor"]["id"] for a in answers}) == 30
+
+
+async def test_events_as_of_a_time_in_graphql(fresh_client, keys):
+    editor = as_(keys["editor"])
+    event = (await fresh_client.post("/v1/events", json={**AIRSTRIKE, "summary": "before"}, headers=editor)).json()
+    claim = (await fresh_client.post("/v1/claims", headers=editor, json={
+        "event": event["id"], "claimant": "SANA", "predicate": "perpetrator", "stance": "asserts",
+        "value": "US-led coalition"})).json()
+    then = dt.datetime.now(dt.timezone.utc).isoformat()
+    await fresh_client.patch(f"/v1/events/{event['id']}", headers=editor, json={"summary": "after"})
+    await fresh_client.delete(f"/v1/claims/{claim['id']}", headers=editor)
+    query = """query ($at: DateTime) { events(asOf: $at, where: {admin1: ["Hasakah"]}, first: 100) {
+                 totalCount edges { node { id summary claims { id } actors { status } } } } }"""
+    past = await gql(fresh_client, query, at=then)
+    nodes = {e["node"]["id"]: e["node"] for e in past["data"]["events"]["edges"]}
+    assert nodes[event["id"]] == {"id": event["id"], "summary": "before", "claims": [{"id": claim["id"]}],
+                                  "actors": [{"status": "ALLEGED"}]}
+    assert past["data"]["events"]["totalCount"] == len(nodes)
+    refused = await gql(fresh_client, 'query ($at: DateTime) { events(asOf: $at, where: {q: "strike"}) { totalCount } }',
+                        at=then)
+    assert refused["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"

@@ -101,8 +101,10 @@ def tables_as_of(as_of: dt.datetime) -> list[CTE]:
 
 
 async def list_events_as_of(conn: AsyncConnection, page: PageRequest, codec: CursorCodec, cache: AnswerCache,
-                            f: EventFilter, as_of: dt.datetime, *, sort: str = "-date") -> Page:
-    """A page of the events that matched the filter at `as_of`, as they stood then."""
+                            f: EventFilter, as_of: dt.datetime, *, sort: str = "-date",
+                            with_claims: bool = False) -> Page:
+    """A page of the events that matched the filter at `as_of`, as they stood then
+    (with their claims then, if asked)."""
     for name, what in _NOT_AS_OF.items():
         if name in f.given():
             raise FilterError(name, f"{what} cannot be combined with as_of: the history keeps no derived search "
@@ -119,8 +121,10 @@ async def list_events_as_of(conn: AsyncConnection, page: PageRequest, codec: Cur
         stmt = order.apply(select(e.id, *order.columns).where(everything), after).limit(limit)
         return (await conn.execute(stmt.add_cte(*shadows))).all()
 
+    trees_statement = _EVENT_TREES_AS_OF if with_claims else _EVENT_LIST_TREES_AS_OF
+
     async def trees_then(conn: AsyncConnection, ids: list[UUID]) -> list[dict]:
-        return [r.tree for r in await conn.execute(_EVENT_LIST_TREES_AS_OF, {"ids": ids, "as_of": as_of})]
+        return [r.tree for r in await conn.execute(trees_statement, {"ids": ids, "as_of": as_of})]
 
     # (the total is counted here: keyset_page's cached totals are keyed without as_of)
     result = await keyset_page(conn, e.id, everything, sort=order, page=replace(page, count=False), codec=codec,
