@@ -23,7 +23,7 @@ from db.pagination import CursorCodec
 from db.queries.actors import actor_trees
 from db.queries.documents import document_trees
 from db.queries.places import place_trees
-from db.writes import writing_on
+from db.writes import start_writing
 
 T = TypeVar("T")
 
@@ -38,6 +38,8 @@ class GraphQLContext(BaseContext):
         super().__init__()
         self._connect = connect
         self._conn: AsyncConnection | None = None
+        self.writing = False  # a mutation has opened the request's write transaction
+        self.write_failed = False
         self.codec = codec
         self.cache = cache
         self._authenticate = authenticate
@@ -54,16 +56,32 @@ class GraphQLContext(BaseContext):
 
     @asynccontextmanager
     async def write_transaction(self, who: str) -> AsyncIterator[AsyncConnection]:
-        """A mutation's transaction, on the request's one connection: a request never
-        holds two (twenty concurrent mutations each holding a read connection and
-        waiting for a second one took every connection of the pool). Reads before it
-        end their snapshot; reads after it see the write."""
+        """The request's write transaction, which every mutation of the request shares:
+        schema.errors.OneTransaction commits it when the operation has run without an
+        error, else rolls it back, so a request is written whole or not at all. On the
+        request's one connection: a request never holds two (twenty concurrent
+        mutations each holding a read connection and waiting for a second one took
+        every connection of the pool). Reads after a mutation see its write."""
         async with self._lock:
             conn = await self._connection()
-            if conn.in_transaction():
-                await conn.rollback()  # reads only, so far
-            async with writing_on(conn, who):
+            if not self.writing:
+                if conn.in_transaction():
+                    await conn.rollback()  # reads only, so far
+                await conn.begin()
+                self.writing = True
+                await start_writing(conn, who)
+            try:
                 yield conn
+            except BaseException:
+                self.write_failed = True
+                raise
+
+    async def end_writes(self, keep: bool) -> None:
+        """Commit (`keep`) or roll back the request's write transaction, if it has one."""
+        if self.writing:
+            self.writing = False
+            conn = await self._connection()
+            await (conn.commit() if keep else conn.rollback())
 
     async def db(self, query: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         """Run a query-layer function on the request's connection."""

@@ -13,7 +13,7 @@ internals leak; the details go to the log.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 from asyncpg import PostgresConnectionError
 from graphql import GraphQLError
@@ -75,6 +75,28 @@ def refused_write(exc: WriteError) -> GraphQLError:
     elif isinstance(exc, StaleRecord):
         extensions["currentEtag"] = exc.current_etag
     return GraphQLError(str(exc), extensions=extensions)
+
+
+class OneTransaction(SchemaExtension):
+    """A request's mutations share one transaction (GraphQLContext.write_transaction),
+    committed here once they have all run without an error, before the answer goes
+    out; after any error nothing of the request is kept, and the answer says so
+    rather than showing records that were not written."""
+
+    async def on_operation(self) -> AsyncIterator[None]:
+        yield
+        context = self.execution_context.context
+        if not getattr(context, "writing", False):
+            return
+        result = self.execution_context.result
+        failed = context.write_failed or bool(result is not None and result.errors)
+        await context.end_writes(keep=not failed)
+        if failed and result is not None and result.data and any(v is not None for v in result.data.values()):
+            # a mutation that did succeed is shown as not having happened, and why
+            result.data = None
+            result.errors = [*(result.errors or []), GraphQLError(
+                "Nothing of this request was written: one of its mutations was refused, and a request is "
+                "written whole or not at all.", extensions={"code": "ROLLED_BACK"})]
 
 
 class ErrorCodes(SchemaExtension):

@@ -364,3 +364,18 @@ async def test_events_as_of_a_time_in_graphql(fresh_client, keys):
     refused = await gql(fresh_client, 'query ($at: DateTime) { events(asOf: $at, where: {q: "strike"}) { totalCount } }',
                         at=then)
     assert refused["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_a_request_with_a_refused_mutation_writes_nothing(fresh_client, fresh_database_url, keys):
+    actors = "SELECT count(*) FROM actors"
+    before = await count_rows(fresh_database_url, actors)
+    both = """mutation { good: createActor(input: {name: "Kept Brigade", kind: "armed_group"}) { id }
+                        bad: createActor(input: {name: "Lost Brigade", kind: "planet"}) { id } }"""
+    answer = await gql(fresh_client, both, headers=as_(keys["editor"]))
+    assert answer["data"] is None
+    assert [e["extensions"]["code"] for e in answer["errors"]] == ["BAD_USER_INPUT", "ROLLED_BACK"]
+    assert await count_rows(fresh_database_url, actors) == before
+    fine = """mutation { one: createActor(input: {name: "First Brigade", kind: "armed_group"}) { id }
+                        two: createActor(input: {name: "Second Brigade", kind: "armed_group"}) { id } }"""
+    answer = await gql(fresh_client, fine, headers=as_(keys["editor"]))
+    assert "errors" not in answer and await count_rows(fresh_database_url, actors) == before + 2

@@ -101,8 +101,13 @@ async def writing_on(conn: AsyncConnection, who: str) -> AsyncIterator[AsyncConn
     (If-Match) and then waited for the generation could deadlock with one holding the
     generation and waiting for that record (a new claim checking its event)."""
     async with conn.begin():
-        await conn.execute(text("""
-            WITH moved AS (UPDATE data_generation SET generation = generation + 1 RETURNING 1)
-            SELECT set_config('conflictkb.generation_bumped', 'on', true), set_config('conflictkb.actor', :who, true)
-              FROM moved"""), {"who": who})
+        await start_writing(conn, who)
         yield conn
+
+
+async def start_writing(conn: AsyncConnection, who: str) -> None:
+    """The start of every write transaction (see writing_on), in `conn`'s open one."""
+    await conn.execute(text("""
+        WITH moved AS (UPDATE data_generation SET generation = generation + 1 RETURNING 1)
+        SELECT set_config('conflictkb.generation_bumped', 'on', true), set_config('conflictkb.actor', :who, true)
+          FROM moved"""), {"who": who})
