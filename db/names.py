@@ -41,3 +41,8 @@ def name_variants(name: str) -> set[str]:
             if form.startswith(article) and len(form) > len(article):
                 variants.add(form[len(article):])
     return variants
+
+
+def with_article(noun: str) -> str:
+    """"an event", "a claim": for messages and descriptions."""
+    return ("an " if noun[:1] in "aeiou" else "a ") + noun

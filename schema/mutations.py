@@ -25,6 +25,7 @@ from strawberry.types import Info
 
 from db.api_keys import ApiPrincipal
 from db.engine import is_unstorable_text
+from db.names import with_article
 from db.writes import FieldError, InvalidInput, WriteError, records, who
 from db.writes import inputs as bodies
 from schema.errors import bad_user_input, refused_write
@@ -40,10 +41,6 @@ from schema.write_inputs import (
     WriteBody,
     write_body,
 )
-
-
-def _a(record_type: str) -> str:
-    return f"an {record_type}" if record_type[0] in "aeiou" else f"a {record_type}"
 
 
 NODE_OF_TYPE: dict[str, Any] = {"event": Event, "claim": Claim, "actor": Actor, "place": Place,
@@ -96,7 +93,7 @@ def _create(record_type: str, input_type: type, model: type[BaseModel]) -> Any:
         return await _write(info, editor, body, lambda conn: create(conn, body.model), record_type)
 
     return strawberry.mutation(resolver=resolve,
-                               description=f"Create {_a(record_type)} (REST: POST /v1/{record_type}s).")
+                               description=f"Create {with_article(record_type)} (REST: POST /v1/{record_type}s).")
 
 
 def _update(record_type: str, input_type: type, model: type[BaseModel]) -> Any:
@@ -110,7 +107,7 @@ def _update(record_type: str, input_type: type, model: type[BaseModel]) -> Any:
                             record_type)
 
     return strawberry.mutation(resolver=resolve, description=(
-        f"Change {_a(record_type)} (REST: PATCH /v1/{record_type}s/{{id}}): the fields the input names are set, "
+        f"Change {with_article(record_type)} (REST: PATCH /v1/{record_type}s/{{id}}): the fields the input names are set, "
         "a null clears one. With `ifMatch` (an ETag REST's GET gave), refused (PRECONDITION_FAILED) if the "
         f"{record_type} changed since."))
 
@@ -124,7 +121,7 @@ def _delete(record_type: str) -> Any:
         return DeletedRecord(id=strawberry.ID(str(record_id)), type=record_type)
 
     return strawberry.mutation(resolver=resolve, description=(
-        f"Delete {_a(record_type)} (REST: DELETE /v1/{record_type}s/{{id}})"
+        f"Delete {with_article(record_type)} (REST: DELETE /v1/{record_type}s/{{id}})"
         + (", with its claims, roles and external ids" if record_type == "event" else "")
         + (", unless something still refers to it (CONFLICT)" if record_type in ("actor", "place", "document")
            else "") + ". With `ifMatch`, refused (PRECONDITION_FAILED) if it changed since that ETag."))
@@ -134,18 +131,20 @@ def _delete(record_type: str) -> Any:
 # updateEvent, deleteEvent, createClaim, ... deleteDocument (API.md names them). The
 # input of a create and of an update is one type but for claims, whose event and
 # claimant stay for life.
-_RECORD_TYPES = [
-    ("event", EventInput, EventInput, bodies.EventInput, bodies.EventPatch),
-    ("claim", ClaimInput, ClaimPatch, bodies.ClaimInput, bodies.ClaimPatch),
-    ("actor", ActorInput, ActorInput, bodies.ActorInput, bodies.ActorPatch),
-    ("place", PlaceInput, PlaceInput, bodies.PlaceInput, bodies.PlacePatch),
-    ("document", DocumentInput, DocumentInput, bodies.DocumentInput, bodies.DocumentPatch),
-]
+# (GraphQL input, GraphQL patch input) per record type; the bodies they become: bodies.BODIES
+_INPUT_TYPES = {
+    "event": (EventInput, EventInput),
+    "claim": (ClaimInput, ClaimPatch),
+    "actor": (ActorInput, ActorInput),
+    "place": (PlaceInput, PlaceInput),
+    "document": (DocumentInput, DocumentInput),
+}
 
 
 def _mutations() -> dict[str, Any]:
     fields: dict[str, Any] = {}
-    for record_type, input_type, patch_type, model, patch_model in _RECORD_TYPES:
+    for record_type, (model, patch_model) in bodies.BODIES.items():
+        input_type, patch_type = _INPUT_TYPES[record_type]
         fields[f"create_{record_type}"] = _create(record_type, input_type, model)
         fields[f"update_{record_type}"] = _update(record_type, patch_type, patch_model)
         fields[f"delete_{record_type}"] = _delete(record_type)

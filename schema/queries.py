@@ -47,11 +47,6 @@ def user_errors() -> Iterator[None]:
                            extensions={"code": "BAD_USER_INPUT", "argument": f"where.{where}"}) from exc
 
 
-def _utc(moment: dt.datetime) -> dt.datetime:
-    """A time without an offset is UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.timezone.utc)
-
-
 def _selects_path(selections: list, path: list[str]) -> bool:
     """Whether the nested fields `path` (edges, node, claims) are selected, through fragments too."""
     for selection in selections:
@@ -113,7 +108,7 @@ class Query:
                           for field in info.selected_fields)
         if as_of is not None:
             return await _connection(info, first, after, history.list_events_as_of, Event.of, event_filter,
-                                     _utc(as_of), sort=order_by.value, with_claims=with_claims)
+                                     as_of, sort=order_by.value, with_claims=with_claims)
         return await _connection(info, first, after, events.list_events, Event.of,
                                  event_filter, sort=order_by.value, with_claims=with_claims)
 
@@ -134,7 +129,7 @@ class Query:
         if as_of is None:
             return await single_node(info, await info.context.db(events.get_event, str(id)), Event.of)
         with user_errors():
-            tree = await info.context.db(history.get_event_as_of, str(id), _utc(as_of))
+            tree = await info.context.db(history.get_event_as_of, str(id), as_of)
         return await single_node(info, tree, Event.of)
 
     @strawberry.field

@@ -15,7 +15,6 @@ from api.responses import JSONResponse, page_response
 from api.schemas import PROBLEM_RESPONSES, Attribution, Claim, Event, EventMatch, HistoryEntry, ListOf
 from db.filters import FilterError
 from db.queries import claims as claim_queries, events as event_queries, history
-from db.queries.common import parse_uuid
 
 router = APIRouter(tags=["events"], responses=PROBLEM_RESPONSES)
 
@@ -40,22 +39,16 @@ async def list_events(request: Request, conn: ReadConn, codec: Codec, cache: Ans
     if as_of is None:
         result = await event_queries.list_events(conn, page, codec, cache, where, sort=sort)
     else:
-        result = await history.list_events_as_of(conn, page, codec, cache, where, _utc(as_of), sort=sort)
+        result = await history.list_events_as_of(conn, page, codec, cache, where, as_of, sort=sort)
     return page_response(request, result, fields)
 
 
 async def _event_id(conn: AsyncConnection, ref: str, as_of: dt.datetime | None = None) -> UUID:
-    """The event `ref` names (an id or external id); one deleted since `as_of` by its id."""
-    resolved = await event_queries.resolve_event_id(conn, ref)
-    if resolved is None and as_of is not None:
-        resolved = parse_uuid(ref)
+    """The event `ref` names (an id or external id); as of a time, one deleted since too."""
+    resolved = await (event_queries.event_id_of if as_of is not None else event_queries.resolve_event_id)(conn, ref)
     if resolved is None:
         raise await absent(conn, "event", ref)
     return resolved
-
-
-def _utc(as_of: dt.datetime | None) -> dt.datetime | None:
-    return as_of.replace(tzinfo=dt.timezone.utc) if as_of is not None and as_of.tzinfo is None else as_of
 
 
 @router.get("/events/{event_id}", response_model=Event, response_class=JSONResponse)
@@ -64,7 +57,6 @@ async def get_event(event_id: str, conn: ReadConn, as_of: AsOf = None):
     every claim (claimant, document, stance, value, quote) and external ids. `event_id` is an id
     or an external id such as `conflictkb-seed:al-qasr-strike`. With `as_of`, the event, its
     claims, roles and figures as they stood then (actors', places' and documents' names as now)."""
-    as_of = _utc(as_of)
     if as_of is None:
         event = await event_queries.get_event(conn, event_id)
         if event is None:
@@ -81,7 +73,6 @@ async def get_event_attribution(event_id: str, conn: ReadConn, as_of: AsOf = Non
     """Who is said to have done it, and to whom: per actor and role, the attribution status
     and the claims that made it so, by the rule in the README (confirmed, contested,
     alleged, unknown). With `as_of`, as it stood then."""
-    as_of = _utc(as_of)
     resolved = await _event_id(conn, event_id, as_of)
     if as_of is not None and not await history.existed_at(conn, resolved, as_of):
         raise Problem(404, f"The event {event_id} did not exist at {as_of.isoformat()}.")
@@ -92,7 +83,7 @@ async def get_event_attribution(event_id: str, conn: ReadConn, as_of: AsOf = Non
 async def get_event_history(request: Request, event_id: str, conn: ReadConn, codec: Codec, page: PageDep):
     """Every change to the event and to its claims, roles and external ids, oldest first: who,
     when, which fields, the record before and after. A deleted event keeps its history."""
-    resolved = await event_queries.resolve_event_id(conn, event_id) or parse_uuid(event_id)
+    resolved = await event_queries.event_id_of(conn, event_id)
     result = await history.event_history(conn, resolved, page, codec) if resolved else None
     if result is None or (not result.rows and page.cursor is None):
         raise NotFound("event", event_id)

@@ -20,21 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from api.auth import ApiPrincipal, EditorKey
 from api.schemas import PROBLEM_RESPONSES, Actor, Claim, Document, Event, Place
 from db.etags import body_etag
+from db.names import with_article
 from db.writes import merges, records, who, writing
 from db.writes.idempotency import StoredAnswer, remember, reserve_or_replay
-from db.writes.inputs import (
-    ActorInput,
-    ActorPatch,
-    ClaimInput,
-    ClaimPatch,
-    DocumentInput,
-    DocumentPatch,
-    EventInput,
-    EventPatch,
-    MergeInput,
-    PlaceInput,
-    PlacePatch,
-)
+from db.writes.inputs import BODIES, MergeInput
 
 router = APIRouter(responses={**PROBLEM_RESPONSES, 401: {"description": "No API key, or not a valid one."},
                               403: {"description": "The key's role may not write."}})
@@ -84,18 +73,9 @@ def _patch_dict(patch: BaseModel) -> dict[str, Any]:
     return patch.given()  # type: ignore[attr-defined]
 
 
-# One POST / PATCH / DELETE triple per record type, all alike.
-_KINDS: list[tuple[str, type[BaseModel], type[BaseModel], type[BaseModel], str]] = [
-    ("event", EventInput, EventPatch, Event, "Events"),
-    ("claim", ClaimInput, ClaimPatch, Claim, "Claims"),
-    ("actor", ActorInput, ActorPatch, Actor, "Actors"),
-    ("place", PlaceInput, PlacePatch, Place, "Places"),
-    ("document", DocumentInput, DocumentPatch, Document, "Documents"),
-]
-
-
-def _a(noun: str) -> str:
-    return ("an " if noun[0] in "aeiou" else "a ") + noun
+# One POST / PATCH / DELETE triple per record type, all alike: the answer's model.
+_ANSWERS: dict[str, type[BaseModel]] = {"event": Event, "claim": Claim, "actor": Actor, "place": Place,
+                                        "document": Document}
 
 
 def _add_routes(record_type: str, input_model: type[BaseModel], patch_model: type[BaseModel],
@@ -119,19 +99,19 @@ def _add_routes(record_type: str, input_model: type[BaseModel], patch_model: typ
         return await _delete(request, principal, lambda conn: remove(conn, record_id, if_match))
 
     router.add_api_route(path, post, methods=["POST"], status_code=201, response_model=answer_model, tags=[tag.lower()],
-                         summary=f"Create {_a(record_type)}",
+                         summary=f"Create {with_article(record_type)}",
                          description=f"{tag}: a new one from the body; 201 with it, its ETag and Location.")
     router.add_api_route(path + "/{record_id}", patch, methods=["PATCH"], response_model=answer_model,
-                         tags=[tag.lower()], summary=f"Change {_a(record_type)}",
+                         tags=[tag.lower()], summary=f"Change {with_article(record_type)}",
                          description="The fields the body names are set (null clears one); with If-Match, "
                                      "refused (412) if the record changed since that ETag.")
     router.add_api_route(path + "/{record_id}", delete, methods=["DELETE"], status_code=204, tags=[tag.lower()],
-                         summary=f"Delete {_a(record_type)}",
+                         summary=f"Delete {with_article(record_type)}",
                          description="Later reads answer 410 with a tombstone; the change feed lists the deletion.")
 
 
-for _kind in _KINDS:
-    _add_routes(*_kind)
+for _record_type, (_input_model, _patch_model) in BODIES.items():
+    _add_routes(_record_type, _input_model, _patch_model, _ANSWERS[_record_type], _record_type.title() + "s")
 
 
 def _add_merge_route(record_type: str, merge: Callable[..., Awaitable[UUID]], answer_model: type[BaseModel],
@@ -143,7 +123,7 @@ def _add_merge_route(record_type: str, merge: Callable[..., Awaitable[UUID]], an
                              idempotency_key=idempotency_key)
 
     router.add_api_route(f"/{record_type}s/{{record_id}}/merge", merge_route, methods=["POST"],
-                         response_model=answer_model, tags=[tag], summary=f"Merge {_a(record_type)} into another",
+                         response_model=answer_model, tags=[tag], summary=f"Merge {with_article(record_type)} into another",
                          description=f"Two {record_type}s that are one: everything that referred to this one "
                                      "refers to `into` afterwards, this one is deleted, and reads of its id answer "
                                      "308 to the survivor. Answers with the survivor.")

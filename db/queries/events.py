@@ -199,6 +199,12 @@ async def resolve_event_id(conn: AsyncConnection, ref: str) -> UUID | None:
     return await conn.scalar(select(e.id).where(e.id == event_id))
 
 
+async def event_id_of(conn: AsyncConnection, ref: str) -> UUID | None:
+    """The event `ref` names, or, when `ref` is an id, that id even if the event is gone
+    (deleted, merged: its history, tombstone and past states are still there)."""
+    return await resolve_event_id(conn, ref) or parse_uuid(ref)
+
+
 async def get_event(conn: AsyncConnection, ref: str) -> dict | None:
     event_id = await resolve_event_id(conn, ref)
     if event_id is None:

@@ -21,13 +21,13 @@ from db import models as m
 from db.cache import AnswerCache
 from db.filters import ActorMatch, EventFilter, FilterError, compile_event_filter
 from db.pagination import CursorCodec, Page, PageRequest, Sort
-from db.queries.common import keyset_page, parse_uuid
+from db.queries.common import keyset_page
 from db.queries.events import (
     ATTRIBUTION_SQL,
     EVENT_LIST_TREE_SQL,
     EVENT_TREE_SQL,
     event_sort,
-    resolve_event_id,
+    event_id_of,
 )
 
 v = m.record_versions.c
@@ -85,10 +85,11 @@ async def event_as_of(conn: AsyncConnection, event_id: UUID, as_of: dt.datetime)
 
 def _checked(as_of: dt.datetime) -> dt.datetime:
     """A time the knowledge base can be read at (PostgreSQL's timestamps end at 294276,
-    Python's in 9999, and a zone offset near either end overflows)."""
+    Python's in 9999, and a zone offset near either end overflows); without an offset,
+    UTC."""
     if not 1000 <= as_of.year <= 2999:
         raise FilterError("as_of", "must be a time between the years 1000 and 2999")
-    return as_of
+    return as_of if as_of.tzinfo is not None else as_of.replace(tzinfo=dt.timezone.utc)
 
 
 def tables_as_of(as_of: dt.datetime) -> list[CTE]:
@@ -138,7 +139,7 @@ async def list_events_as_of(conn: AsyncConnection, page: PageRequest, codec: Cur
 async def get_event_as_of(conn: AsyncConnection, ref: str, as_of: dt.datetime) -> dict | None:
     """The event `ref` names (an id or external id; one deleted since, by its id) as it
     stood at `as_of`; None if it did not exist then."""
-    event_id = await resolve_event_id(conn, ref) or parse_uuid(ref)
+    event_id = await event_id_of(conn, ref)
     return await event_as_of(conn, event_id, as_of) if event_id else None
 
 

@@ -197,3 +197,14 @@ def _is_form_of(tag: str, value: Any) -> bool:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return tag.endswith("int")
     return tag in ("uuid", "date") or tag.endswith("str")
+
+
+# Each record type's bodies, (create, patch): the REST routes and the GraphQL
+# mutations are made from this one table.
+BODIES: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {
+    "event": (EventInput, EventPatch),
+    "claim": (ClaimInput, ClaimPatch),
+    "actor": (ActorInput, ActorPatch),
+    "place": (PlaceInput, PlacePatch),
+    "document": (DocumentInput, DocumentPatch),
+}

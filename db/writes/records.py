@@ -27,11 +27,12 @@ from db import models as m
 from db.derive import drop_unclaimed_role, recompute_events
 from db.etags import body_etag, etag_matches
 from db.linking import match_events
-from db.names import name_variants, normalize_name
+from db.names import name_variants, normalize_name, with_article
 from db.queries.actors import actor_trees
 from db.queries.claims import claim_trees
 from db.queries.documents import document_trees
-from db.queries.events import event_trees, resolve_event_id
+from db.queries.common import parse_uuid
+from db.queries.events import event_id_of, event_trees, resolve_event_id
 from db.queries.history import TABLE_OF_TYPE, tombstone
 from db.queries.places import place_trees
 from db.writes import Checks, RecordGone, RecordNotFound, StaleRecord, StillReferenced
@@ -62,7 +63,7 @@ async def lock_record(conn: AsyncConnection, record_type: str, ref: str, if_matc
     """The record's row, locked until the transaction ends, so a concurrent writer waits
     and then sees this one's version; refused if `if_match` names an older version."""
     table: Table = getattr(m, TABLE_OF_TYPE[record_type])
-    record_id = (await resolve_event_id(conn, ref) if record_type == "event" else None) or _uuid(ref)
+    record_id = await event_id_of(conn, ref) if record_type == "event" else parse_uuid(ref)
     row = None
     if record_id is not None:
         row = (await conn.execute(select(table).where(table.c.id == record_id).with_for_update())).mappings().first()
@@ -87,15 +88,6 @@ async def record_body(conn: AsyncConnection, record_type: str, record_id: UUID) 
     return orjson.dumps(await record_tree(conn, record_type, record_id))
 
 
-def _uuid(value: str | UUID) -> UUID | None:
-    if isinstance(value, UUID):
-        return value
-    try:
-        return UUID(value)
-    except ValueError:
-        return None
-
-
 async def _in_vocabulary(conn: AsyncConnection, checks: Checks, name: str, table: Table, value: str | None) -> None:
     if value is None:
         return
@@ -109,7 +101,7 @@ async def one_actor(conn: AsyncConnection, checks: Checks, name: str, ref: str |
     if ref is None:
         return None
     a, n = m.actors.c, m.actor_names.c
-    as_id = _uuid(ref)
+    as_id = parse_uuid(ref)
     if as_id is not None:
         if await conn.scalar(select(a.id).where(a.id == as_id)) is None:
             checks.fail(name, f"no actor has the id {ref}")
@@ -498,20 +490,20 @@ async def _claim_value(conn: AsyncConnection, checks: Checks, predicate: str, st
     if value is None:
         if kind == "actor" or (kind in ("place", "date", "text")) or (
                 kind == "number" and stance in ("asserts", "concedes")):
-            checks.fail("value", f"{_a(predicate)} claim that {stance} needs a value ({_VALUE_HELP[kind]})")
+            checks.fail("value", f"{with_article(predicate)} claim that {stance} needs a value ({_VALUE_HELP[kind]})")
         return columns
     if kind == "none":
-        checks.fail("value", f"{_a(predicate)} claim takes no value")
+        checks.fail("value", f"{with_article(predicate)} claim takes no value")
     elif kind == "number":
         if isinstance(value, bool) or not isinstance(value, (int, Figures)):
-            checks.fail("value", f"{_a(predicate)} claim takes {_VALUE_HELP[kind]}")
+            checks.fail("value", f"{with_article(predicate)} claim takes {_VALUE_HELP[kind]}")
         else:
             figures = value if isinstance(value, Figures) else Figures(best=value)
             columns.update(value_low=figures.low, value_best=figures.best, value_high=figures.high)
     elif kind == "actor":
         columns["value_actor_id"] = await one_actor(conn, checks, "value", str(value))
     elif kind == "place":
-        place_id = _uuid(str(value))
+        place_id = parse_uuid(str(value))
         if place_id is None:
             checks.fail("value", "a location claim takes a place id")
         else:
@@ -526,7 +518,7 @@ async def _claim_value(conn: AsyncConnection, checks: Checks, predicate: str, st
             checks.fail("value", "a date claim takes an ISO date (2018-05-01)")
     elif kind == "text":
         if not isinstance(value, str):
-            checks.fail("value", f"{_a(predicate)} claim takes text")
+            checks.fail("value", f"{with_article(predicate)} claim takes text")
         columns["value_text"] = str(value)
     return columns
 
@@ -547,7 +539,7 @@ async def create_claim(conn: AsyncConnection, data: ClaimInput) -> UUID:
     checks = Checks()
     event_id = await resolve_event_id(conn, data.event)
     if event_id is None:
-        stone = await tombstone(conn, "event", _uuid(data.event)) if _uuid(data.event) else None
+        stone = await tombstone(conn, "event", parse_uuid(data.event)) if parse_uuid(data.event) else None
         checks.fail("event", f"the event {data.event} was deleted" if stone else f"no event {data.event!r}")
     claimant = await one_actor(conn, checks, "claimant", data.claimant)
     via = await one_actor(conn, checks, "via", data.via)
@@ -596,10 +588,6 @@ async def update_claim(conn: AsyncConnection, ref: str, patch: dict[str, Any], i
 async def _same_value_kind(conn: AsyncConnection, one: str, other: str) -> bool:
     kinds = set(await conn.scalars(select(m.predicates.c.value_kind).where(m.predicates.c.code.in_([one, other]))))
     return len(kinds) == 1
-
-
-def _a(noun: str) -> str:
-    return ("an " if noun[:1] in "aeiou" else "a ") + noun
 
 
 def _stored_value(claim: dict[str, Any]) -> Any:
