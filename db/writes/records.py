@@ -325,7 +325,7 @@ async def update_actor(conn: AsyncConnection, ref: str, patch: dict[str, Any], i
         await conn.execute(update(m.actors).where(m.actors.c.id == current["id"]).values(changes))
     if patch.get("name") or patch.get("aliases") is not None:
         await _rename(conn, "actor", current, changes.get("name", current["name"]), patch.get("aliases"))
-    if changes or patch.get("aliases") is not None:
+    if {"name", "kind", "parent_id"} & changes.keys() or patch.get("aliases") is not None:
         # its kind (independent or not), its tree (speaking of itself) and its names
         # (search text) go into the events it is named in
         await recompute_events(conn, list(await conn.scalars(text(_EVENTS_NAMING_ACTOR), {"actor": current["id"]})))
