@@ -17,6 +17,7 @@ from api.deps import AnswerCacheDep, Codec
 from api.errors import install_error_handlers
 from api.middleware import ETagMiddleware, HeadAsGetMiddleware, IsalGZipMiddleware
 from api.params import check_query_params
+from api.ratelimit import request_charge
 from api.routes import (
     apikeys,
     bench,
@@ -55,7 +56,8 @@ async def graphql_context(request: Request, codec: Codec, cache: AnswerCacheDep)
         async def connect() -> AsyncConnection:
             return await stack.enter_async_context(request.app.state.engine.connect())
 
-        yield GraphQLContext(connect, codec, cache, authenticate=lambda: request_principal(request))
+        yield GraphQLContext(connect, codec, cache, authenticate=lambda: request_principal(request),
+                             charge=request_charge(request.scope))
 
 
 def create_app(settings: Settings | None = None, *, database_url: str | None = None,

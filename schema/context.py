@@ -18,6 +18,7 @@ from strawberry.fastapi import BaseContext
 
 from db.api_keys import ApiKeyRefused, ApiPrincipal, ApiRoleTooLow, Role
 from db.cache import AnswerCache
+from db.cost import Charge, no_charge
 from db.engine import is_unstorable_text
 from db.pagination import CursorCodec
 from db.queries.actors import actor_trees
@@ -30,11 +31,12 @@ T = TypeVar("T")
 
 class GraphQLContext(BaseContext):
     def __init__(self, connect: Callable[[], Awaitable[AsyncConnection]], codec: CursorCodec, cache: AnswerCache,
-                 authenticate: Callable[[], Awaitable[ApiPrincipal]]):
+                 authenticate: Callable[[], Awaitable[ApiPrincipal]], charge: Charge = no_charge):
         """`connect`: the request's one database connection, made when first needed (a
         request that is refused its key never takes one) and kept to the request's end.
         `authenticate`: the request's key, or ApiKeyRefused (api/auth.py's
-        request_principal, bound to the request)."""
+        request_principal, bound to the request). `charge`: charges the operation's
+        cost to the caller's rate-limit quota once it is known (db.cost.Charge)."""
         super().__init__()
         self._connect = connect
         self._conn: AsyncConnection | None = None
@@ -43,6 +45,7 @@ class GraphQLContext(BaseContext):
         self.codec = codec
         self.cache = cache
         self._authenticate = authenticate
+        self.charge = charge
         # Resolvers run concurrently, but one connection runs one statement at a time.
         self._lock = asyncio.Lock()
         self.actors = self._loader(actor_trees)
