@@ -29,6 +29,7 @@ from api.routes import (
     stats,
     writes,
 )
+from api.security_headers import install_security_headers
 from api.settings import Settings, normalise_database_url
 from db.cache import AnswerCache, GenerationReader
 from db.engine import make_engine
@@ -123,4 +124,6 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     if settings.bench_routes:
         app.include_router(bench.router)
     app.include_router(graphql_router(graphql_context), prefix="/graphql")
+    # Outermost, around even the handler of unhandled errors: every answer carries them.
+    install_security_headers(app, graphql_path="/graphql", hsts_max_age=settings.hsts_max_age_seconds)
     return app

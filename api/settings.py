@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     redis_retry_seconds: float = Field(
         default=2.0, gt=0, validation_alias=AliasChoices("CONFLICTKB_REDIS_RETRY", "redis_retry_seconds"),
         description="After a Redis error, how long requests skip Redis before one tries it again.")
+    hsts_max_age_seconds: int = Field(
+        default=63_072_000, ge=0, validation_alias=AliasChoices("CONFLICTKB_HSTS_MAX_AGE", "hsts_max_age_seconds"),
+        description="Strict-Transport-Security max-age on answers to HTTPS requests (behind a proxy that sends "
+                    "X-Forwarded-Proto); 0: no such header.")
 
     @cached_property
     def cursor_key(self) -> bytes:
