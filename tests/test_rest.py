@@ -218,17 +218,6 @@ async def test_openapi_documents_the_contract(client):
     assert (await client.get("/docs")).status_code == 200
 
 
-async def test_readiness_fails_without_postgres(redis_url, tmp_path):
-    from tests.conftest import app_client
-
-    unreachable = f"postgresql+asyncpg://postgres@/conflictkb?host={tmp_path}"
-    async with app_client(unreachable, redis_url) as broken:
-        assert (await broken.get("/healthz")).status_code == 200
-        ready = await broken.get("/readyz")
-        assert ready.status_code == 503
-        assert ready.json()["checks"]["postgres"]["status"] == "unavailable"
-
-
 async def test_an_events_claims_take_the_claim_filters(client):
     body = (await client.get(event_url("al-qasr-strike") + "/claims", params={"stance": "denies"})).json()
     assert [c["claimant"]["name"] for c in body["data"]] == ["US-led coalition"]
