@@ -25,11 +25,12 @@ log = logging.getLogger("conflictkb")
 
 
 @contextmanager
-def _servers(settings: Settings, need_redis: bool = True) -> Iterator[Endpoints]:
-    """The database and Redis to use: the configured URLs, or embedded servers."""
+def _servers(settings: Settings, need_redis: bool = True, supervise_redis: bool = False) -> Iterator[Endpoints]:
+    """The database and Redis to use: the configured URLs, or embedded servers (an
+    embedded Redis restarted whenever it dies, if `supervise_redis`)."""
     try:
         with embedded_servers(settings.data_dir, settings.database_url, settings.redis_url,
-                              need_redis=need_redis) as endpoints:
+                              need_redis=need_redis, supervise_redis=supervise_redis) as endpoints:
             endpoints.database_url = normalise_database_url(endpoints.database_url)
             yield endpoints
     except EmbeddedServerError as exc:
@@ -267,7 +268,7 @@ def serve(settings: Settings, host: str | None, port: int | None, prepare: bool)
     host = host or settings.host
     port = port or settings.port
     url = f"http://{host}:{port}"
-    with _only_server(settings, url), _servers(settings) as endpoints:
+    with _only_server(settings, url), _servers(settings, supervise_redis=True) as endpoints:
         if prepare:
             _migrate(endpoints.database_url)
             click.echo(asyncio.run(_seed(endpoints.database_url, settings.seed_datasets)))

