@@ -172,7 +172,7 @@ def page_renderers(app: FastAPI, graphql_path: str) -> dict[str, tuple[Callable[
         pages[app.redoc_url] = (
             lambda root: get_redoc_html(openapi_url=root + app.openapi_url, title=f"{app.title} - ReDoc").body.decode(),
             PageNeeds(fonts=("https://fonts.gstatic.com",), workers=("blob:",), inline_styles_at_run_time=True))
-    pages[graphql_path] = (lambda root: get_graphql_ide_html("graphiql"), PageNeeds())
+    pages[graphql_path] = (lambda root: get_graphql_ide_html("graphiql"), PageNeeds(fonts=("data:",)))  # in its CSS
     return pages
 
 
