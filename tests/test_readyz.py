@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+
 from tests.conftest import app_client
 
 EVERYTHING_UP = {"status": "ok", "checks": {"postgres": "ok", "redis": "ok"}}
@@ -48,4 +50,5 @@ async def test_down_without_postgres(redis_url, tmp_path, caplog):
         assert ready.json() == {"status": "down", "checks": {"postgres": "down", "redis": "ok"}}
         assert_no_internals(ready.text, tmp_path)
     logged = [r.getMessage() for r in caplog.records if r.name == "api.routes.health"]
-    assert any(line.startswith("readiness: PostgreSQL unreachable (") for line in logged), logged  # with the error
+    where = make_url(unreachable).render_as_string(hide_password=True)
+    assert any(line.startswith(f"readiness: PostgreSQL at {where} unreachable (") for line in logged), logged

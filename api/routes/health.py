@@ -39,7 +39,8 @@ async def readyz(request: Request):
     `down`, a 503 with Retry-After, without PostgreSQL. Which service failed and why is
     logged, not answered."""
     state = request.app.state
-    postgres, redis = await asyncio.gather(_reachable("PostgreSQL", lambda: ping(state.engine), 2.0),
+    where = state.engine.url.render_as_string(hide_password=True)
+    postgres, redis = await asyncio.gather(_reachable(f"PostgreSQL at {where}", lambda: ping(state.engine), 2.0),
                                            _reachable("Redis", state.redis.ping, 1.0))
     checks = {"postgres": "ok" if postgres else "down", "redis": "ok" if redis else "down"}
     if not postgres:
