@@ -204,12 +204,18 @@ class SecurityHeadersMiddleware:
         page = scope["path"] in self._pages
         secure_transport = scope.get("scheme") == "https"
 
+        def is_page(start: Message, headers: HeaderList) -> bool:
+            """An HTML page, or a 304 revalidating one: its headers replace those the
+            browser stored with the page, so it must carry the page's policy too."""
+            if start["status"] == 304:
+                return any(name == b"accept" and b"text/html" in value for name, value in scope["headers"])
+            return any(name.lower() == b"content-type" and value.startswith(b"text/html") for name, value in headers)
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = [(name, value) for name, value in message.get("headers", [])
                            if name.lower() not in self._names]
-                if page and any(name.lower() == b"content-type" and value.startswith(b"text/html")
-                                for name, value in headers):
+                if page and is_page(message, headers):
                     headers += self.page_headers(scope.get("root_path", "").rstrip("/"), scope["path"])
                 else:
                     headers += self._api_headers

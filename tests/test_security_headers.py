@@ -149,6 +149,11 @@ async def test_html_pages_get_a_strict_csp_allowing_exactly_what_they_load(clien
 
     head = await client.head(path, headers={"accept": "text/html"})
     assert head.headers["content-security-policy"] == page.headers["content-security-policy"]
+    # a browser revalidating the page takes the 304's headers in place of those it stored
+    revalidated = await client.get(path, headers={"accept": "text/html,application/xhtml+xml",
+                                                  "if-none-match": page.headers["etag"]})
+    assert revalidated.status_code == 304
+    assert revalidated.headers["content-security-policy"] == page.headers["content-security-policy"]
 
 
 async def test_page_assets_come_from_the_cdns_of_the_libraries_only(client):
