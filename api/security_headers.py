@@ -201,7 +201,9 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        page = scope["path"] in self._pages
+        root_path = scope.get("root_path", "").rstrip("/")
+        path = scope["path"].removeprefix(root_path)  # (servers differ on whether the path holds it)
+        page = path in self._pages
         secure_transport = scope.get("scheme") == "https"
 
         def is_page(start: Message, headers: HeaderList) -> bool:
@@ -216,7 +218,7 @@ class SecurityHeadersMiddleware:
                 headers = [(name, value) for name, value in message.get("headers", [])
                            if name.lower() not in self._names]
                 if page and is_page(message, headers):
-                    headers += self.page_headers(scope.get("root_path", "").rstrip("/"), scope["path"])
+                    headers += self.page_headers(root_path, path)
                 else:
                     headers += self._api_headers
                 if secure_transport:

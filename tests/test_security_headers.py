@@ -163,3 +163,14 @@ async def test_page_assets_come_from_the_cdns_of_the_libraries_only(client):
         hosts = {re.match(r"https://([^/]+)/.+", source).group(1)
                  for source in csp["script-src"] + csp["style-src"] if source.startswith("https:")}
         assert hosts <= {"cdn.jsdelivr.net", "unpkg.com", "fonts.googleapis.com"}, path
+
+
+async def test_behind_a_root_path_the_page_policy_follows(database_url, redis_url):
+    """Served under a prefix, Swagger UI's inline script names another schema URL."""
+    async with app_client(database_url, redis_url) as http:
+        transport = httpx.ASGITransport(app=http.app, root_path="/api")
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as prefixed:
+            page = await prefixed.get("/api/docs")
+    assert page.status_code == 200 and "'/api/openapi.json'" in page.text
+    csp = directives(page.headers["content-security-policy"])
+    assert set(inline_hashes(page.text, "script")) <= set(csp["script-src"])
