@@ -289,16 +289,21 @@ class EmbeddedRedis:
         if returncode is None:
             return "exit status unknown"
         if returncode < 0:
-            return f"killed by {signal.Signals(-returncode).name}"
+            try:
+                return f"killed by {signal.Signals(-returncode).name}"
+            except ValueError:
+                return f"killed by signal {-returncode}"
         return f"exit status {returncode}"
 
     def _restart_if_dead(self) -> None:
-        died = self._exit_status()  # (polling our own child also reaps it once it is gone)
+        if self._child is not None:
+            self._child.poll()  # reaps our own child once it is gone: no zombie left behind
         if self._running_pid() is not None:
             return
         with _flock(self.data_dir / "redis.start", fcntl.LOCK_EX):
             if self._running_pid() is not None or self._stop_supervising.is_set():
                 return  # restarted by another process meanwhile, or being stopped
+            died = self._exit_status()
             self._spawn()
         log.warning("embedded Redis died (%s); restarted it on %s (pid %s)", died, self.socket, self._running_pid())
 
