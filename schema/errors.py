@@ -15,18 +15,17 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Iterator
 
-from asyncpg import PostgresConnectionError
 from graphql import GraphQLError
-from sqlalchemy.exc import InterfaceError, OperationalError, TimeoutError as SQLAlchemyTimeoutError
 import strawberry
 from strawberry.extensions import SchemaExtension
 from strawberry.utils.str_converters import to_camel_case
 
+from db.engine import is_database_unavailable
 from db.writes import FieldError, InvalidInput, RecordGone, RecordNotFound, StaleRecord, StillReferenced, WriteError
 
 log = logging.getLogger(__name__)
 
-UNAVAILABLE = (OSError, OperationalError, InterfaceError, SQLAlchemyTimeoutError, PostgresConnectionError)
+DATABASE_UNAVAILABLE_MESSAGE = "The database is unavailable; try again shortly."
 
 
 def _coded(error: GraphQLError, code: str, message: str | None = None, extensions: dict | None = None
@@ -40,13 +39,13 @@ def classify(error: GraphQLError) -> GraphQLError:
     if (error.extensions or {}).get("code"):
         return error
     original = error.original_error
+    if original is not None and is_database_unavailable(original):
+        return _coded(error, "SERVICE_UNAVAILABLE", DATABASE_UNAVAILABLE_MESSAGE)
     if original is None or error.path is None:
         # GraphQL's own checks before execution: a value of the wrong type is the client's input
         bad_value = error.message.startswith("Variable ") or "cannot represent" in error.message \
             or error.message.startswith("Expected value of type")
         return _coded(error, "BAD_USER_INPUT" if bad_value else "GRAPHQL_VALIDATION_FAILED")
-    if isinstance(original, UNAVAILABLE):
-        return _coded(error, "SERVICE_UNAVAILABLE", "The database is unavailable; try again shortly.")
     if isinstance(original, WriteError):
         # a refusal no resolver turned into its error (the mutations do): the client's all the same
         refused = bad_user_input(original.errors) if isinstance(original, InvalidInput) else refused_write(original)
