@@ -84,16 +84,14 @@ def is_database_unavailable(exc: BaseException) -> bool:
     client may retry shortly, a 503 with Retry-After in REST and SERVICE_UNAVAILABLE in
     GraphQL, never a 500. The one place that decides it (REST's handlers, the middlewares,
     GraphQL's error codes all ask here)."""
-    if isinstance(exc, (OSError, asyncio.TimeoutError, PoolTimeoutError, asyncpg.PostgresConnectionError)):
-        return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True  # SQLAlchemy's dialect saw the connection closed under the query
     seen: set[int] = set()
     error: BaseException | None = exc
     while error is not None and id(error) not in seen:  # exc, SQLAlchemy's .orig, asyncpg's cause
         seen.add(id(error))
-        if isinstance(error, (asyncpg.PostgresConnectionError, asyncpg.exceptions.ConnectionDoesNotExistError)):
-            return True
+        if isinstance(error, (OSError, asyncio.TimeoutError, PoolTimeoutError, asyncpg.PostgresConnectionError)):
+            return True  # refused, reset, no socket (a restart), no pooled connection in time
         if isinstance(error, asyncpg.InterfaceError) and "connection" in str(error) and "closed" in str(error):
             return True  # "connection is closed", "the underlying connection is closed"
         sqlstate = getattr(error, "sqlstate", None)
