@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import key_problem, refuse
-from api.errors import Problem
+from api.errors import Problem, is_graphql_path
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # The body is left unread: the server must not wait for it before the next request.
@@ -48,10 +48,6 @@ def too_large(limit: int) -> BodyRefused:
 
 def too_slow(seconds: float) -> BodyRefused:
     return BodyRefused(408, f"The request body was not received within {seconds:g} seconds.")
-
-
-def _is_graphql(path: str) -> bool:
-    return path == "/graphql" or path.startswith("/graphql/")
 
 
 def _content_length(headers: Headers) -> int | None:
@@ -82,7 +78,7 @@ class BodyLimitMiddleware:
                 problem.headers.update(_CLOSE)
                 await refuse(problem, scope, receive, send)
                 return
-        limit = self.max_graphql_body_bytes if _is_graphql(scope["path"]) else self.max_body_bytes
+        limit = self.max_graphql_body_bytes if is_graphql_path(scope["path"]) else self.max_body_bytes
         declared = _content_length(Headers(scope=scope))
         if declared is not None and declared > limit:
             refused = too_large(limit)

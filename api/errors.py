@@ -27,6 +27,7 @@ from db.queries.history import tombstone
 from db.writes import InvalidInput, RecordGone, RecordNotFound, StaleRecord, StillReferenced, WriteError
 from db.writes.idempotency import IdempotencyKeyReused
 from db.writes.inputs import chosen_form_errors
+from schema.errors import http_error
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,10 @@ def problem_response(problem: Problem, instance: str | None = None) -> Response:
         body["instance"] = instance
     if problem.errors:
         body["errors"] = problem.errors
+    elif instance and is_graphql_path(instance):
+        # refused before GraphQL ran (no key, too large a body, no database): a GraphQL
+        # client reads the same refusal from `errors[].extensions.code`
+        body["errors"] = [http_error(problem.status, problem.detail)]
     if isinstance(problem, Gone):
         body["tombstone"] = problem.tombstone
         merged = problem.tombstone.get("merged_into")
@@ -123,6 +128,10 @@ def problem_response(problem: Problem, instance: str | None = None) -> Response:
             problem.headers["Location"] = instance.replace(problem.tombstone["id"], merged)
     return Response(orjson.dumps(body), status_code=problem.status, media_type="application/problem+json",
                     headers=problem.headers)
+
+
+def is_graphql_path(path: str) -> bool:
+    return path == "/graphql" or path.startswith("/graphql/")
 
 
 def _body_model(request: Request) -> type[BaseModel] | None:

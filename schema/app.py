@@ -14,7 +14,7 @@ from strawberry.fastapi import GraphQLRouter
 from strawberry.types.unset import UNSET
 
 from db.engine import DATABASE_RETRY_AFTER_SECONDS, is_database_unavailable
-from schema.errors import DATABASE_UNAVAILABLE_MESSAGE, ErrorCodes, OneTransaction, Schema
+from schema.errors import DATABASE_UNAVAILABLE_MESSAGE, ErrorCodes, OneTransaction, Schema, http_error
 from schema.execution import PlainFieldExecutionContext
 from schema.mutations import Mutation
 from schema.queries import Query
@@ -48,15 +48,13 @@ schema = Schema(
 
 _JSON_KINDS = {type(None): "null", bool: "a boolean", int: "a number", float: "a number", str: "a string",
                list: "an array"}
-_TRANSPORT_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 503: "SERVICE_UNAVAILABLE"}
 
 
 def transport_error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
     """A request refused before (or outside) execution, as a GraphQL response: `errors`
     with `extensions.code` (BAD_REQUEST for a request that is not a GraphQL request), never
     strawberry's text/plain."""
-    code = _TRANSPORT_CODES.get(status, "BAD_REQUEST")
-    return Response(orjson.dumps({"errors": [{"message": message, "extensions": {"code": code}}]}),
+    return Response(orjson.dumps({"errors": [http_error(status, message)]}),
                     status_code=status, media_type="application/json", headers=headers)
 
 

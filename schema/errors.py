@@ -27,6 +27,19 @@ log = logging.getLogger(__name__)
 
 DATABASE_UNAVAILABLE_MESSAGE = "The database is unavailable; try again shortly."
 
+# The code of a request refused over HTTP before GraphQL runs it (not a GraphQL request, no
+# valid key, too large a body, a lost database), so that a GraphQL client finds
+# `errors[].extensions.code` there too.
+HTTP_STATUS_CODES = {400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 403: "FORBIDDEN", 404: "NOT_FOUND",
+                     405: "METHOD_NOT_ALLOWED", 408: "REQUEST_TIMEOUT", 413: "PAYLOAD_TOO_LARGE",
+                     415: "BAD_REQUEST", 422: "BAD_USER_INPUT", 429: "RATE_LIMITED", 503: "SERVICE_UNAVAILABLE"}
+
+
+def http_error(status: int, message: str) -> dict:
+    """A GraphQL error (as JSON) for a request refused with HTTP status `status`."""
+    code = HTTP_STATUS_CODES.get(status, "BAD_REQUEST" if status < 500 else "INTERNAL_SERVER_ERROR")
+    return {"message": message, "extensions": {"code": code}}
+
 
 def _coded(error: GraphQLError, code: str, message: str | None = None, extensions: dict | None = None
            ) -> GraphQLError:

@@ -74,7 +74,10 @@ async def test_a_chunked_body_is_refused_once_past_the_limit(small_client, keys)
 
 async def test_graphql_has_its_own_smaller_limit(small_client):
     declared = await small_client.post("/graphql", json={"query": "{ __typename }", "variables": {"x": "y" * 3_000}})
-    assert "2,000 bytes" in assert_problem(declared, 413)["detail"]
+    problem = assert_problem(declared, 413)
+    assert "2,000 bytes" in problem["detail"]
+    # and as a GraphQL client reads an error
+    assert problem["errors"] == [{"message": problem["detail"], "extensions": {"code": "PAYLOAD_TOO_LARGE"}}]
     body = Body(50)
     streamed = await small_client.post("/graphql", content=body, headers={"Content-Type": "application/json"})
     assert_problem(streamed, 413)

@@ -25,7 +25,7 @@ from db.embedded import EmbeddedPostgres
 from db.engine import SESSION_SETTINGS, is_database_unavailable, make_engine
 from db.migrate import upgrade
 from db.seed import load_seed_dir
-from tests.conftest import AIRSTRIKE, TEST_DATA_DIR, app_client, as_, event_url
+from tests.conftest import AIRSTRIKE, TEST_DATA_DIR, app_client, as_, event_url, make_settings
 from tests.test_graphql_mutations import CREATE_EVENT, STRIKE
 
 EVENTS = "{ events(first: 5) { totalCount edges { node { id summary } } } }"
@@ -128,7 +128,11 @@ async def _until_all_ok(http, key: str, seconds: float = 30) -> dict[str, str]:
             await asyncio.sleep(0.1)
 
 
-async def test_postgres_stopped_and_started_under_load_answers_2xx_or_503(private_postgres, redis_url):
+@pytest.mark.parametrize("keys_for_reads", [False, True], ids=["public reads", "keys for reads"])
+async def test_postgres_stopped_and_started_under_load_answers_2xx_or_503(private_postgres, redis_url,
+                                                                          keys_for_reads: bool):
+    """With CONFLICTKB_REQUIRE_KEY_FOR_READS, every request's key is looked up in front of the
+    app (api/auth.py RequireKeyForReads): that lookup meets the outage too."""
     seen: Counter[tuple[str, str]] = Counter()
     loading = True
 
@@ -139,7 +143,8 @@ async def test_postgres_stopped_and_started_under_load_answers_2xx_or_503(privat
             response = await asyncio.wait_for(REQUESTS[kind](http, private_postgres.editor), 30)
             seen[kind, outcome(kind, response)] += 1
 
-    async with app_client(private_postgres.url, redis_url) as http:
+    settings = make_settings().model_copy(update={"require_key_for_reads": keys_for_reads})
+    async with app_client(private_postgres.url, redis_url, settings) as http:
         await _until_all_ok(http, private_postgres.editor)
         workers = [asyncio.create_task(load(http, n)) for n in range(6)]
         try:
