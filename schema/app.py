@@ -76,9 +76,17 @@ class _Router(GraphQLRouter):
                                       '{"query": "...", "variables": {...}, "operationName": "..."}.')
         return value
 
+    async def process_result(self, request, result):
+        if any((error.extensions or {}).get("code") == "SERVICE_UNAVAILABLE" for error in result.errors or ()):
+            request.state.database_unavailable = True  # the answer says when to try again (run)
+        return await super().process_result(request, result)
+
     async def run(self, request, context=UNSET, root_value=UNSET):
         try:
-            return await super().run(request, context=context, root_value=root_value)
+            response = await super().run(request, context=context, root_value=root_value)
+            if isinstance(response, Response) and getattr(request.state, "database_unavailable", False):
+                response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+            return response
         except TransportError as exc:
             return transport_error(exc.status_code, exc.reason)
         except Exception as exc:

@@ -130,5 +130,10 @@ class Schema(strawberry.Schema):
 
     def process_errors(self, errors: list[GraphQLError], execution_context=None) -> None:
         server_errors = [e for e in errors if not is_client_error(e)]
+        unavailable = [e for e in server_errors if is_database_unavailable(e.original_error)]
+        for error in unavailable:  # one line, as REST logs it: an outage is not a bug to trace
+            log.error("database unavailable resolving %s: %r", ".".join(map(str, error.path or ())),
+                      error.original_error)
+        server_errors = [e for e in server_errors if e not in unavailable]
         if server_errors:
             super().process_errors(server_errors, execution_context)

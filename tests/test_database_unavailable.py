@@ -108,8 +108,7 @@ def outcome(kind: str, response) -> str:
     codes = {error.get("extensions", {}).get("code") for error in body.get("errors", [])}
     if response.status_code == 200 and not codes:
         return "ok"
-    if codes == {"SERVICE_UNAVAILABLE"} and (response.status_code == 200 or (
-            response.status_code == 503 and response.headers.get("retry-after"))):
+    if codes == {"SERVICE_UNAVAILABLE"} and response.status_code in (200, 503) and response.headers.get("retry-after"):
         return "unavailable"
     return f"{response.status_code} {response.text[:200]}"
 
