@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from api.answer_cache import AnswerCacheMiddleware
 from api.auth import RequireKeyForReads, request_principal
 from api.body_limits import BodyLimitMiddleware
-from api.deps import AnswerCacheDep, Codec
+from api.deps import AnswerCacheDep, Codec, request_connection
 from api.errors import install_error_handlers
 from api.middleware import ETagMiddleware, HeadAsGetMiddleware, IsalGZipMiddleware
 from api.params import check_query_params
@@ -55,7 +55,7 @@ GraphQL (with the GraphiQL explorer) is at [/graphql](/graphql).
 async def graphql_context(request: Request, codec: Codec, cache: AnswerCacheDep) -> AsyncIterator[GraphQLContext]:
     async with AsyncExitStack() as stack:
         async def connect() -> AsyncConnection:
-            return await stack.enter_async_context(request.app.state.engine.connect())
+            return await stack.enter_async_context(request_connection(request.app.state.engine))
 
         yield GraphQLContext(connect, codec, cache, authenticate=lambda: request_principal(request),
                              charge=request_charge(request.scope))
