@@ -39,7 +39,10 @@ class BodyRefused(HTTPException):
     app's handler, which answers it as problem+json (api/errors.py)."""
 
     def __init__(self, status: int, detail: str):
-        super().__init__(status, detail, headers=_CLOSE)
+        super().__init__(status, detail, headers=dict(_CLOSE))
+
+    def problem(self) -> Problem:
+        return Problem(self.status_code, self.detail, headers=self.headers)
 
 
 def too_large(limit: int) -> BodyRefused:
@@ -72,17 +75,18 @@ class BodyLimitMiddleware:
         if scope["type"] != "http" or scope["path"] in self.unlimited_paths:
             await self.app(scope, receive, send)
             return
+        headers = Headers(scope=scope)
+        declared = _content_length(headers)
         if scope["method"] in WRITE_METHODS and scope["path"].startswith("/v1/"):
             problem = await key_problem(scope)  # the route's own check finds the key looked up
             if problem is not None:
-                problem.headers.update(_CLOSE)
+                if declared or "transfer-encoding" in headers:  # a body, left unread
+                    problem.headers.update(_CLOSE)
                 await refuse(problem, scope, receive, send)
                 return
         limit = self.max_graphql_body_bytes if is_graphql_path(scope["path"]) else self.max_body_bytes
-        declared = _content_length(Headers(scope=scope))
         if declared is not None and declared > limit:
-            refused = too_large(limit)
-            await refuse(Problem(refused.status_code, refused.detail, headers=refused.headers), scope, receive, send)
+            await refuse(too_large(limit).problem(), scope, receive, send)
             return
         body = _LimitedBody(receive, limit, self.body_timeout_seconds)
         started = False
@@ -98,7 +102,7 @@ class BodyLimitMiddleware:
             # read by something in front of the app's handlers (none today): answered here
             if started:
                 raise
-            await refuse(Problem(refused.status_code, refused.detail, headers=refused.headers), scope, receive, send)
+            await refuse(refused.problem(), scope, receive, send)
 
 
 class _LimitedBody:

@@ -97,6 +97,10 @@ async def test_a_write_without_a_valid_key_is_refused_before_its_body_is_read(sm
         assert body.read == 0
     patch = await small_client.patch(f"/v1/events/{'0' * 8}-0000-0000-0000-{'0' * 12}", content=Body(10))
     assert_problem(patch, 401)
+    # with no body to leave unread, the connection is kept
+    delete = await small_client.delete(f"/v1/events/{'0' * 8}-0000-0000-0000-{'0' * 12}", headers=headers)
+    assert_problem(delete, 401)
+    assert "connection" not in delete.headers
 
 
 async def test_a_write_within_the_limit_still_works(small_client, keys):
