@@ -26,7 +26,9 @@ import orjson
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.errors import database_unavailable, problem_response
 from db.cache import KEY_PREFIX, answering_request
+from db.engine import is_database_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +94,17 @@ class AnswerCacheMiddleware:
             return await _capture(self.app, scope, receive)
 
         # the totals and stats under this answer: the same generation, as fresh
-        with answering_request(generation, fresh="no-cache" in Headers(scope=scope).get("cache-control", "")):
-            answer = await cache.answer_at(cache_key(generation, scope), compute,
-                                           encode=CapturedResponse.encode, decode=CapturedResponse.decode)
+        try:
+            with answering_request(generation, fresh="no-cache" in Headers(scope=scope).get("cache-control", "")):
+                answer = await cache.answer_at(cache_key(generation, scope), compute,
+                                               encode=CapturedResponse.encode, decode=CapturedResponse.decode)
+        except Exception as exc:
+            # outside the app's exception handlers: a lost database is answered here
+            if not is_database_unavailable(exc):
+                raise
+            log.error("database unavailable answering %s: %r", scope["path"], exc)
+            await problem_response(database_unavailable(), scope["path"])(scope, receive, send)
+            return
         response: CapturedResponse = answer.value
         headers = [*response.headers, (b"content-length", str(len(response.body)).encode())]
         if response.status == 200:

@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.answer_cache import AnswerCacheMiddleware
 from api.auth import RequireKeyForReads, request_principal
-from api.deps import AnswerCacheDep, Codec
+from api.body_limits import BodyLimitMiddleware
+from api.deps import AnswerCacheDep, Codec, request_connection
 from api.errors import install_error_handlers
 from api.middleware import ETagMiddleware, HeadAsGetMiddleware, IsalGZipMiddleware
 from api.params import check_query_params
@@ -55,7 +56,7 @@ GraphQL (with the GraphiQL explorer) is at [/graphql](/graphql).
 async def graphql_context(request: Request, codec: Codec, cache: AnswerCacheDep) -> AsyncIterator[GraphQLContext]:
     async with AsyncExitStack() as stack:
         async def connect() -> AsyncConnection:
-            return await stack.enter_async_context(request.app.state.engine.connect())
+            return await stack.enter_async_context(request_connection(request.app.state.engine))
 
         yield GraphQLContext(connect, codec, cache, authenticate=lambda: request_principal(request),
                              charge=request_charge(request.scope))
@@ -109,6 +110,12 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     # (Starlette's default above 128 KiB), the same answer took twice as long to read
     # from PostgreSQL (the two threads contend for the interpreter lock).
     app.add_middleware(IsalGZipMiddleware, minimum_size=1024, compresslevel=1, thread_minimum_size=1 << 62)
+    # Bodies checked (key, size, time) before anything reads them; inside CORS, so a
+    # browser can read the refusal.
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes,
+                       max_graphql_body_bytes=settings.max_graphql_body_bytes,
+                       body_timeout_seconds=settings.body_timeout_seconds,
+                       unlimited_paths=["/bench/bytes"] if settings.bench_routes else [])
     app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
                        allow_headers=["*"], expose_headers=["Link", "ETag", "Location"], max_age=3600)
     v1 = APIRouter(prefix=V1, dependencies=[Depends(check_query_params)])

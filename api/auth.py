@@ -22,8 +22,9 @@ from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.errors import DATABASE_UNAVAILABLE, Problem, api_key_problem, database_unavailable, problem_response
+from api.errors import Problem, api_key_problem, database_unavailable, problem_response
 from db.api_keys import ApiKeyRefused, ApiPrincipal, Role, principal_for_token
+from db.engine import is_database_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -133,21 +134,31 @@ class RequireKeyForReads:
         if scope["type"] not in ("http", "websocket") or not needs_key_for_reads(scope):
             await self.app(scope, receive, send)
             return
-        try:
-            await request_principal(HTTPConnection(scope))
-        except ApiKeyRefused as exc:
-            problem = api_key_problem(exc)
-        except DATABASE_UNAVAILABLE as exc:
-            log.error("database unavailable looking up the API key of %s %s: %s",
-                      scope.get("method", "WEBSOCKET"), scope["path"], exc)
-            problem = database_unavailable()
-        else:
+        problem = await key_problem(scope)
+        if problem is None:
             await self.app(scope, receive, send)
-            return
-        await _refuse(problem, scope, receive, send)
+        else:
+            await refuse(problem, scope, receive, send)
 
 
-async def _refuse(problem: Problem, scope: Scope, receive: Receive, send: Send) -> None:
+async def key_problem(scope: Scope) -> Problem | None:
+    """None if the request carries a valid key (looked up once, kept in the scope); else
+    the problem to answer: 401 without a valid key, 503 if PostgreSQL cannot say. For the
+    middlewares that check keys in front of the app's exception handlers."""
+    try:
+        await request_principal(HTTPConnection(scope))
+    except ApiKeyRefused as exc:
+        return api_key_problem(exc)
+    except Exception as exc:
+        if not is_database_unavailable(exc):
+            raise
+        log.error("database unavailable looking up the API key of %s %s: %r",
+                  scope.get("method", "WEBSOCKET"), scope["path"], exc)
+        return database_unavailable()
+    return None
+
+
+async def refuse(problem: Problem, scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "websocket":
         # Closed before it is accepted, the handshake is answered 403 (ASGI has no other way).
         await receive()  # websocket.connect

@@ -2,20 +2,43 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from api.settings import Settings
 from db.cache import AnswerCache
+from db.engine import is_database_unavailable
 from db.pagination import CursorCodec
+
+
+log = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def request_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection that ends with the request. It is closed after the answer has gone: if
+    PostgreSQL dropped it meanwhile (stopped, restarted), the ROLLBACK of closing fails, and
+    that failure, too late to answer with, is logged rather than raised."""
+    conn = await engine.connect()
+    try:
+        yield conn
+    finally:
+        try:
+            await conn.close()
+        except Exception as exc:
+            if not is_database_unavailable(exc):
+                raise
+            log.warning("a connection the database dropped was let go: %r", exc)
 
 
 async def read_connection(request: Request) -> AsyncIterator[AsyncConnection]:
     """A connection for the request's reads; its transaction ends with the request."""
-    async with request.app.state.engine.connect() as conn:
+    async with request_connection(request.app.state.engine) as conn:
         yield conn
 
 

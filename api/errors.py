@@ -10,17 +10,16 @@ import logging
 from typing import Any
 
 import orjson
-from asyncpg import PostgresConnectionError
 from fastapi import FastAPI, Request
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, TimeoutError as SQLAlchemyTimeoutError
+from sqlalchemy.exc import DBAPIError
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from db.api_keys import ApiKeyRefused, ApiRoleTooLow
-from db.engine import is_unstorable_text
+from db.engine import DATABASE_ERRORS, DATABASE_RETRY_AFTER_SECONDS, is_database_unavailable, is_unstorable_text
 from db.filters import FilterError
 from db.pagination import CursorError
 from db.queries.common import parse_uuid
@@ -28,6 +27,7 @@ from db.queries.history import tombstone
 from db.writes import InvalidInput, RecordGone, RecordNotFound, StaleRecord, StillReferenced, WriteError
 from db.writes.idempotency import IdempotencyKeyReused
 from db.writes.inputs import chosen_form_errors
+from schema.errors import http_error
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +38,11 @@ PROBLEM_TYPES = {
     403: ("/problems/forbidden", "Forbidden"),
     404: ("/problems/not-found", "Not found"),
     405: ("/problems/method-not-allowed", "Method not allowed"),
+    408: ("/problems/body-timeout", "Request body too slow"),
     409: ("/problems/conflict", "Conflict"),
     410: ("/problems/gone", "Gone"),
     412: ("/problems/precondition-failed", "Precondition failed"),
+    413: ("/problems/body-too-large", "Request body too large"),
     422: ("/problems/invalid-parameters", "Invalid parameters"),
     500: ("/problems/internal-error", "Internal server error"),
     503: ("/problems/unavailable", "Service unavailable"),
@@ -67,12 +69,9 @@ class NotFound(Problem):
         super().__init__(404, f"No {what} with id {ref!r}.")
 
 
-# Losing PostgreSQL (refused, reset, pool exhausted) is a 503 the client may retry.
-DATABASE_UNAVAILABLE = (OSError, OperationalError, InterfaceError, SQLAlchemyTimeoutError, PostgresConnectionError)
-
-
 def database_unavailable() -> Problem:
-    return Problem(503, "The database is unavailable; try again shortly.", headers={"Retry-After": "5"})
+    return Problem(503, "The database is unavailable; try again shortly.",
+                   headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)})
 
 
 def api_key_problem(exc: ApiKeyRefused | ApiRoleTooLow) -> Problem:
@@ -117,6 +116,10 @@ def problem_response(problem: Problem, instance: str | None = None) -> Response:
         body["instance"] = instance
     if problem.errors:
         body["errors"] = problem.errors
+    elif instance and is_graphql_path(instance):
+        # refused before GraphQL ran (no key, too large a body, no database): a GraphQL
+        # client reads the same refusal from `errors[].extensions.code`
+        body["errors"] = [http_error(problem.status, problem.detail)]
     if isinstance(problem, Gone):
         body["tombstone"] = problem.tombstone
         merged = problem.tombstone.get("merged_into")
@@ -125,6 +128,10 @@ def problem_response(problem: Problem, instance: str | None = None) -> Response:
             problem.headers["Location"] = instance.replace(problem.tombstone["id"], merged)
     return Response(orjson.dumps(body), status_code=problem.status, media_type="application/problem+json",
                     headers=problem.headers)
+
+
+def is_graphql_path(path: str) -> bool:
+    return path == "/graphql" or path.startswith("/graphql/")
 
 
 def _body_model(request: Request) -> type[BaseModel] | None:
@@ -203,23 +210,24 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _api_key(request: Request, exc: ApiKeyRefused | ApiRoleTooLow) -> Response:
         return problem_response(api_key_problem(exc), request.url.path)
 
-    async def _database_unavailable(request: Request, exc: Exception) -> Response:
-        log.error("database unavailable on %s %s: %s", request.method, request.url.path, exc)
-        return problem_response(database_unavailable(), request.url.path)
-
-    for error in DATABASE_UNAVAILABLE:
-        app.add_exception_handler(error, _database_unavailable)
-
-    @app.exception_handler(DBAPIError)
-    async def _database_error(request: Request, exc: DBAPIError) -> Response:
-        if is_unstorable_text(exc):
+    async def _database_error(request: Request, exc: Exception) -> Response:
+        if is_database_unavailable(exc):
+            log.error("database unavailable on %s %s: %r", request.method, request.url.path, exc)
+            return problem_response(database_unavailable(), request.url.path)
+        if isinstance(exc, DBAPIError) and is_unstorable_text(exc):
             return problem_response(Problem(422, "A parameter contains a NUL character, which text cannot hold.",
                                             errors=[{"name": "request", "in": None, "reason": "NUL character"}]),
                                     request.url.path)
         return await _unexpected(request, exc)
 
+    for error in DATABASE_ERRORS:
+        app.add_exception_handler(error, _database_error)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
+        if is_database_unavailable(exc):  # raised outside the routes (a middleware's own query)
+            log.error("database unavailable on %s %s: %r", request.method, request.url.path, exc)
+            return problem_response(database_unavailable(), request.url.path)
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem_response(Problem(500, "The server failed to answer this request; it has been logged."),
                                 request.url.path)

@@ -40,6 +40,16 @@ class Settings(BaseSettings):
         default=False, validation_alias=AliasChoices("CONFLICTKB_REQUIRE_KEY_FOR_READS", "require_key_for_reads"),
         description="Reads (REST /v1 and GraphQL) need an API key of any role, as writes always do; "
                     "/healthz, /readyz and the OpenAPI docs stay open.")
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1, validation_alias=AliasChoices("CONFLICTKB_MAX_BODY_BYTES", "max_body_bytes"),
+        description="Largest request body (REST writes) in bytes; a longer one is answered 413 unread.")
+    max_graphql_body_bytes: int = Field(
+        default=262_144, ge=1,
+        validation_alias=AliasChoices("CONFLICTKB_MAX_GRAPHQL_BODY_BYTES", "max_graphql_body_bytes"),
+        description="Largest /graphql request body in bytes (read before it is known whether it needs a key).")
+    body_timeout_seconds: float = Field(
+        default=30.0, gt=0, validation_alias=AliasChoices("CONFLICTKB_BODY_TIMEOUT", "body_timeout_seconds"),
+        description="Time a client has to send a request's whole body; slower is answered 408.")
     bench_routes: bool = Field(
         default=False, validation_alias=AliasChoices("CONFLICTKB_BENCH_ROUTES", "bench_routes"),
         description="Mount /bench/bytes, a bare route for bench/cache_throughput.py. Never in production.")

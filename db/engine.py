@@ -1,8 +1,11 @@
 """Engine construction: one async engine per process, asyncpg underneath."""
 
+import asyncio
+
+import asyncpg
 import orjson
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 # Every session of the app. The API runs many small queries at once: a parallel plan's
@@ -54,3 +57,45 @@ async def ping(engine: AsyncEngine) -> None:
 def is_unstorable_text(exc: DBAPIError) -> bool:
     """PostgreSQL refused a text value it cannot hold (a NUL character): bad input."""
     return getattr(exc.orig, "sqlstate", None) == "22021"  # character_not_in_repertoire
+
+
+# The types a failure to reach or use PostgreSQL can take: from the socket (refused, reset,
+# a Unix socket gone while the server restarts), from asyncpg (the app's own pools, db/cache.py),
+# and from SQLAlchemy wrapping either (DBAPIError, its pool's TimeoutError). Which of them mean
+# "unavailable" is is_database_unavailable's to say.
+DATABASE_ERRORS = (OSError, asyncio.TimeoutError, DBAPIError, PoolTimeoutError, asyncpg.PostgresError,
+                   asyncpg.InterfaceError)
+
+# Seconds a client is asked to wait (Retry-After) when PostgreSQL cannot answer.
+DATABASE_RETRY_AFTER_SECONDS = 5
+
+# SQLSTATEs of a PostgreSQL that cannot answer now and may soon: class 08 (connection
+# exception), class 53 (insufficient resources: too many connections, out of memory or disk),
+# 57P01 admin shutdown ("the database system is shutting down"), 57P02 crash shutdown,
+# 57P03 cannot connect now ("starting up", "not yet accepting connections", a standby in
+# recovery), 57014 query canceled (a statement timeout: the request's time budget is spent).
+_UNAVAILABLE_CLASSES = ("08", "53")
+_UNAVAILABLE_STATES = frozenset({"57P01", "57P02", "57P03", "57P05", "57014"})
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """PostgreSQL could not answer (stopped, starting, failing over, a connection closed
+    mid-query, no pooled connection free in time, a statement over its timeout): an answer a
+    client may retry shortly, a 503 with Retry-After in REST and SERVICE_UNAVAILABLE in
+    GraphQL, never a 500. The one place that decides it (REST's handlers, the middlewares,
+    GraphQL's error codes all ask here)."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True  # SQLAlchemy's dialect saw the connection closed under the query
+    seen: set[int] = set()
+    error: BaseException | None = exc
+    while error is not None and id(error) not in seen:  # exc, SQLAlchemy's .orig, asyncpg's cause
+        seen.add(id(error))
+        if isinstance(error, (OSError, asyncio.TimeoutError, PoolTimeoutError, asyncpg.PostgresConnectionError)):
+            return True  # refused, reset, no socket (a restart), no pooled connection in time
+        if isinstance(error, asyncpg.InterfaceError) and "connection" in str(error) and "closed" in str(error):
+            return True  # "connection is closed", "the underlying connection is closed"
+        sqlstate = getattr(error, "sqlstate", None)
+        if isinstance(sqlstate, str) and (sqlstate[:2] in _UNAVAILABLE_CLASSES or sqlstate in _UNAVAILABLE_STATES):
+            return True
+        error = getattr(error, "orig", None) or error.__cause__
+    return False

@@ -15,18 +15,30 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Iterator
 
-from asyncpg import PostgresConnectionError
 from graphql import GraphQLError
-from sqlalchemy.exc import InterfaceError, OperationalError, TimeoutError as SQLAlchemyTimeoutError
 import strawberry
 from strawberry.extensions import SchemaExtension
 from strawberry.utils.str_converters import to_camel_case
 
+from db.engine import is_database_unavailable
 from db.writes import FieldError, InvalidInput, RecordGone, RecordNotFound, StaleRecord, StillReferenced, WriteError
 
 log = logging.getLogger(__name__)
 
-UNAVAILABLE = (OSError, OperationalError, InterfaceError, SQLAlchemyTimeoutError, PostgresConnectionError)
+DATABASE_UNAVAILABLE_MESSAGE = "The database is unavailable; try again shortly."
+
+# The code of a request refused over HTTP before GraphQL runs it (not a GraphQL request, no
+# valid key, too large a body, a lost database), so that a GraphQL client finds
+# `errors[].extensions.code` there too.
+HTTP_STATUS_CODES = {400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 403: "FORBIDDEN", 404: "NOT_FOUND",
+                     405: "METHOD_NOT_ALLOWED", 408: "REQUEST_TIMEOUT", 413: "PAYLOAD_TOO_LARGE",
+                     415: "BAD_REQUEST", 422: "BAD_USER_INPUT", 429: "RATE_LIMITED", 503: "SERVICE_UNAVAILABLE"}
+
+
+def http_error(status: int, message: str) -> dict:
+    """A GraphQL error (as JSON) for a request refused with HTTP status `status`."""
+    code = HTTP_STATUS_CODES.get(status, "BAD_REQUEST" if status < 500 else "INTERNAL_SERVER_ERROR")
+    return {"message": message, "extensions": {"code": code}}
 
 
 def _coded(error: GraphQLError, code: str, message: str | None = None, extensions: dict | None = None
@@ -40,13 +52,13 @@ def classify(error: GraphQLError) -> GraphQLError:
     if (error.extensions or {}).get("code"):
         return error
     original = error.original_error
+    if original is not None and is_database_unavailable(original):
+        return _coded(error, "SERVICE_UNAVAILABLE", DATABASE_UNAVAILABLE_MESSAGE)
     if original is None or error.path is None:
         # GraphQL's own checks before execution: a value of the wrong type is the client's input
         bad_value = error.message.startswith("Variable ") or "cannot represent" in error.message \
             or error.message.startswith("Expected value of type")
         return _coded(error, "BAD_USER_INPUT" if bad_value else "GRAPHQL_VALIDATION_FAILED")
-    if isinstance(original, UNAVAILABLE):
-        return _coded(error, "SERVICE_UNAVAILABLE", "The database is unavailable; try again shortly.")
     if isinstance(original, WriteError):
         # a refusal no resolver turned into its error (the mutations do): the client's all the same
         refused = bad_user_input(original.errors) if isinstance(original, InvalidInput) else refused_write(original)
@@ -118,5 +130,10 @@ class Schema(strawberry.Schema):
 
     def process_errors(self, errors: list[GraphQLError], execution_context=None) -> None:
         server_errors = [e for e in errors if not is_client_error(e)]
+        unavailable = [e for e in server_errors if is_database_unavailable(e.original_error)]
+        for error in unavailable:  # one line, as REST logs it: an outage is not a bug to trace
+            log.error("database unavailable resolving %s: %r", ".".join(map(str, error.path or ())),
+                      error.original_error)
+        server_errors = [e for e in server_errors if e not in unavailable]
         if server_errors:
             super().process_errors(server_errors, execution_context)
