@@ -278,7 +278,9 @@ def serve(settings: Settings, host: str | None, port: int | None, prepare: bool)
         gc.freeze()
         gc.set_threshold(50_000, 20, 50)
         click.echo(f"conflictkb: serving {url} (REST /v1, GraphQL /graphql, docs /docs); Ctrl-C stops")
-        uvicorn.run(app, host=host, port=port, log_level=settings.log_level, proxy_headers=True)
+        # the proxies the rate limits believe (api/ratelimit.py) are the ones uvicorn believes
+        uvicorn.run(app, host=host, port=port, log_level=settings.log_level, proxy_headers=True,
+                    forwarded_allow_ips=[str(network) for network in settings.trusted_proxies])
     click.echo("conflictkb: stopped")
 
 
