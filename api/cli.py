@@ -81,7 +81,8 @@ class _LazyGroup(click.Group):
     none of them."""
 
     lazy = {
-        "apikey": ("api.apikey_command:apikey", "Make, list and revoke the API keys writes need."),
+        "apikey": ("api.apikey_command:apikey",
+                   "Make, list and revoke the API keys writes need; set their rate limits."),
         "export": ("api.export_command:export",
                    "Export the events matching the filters, as GET /v1/events.{csv,geojson,ndjson} does."),
     }
