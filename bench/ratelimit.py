@@ -187,6 +187,9 @@ def main() -> None:
     parser.add_argument("--skip-throughput", action="store_true")
     args = parser.parse_args()
 
+    # A Redis round trip waits for redis-server to be given a core: on a machine whose cores
+    # are all busy that wait, not the limiter, is most of what is timed.
+    print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
     with embedded_servers(args.data_dir, None, None) as endpoints:
         endpoints.database_url = normalise_database_url(endpoints.database_url)
         _migrate(endpoints.database_url)
@@ -205,6 +208,7 @@ def main() -> None:
             for row in throughput(args.data_dir, endpoints.database_url, endpoints.redis_url, args.rounds,
                                   args.seconds, args.connections):
                 print(row, flush=True)
+    print(f"\nload average after: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
