@@ -180,8 +180,9 @@ class RateLimiter:
             try:
                 result = await getattr(self._redis, method)(*args)
             except REDIS_TROUBLE as exc:
-                log.warning("rate limits: Redis unavailable while %s (%s: %s); counting in this process, "
-                            "retrying Redis in %.0f s", doing, type(exc).__name__, exc, self._retry_after)
+                if self.redis_available:  # once, not once per request that was waiting on it
+                    log.warning("rate limits: Redis unavailable while %s (%s: %s); counting in this process, "
+                                "retrying Redis in %.0f s", doing, type(exc).__name__, exc, self._retry_after)
                 self._skip_redis_until = time.monotonic() + self._retry_after
             else:
                 if self._skip_redis_until:
