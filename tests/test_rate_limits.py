@@ -273,7 +273,7 @@ def _serve(database_url: str, redis_url: str, data_dir: Path) -> tuple[subproces
 
 
 def _wait_ready(proc: subprocess.Popen, url: str) -> None:
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             pytest.fail(f"serve exited early:\n{proc.stdout.read()}")
