@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install clean-data bench-data bench
+.PHONY: run test install clean-data bench-data bench bench-ratelimit
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "conflictkb needs Python 3.11 or newer (PYTHON=$(PYTHON))")'
@@ -41,3 +41,8 @@ bench-data: $(STAMP)
 bench: bench-data
 	$(BIN)/python bench/query_latency.py --data-dir $(BENCH_DIR)
 	$(BIN)/python bench/cache_throughput.py --data-dir $(BENCH_DIR)
+
+# The rate limiter's added latency and the list's throughput with limits on and off
+# (bench/README.md); needs no generated data (installs wrk with apt-get if missing).
+bench-ratelimit: $(STAMP)
+	$(BIN)/python bench/ratelimit.py

@@ -18,7 +18,7 @@ from api.deps import AnswerCacheDep, Codec, request_connection
 from api.errors import install_error_handlers
 from api.middleware import ETagMiddleware, HeadAsGetMiddleware, IsalGZipMiddleware
 from api.params import check_query_params
-from api.ratelimit import request_charge
+from api.ratelimit import RateLimitMiddleware, request_charge
 from api.routes import (
     apikeys,
     bench,
@@ -34,6 +34,7 @@ from api.security_headers import install_security_headers
 from api.settings import Settings, normalise_database_url
 from db.cache import AnswerCache, GenerationReader
 from db.engine import make_engine
+from db.rate_limits import RateLimiter
 from db.pagination import CursorCodec
 from schema.app import graphql_router
 from schema.context import GraphQLContext
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         app.state.read_generation = GenerationReader(database_url)
         app.state.answer_cache = AnswerCache(app.state.redis, app.state.read_generation,
                                              retry_after=settings.redis_retry_seconds)
+        app.state.rate_limiter = RateLimiter(app.state.redis, retry_after=settings.redis_retry_seconds)
         # Everything alive now (modules, the schema, the app) lives as long as the
         # process: moved out of the collector's reach, a full collection no longer
         # walks it in the middle of a request (~10 ms at p95 on a page of events).
@@ -116,8 +118,13 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
                        max_graphql_body_bytes=settings.max_graphql_body_bytes,
                        body_timeout_seconds=settings.body_timeout_seconds,
                        unlimited_paths=["/bench/bytes"] if settings.bench_routes else [])
+    # Rate limits (api/ratelimit.py) in front of the cache, so cached answers count;
+    # inside CORS, so a browser can read a 429 (and a preflight costs nothing).
+    if settings.rate_limits:
+        app.add_middleware(RateLimitMiddleware, settings=settings)
     app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
-                       allow_headers=["*"], expose_headers=["Link", "ETag", "Location"], max_age=3600)
+                       allow_headers=["*"], max_age=3600,
+                       expose_headers=["Link", "ETag", "Location", "RateLimit", "RateLimit-Policy", "Retry-After"])
     v1 = APIRouter(prefix=V1, dependencies=[Depends(check_query_params)])
     v1.include_router(events.router)
     v1.include_router(exports.router)

@@ -28,8 +28,9 @@ from db.engine import is_database_unavailable
 
 log = logging.getLogger(__name__)
 
-# In the scope of a request whose key has been looked up.
+# In the scope of a request whose key has been looked up: the key, or why it was refused.
 PRINCIPAL = "conflictkb.api_principal"
+REFUSED = "conflictkb.api_key_refused"
 
 HOW_TO_SEND = "send `Authorization: Bearer <key>` or `X-API-Key: <key>`"
 
@@ -70,11 +71,17 @@ async def request_principal(connection: HTTPConnection) -> ApiPrincipal:
     has none, a malformed one, or one that is unknown or revoked."""
     principal = connection.scope.get(PRINCIPAL)
     if principal is None:
-        token = token_from_headers(connection.headers)
-        async with connection.app.state.engine.begin() as conn:
-            principal = await principal_for_token(conn, token)
-        if principal is None:
-            raise ApiKeyRefused("The API key is not valid: it is unknown or has been revoked.")
+        if (refused := connection.scope.get(REFUSED)) is not None:
+            raise refused
+        try:
+            token = token_from_headers(connection.headers)
+            async with connection.app.state.engine.begin() as conn:
+                principal = await principal_for_token(conn, token)
+            if principal is None:
+                raise ApiKeyRefused("The API key is not valid: it is unknown or has been revoked.")
+        except ApiKeyRefused as exc:
+            connection.scope[REFUSED] = exc
+            raise
         connection.scope[PRINCIPAL] = principal
     return principal
 

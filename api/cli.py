@@ -82,7 +82,8 @@ class _LazyGroup(click.Group):
     none of them."""
 
     lazy = {
-        "apikey": ("api.apikey_command:apikey", "Make, list and revoke the API keys writes need."),
+        "apikey": ("api.apikey_command:apikey",
+                   "Make, list and revoke the API keys writes need; set their rate limits."),
         "export": ("api.export_command:export",
                    "Export the events matching the filters, as GET /v1/events.{csv,geojson,ndjson} does."),
     }
@@ -279,7 +280,9 @@ def serve(settings: Settings, host: str | None, port: int | None, prepare: bool)
         gc.freeze()
         gc.set_threshold(50_000, 20, 50)
         click.echo(f"conflictkb: serving {url} (REST /v1, GraphQL /graphql, docs /docs); Ctrl-C stops")
-        uvicorn.run(app, host=host, port=port, log_level=settings.log_level, proxy_headers=True)
+        # the proxies the rate limits believe (api/ratelimit.py) are the ones uvicorn believes
+        uvicorn.run(app, host=host, port=port, log_level=settings.log_level, proxy_headers=True,
+                    forwarded_allow_ips=[str(network) for network in settings.trusted_proxies])
     click.echo("conflictkb: stopped")
 
 

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from db.api_keys import ApiKeyRefused, ApiRoleTooLow
+from db.cost import QuotaExceeded
 from db.engine import DATABASE_ERRORS, DATABASE_RETRY_AFTER_SECONDS, is_database_unavailable, is_unstorable_text
 from db.filters import FilterError
 from db.pagination import CursorError
@@ -44,6 +45,7 @@ PROBLEM_TYPES = {
     412: ("/problems/precondition-failed", "Precondition failed"),
     413: ("/problems/body-too-large", "Request body too large"),
     422: ("/problems/invalid-parameters", "Invalid parameters"),
+    429: ("/problems/rate-limited", "Too many requests"),
     500: ("/problems/internal-error", "Internal server error"),
     503: ("/problems/unavailable", "Service unavailable"),
 }
@@ -83,6 +85,11 @@ def api_key_problem(exc: ApiKeyRefused | ApiRoleTooLow) -> Problem:
     if not exc.missing:
         challenge += ', error="invalid_request"' if exc.malformed else ', error="invalid_token"'
     return Problem(401, exc.detail, headers={"WWW-Authenticate": challenge})
+
+
+def quota_exceeded(exc: QuotaExceeded) -> Problem:
+    """429, with the RateLimit headers and when to try again (api/ratelimit.py)."""
+    return Problem(429, exc.detail, headers={**exc.headers, "Retry-After": str(exc.retry_after)})
 
 
 class Gone(Problem):
@@ -209,6 +216,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiRoleTooLow)
     async def _api_key(request: Request, exc: ApiKeyRefused | ApiRoleTooLow) -> Response:
         return problem_response(api_key_problem(exc), request.url.path)
+
+    @app.exception_handler(QuotaExceeded)
+    async def _quota_exceeded(request: Request, exc: QuotaExceeded) -> Response:
+        return problem_response(quota_exceeded(exc), request.url.path)
 
     async def _database_error(request: Request, exc: Exception) -> Response:
         if is_database_unavailable(exc):

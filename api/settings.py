@@ -1,6 +1,7 @@
 """Configuration from the environment (and a `.env` file, if present)."""
 
 from functools import cached_property
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Literal
 
@@ -63,6 +64,40 @@ class Settings(BaseSettings):
         default=63_072_000, ge=0, validation_alias=AliasChoices("CONFLICTKB_HSTS_MAX_AGE", "hsts_max_age_seconds"),
         description="Strict-Transport-Security max-age on answers to HTTPS requests (behind a proxy that sends "
                     "X-Forwarded-Proto); 0: no such header.")
+
+    # Rate limits (api/ratelimit.py): units per window, by who calls; a request costs one
+    # unit on arrival and more as its cost is known.
+    rate_limits: bool = Field(
+        default=True, validation_alias=AliasChoices("CONFLICTKB_RATE_LIMITS", "rate_limits"),
+        description="Rate limits and quotas on; false: none, and no RateLimit headers.")
+    rate_limit_window_seconds: int = Field(
+        default=60, ge=1, validation_alias=AliasChoices("CONFLICTKB_RATE_LIMIT_WINDOW", "rate_limit_window_seconds"),
+        description="The window the quotas are counted over, in seconds.")
+    rate_limit_anonymous: int = Field(
+        default=600, ge=1, validation_alias=AliasChoices("CONFLICTKB_RATE_LIMIT_ANONYMOUS", "rate_limit_anonymous"),
+        description="Units per window for requests without a key, per client address.")
+    rate_limit_reader: int = Field(
+        default=3000, ge=1, validation_alias=AliasChoices("CONFLICTKB_RATE_LIMIT_READER", "rate_limit_reader"),
+        description="Units per window per reader key (unless the key has its own: `apikey set-limit`).")
+    rate_limit_editor: int = Field(
+        default=3000, ge=1, validation_alias=AliasChoices("CONFLICTKB_RATE_LIMIT_EDITOR", "rate_limit_editor"))
+    rate_limit_admin: int = Field(
+        default=6000, ge=1, validation_alias=AliasChoices("CONFLICTKB_RATE_LIMIT_ADMIN", "rate_limit_admin"))
+    trusted_proxies: list[IPv4Network | IPv6Network] = Field(
+        default=[IPv4Network("127.0.0.1/32"), IPv6Network("::1/128")],
+        validation_alias=AliasChoices("CONFLICTKB_TRUSTED_PROXIES", "trusted_proxies"),
+        description='Peers whose X-Forwarded-For names the client, as a JSON list of addresses or CIDRs '
+                    '(["10.0.0.0/8"]); [] believes no one.')
+    failed_auth_charge: int = Field(
+        default=60, ge=0, validation_alias=AliasChoices("CONFLICTKB_FAILED_AUTH_CHARGE", "failed_auth_charge"),
+        description="Units a failed authentication (unknown, revoked or malformed key) costs its client address.")
+    failed_auth_lockout_after: int = Field(
+        default=10, ge=1,
+        validation_alias=AliasChoices("CONFLICTKB_FAILED_AUTH_LOCKOUT_AFTER", "failed_auth_lockout_after"),
+        description="Failed authentications from one address within a window that lock it out.")
+    failed_auth_lockout_seconds: int = Field(
+        default=300, ge=1, validation_alias=AliasChoices("CONFLICTKB_FAILED_AUTH_LOCKOUT", "failed_auth_lockout_seconds"),
+        description="How long a locked-out address is answered 429, whatever key it sends.")
 
     @cached_property
     def cursor_key(self) -> bytes:

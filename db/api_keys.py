@@ -40,6 +40,7 @@ class ApiPrincipal:
     key_id: UUID
     name: str
     role: Role
+    rate_limit: int | None = None  # units per rate-limit window; None: the role's quota
 
     def has_role(self, needed: Role) -> bool:
         return ROLES.index(self.role) >= ROLES.index(needed)
@@ -83,6 +84,7 @@ class ApiKey:
     created_at: dt.datetime
     last_used_at: dt.datetime | None
     revoked_at: dt.datetime | None
+    rate_limit: int | None  # units per rate-limit window; None: the role's quota
 
 
 @dataclass(frozen=True)
@@ -99,19 +101,28 @@ def token_sha256(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-_KEY_COLUMNS = "id, name, role, prefix, created_at, last_used_at, revoked_at"
+_KEY_COLUMNS = "id, name, role, prefix, created_at, last_used_at, revoked_at, rate_limit"
 
 _INSERT = text(f"""
-INSERT INTO api_keys (name, role, key_sha256, prefix) VALUES (:name, :role, :key_sha256, :prefix)
+INSERT INTO api_keys (name, role, key_sha256, prefix, rate_limit)
+VALUES (:name, :role, :key_sha256, :prefix, :rate_limit)
 RETURNING {_KEY_COLUMNS}""")
 
 
-async def create_api_key(conn: AsyncConnection, role: Role, name: str) -> NewApiKey:
+def _checked_rate_limit(rate_limit: int | None) -> int | None:
+    if rate_limit is not None and rate_limit < 1:
+        raise ValueError(f"a rate limit is a number of units of at least 1, not {rate_limit}")
+    return rate_limit
+
+
+async def create_api_key(conn: AsyncConnection, role: Role, name: str, rate_limit: int | None = None) -> NewApiKey:
+    """A new key; `rate_limit`: its own units per rate-limit window (None: its role's quota)."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = (await conn.execute(_INSERT, {"name": name, "role": role, "key_sha256": token_sha256(token),
-                                        "prefix": token[:PREFIX_LENGTH]})).one()
+                                        "prefix": token[:PREFIX_LENGTH],
+                                        "rate_limit": _checked_rate_limit(rate_limit)})).one()
     return NewApiKey(ApiKey(*row), token)
 
 
@@ -131,10 +142,9 @@ _REVOKE = text(f"""
 UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = :id RETURNING {_KEY_COLUMNS}""")
 
 
-async def revoke_api_key(conn: AsyncConnection, ref: str) -> tuple[ApiKey, bool]:
-    """Revoke the key `ref` names: its id, its prefix as `apikey list` shows it, or the
-    whole token. The key, and whether this revoked it (False: it already was). A prefix
-    two keys share names neither (ApiKeyRefError says so)."""
+async def _key_named(conn: AsyncConnection, ref: str, doing: str) -> ApiKey:
+    """The one key `ref` names: its id, its prefix as `apikey list` shows it, or the
+    whole token. A prefix two keys share names neither (ApiKeyRefError says so)."""
     try:
         key_id = str(UUID(ref))
     except ValueError:
@@ -144,11 +154,30 @@ async def revoke_api_key(conn: AsyncConnection, ref: str) -> tuple[ApiKey, bool]
     if not found:
         raise ApiKeyRefError(f"No API key has the id, prefix or token {ref!r} (`conflictkb apikey list`).")
     if len(found) > 1:
-        raise ApiKeyRefError(f"{len(found)} API keys have the prefix {ref!r}; revoke one by its id: "
+        raise ApiKeyRefError(f"{len(found)} API keys have the prefix {ref!r}; {doing} one by its id: "
                              + ", ".join(str(key.id) for key in found))
-    if found[0].revoked_at is not None:
-        return found[0], False
-    return ApiKey(*(await conn.execute(_REVOKE, {"id": found[0].id})).one()), True
+    return found[0]
+
+
+async def revoke_api_key(conn: AsyncConnection, ref: str) -> tuple[ApiKey, bool]:
+    """Revoke the key `ref` names (see _key_named). The key, and whether this revoked it
+    (False: it already was)."""
+    found = await _key_named(conn, ref, "revoke")
+    if found.revoked_at is not None:
+        return found, False
+    return ApiKey(*(await conn.execute(_REVOKE, {"id": found.id})).one()), True
+
+
+_SET_RATE_LIMIT = text(f"UPDATE api_keys SET rate_limit = :rate_limit WHERE id = :id RETURNING {_KEY_COLUMNS}")
+
+
+async def set_api_key_rate_limit(conn: AsyncConnection, ref: str, rate_limit: int | None) -> ApiKey:
+    """Give the key `ref` names (see _key_named) a rate limit of its own, in units per
+    window, or (None) its role's quota again. It applies from the key's next request on
+    (the limiter reads it with the key), against what the key has spent in the window."""
+    found = await _key_named(conn, ref, "set the limit of")
+    return ApiKey(*(await conn.execute(_SET_RATE_LIMIT, {"id": found.id,
+                                                         "rate_limit": _checked_rate_limit(rate_limit)})).one())
 
 
 # By the unique index on the hash, not with hmac.compare_digest over candidates: how
@@ -157,7 +186,7 @@ async def revoke_api_key(conn: AsyncConnection, ref: str) -> tuple[ApiKey, bool]
 # is preimage resistant). Comparing in constant time protects secrets an attacker can
 # approach a character at a time, which a hashed random token is not.
 _PRINCIPAL = text("""
-SELECT id, name, role, last_used_at IS NULL OR last_used_at < now() - interval '1 minute' AS touch
+SELECT id, name, role, rate_limit, last_used_at IS NULL OR last_used_at < now() - interval '1 minute' AS touch
 FROM api_keys WHERE key_sha256 = :key_sha256 AND revoked_at IS NULL""")
 
 # At most once a minute per key: a write per request would queue requests with one key
@@ -178,4 +207,4 @@ async def principal_for_token(conn: AsyncConnection, token: str) -> ApiPrincipal
         return None
     if row.touch:
         await conn.execute(_TOUCH, {"id": row.id})
-    return ApiPrincipal(row.id, row.name, row.role)
+    return ApiPrincipal(row.id, row.name, row.role, row.rate_limit)

@@ -295,6 +295,8 @@ api_keys = Table(
     Column("created_at", TIMESTAMP(timezone=True), nullable=False, server_default=func.now()),
     Column("last_used_at", TIMESTAMP(timezone=True)),
     Column("revoked_at", TIMESTAMP(timezone=True)),
+    # units per rate-limit window (migration 0014); NULL: the role's quota
+    Column("rate_limit", Integer, CheckConstraint("rate_limit > 0", name="ck_api_keys_rate_limit_positive")),
 )
 
 

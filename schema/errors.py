@@ -2,7 +2,8 @@
 
 Bad input is BAD_USER_INPUT (raised by the resolvers, naming the argument, or by
 GraphQL's own type checks of variables and literals); a query GraphQL refuses is
-GRAPHQL_VALIDATION_FAILED; a lost database is SERVICE_UNAVAILABLE. A write refused
+GRAPHQL_VALIDATION_FAILED; a lost database is SERVICE_UNAVAILABLE; a cost the caller's
+rate-limit quota cannot cover is RATE_LIMITED (with `retryAfter`, in seconds). A write refused
 says why as REST's status would: UNAUTHENTICATED (401), FORBIDDEN (403),
 BAD_USER_INPUT with `errors` naming every bad field (422), NOT_FOUND (404), GONE with
 the `tombstone` (410), PRECONDITION_FAILED with the `currentEtag` (412), CONFLICT
@@ -20,6 +21,7 @@ import strawberry
 from strawberry.extensions import SchemaExtension
 from strawberry.utils.str_converters import to_camel_case
 
+from db.cost import QuotaExceeded
 from db.engine import is_database_unavailable
 from db.writes import FieldError, InvalidInput, RecordGone, RecordNotFound, StaleRecord, StillReferenced, WriteError
 
@@ -54,6 +56,8 @@ def classify(error: GraphQLError) -> GraphQLError:
     original = error.original_error
     if original is not None and is_database_unavailable(original):
         return _coded(error, "SERVICE_UNAVAILABLE", DATABASE_UNAVAILABLE_MESSAGE)
+    if isinstance(original, QuotaExceeded):
+        return _coded(error, "RATE_LIMITED", original.detail, {"retryAfter": original.retry_after})
     if original is None or error.path is None:
         # GraphQL's own checks before execution: a value of the wrong type is the client's input
         bad_value = error.message.startswith("Variable ") or "cannot represent" in error.message \
@@ -122,7 +126,7 @@ class ErrorCodes(SchemaExtension):
 def is_client_error(error: GraphQLError) -> bool:
     """Bad input or a refused query: the client's to fix, nothing for the server log."""
     original = error.original_error
-    return original is None or error.path is None or isinstance(original, (GraphQLError, WriteError))
+    return original is None or error.path is None or isinstance(original, (GraphQLError, WriteError, QuotaExceeded))
 
 
 class Schema(strawberry.Schema):

@@ -148,8 +148,12 @@ def redis_url(embedded_redis: EmbeddedRedis, worker_id_name: str) -> str:
     return f"{embedded_redis.url}?db={number}"
 
 
-def make_settings() -> Settings:
-    return Settings(secret_key=TEST_SECRET, data_dir=TEST_DATA_DIR)
+def make_settings(**overrides) -> Settings:
+    """The tests' settings: rate limits on, but generous enough for a worker's whole
+    run from one address (tests/test_rate_limits.py sets low ones)."""
+    generous = dict(rate_limit_anonymous=10**9, rate_limit_reader=10**9, rate_limit_editor=10**9,
+                    rate_limit_admin=10**9, failed_auth_lockout_after=10**9)
+    return Settings(secret_key=TEST_SECRET, data_dir=TEST_DATA_DIR, **{**generous, **overrides})
 
 
 @asynccontextmanager

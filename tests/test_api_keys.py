@@ -61,7 +61,8 @@ async def test_the_list_shows_every_key_and_no_secret(fresh_database_url):
     listed = await list_keys(fresh_database_url)
     assert [(k.name, k.role, k.prefix, k.revoked_at is None, k.last_used_at) for k in listed] == [
         ("dashboard", "reader", kept.key.prefix, True, None), ("old laptop", "admin", gone.key.prefix, False, None)]
-    assert set(vars(listed[0])) == {"id", "name", "role", "prefix", "created_at", "last_used_at", "revoked_at"}
+    assert set(vars(listed[0])) == {"id", "name", "role", "prefix", "created_at", "last_used_at", "revoked_at",
+                                 "rate_limit"}
 
 
 async def test_a_key_is_revoked_by_its_id_prefix_or_token_and_stays_revoked(fresh_database_url):
