@@ -264,7 +264,11 @@ def within_near(near: Near, location: ColumnElement = m.events.c.location) -> Co
 
 
 def text_query(q: str) -> ColumnElement:
-    return func.websearch_to_tsquery(literal(TEXT_SEARCH_CONFIG).cast(REGCONFIG), q)
+    """The tsquery of `q` (web search syntax), parsed once per statement: a scalar
+    subquery is an InitPlan. Written inline, the cast of the configuration's name is
+    only stable, so PostgreSQL parsed `q` again for every row it tested (a 300-word `q`
+    took 3.4 s to count 16,580 events; 0.1 s parsed once)."""
+    return select(func.websearch_to_tsquery(literal(TEXT_SEARCH_CONFIG).cast(REGCONFIG), q)).scalar_subquery()
 
 
 def _inside(place_ids: list[UUID]) -> ColumnElement[bool]:
