@@ -10,6 +10,8 @@ from fastapi.dependencies.models import Dependant
 from pydantic import BaseModel, ValidationError
 
 from api.errors import Problem
+from api.ratelimit import charge
+from db.cost import LIMITS, at_most, check_filter, check_page, filter_charge, page_charge
 from db.filters import EventFilter, EventWhere, parse_bbox, parse_near
 from db.pagination import PageRequest
 from db.queries.claims import ClaimFilter
@@ -25,6 +27,7 @@ MAX_COUNT = 2**31 - 1
 # The dependencies below do no I/O but are `async def`: FastAPI runs a plain `def`
 # dependency in a worker thread, a thread hop per parameter group per request.
 async def event_filter(
+    request: Request,
     date_from: Annotated[dt.date | None, Query(description="Events whose interval ends on or after this ISO date.")] = None,
     date_to: Annotated[dt.date | None, Query(description="Events whose interval starts on or before this ISO date.")] = None,
     country: Annotated[list[str], Query(description="ISO3/ISO2 code or name (any alias); repeatable.")] = [],
@@ -66,14 +69,22 @@ async def event_filter(
         include_members=include_members, bbox=parse_bbox(bbox) if bbox is not None else None,
         near=parse_near(near) if near is not None else None, q=q,
     )
-    return given.combined_with(parsed_where) if parsed_where else given
+    combined = given.combined_with(parsed_where) if parsed_where else given
+    # Before any SQL (compile_event_filter resolves names): over a limit is a 422
+    # naming the parameter; under, the filter's cost is charged.
+    await charge(request.scope, filter_charge(check_filter(combined, LIMITS)))
+    return combined
 
 
 async def page_params(
-    limit: Annotated[int, Query(ge=1, le=500, description="Page size (at most 500).")] = 50,
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=LIMITS.page_size,
+                                description=f"Page size (at most {LIMITS.page_size}).")] = 50,
     cursor: Annotated[str | None, Query(description="Opaque cursor from a previous page's next_cursor.")] = None,
     count: Annotated[bool, Query(description="Add the total number of matches.")] = False,
 ) -> PageRequest:
+    check_page(limit, LIMITS)  # (declared above too, for the OpenAPI document)
+    await charge(request.scope, page_charge(limit))
     return PageRequest(limit=limit, cursor=cursor, count=count)
 
 
@@ -82,7 +93,17 @@ async def claim_filter(
     stance: Annotated[list[Stance], Query(description="asserts, denies, uncertain or concedes; repeatable.")] = [],
     predicate: Annotated[list[str], Query(description="e.g. perpetrator, civilian_fatalities; repeatable.")] = [],
 ) -> ClaimFilter:
+    check_list_params(claimant=claimant, predicate=predicate)
     return ClaimFilter(claimant=tuple(claimant), stance=tuple(stance), predicate=tuple(predicate))
+
+
+def check_list_params(q: str | None = None, **lists: list[str]) -> None:
+    """The other lists' filters (claims, actors, places), before their SQL: values per
+    list filter, and the length of a name search `q`."""
+    if q is not None:
+        at_most("q", len(q), LIMITS.q_length, "characters")
+    for name, values in lists.items():
+        at_most(name, len(values), LIMITS.filter_values, "values")
 
 
 EventFilterDep = Annotated[EventFilter, Depends(event_filter)]

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.deps import AnswerCacheDep, Codec, ReadConn
 from api.errors import absent
-from api.params import ClaimFilterDep, PageDep, sparse_fields
+from api.params import ClaimFilterDep, PageDep, check_list_params, sparse_fields
 from api.responses import JSONResponse, page_response
 from api.schemas import PROBLEM_RESPONSES, Actor, Claim, Document, ListOf, Place
 from db.queries import actors, claims, documents, places, vocabulary
@@ -49,6 +49,7 @@ async def list_actors(
     kind: Annotated[list[str], Query(description="Actor kind (see /v1/vocabularies); repeatable.")] = [],
 ):
     """Actors by name: states, forces, armed groups, and the sources that speak about events."""
+    check_list_params(q, kind=kind)
     return page_response(request, await actors.list_actors(conn, page, codec, cache, q=q, kind=tuple(kind)), fields)
 
 
@@ -65,6 +66,7 @@ async def list_places(
     parent: Annotated[str | None, Query(description="Only the direct children of this place id.")] = None,
 ):
     """Places of the country > admin1 > admin2 > locality hierarchy."""
+    check_list_params(q, kind=kind)
     return page_response(request, await places.list_places(conn, page, codec, cache, q=q, kind=tuple(kind),
                                                            parent=parent), fields)
 

@@ -11,8 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from api.deps import AnswerCacheDep, Codec, ReadConn
 from api.errors import NotFound, Problem, absent
 from api.params import ClaimFilterDep, EventFilterDep, EventSortName, PageDep, sparse_fields
+from api.ratelimit import charge
 from api.responses import JSONResponse, page_response
 from api.schemas import PROBLEM_RESPONSES, Attribution, Claim, Event, EventMatch, HistoryEntry, ListOf
+from db.cost import as_of_charge
 from db.filters import FilterError
 from db.queries import claims as claim_queries, events as event_queries, history
 
@@ -39,6 +41,7 @@ async def list_events(request: Request, conn: ReadConn, codec: Codec, cache: Ans
     if as_of is None:
         result = await event_queries.list_events(conn, page, codec, cache, where, sort=sort)
     else:
+        await charge(request.scope, as_of_charge(page.limit))
         result = await history.list_events_as_of(conn, page, codec, cache, where, as_of, sort=sort)
     return page_response(request, result, fields)
 
