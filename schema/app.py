@@ -9,6 +9,7 @@ from strawberry.extensions.max_aliases import create_validator as alias_rule
 from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
 from strawberry.fastapi import GraphQLRouter
 
+from schema.cost import CostLimit
 from schema.errors import ErrorCodes, OneTransaction, Schema
 from schema.execution import PlainFieldExecutionContext
 from schema.mutations import Mutation
@@ -33,6 +34,7 @@ schema = Schema(
         ParserCache,
         lambda: AddValidationRules(LIMIT_RULES),
         ValidationCache,
+        CostLimit,
         OneTransaction,
         ErrorCodes,
     ],
