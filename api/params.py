@@ -27,7 +27,6 @@ MAX_COUNT = 2**31 - 1
 # The dependencies below do no I/O but are `async def`: FastAPI runs a plain `def`
 # dependency in a worker thread, a thread hop per parameter group per request.
 async def event_filter(
-    request: Request,
     date_from: Annotated[dt.date | None, Query(description="Events whose interval ends on or after this ISO date.")] = None,
     date_to: Annotated[dt.date | None, Query(description="Events whose interval starts on or before this ISO date.")] = None,
     country: Annotated[list[str], Query(description="ISO3/ISO2 code or name (any alias); repeatable.")] = [],
@@ -69,11 +68,14 @@ async def event_filter(
         include_members=include_members, bbox=parse_bbox(bbox) if bbox is not None else None,
         near=parse_near(near) if near is not None else None, q=q,
     )
-    combined = given.combined_with(parsed_where) if parsed_where else given
-    # Before any SQL (compile_event_filter resolves names): over a limit is a 422
-    # naming the parameter; under, the filter's cost is charged.
-    await charge(request.scope, filter_charge(check_filter(combined, LIMITS)))
-    return combined
+    return given.combined_with(parsed_where) if parsed_where else given
+
+
+async def checked_event_filter(request: Request, f: Annotated[EventFilter, Depends(event_filter)]) -> EventFilter:
+    """The routes' filter: checked against the limits before any SQL (compile_event_filter
+    resolves names), a 422 naming the parameter over one; under, its cost is charged."""
+    await charge(request.scope, filter_charge(check_filter(f, LIMITS)))
+    return f
 
 
 async def page_params(
@@ -106,7 +108,7 @@ def check_list_params(q: str | None = None, **lists: list[str]) -> None:
         at_most(name, len(values), LIMITS.filter_values, "values")
 
 
-EventFilterDep = Annotated[EventFilter, Depends(event_filter)]
+EventFilterDep = Annotated[EventFilter, Depends(checked_event_filter)]
 ClaimFilterDep = Annotated[ClaimFilter, Depends(claim_filter)]
 PageDep = Annotated[PageRequest, Depends(page_params)]
 
