@@ -42,8 +42,9 @@ EVENT_PAGE = """events(first: 500, orderBy: ORDER) { edges { node { id
   claims { id claimant { name } via { name } document { title } }
   actors { actor { name } } place { name ancestors { name } } } } }"""
 ONE_PAGE = "{ " + EVENT_PAGE.replace("ORDER", "DATE_DESC") + " }"
-TWO_PAGES = "{ newest: " + EVENT_PAGE.replace("ORDER", "DATE_DESC") + " oldest: " + \
-    EVENT_PAGE.replace("ORDER", "DATE_ASC") + " }"
+FOUR_PAGES = "{ " + " ".join(f"{name}: " + EVENT_PAGE.replace("ORDER", order) for name, order in (
+    ("newest", "DATE_DESC"), ("oldest", "DATE_ASC"), ("deadliest", "FATALITIES_DESC"),
+    ("least_deadly", "FATALITIES_ASC"))) + " }"
 
 
 def q_of(words: int) -> str:
@@ -74,7 +75,7 @@ def table(actors: list[str]) -> list[tuple[str, str, dict]]:
         ("GraphQL: q of 2,400 words", "/graphql", {"query": EVENTS, "variables": {"where": {"q": q_of(2400)}}}),
         ("GraphQL: q at the cap, first 500", "/graphql",
          {"query": EVENTS, "variables": {"where": {"q": q_of(LIMITS.q_terms)}, "first": 500}}),
-        ("GraphQL: 2 x 500 events, claims, actors, places", "/graphql", {"query": TWO_PAGES}),
+        ("GraphQL: 4 x 500 events, claims, actors, places", "/graphql", {"query": FOUR_PAGES}),
         ("GraphQL: 500 events, claims, actors, places", "/graphql", {"query": ONE_PAGE}),
     ]
 
