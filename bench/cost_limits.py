@@ -65,7 +65,7 @@ def table(actors: list[str]) -> list[tuple[str, str, dict]]:
         (f"q of {LIMITS.q_terms} words, limit 500", "/v1/events", {"q": q_of(LIMITS.q_terms), "limit": 500}),
         ("where: _or of 900 items", "/v1/events", {"where": where({"_or": [{"country": "SYR"}] * 900})}),
         ("where: _or of 1,500 actors", "/v1/events",
-         {"where": where({"_or": [{"actor": actors[i % len(actors)]} for i in range(1500)]})}),
+         {"where": where({"_or": [{"actor": f"a{i}"} for i in range(1500)]})}),  # (short: a URL has room)
         ("where: 99 items, 231 actors with members, count", "/v1/events",
          {"where": where(at_cap), "count": "true", "limit": 500}),
         ("as_of, limit 500", "/v1/events", {"as_of": now, "limit": 500}),

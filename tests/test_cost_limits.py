@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
 
 from api.app import create_app
@@ -265,6 +265,24 @@ async def test_reads_are_charged_by_their_cost(database_url, redis_url):
         charges.clear()
         assert (await http.get("/v1/events", params={"q": LONG_Q})).status_code == 422
         assert charges == []  # refused before anything was charged or run
+
+
+async def test_a_refused_read_takes_no_connection(client):
+    """Refused before any SQL: not even a connection is taken from the pool."""
+    checkouts = []
+    listener = lambda *args: checkouts.append(args)  # noqa: E731
+    pool = client.app.state.engine.sync_engine.pool
+    event.listen(pool, "checkout", listener)
+    try:
+        for path, params in (("/v1/events", {"q": LONG_Q}), ("/v1/stats/events", {"where": json.dumps(_or_of_900())}),
+                             ("/v1/events.csv", {"actor": [str(i) for i in range(1500)]}),
+                             ("/v1/claims", {"claimant": [str(i) for i in range(101)]})):
+            assert (await client.get(path, params=params)).status_code == 422, path
+        body = await graphql(client, EVENTS_QUERY, where={"q": LONG_Q})
+        assert body["errors"][0]["extensions"]["code"] == "COST_LIMIT_EXCEEDED"
+    finally:
+        event.remove(pool, "checkout", listener)
+    assert checkouts == []
 
 
 # --------------------------------------------------------------------------- statement budget

@@ -30,7 +30,7 @@ AsOf = Annotated[dt.datetime | None, Query(
 
 
 @router.get("/events", response_model=ListOf[Event], response_class=JSONResponse)
-async def list_events(request: Request, conn: ReadConn, codec: Codec, cache: AnswerCacheDep, where: EventFilterDep, page: PageDep,
+async def list_events(request: Request, where: EventFilterDep, page: PageDep, conn: ReadConn, codec: Codec, cache: AnswerCacheDep,
                       fields: EventFields,
                       sort: Annotated[EventSortName, Query(
                           description="Order: relevance needs q, distance needs near.")] = "-date",
@@ -83,7 +83,7 @@ async def get_event_attribution(event_id: str, conn: ReadConn, as_of: AsOf = Non
 
 
 @router.get("/events/{event_id}/history", response_model=ListOf[HistoryEntry], response_class=JSONResponse)
-async def get_event_history(request: Request, event_id: str, conn: ReadConn, codec: Codec, page: PageDep):
+async def get_event_history(request: Request, event_id: str, page: PageDep, conn: ReadConn, codec: Codec):
     """Every change to the event and to its claims, roles and external ids, oldest first: who,
     when, which fields, the record before and after. A deleted event keeps its history."""
     resolved = await event_queries.event_id_of(conn, event_id)
@@ -94,8 +94,8 @@ async def get_event_history(request: Request, event_id: str, conn: ReadConn, cod
 
 
 @router.get("/events/{event_id}/claims", response_model=ListOf[Claim], response_class=JSONResponse)
-async def list_event_claims(request: Request, event_id: str, conn: ReadConn, codec: Codec, cache: AnswerCacheDep, page: PageDep,
-                            where: ClaimFilterDep, fields: ClaimFields):
+async def list_event_claims(request: Request, event_id: str, page: PageDep, where: ClaimFilterDep, conn: ReadConn, codec: Codec,
+                            cache: AnswerCacheDep, fields: ClaimFields):
     """The claims about one event, with the same filters as /v1/claims."""
     try:
         result = await claim_queries.list_claims(conn, page, codec, cache, replace(where, event=event_id))

@@ -47,8 +47,8 @@ async def _no_rows() -> AsyncIterator[list]:
 
 
 def _export_route(export_format: ExportFormat):
-    async def export_events(request: Request, _slot: Annotated[None, Depends(export_slot)], conn: ReadConn,
-                            where: EventFilterDep,
+    async def export_events(request: Request, where: EventFilterDep, _slot: Annotated[None, Depends(export_slot)],
+                            conn: ReadConn,
                             sort: Annotated[EventSortName, Query(
                                 description="Order: relevance needs q, distance needs near.")] = "-date"):
         # The filter is compiled (names resolved) before the response starts: a bad

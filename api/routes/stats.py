@@ -18,7 +18,7 @@ router = APIRouter(tags=["stats"], responses=PROBLEM_RESPONSES)
 
 
 @router.get("/stats/events", response_model=EventStats, response_class=JSONResponse)
-async def stats_events(http_request: Request, conn: ReadConn, where: EventFilterDep,
+async def stats_events(http_request: Request, where: EventFilterDep, conn: ReadConn,
                        group_by: Annotated[list[str], Query(description=(
                            f"Comma-separated or repeated, from: {', '.join(DIMENSIONS)}. None: one row, the total."
                        ))] = [],
