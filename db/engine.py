@@ -7,11 +7,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 # Every session of the app. The API runs many small queries at once: a parallel plan's
 # worker start-up costs more than it saves (tens of ms on 2 cores), and a runaway
-# query must not hold a connection forever (make_engine sets each engine's budget). The knowledge base's working set lives in
-# memory (or on SSD), where a random page costs about what a sequential one does:
-# with the default random_page_cost (4, for spinning disks) the planner scans the
-# small actors table once per claim of a page instead of using its key (10 ms instead
-# of 6 for a page of 50 events with their claims).
+# query must not hold a connection forever (statement_timeout: make_engine sets each
+# engine's budget). The knowledge base's working set lives in memory (or on SSD),
+# where a random page costs about what a sequential one does: with the default
+# random_page_cost (4, for spinning disks) the planner scans the small actors table
+# once per claim of a page instead of using its key (10 ms instead of 6 for a page of
+# 50 events with their claims).
 SESSION_SETTINGS = {
     "application_name": "conflictkb",
     "max_parallel_workers_per_gather": "0",
