@@ -74,7 +74,9 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.settings = settings
-        app.state.engine = make_engine(database_url, pool_size=settings.db_pool_size)
+        app.state.engine = make_engine(database_url, pool_size=settings.db_pool_size,
+                                       statement_timeout=settings.read_statement_timeout,
+                                       long_statement_timeout=settings.write_statement_timeout)
         # Short timeouts: Redis is a cache, and a slow cache must never slow an answer.
         app.state.redis = redis.from_url(redis_url, socket_timeout=settings.redis_timeout_seconds,
                                          socket_connect_timeout=settings.redis_timeout_seconds)

@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from db.api_keys import ApiKeyRefused, ApiRoleTooLow
-from db.cost import QuotaExceeded
+from db.cost import CostLimitExceeded, QuotaExceeded
 from db.engine import DATABASE_ERRORS, DATABASE_RETRY_AFTER_SECONDS, is_database_unavailable, is_unstorable_text
 from db.filters import FilterError
 from db.pagination import CursorError
@@ -49,6 +49,9 @@ PROBLEM_TYPES = {
     500: ("/problems/internal-error", "Internal server error"),
     503: ("/problems/unavailable", "Service unavailable"),
 }
+
+# A 422 of its own type: the request is valid but asks for more than one request may.
+COST_LIMIT_PROBLEM = ("/problems/cost-limit-exceeded", "Over a cost limit")
 
 
 class Problem(Exception):
@@ -182,6 +185,14 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _bad_filter(request: Request, exc: FilterError) -> Response:
         errors = [{"name": exc.field, "in": "query", "reason": exc.message}]
         return problem_response(Problem(422, str(exc), errors=errors), request.url.path)
+
+    @app.exception_handler(CostLimitExceeded)
+    async def _over_cost_limit(request: Request, exc: CostLimitExceeded) -> Response:
+        errors = [{"name": exc.parameter, "in": "query", "limit": exc.limit,
+                   "reason": f"{exc.given} {exc.what}, more than the limit of {exc.limit}"}]
+        type_, title = COST_LIMIT_PROBLEM
+        return problem_response(Problem(422, f"{exc}; see the limits in the README.", errors=errors,
+                                        type_=type_, title=title), request.url.path)
 
     @app.exception_handler(InvalidInput)
     async def _invalid_write(request: Request, exc: InvalidInput) -> Response:

@@ -10,6 +10,8 @@ from fastapi.dependencies.models import Dependant
 from pydantic import BaseModel, ValidationError
 
 from api.errors import Problem
+from api.ratelimit import charge
+from db.cost import LIMITS, at_most, check_filter, filter_charge, page_charge
 from db.filters import EventFilter, EventWhere, parse_bbox, parse_near
 from db.pagination import PageRequest
 from db.queries.claims import ClaimFilter
@@ -69,11 +71,22 @@ async def event_filter(
     return given.combined_with(parsed_where) if parsed_where else given
 
 
+async def checked_event_filter(request: Request, f: Annotated[EventFilter, Depends(event_filter)]) -> EventFilter:
+    """The routes' filter: checked against the limits before any SQL (compile_event_filter
+    resolves names), a 422 naming the parameter over one; under, its cost is charged."""
+    await charge(request.scope, filter_charge(check_filter(f, LIMITS)))
+    return f
+
+
 async def page_params(
-    limit: Annotated[int, Query(ge=1, le=500, description="Page size (at most 500).")] = 50,
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=LIMITS.page_size,
+                                description=f"Page size (at most {LIMITS.page_size}).")] = 50,
     cursor: Annotated[str | None, Query(description="Opaque cursor from a previous page's next_cursor.")] = None,
     count: Annotated[bool, Query(description="Add the total number of matches.")] = False,
 ) -> PageRequest:
+    # (the most, LIMITS.page_size, is checked by the declaration, which the OpenAPI document shows)
+    await charge(request.scope, page_charge(limit))
     return PageRequest(limit=limit, cursor=cursor, count=count)
 
 
@@ -82,10 +95,20 @@ async def claim_filter(
     stance: Annotated[list[Stance], Query(description="asserts, denies, uncertain or concedes; repeatable.")] = [],
     predicate: Annotated[list[str], Query(description="e.g. perpetrator, civilian_fatalities; repeatable.")] = [],
 ) -> ClaimFilter:
+    check_list_params(claimant=claimant, predicate=predicate)
     return ClaimFilter(claimant=tuple(claimant), stance=tuple(stance), predicate=tuple(predicate))
 
 
-EventFilterDep = Annotated[EventFilter, Depends(event_filter)]
+def check_list_params(q: str | None = None, **lists: list[str]) -> None:
+    """The other lists' filters (claims, actors, places), before their SQL: values per
+    list filter, and the length of a name search `q`."""
+    if q is not None:
+        at_most("q", len(q), LIMITS.q_length, "characters")
+    for name, values in lists.items():
+        at_most(name, len(values), LIMITS.filter_values, "values")
+
+
+EventFilterDep = Annotated[EventFilter, Depends(checked_event_filter)]
 ClaimFilterDep = Annotated[ClaimFilter, Depends(claim_filter)]
 PageDep = Annotated[PageRequest, Depends(page_params)]
 

@@ -36,10 +36,11 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import request_principal
-from api.errors import DATABASE_UNAVAILABLE, problem_response, quota_exceeded
+from api.errors import problem_response, quota_exceeded
 from api.settings import Settings
 from db.api_keys import ApiKeyRefused, ApiPrincipal
 from db.cost import Charge, QuotaExceeded, no_charge
+from db.engine import is_database_unavailable
 from db.rate_limits import Policy, RateLimiter, Usage
 
 log = logging.getLogger(__name__)
@@ -187,7 +188,9 @@ class RateLimitMiddleware:
                 if not anonymous.usage.allowed:
                     raise anonymous.refusal(self.failed_auth_charge) from None
                 return anonymous
-            except DATABASE_UNAVAILABLE as exc:
+            except Exception as exc:
+                if not is_database_unavailable(exc):
+                    raise
                 # the route looks the key up again and answers 503; until then, anonymous
                 log.warning("rate limits: no key lookup for %s (%s); charged to the address", address, exc)
             else:

@@ -34,6 +34,14 @@ class Settings(BaseSettings):
     max_concurrent_exports: int = Field(
         default=4, ge=1, validation_alias=AliasChoices("CONFLICTKB_MAX_CONCURRENT_EXPORTS", "max_concurrent_exports"),
         description="Exports streaming at once per process; each holds a database connection until it is done.")
+    read_statement_timeout: float = Field(
+        default=5.0, gt=0, validation_alias=AliasChoices("CONFLICTKB_READ_STATEMENT_TIMEOUT", "read_statement_timeout"),
+        description="Seconds a statement of a read (REST or GraphQL) may run before PostgreSQL cancels it "
+                    "(answered 503); every read under the cost limits (README, Limits) finishes well within it.")
+    write_statement_timeout: float = Field(
+        default=30.0, gt=0,
+        validation_alias=AliasChoices("CONFLICTKB_WRITE_STATEMENT_TIMEOUT", "write_statement_timeout"),
+        description="Seconds a statement of a write or an export may run (commands and imports always have 30).")
     seed_datasets: bool = Field(
         default=True, validation_alias=AliasChoices("CONFLICTKB_SEED_DATASETS", "seed_datasets"),
         description="Seeding also imports the dataset files of seeds/ (the UCDP Syria extract).")

@@ -4,20 +4,20 @@ import asyncio
 
 import asyncpg
 import orjson
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError, TimeoutError as PoolTimeoutError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 # Every session of the app. The API runs many small queries at once: a parallel plan's
 # worker start-up costs more than it saves (tens of ms on 2 cores), and a runaway
-# query must not hold a connection forever. The knowledge base's working set lives in
-# memory (or on SSD), where a random page costs about what a sequential one does:
-# with the default random_page_cost (4, for spinning disks) the planner scans the
-# small actors table once per claim of a page instead of using its key (10 ms instead
-# of 6 for a page of 50 events with their claims).
+# query must not hold a connection forever (statement_timeout: make_engine sets each
+# engine's budget). The knowledge base's working set lives in memory (or on SSD),
+# where a random page costs about what a sequential one does: with the default
+# random_page_cost (4, for spinning disks) the planner scans the small actors table
+# once per claim of a page instead of using its key (10 ms instead of 6 for a page of
+# 50 events with their claims).
 SESSION_SETTINGS = {
     "application_name": "conflictkb",
-    "statement_timeout": "30000",
     "max_parallel_workers_per_gather": "0",
     "random_page_cost": "1.1",
     # Stats group in memory: at PostgreSQL's 4 MB the 16,000 groups of a chart of all
@@ -26,7 +26,20 @@ SESSION_SETTINGS = {
 }
 
 
-def make_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:
+# What a statement may take: commands, imports and migrations get the long budget;
+# the API's engine gives its reads the read budget (CONFLICTKB_READ_STATEMENT_TIMEOUT)
+# and writes and exports the long one (allow_long_statements).
+STATEMENT_TIMEOUT_SECONDS = 30.0
+_LONG_TIMEOUT = "conflictkb.long_statement_timeout"  # in each connection's info: ms
+
+
+def make_engine(database_url: str, pool_size: int = 10, *, statement_timeout: float = STATEMENT_TIMEOUT_SECONDS,
+                long_statement_timeout: float = STATEMENT_TIMEOUT_SECONDS) -> AsyncEngine:
+    """`statement_timeout` (seconds): every statement's budget; `long_statement_timeout`:
+    a transaction's that calls allow_long_statements. Past it, PostgreSQL cancels the
+    statement: asyncpg's QueryCanceledError (sqlstate 57014), which SQLAlchemy raises
+    as a DBAPIError whose `orig.sqlstate` is "57014" (is_statement_timeout)."""
+    long_ms = str(round(long_statement_timeout * 1000))
     engine = create_async_engine(
         database_url,
         pool_size=pool_size,
@@ -35,7 +48,8 @@ def make_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:
         # Reads run at READ COMMITTED in autocommit-free transactions that the
         # request scope opens and closes; statement timeouts keep a bad query from
         # holding a connection forever.
-        connect_args={"server_settings": SESSION_SETTINGS},
+        connect_args={"server_settings": {**SESSION_SETTINGS,
+                                          "statement_timeout": str(round(statement_timeout * 1000))}},
         # JSON trees come back from PostgreSQL as text: orjson parses them several
         # times faster than the standard library.
         json_deserializer=orjson.loads,
@@ -45,7 +59,24 @@ def make_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:
     # each statement fires the tables' statement triggers (history, generation, rollup)
     # once, and per row that cost ~130 us a row.
     engine.sync_engine.dialect.use_insertmanyvalues_wo_returning = True
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _long_budget(dbapi_connection, record) -> None:
+        record.info[_LONG_TIMEOUT] = long_ms
+
     return engine
+
+
+def long_statement_timeout_setting(conn: AsyncConnection) -> str:
+    """The long budget of the connection's engine, in ms (for set_config)."""
+    return conn.info.get(_LONG_TIMEOUT, str(round(STATEMENT_TIMEOUT_SECONDS * 1000)))
+
+
+async def allow_long_statements(conn: AsyncConnection) -> None:
+    """The rest of the connection's transaction (begun here if none is open) has the
+    long statement budget: writes and exports, which a read's budget would cut short."""
+    await conn.execute(text("SELECT set_config('statement_timeout', :ms, true)"),
+                       {"ms": long_statement_timeout_setting(conn)})
 
 
 async def ping(engine: AsyncEngine) -> None:
@@ -99,3 +130,8 @@ def is_database_unavailable(exc: BaseException) -> bool:
             return True
         error = getattr(error, "orig", None) or error.__cause__
     return False
+
+
+def is_statement_timeout(exc: DBAPIError) -> bool:
+    """PostgreSQL cancelled a statement that ran past its budget (statement_timeout)."""
+    return getattr(exc.orig, "sqlstate", None) == "57014"  # query_canceled

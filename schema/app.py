@@ -14,6 +14,7 @@ from strawberry.fastapi import GraphQLRouter
 from strawberry.types.unset import UNSET
 
 from db.engine import DATABASE_RETRY_AFTER_SECONDS, is_database_unavailable
+from schema.cost import CostLimit
 from schema.errors import DATABASE_UNAVAILABLE_MESSAGE, ErrorCodes, OneTransaction, Schema, http_error
 from schema.execution import PlainFieldExecutionContext
 from schema.mutations import Mutation
@@ -40,6 +41,7 @@ schema = Schema(
         ParserCache,
         lambda: AddValidationRules(LIMIT_RULES),
         ValidationCache,
+        CostLimit,
         OneTransaction,
         ErrorCodes,
     ],

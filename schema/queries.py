@@ -15,6 +15,7 @@ from pydantic.alias_generators import to_camel
 from strawberry.types import Info
 from strawberry.types.nodes import FragmentSpread, InlineFragment
 
+from db.cost import LIMITS
 from db.filters import EventFilter, FilterError
 from db.pagination import CursorError, Page, PageRequest
 from db.queries import actors, claims, documents, events, history, places, stats
@@ -24,7 +25,6 @@ from schema.prefetch import load_selected_trees, selections_at
 from schema.types import Actor, Claim, Connection, Document, Edge, Event, EventStat, PageInfo, Place, Stance
 
 T = TypeVar("T")
-MAX_FIRST = 500
 # The query layer names REST's parameters; these are their GraphQL names.
 GRAPHQL_ARGUMENTS = {"sort": "orderBy", "cursor": "after", "limit": "first"}
 
@@ -79,8 +79,9 @@ def _wants_total(info: Info) -> bool:
 async def _connection(info: Info, first: int, after: str | None, list_page: Callable[..., Awaitable[Page]],
                       node: Callable[[dict], T], *args: Any, **kwargs: Any) -> Connection[T]:
     """Run a query-layer list as a Relay connection (totalCount only when selected)."""
-    if not 1 <= first <= MAX_FIRST:
-        raise GraphQLError(f"first must be between 1 and {MAX_FIRST}, not {first}",
+    # (over the most, the operation was refused before it ran: schema/cost.py)
+    if not 1 <= first <= LIMITS.page_size:
+        raise GraphQLError(f"first must be between 1 and {LIMITS.page_size}, not {first}",
                            extensions={"code": "BAD_USER_INPUT", "argument": "first"})
     request = PageRequest(limit=first, cursor=after, count=_wants_total(info))
     with user_errors():

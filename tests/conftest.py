@@ -34,7 +34,7 @@ from db.embedded import EmbeddedPostgres, EmbeddedRedis
 from db.engine import make_engine
 from db.generate import generate
 from db.imports.records import Format, ImportReport
-from db.imports.run import import_file
+from db.imports.run import import_file, import_seed_datasets
 from db.migrate import upgrade
 from db.seed import load_seed_dir, seed_id
 
@@ -57,6 +57,14 @@ async def _migrate_and_seed(url: str) -> None:
     async with engine.begin() as conn:
         await load_seed_dir(conn)
     await engine.dispose()
+
+
+async def _import_seed_datasets(url: str) -> None:
+    engine = make_engine(url, pool_size=2)
+    try:
+        await import_seed_datasets(engine, ROOT / "seeds")
+    finally:
+        await engine.dispose()
 
 
 class Databases:
@@ -85,11 +93,26 @@ class Databases:
                 if name != self.template and not name.endswith("_building"):
                     self.pg._psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
-    def create(self, name: str) -> str:
+    def ensure_shipped_template(self) -> str:
+        """A template of the seeded knowledge base with the datasets of seeds/ imported
+        too (what `conflictkb serve` ships: 16,580 events), built once per content."""
+        self.ensure_template()
+        shipped = self.template + "_shipped"
+        with open(self._lock, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not self._exists(shipped):
+                building = shipped + "_building"
+                self.pg._psql(f'DROP DATABASE IF EXISTS "{building}" WITH (FORCE)')
+                self.pg._psql(f'CREATE DATABASE "{building}" TEMPLATE "{self.template}"')
+                asyncio.run(_import_seed_datasets(self.pg.url(building)))
+                self.pg._psql(f'ALTER DATABASE "{building}" RENAME TO "{shipped}"')
+        return shipped
+
+    def create(self, name: str, template: str | None = None) -> str:
         with open(self._lock, "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             self.pg._psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            self.pg._psql(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
+            self.pg._psql(f'CREATE DATABASE "{name}" TEMPLATE "{template or self.template}"')
         return self.pg.url(name)
 
     def drop(self, name: str) -> None:
@@ -130,6 +153,16 @@ def database_url(databases: Databases, worker_id_name: str) -> Iterator[str]:
     """This worker's copy of the seeded knowledge base; tests using it only read."""
     name = f"test_{worker_id_name}"
     yield databases.create(name)
+    databases.drop(name)
+
+
+@pytest.fixture(scope="session")
+def shipped_database_url(databases: Databases, worker_id_name: str) -> Iterator[str]:
+    """This worker's copy of the knowledge base as shipped (the seeds and the UCDP
+    extract): for what the real data costs to read. Tests using it only read."""
+    name = f"shipped_{worker_id_name}"
+    url = databases.create(name, template=databases.ensure_shipped_template())
+    yield url
     databases.drop(name)
 
 

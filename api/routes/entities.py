@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.deps import AnswerCacheDep, Codec, ReadConn
 from api.errors import absent
-from api.params import ClaimFilterDep, PageDep, sparse_fields
+from api.params import ClaimFilterDep, PageDep, check_list_params, sparse_fields
 from api.responses import JSONResponse, page_response
 from api.schemas import PROBLEM_RESPONSES, Actor, Claim, Document, ListOf, Place
 from db.queries import actors, claims, documents, places, vocabulary
@@ -29,7 +29,7 @@ async def _found(conn: AsyncConnection, tree: dict | None, what: str, ref: str) 
 
 @router.get("/claims", tags=["claims"], response_model=ListOf[Claim], response_class=JSONResponse)
 async def list_claims(
-    request: Request, conn: ReadConn, codec: Codec, cache: AnswerCacheDep, page: PageDep, where: ClaimFilterDep, fields: ClaimFields,
+    request: Request, page: PageDep, where: ClaimFilterDep, conn: ReadConn, codec: Codec, cache: AnswerCacheDep, fields: ClaimFields,
     event: Annotated[str | None, Query(description="Event id or external id.")] = None,
 ):
     """Claims across events: who said what, where, in their own words."""
@@ -44,11 +44,12 @@ async def get_claim(claim_id: str, conn: ReadConn):
 
 @router.get("/actors", tags=["actors"], response_model=ListOf[Actor], response_class=JSONResponse)
 async def list_actors(
-    request: Request, conn: ReadConn, codec: Codec, cache: AnswerCacheDep, page: PageDep, fields: ActorFields,
+    request: Request, page: PageDep, conn: ReadConn, codec: Codec, cache: AnswerCacheDep, fields: ActorFields,
     q: Annotated[str | None, Query(description="Part of a name or alias, any case or accent.")] = None,
     kind: Annotated[list[str], Query(description="Actor kind (see /v1/vocabularies); repeatable.")] = [],
 ):
     """Actors by name: states, forces, armed groups, and the sources that speak about events."""
+    check_list_params(q, kind=kind)
     return page_response(request, await actors.list_actors(conn, page, codec, cache, q=q, kind=tuple(kind)), fields)
 
 
@@ -59,12 +60,13 @@ async def get_actor(actor_id: str, conn: ReadConn):
 
 @router.get("/places", tags=["places"], response_model=ListOf[Place], response_class=JSONResponse)
 async def list_places(
-    request: Request, conn: ReadConn, codec: Codec, cache: AnswerCacheDep, page: PageDep, fields: PlaceFields,
+    request: Request, page: PageDep, conn: ReadConn, codec: Codec, cache: AnswerCacheDep, fields: PlaceFields,
     q: Annotated[str | None, Query(description="Part of a name, alias or spelling.")] = None,
     kind: Annotated[list[Literal["country", "admin1", "admin2", "area", "locality"]], Query()] = [],
     parent: Annotated[str | None, Query(description="Only the direct children of this place id.")] = None,
 ):
     """Places of the country > admin1 > admin2 > locality hierarchy."""
+    check_list_params(q, kind=kind)
     return page_response(request, await places.list_places(conn, page, codec, cache, q=q, kind=tuple(kind),
                                                            parent=parent), fields)
 
@@ -75,7 +77,7 @@ async def get_place(place_id: str, conn: ReadConn):
 
 
 @router.get("/documents", tags=["documents"], response_model=ListOf[Document], response_class=JSONResponse)
-async def list_documents(request: Request, conn: ReadConn, codec: Codec, cache: AnswerCacheDep, page: PageDep, fields: DocumentFields):
+async def list_documents(request: Request, page: PageDep, conn: ReadConn, codec: Codec, cache: AnswerCacheDep, fields: DocumentFields):
     """Published reports that claims come from, newest first."""
     return page_response(request, await documents.list_documents(conn, page, codec, cache), fields)
 

@@ -11,8 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from api.deps import AnswerCacheDep, Codec, ReadConn
 from api.errors import NotFound, Problem, absent
 from api.params import ClaimFilterDep, EventFilterDep, EventSortName, PageDep, sparse_fields
+from api.ratelimit import charge
 from api.responses import JSONResponse, page_response
 from api.schemas import PROBLEM_RESPONSES, Attribution, Claim, Event, EventMatch, HistoryEntry, ListOf
+from db.cost import as_of_charge
 from db.filters import FilterError
 from db.queries import claims as claim_queries, events as event_queries, history
 
@@ -28,7 +30,7 @@ AsOf = Annotated[dt.datetime | None, Query(
 
 
 @router.get("/events", response_model=ListOf[Event], response_class=JSONResponse)
-async def list_events(request: Request, conn: ReadConn, codec: Codec, cache: AnswerCacheDep, where: EventFilterDep, page: PageDep,
+async def list_events(request: Request, where: EventFilterDep, page: PageDep, conn: ReadConn, codec: Codec, cache: AnswerCacheDep,
                       fields: EventFields,
                       sort: Annotated[EventSortName, Query(
                           description="Order: relevance needs q, distance needs near.")] = "-date",
@@ -39,6 +41,7 @@ async def list_events(request: Request, conn: ReadConn, codec: Codec, cache: Ans
     if as_of is None:
         result = await event_queries.list_events(conn, page, codec, cache, where, sort=sort)
     else:
+        await charge(request.scope, as_of_charge(page.limit))
         result = await history.list_events_as_of(conn, page, codec, cache, where, as_of, sort=sort)
     return page_response(request, result, fields)
 
@@ -80,7 +83,7 @@ async def get_event_attribution(event_id: str, conn: ReadConn, as_of: AsOf = Non
 
 
 @router.get("/events/{event_id}/history", response_model=ListOf[HistoryEntry], response_class=JSONResponse)
-async def get_event_history(request: Request, event_id: str, conn: ReadConn, codec: Codec, page: PageDep):
+async def get_event_history(request: Request, event_id: str, page: PageDep, conn: ReadConn, codec: Codec):
     """Every change to the event and to its claims, roles and external ids, oldest first: who,
     when, which fields, the record before and after. A deleted event keeps its history."""
     resolved = await event_queries.event_id_of(conn, event_id)
@@ -91,8 +94,8 @@ async def get_event_history(request: Request, event_id: str, conn: ReadConn, cod
 
 
 @router.get("/events/{event_id}/claims", response_model=ListOf[Claim], response_class=JSONResponse)
-async def list_event_claims(request: Request, event_id: str, conn: ReadConn, codec: Codec, cache: AnswerCacheDep, page: PageDep,
-                            where: ClaimFilterDep, fields: ClaimFields):
+async def list_event_claims(request: Request, event_id: str, page: PageDep, where: ClaimFilterDep, conn: ReadConn, codec: Codec,
+                            cache: AnswerCacheDep, fields: ClaimFields):
     """The claims about one event, with the same filters as /v1/claims."""
     try:
         result = await claim_queries.list_claims(conn, page, codec, cache, replace(where, event=event_id))

@@ -11,9 +11,12 @@ from api.errors import Problem
 from api.exports import EXPORT_FORMATS, ExportFormat, export_body
 from api.middleware import HEAD_REQUEST
 from api.params import EventFilterDep, EventSortName
+from api.ratelimit import charge
 from api.responses import StreamedResponse
 from api.schemas import PROBLEM_RESPONSES
-from db.queries.export import export_statement, stream_rows
+from db.cost import EXPORT_COUNT_CAP, export_charge
+from db.engine import allow_long_statements
+from db.queries.export import export_size, export_statement, stream_rows
 
 router = APIRouter(tags=["exports"], responses=PROBLEM_RESPONSES)
 
@@ -44,15 +47,21 @@ async def _no_rows() -> AsyncIterator[list]:
 
 
 def _export_route(export_format: ExportFormat):
-    async def export_events(request: Request, _slot: Annotated[None, Depends(export_slot)], conn: ReadConn,
-                            where: EventFilterDep,
+    async def export_events(request: Request, where: EventFilterDep, _slot: Annotated[None, Depends(export_slot)],
+                            conn: ReadConn,
                             sort: Annotated[EventSortName, Query(
                                 description="Order: relevance needs q, distance needs near.")] = "-date"):
         # The filter is compiled (names resolved) before the response starts: a bad
         # one is a 422, not a file cut short. The rows are then read on the request's
-        # read connection, which FastAPI keeps open until the response has been sent.
+        # read connection, which FastAPI keeps open until the response has been sent,
+        # with the long statement budget (a large export's sort takes longer than a read's).
+        await allow_long_statements(conn)
         statement = await export_statement(conn, where, sort)
-        rows = _no_rows() if request.scope.get(HEAD_REQUEST) else stream_rows(conn, statement)  # HEAD: headers only
+        if request.scope.get(HEAD_REQUEST):  # headers only
+            rows = _no_rows()
+        else:  # charged by size before the first row is sent: its rows, counted (up to a cap)
+            await charge(request.scope, export_charge(await export_size(conn, statement, EXPORT_COUNT_CAP)))
+            rows = stream_rows(conn, statement)
         return StreamedResponse(export_body(export_format, rows),
                                 media_type=export_format.media_type,
                                 headers={"Content-Disposition": f'attachment; filename="{export_format.filename}"'})

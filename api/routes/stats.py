@@ -3,20 +3,22 @@
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from api.deps import ReadConn
 from api.params import EventFilterDep
+from api.ratelimit import charge
 from api.responses import JSONResponse
 from api.schemas import PROBLEM_RESPONSES, EventStats
+from db.cost import LIMITS, check_stats, stats_charge, stats_size_charge
 from db.queries.stats import DIMENSIONS, StatsRequest, event_stats, parse_group_by
 
 router = APIRouter(tags=["stats"], responses=PROBLEM_RESPONSES)
 
 
 @router.get("/stats/events", response_model=EventStats, response_class=JSONResponse)
-async def stats_events(conn: ReadConn, where: EventFilterDep,
+async def stats_events(http_request: Request, where: EventFilterDep, conn: ReadConn,
                        group_by: Annotated[list[str], Query(description=(
                            f"Comma-separated or repeated, from: {', '.join(DIMENSIONS)}. None: one row, the total."
                        ))] = [],
@@ -26,8 +28,12 @@ async def stats_events(conn: ReadConn, where: EventFilterDep,
     """Events and fatality sums per group, with every event filter. An event counts once, in the
     period holding its first day inside the asked dates (see the README for the rule)."""
     request = StatsRequest(group_by=parse_group_by(group_by), fill=fill)
-    # Whole answers are cached by api/answer_cache.py: the groups need no cache of their own.
+    check_stats(request.group_by, LIMITS)
+    await charge(http_request.scope, stats_charge(request.group_by, fill))
+    # Whole answers are cached by api/answer_cache.py: the groups need no cache of their
+    # own, and only an answer made here (not a cached one) is charged by its size.
     rows = await event_stats(conn, None, where, request)
+    await charge(http_request.scope, stats_size_charge(len(rows)))
     # the groups arrive as JSON text: put in place, not parsed and printed again
     body = b"".join((b'{"group_by":', orjson.dumps(list(request.group_by)), b',"data":', rows, b"}"))  # one copy
     return Response(body, media_type="application/json")

@@ -50,7 +50,7 @@ _STATE_AS_OF = "WITH versions_then AS (\n" \
     "    FROM record_versions v\n" \
     "   WHERE v.event_id = ANY(:ids) AND v.at <= :as_of AND v.generation IS NOT NULL\n" \
     "   ORDER BY v.table_name, v.record_key, v.generation DESC, v.id DESC\n)" + "".join(f""",
-{table} AS (
+{table} AS MATERIALIZED (
   SELECT r.* FROM versions_then v, jsonb_populate_record(NULL::public.{table}, v.image) r
    WHERE v.table_name = '{table}' AND v.image IS NOT NULL
 )""" for table in _PART_OF_EVENT) + "\n"
@@ -97,7 +97,7 @@ def tables_as_of(as_of: dt.datetime) -> list[CTE]:
     reads them as they stood at `as_of` (add them with `add_cte`)."""
     return [text(_TABLE_AS_OF.format(table=table.name))
             .bindparams(bindparam(f"as_of_{table.name}", as_of, type_=TIMESTAMP(timezone=True)))
-            .columns(*(column(c.name, c.type) for c in table.c)).cte(table.name)
+            .columns(*(column(c.name, c.type) for c in table.c)).cte(table.name).prefix_with("MATERIALIZED")
             for table in _LISTED_TABLES]
 
 

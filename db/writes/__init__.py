@@ -17,6 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db.api_keys import ApiPrincipal
+from db.engine import allow_long_statements
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,9 @@ async def writing_on(conn: AsyncConnection, who: str) -> AsyncIterator[AsyncConn
 
 async def start_writing(conn: AsyncConnection, who: str) -> None:
     """The start of every write transaction (see writing_on), in `conn`'s open one."""
+    # The long statement budget first: the read budget of the API's connections
+    # (db/engine.py) must cut short neither the wait for the generation's lock nor the write.
+    await allow_long_statements(conn)
     await conn.execute(text("""
         WITH moved AS (UPDATE data_generation SET generation = generation + 1 RETURNING 1)
         SELECT set_config('conflictkb.generation_bumped', 'on', true), set_config('conflictkb.actor', :who, true)
