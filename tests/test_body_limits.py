@@ -158,19 +158,20 @@ class RssWatch:
 
 
 @pytest.fixture
-def server(fresh_database_url: str, redis_url: str, keys):
+def server(fresh_database_url: str, redis_url: str, keys, tmp_path: Path):
     """The app under uvicorn in a process of its own, on the test's database."""
     port = _free_port()
+    log = (tmp_path / "server.log").open("wb")  # a file: a pipe nobody reads could fill and stall it
     env = {**os.environ, "DATABASE_URL": fresh_database_url, "REDIS_URL": redis_url,
            "CONFLICTKB_SECRET_KEY": TEST_SECRET, "CONFLICTKB_DATA_DIR": str(Path(__file__).parent.parent / "var/test")}
     proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app", "--host", "127.0.0.1",
                              "--port", str(port), "--log-level", "warning"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
         while True:
-            assert proc.poll() is None, proc.stderr.read().decode()
+            assert proc.poll() is None, (tmp_path / "server.log").read_text()
             try:
                 if httpx.get(url + "/healthz", timeout=1).status_code == 200:
                     break
@@ -182,6 +183,7 @@ def server(fresh_database_url: str, redis_url: str, keys):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+        log.close()
 
 
 async def _large_body() -> AsyncIterator[bytes]:
