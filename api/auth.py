@@ -151,10 +151,11 @@ class RequireKeyForReads:
         else:
             await self.app(scope, receive, send)
             return
-        await _refuse(problem, scope, receive, send)
+        await refuse(problem, scope, receive, send)
 
 
-async def _refuse(problem: Problem, scope: Scope, receive: Receive, send: Send) -> None:
+async def refuse(problem: Problem, scope: Scope, receive: Receive, send: Send) -> None:
+    """Answer `problem` from a middleware: a problem+json response, or a websocket closed."""
     if scope["type"] == "websocket":
         # Closed before it is accepted, the handshake is answered 403 (ASGI has no other way).
         await receive()  # websocket.connect

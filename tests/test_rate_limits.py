@@ -57,6 +57,7 @@ async def limited(database_url: str, redis_url: str, *, peer: str = "127.0.0.1",
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app, client=(peer, 4321))
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            http.app = manager.app  # for a test that speaks ASGI itself (a websocket)
             yield http
 
 
@@ -306,3 +307,23 @@ def test_two_server_processes_share_one_quota(database_url, redis_url, tmp_path)
     assert refused.status_code == 429 and refused.headers["content-type"] == "application/problem+json"
     assert refused.headers["ratelimit"].startswith('"anonymous";r=0;')
     assert other.status_code == 200 and _remaining(other) == 3
+
+
+async def test_a_websocket_past_the_quota_is_closed_before_it_is_accepted(database_url, redis_url):
+    me = _address()
+    async with limited(database_url, redis_url, rate_limit_anonymous=1) as http:
+        assert (await http.get(EVENTS, headers=_from(me))).status_code == 200
+        sent = []
+
+        async def receive():
+            return {"type": "websocket.connect"}
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {"type": "websocket", "path": "/graphql", "raw_path": b"/graphql", "query_string": b"",
+                 "headers": [(b"host", b"test"), (b"x-forwarded-for", me.encode())], "client": ("127.0.0.1", 1),
+                 "root_path": "", "scheme": "ws", "subprotocols": ["graphql-transport-ws"]}
+        await http.app(scope, receive, send)
+    assert [(m["type"], m["code"]) for m in sent] == [("websocket.close", 1008)]
+    assert "rate limit" in sent[0]["reason"]
