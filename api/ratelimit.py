@@ -37,7 +37,7 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import refuse, request_principal
-from api.errors import DATABASE_UNAVAILABLE, quota_exceeded
+from api.errors import DATABASE_UNAVAILABLE, internal_error, problem_response, quota_exceeded
 from api.settings import Settings
 from db.api_keys import ApiKeyRefused, ApiPrincipal
 from db.cost import Charge, QuotaExceeded, no_charge
@@ -162,15 +162,27 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
 
+        started = False
+
         async def send_with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 headers = MutableHeaders(raw=list(message["headers"]))
                 for name, value in quota.headers():
                     headers[name] = value
                 message = {**message, "headers": headers.raw}
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            # The app's 500 is sent by Starlette's outermost middleware, past this one: sent
+            # here, it carries the headers too (that middleware still logs the error and
+            # sends nothing more once a response has started).
+            if not started:
+                await problem_response(internal_error(), scope["path"])(scope, receive, send_with_headers)
+            raise
 
     async def _arrive(self, scope: Scope, limiter: RateLimiter, address: str) -> RequestQuota:
         """The request's account, its first unit paid; QuotaExceeded if it cannot be."""

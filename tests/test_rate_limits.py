@@ -53,9 +53,13 @@ async def limited(database_url: str, redis_url: str, *, peer: str = "127.0.0.1",
         await charge(request.scope, units)
         return {"charged": units}
 
+    async def broken() -> None:
+        raise RuntimeError("a bug")
+
     app.add_api_route("/test/expensive", expensive)  # outside /v1: a cached answer would skip its charge
+    app.add_api_route("/test/broken", broken)
     async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app, client=(peer, 4321))
+        transport = httpx.ASGITransport(app=manager.app, client=(peer, 4321), raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
             http.app = manager.app  # for a test that speaks ASGI itself (a websocket)
             yield http
@@ -85,12 +89,15 @@ async def test_every_answer_says_its_policy_and_what_is_left(database_url, redis
         second = await http.get(EVENTS, headers=_from(me))  # from the answer cache: it counts too
         missing = await http.get("/v1/events/not-an-id", headers=_from(me))
         invalid = await http.get("/v1/events?date_from=yesterday", headers=_from(me))
+        broken = await http.get("/test/broken", headers=_from(_address()))
         probe = await http.get("/healthz", headers=_from(me))
     assert first.status_code == 200 and second.headers["x-cache"] == "hit"
     assert first.headers["ratelimit-policy"] == '"anonymous";q=5;w=60'
     assert re.fullmatch(r'"anonymous";r=4;t=(60|59)', first.headers["ratelimit"])
     assert [_remaining(r) for r in (second, missing, invalid)] == [3, 2, 1]
     assert (missing.status_code, invalid.status_code) == (404, 422)
+    assert broken.status_code == 500 and broken.headers["content-type"] == "application/problem+json"
+    assert _remaining(broken) == 4
     assert probe.status_code == 200 and "ratelimit" not in probe.headers  # probes are free
 
 
