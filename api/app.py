@@ -34,8 +34,8 @@ from api.security_headers import install_security_headers
 from api.settings import Settings, normalise_database_url
 from db.cache import AnswerCache, GenerationReader
 from db.engine import make_engine
-from db.rate_limits import RateLimiter
 from db.pagination import CursorCodec
+from db.rate_limits import RateLimiter
 from schema.app import graphql_router
 from schema.context import GraphQLContext
 

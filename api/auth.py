@@ -166,6 +166,7 @@ async def key_problem(scope: Scope) -> Problem | None:
 
 
 async def refuse(problem: Problem, scope: Scope, receive: Receive, send: Send) -> None:
+    """Answer `problem` from a middleware: a problem+json response, or a websocket closed."""
     if scope["type"] == "websocket":
         # Closed before it is accepted, the handshake is answered 403 (ASGI has no other way).
         await receive()  # websocket.connect

@@ -90,6 +90,10 @@ def api_key_problem(exc: ApiKeyRefused | ApiRoleTooLow) -> Problem:
     return Problem(401, exc.detail, headers={"WWW-Authenticate": challenge})
 
 
+def internal_error() -> Problem:
+    return Problem(500, "The server failed to answer this request; it has been logged.")
+
+
 def quota_exceeded(exc: QuotaExceeded) -> Problem:
     """429, with the RateLimit headers and when to try again (api/ratelimit.py)."""
     return Problem(429, exc.detail, headers={**exc.headers, "Retry-After": str(exc.retry_after)})
@@ -251,5 +255,4 @@ def install_error_handlers(app: FastAPI) -> None:
             log.error("database unavailable on %s %s: %r", request.method, request.url.path, exc)
             return problem_response(database_unavailable(), request.url.path)
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem_response(Problem(500, "The server failed to answer this request; it has been logged."),
-                                request.url.path)
+        return problem_response(internal_error(), request.url.path)

@@ -6,7 +6,8 @@ client address is the peer's, or, when the peer is one of the trusted proxies
 (CONFLICTKB_TRUSTED_PROXIES), the nearest address in X-Forwarded-For that is not a
 trusted proxy. Every request pays one unit on arrival, in RateLimitMiddleware, in front
 of the answer cache (a cached answer counts); a route or a GraphQL operation charges
-more through `charge(scope, units)` once its cost is known. /healthz and /readyz are
+more through `charge(scope, units)` once its cost is known (a websocket pays one unit to
+connect, and is closed with 1008 when it cannot). /healthz and /readyz are
 free: a probe refused 429 would take a healthy server out of service.
 
 Failed authentication (an unknown, revoked or malformed key) costs the client address
@@ -35,8 +36,8 @@ from starlette.datastructures import MutableHeaders
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.auth import request_principal
-from api.errors import problem_response, quota_exceeded
+from api.auth import refuse, request_principal
+from api.errors import internal_error, problem_response, quota_exceeded
 from api.settings import Settings
 from db.api_keys import ApiKeyRefused, ApiPrincipal
 from db.cost import Charge, QuotaExceeded, no_charge
@@ -147,7 +148,7 @@ class RateLimitMiddleware:
         self.lockout_seconds = settings.failed_auth_lockout_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in FREE_PATHS:
+        if scope["type"] not in ("http", "websocket") or scope["path"] in FREE_PATHS:
             await self.app(scope, receive, send)
             return
         limiter: RateLimiter = scope["app"].state.rate_limiter
@@ -155,19 +156,34 @@ class RateLimitMiddleware:
         try:
             quota = await self._arrive(scope, limiter, address)
         except QuotaExceeded as exc:
-            await problem_response(quota_exceeded(exc), scope["path"])(scope, receive, send)
+            await refuse(quota_exceeded(exc), scope, receive, send)  # a websocket: closed before it is accepted
             return
         scope[CHARGE] = quota
+        if scope["type"] == "websocket":  # its connection paid; its operations charge the same quota
+            await self.app(scope, receive, send)
+            return
+
+        started = False
 
         async def send_with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 headers = MutableHeaders(raw=list(message["headers"]))
                 for name, value in quota.headers():
                     headers[name] = value
                 message = {**message, "headers": headers.raw}
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            # The app's 500 is sent by Starlette's outermost middleware, past this one: sent
+            # here, it carries the headers too (that middleware still logs the error and
+            # sends nothing more once a response has started).
+            if not started:
+                await problem_response(internal_error(), scope["path"])(scope, receive, send_with_headers)
+            raise
 
     async def _arrive(self, scope: Scope, limiter: RateLimiter, address: str) -> RequestQuota:
         """The request's account, its first unit paid; QuotaExceeded if it cannot be."""

@@ -170,6 +170,7 @@ class RateLimiter:
         self.in_process = InProcessCounters()
         self._retry_after = retry_after
         self._skip_redis_until = 0.0
+        self.redis_failures = 0  # since start: how often Redis failed and this process counted alone
 
     @property
     def redis_available(self) -> bool:
@@ -180,6 +181,7 @@ class RateLimiter:
             try:
                 result = await getattr(self._redis, method)(*args)
             except REDIS_TROUBLE as exc:
+                self.redis_failures += 1
                 if self.redis_available:  # once, not once per request that was waiting on it
                     log.warning("rate limits: Redis unavailable while %s (%s: %s); counting in this process, "
                                 "retrying Redis in %.0f s", doing, type(exc).__name__, exc, self._retry_after)

@@ -53,10 +53,15 @@ async def limited(database_url: str, redis_url: str, *, peer: str = "127.0.0.1",
         await charge(request.scope, units)
         return {"charged": units}
 
+    async def broken() -> None:
+        raise RuntimeError("a bug")
+
     app.add_api_route("/test/expensive", expensive)  # outside /v1: a cached answer would skip its charge
+    app.add_api_route("/test/broken", broken)
     async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app, client=(peer, 4321))
+        transport = httpx.ASGITransport(app=manager.app, client=(peer, 4321), raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            http.app = manager.app  # for a test that speaks ASGI itself (a websocket)
             yield http
 
 
@@ -84,12 +89,15 @@ async def test_every_answer_says_its_policy_and_what_is_left(database_url, redis
         second = await http.get(EVENTS, headers=_from(me))  # from the answer cache: it counts too
         missing = await http.get("/v1/events/not-an-id", headers=_from(me))
         invalid = await http.get("/v1/events?date_from=yesterday", headers=_from(me))
+        broken = await http.get("/test/broken", headers=_from(_address()))
         probe = await http.get("/healthz", headers=_from(me))
     assert first.status_code == 200 and second.headers["x-cache"] == "hit"
     assert first.headers["ratelimit-policy"] == '"anonymous";q=5;w=60'
     assert re.fullmatch(r'"anonymous";r=4;t=(60|59)', first.headers["ratelimit"])
     assert [_remaining(r) for r in (second, missing, invalid)] == [3, 2, 1]
     assert (missing.status_code, invalid.status_code) == (404, 422)
+    assert broken.status_code == 500 and broken.headers["content-type"] == "application/problem+json"
+    assert _remaining(broken) == 4
     assert probe.status_code == 200 and "ratelimit" not in probe.headers  # probes are free
 
 
@@ -306,3 +314,23 @@ def test_two_server_processes_share_one_quota(database_url, redis_url, tmp_path)
     assert refused.status_code == 429 and refused.headers["content-type"] == "application/problem+json"
     assert refused.headers["ratelimit"].startswith('"anonymous";r=0;')
     assert other.status_code == 200 and _remaining(other) == 3
+
+
+async def test_a_websocket_past_the_quota_is_closed_before_it_is_accepted(database_url, redis_url):
+    me = _address()
+    async with limited(database_url, redis_url, rate_limit_anonymous=1) as http:
+        assert (await http.get(EVENTS, headers=_from(me))).status_code == 200
+        sent = []
+
+        async def receive():
+            return {"type": "websocket.connect"}
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {"type": "websocket", "path": "/graphql", "raw_path": b"/graphql", "query_string": b"",
+                 "headers": [(b"host", b"test"), (b"x-forwarded-for", me.encode())], "client": ("127.0.0.1", 1),
+                 "root_path": "", "scheme": "ws", "subprotocols": ["graphql-transport-ws"]}
+        await http.app(scope, receive, send)
+    assert [(m["type"], m["code"]) for m in sent] == [("websocket.close", 1008)]
+    assert "rate limit" in sent[0]["reason"]
