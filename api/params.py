@@ -13,6 +13,7 @@ from api.errors import Problem
 from db.filters import EventFilter, EventWhere, parse_bbox, parse_near
 from db.pagination import PageRequest
 from db.queries.claims import ClaimFilter
+from db.queries.vocabulary import in_vocabulary
 
 AttributionStatus = Literal["confirmed", "alleged", "contested", "unknown"]
 Stance = Literal["asserts", "denies", "uncertain", "concedes"]
@@ -21,6 +22,9 @@ EventSortName = Literal["-date", "date", "-fatalities", "fatalities", "relevance
 # Counts are stored as 32-bit integers; a larger bound is an error, not an overflow.
 MAX_COUNT = 2**31 - 1
 
+
+# A text parameter given empty (`bbox=`, as a form with the field left blank sends it)
+# is as if not given, as the OpenAPI document says of them (a text with no minimum length).
 
 # The dependencies below do no I/O but are `async def`: FastAPI runs a plain `def`
 # dependency in a worker thread, a thread hop per parameter group per request.
@@ -31,8 +35,10 @@ async def event_filter(
     admin1: Annotated[list[str], Query(description="Province or governorate name, any alias or spelling; repeatable.")] = [],
     admin2: Annotated[list[str], Query(description="District name, any alias or spelling; repeatable.")] = [],
     place: Annotated[list[str], Query(description="Place id or name; includes everything inside it; repeatable.")] = [],
-    event_type: Annotated[list[str], Query(description="ACLED event type; repeatable.")] = [],
-    sub_event_type: Annotated[list[str], Query(description="ACLED sub-event type; repeatable.")] = [],
+    event_type: Annotated[list[str], Query(description="ACLED event type; repeatable.",
+                                           json_schema_extra=in_vocabulary("event_types"))] = [],
+    sub_event_type: Annotated[list[str], Query(description="ACLED sub-event type; repeatable.",
+                                               json_schema_extra=in_vocabulary("sub_event_types"))] = [],
     actor: Annotated[list[str], Query(description="Actor id, name or alias, in any role; repeatable.")] = [],
     perpetrator: Annotated[list[str], Query(description="Actor id, name or alias as perpetrator.")] = [],
     target: Annotated[list[str], Query(description="Actor id, name or alias as target.")] = [],
@@ -52,7 +58,7 @@ async def event_filter(
                                        '{"_or": [{"admin1": "Hasakah"}, {"country": "IRQ"}]}.')] = None,
 ) -> EventFilter:
     try:
-        parsed_where = EventWhere.model_validate_json(where).to_filter() if where is not None else None
+        parsed_where = EventWhere.model_validate_json(where).to_filter() if where else None
     except ValidationError as exc:
         errors = [{"name": "where", "in": "query",
                    "reason": f"{'.'.join(map(str, e['loc'])) or 'JSON'}: {e['msg']}"} for e in exc.errors()]
@@ -63,8 +69,8 @@ async def event_filter(
         actor=tuple(actor), perpetrator=tuple(perpetrator), target=tuple(target), claimant=tuple(claimant),
         attribution=tuple(attribution), external_id=tuple(external_id), min_fatalities=min_fatalities,
         max_fatalities=max_fatalities, min_civilian_fatalities=min_civilian_fatalities,
-        include_members=include_members, bbox=parse_bbox(bbox) if bbox is not None else None,
-        near=parse_near(near) if near is not None else None, q=q,
+        include_members=include_members, bbox=parse_bbox(bbox) if bbox else None,
+        near=parse_near(near) if near else None, q=q or None,
     )
     return given.combined_with(parsed_where) if parsed_where else given
 
@@ -74,13 +80,14 @@ async def page_params(
     cursor: Annotated[str | None, Query(description="Opaque cursor from a previous page's next_cursor.")] = None,
     count: Annotated[bool, Query(description="Add the total number of matches.")] = False,
 ) -> PageRequest:
-    return PageRequest(limit=limit, cursor=cursor, count=count)
+    return PageRequest(limit=limit, cursor=cursor or None, count=count)
 
 
 async def claim_filter(
     claimant: Annotated[list[str], Query(description="Claimant id, name or alias; repeatable.")] = [],
     stance: Annotated[list[Stance], Query(description="asserts, denies, uncertain or concedes; repeatable.")] = [],
-    predicate: Annotated[list[str], Query(description="e.g. perpetrator, civilian_fatalities; repeatable.")] = [],
+    predicate: Annotated[list[str], Query(description="e.g. perpetrator, civilian_fatalities; repeatable.",
+                                          json_schema_extra=in_vocabulary("predicates"))] = [],
 ) -> ClaimFilter:
     return ClaimFilter(claimant=tuple(claimant), stance=tuple(stance), predicate=tuple(predicate))
 
@@ -99,7 +106,7 @@ def sparse_fields(model: type[BaseModel], not_in_lists: frozenset[str] = frozens
     async def fields_param(fields: Annotated[str | None, Query(
             description=f"Comma-separated keys to return per item: {', '.join(sorted(allowed))}.")] = None,
     ) -> frozenset[str] | None:
-        if fields is None:
+        if not fields:
             return None
         names = {name.strip() for name in fields.split(",") if name.strip()}
         unknown = sorted(names - allowed)

@@ -7,11 +7,11 @@ from fastapi import APIRouter, Query
 from api.deps import Codec, ReadConn
 from api.errors import Problem
 from api.responses import JSONResponse
-from api.schemas import PROBLEM_RESPONSES, ChangeFeed
+from api.schemas import ChangeFeed
 from db.pagination import CursorError
 from db.queries.history import list_changes
 
-router = APIRouter(tags=["changes"], responses=PROBLEM_RESPONSES)
+router = APIRouter(tags=["changes"])
 
 
 @router.get("/changes", response_model=ChangeFeed, response_class=JSONResponse)
@@ -26,6 +26,6 @@ async def get_changes(
     reading the record (GET /v1/<type>s/<id>; deleted ones answer 410) and keeps
     next_cursor for its next call. The feed never skips a write that commits later."""
     try:
-        return JSONResponse(await list_changes(conn, since, limit, codec))
+        return JSONResponse(await list_changes(conn, since or None, limit, codec))
     except CursorError as exc:
         raise Problem(400, f"since: {exc}", errors=[{"name": "since", "in": "query", "reason": str(exc)}]) from exc

@@ -6,12 +6,13 @@ import time
 from fastapi import APIRouter, Request
 
 from api.responses import JSONResponse
+from api.schemas import Health, Readiness
 from db.engine import ping
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", response_model=Health, response_class=JSONResponse)
 async def healthz():
     """The process is alive (it checks nothing else)."""
     return JSONResponse({"status": "ok"})
@@ -26,7 +27,8 @@ async def _timed(check, timeout: float) -> dict:
     return {"status": "ok", "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
 
 
-@router.get("/readyz")
+@router.get("/readyz", response_model=Readiness, response_class=JSONResponse, responses={
+    503: {"model": Readiness, "description": "PostgreSQL is not reachable."}})
 async def readyz(request: Request):
     """PostgreSQL and Redis reachable? 503 without PostgreSQL; Redis down is `degraded`
     (answers still come from PostgreSQL)."""
