@@ -18,7 +18,6 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, Timeout
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
-from starlette.routing import Match
 
 from db.api_keys import ApiKeyRefused, ApiRoleTooLow
 from db.engine import is_unstorable_text
@@ -154,14 +153,14 @@ def _validation_errors(request: Request, exc: RequestValidationError) -> list[di
     return errors
 
 
-def method_not_allowed(request: Request) -> Response:
+def method_not_allowed(request: Request, starlette_allow: str) -> Response:
     """A method the path does not take: 405 with every method it does take in `Allow`
     (Starlette's names those of the first route of the path only, GET where PATCH and
     DELETE are routes of their own); OPTIONS is answered 204 with the same `Allow`."""
-    methods = {"OPTIONS"}
-    for route in request.app.router.routes:
-        if route.matches(request.scope)[0] != Match.NONE:
-            methods |= set(getattr(route, "methods", None) or ())
+    from api.openapi import documented_methods  # (it imports the schemas, which come after)
+
+    methods = {"OPTIONS", *(m.strip() for m in starlette_allow.split(",") if m.strip())}
+    methods |= documented_methods(request.app, request.url.path)
     if "GET" in methods:
         methods.add("HEAD")
     allow = {"Allow": ", ".join(sorted(methods))}
@@ -212,7 +211,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         if exc.status_code == 405:
-            return method_not_allowed(request)
+            return method_not_allowed(request, (getattr(exc, "headers", None) or {}).get("Allow", ""))
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"There is no resource at {request.url.path}."
         return problem_response(Problem(exc.status_code, detail, headers=getattr(exc, "headers", None)),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI
@@ -87,7 +88,7 @@ def problem_statuses(path: str, method: str, operation: dict[str, Any], *, keys_
     if path.startswith("/v1/"):  # (api/params.py check_query_params: unknown parameters too)
         statuses.add(422)
     if method in WRITE_METHODS or "requestBody" in operation:
-        statuses.add(413)
+        statuses |= {400, 413}  # (400: a body that is not JSON)
     if by_id:
         statuses |= {404, 410}
         if method == "get" and any(path.startswith(prefix) for prefix in mergeable):
@@ -179,6 +180,17 @@ async def load_vocabularies(app: FastAPI, engine: AsyncEngine) -> None:
             app.state.vocabulary_values = vocabulary_values(await vocabularies(conn) or {})
     except Exception as exc:  # the document is not worth failing to start for
         log.warning("the OpenAPI document goes without enums: vocabularies not read (%s)", exc)
+
+
+def documented_methods(app: FastAPI, path: str) -> set[str]:
+    """The methods the OpenAPI document lists for the path `path` falls under."""
+    templates = getattr(app.state, "documented_paths", None)
+    if templates is None:
+        templates = app.state.documented_paths = [
+            (re.compile("^" + re.sub(r"\\{[^}/]+\\}", "[^/]+", re.escape(template)) + "$"),
+             {method.upper() for method in operations})
+            for template, operations in app.openapi().get("paths", {}).items()]
+    return {method for pattern, methods in templates if pattern.match(path) for method in methods}
 
 
 def install_openapi(app: FastAPI, *, keys_for_reads: bool) -> None:

@@ -1,13 +1,14 @@
 """Query parameters shared by the REST routes, turned into the query layer's objects."""
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from types import UnionType
 from typing import Annotated, Literal, Union, get_args, get_origin
 
 from fastapi import Depends, Query, Request
 from fastapi.dependencies.models import Dependant
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, BeforeValidator, ValidationError, WithJsonSchema
 
 from api.errors import Problem
 from db.filters import EventFilter, EventWhere, parse_bbox, parse_near
@@ -19,6 +20,30 @@ AttributionStatus = Literal["confirmed", "alleged", "contested", "unknown"]
 Stance = Literal["asserts", "denies", "uncertain", "concedes"]
 EventSortName = Literal["-date", "date", "-fatalities", "fatalities", "relevance", "distance"]
 
+def _iso_date(value: object) -> object:
+    """A date as its JSON schema (`format: date`) says: YYYY-MM-DD (pydantic alone also
+    takes `0`, as a Unix time)."""
+    if isinstance(value, str) and not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+        raise ValueError("must be a date, YYYY-MM-DD")
+    return value
+
+
+IsoDate = Annotated[dt.date, BeforeValidator(_iso_date)]
+
+# What the API takes as a time: ISO 8601 with or without seconds and an offset (none:
+# UTC). Not `format: date-time`, which wants the offset; the schema says this pattern.
+ISO_DATETIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2})?$"
+
+
+def _iso_datetime(value: object) -> object:
+    if isinstance(value, str) and not re.fullmatch(ISO_DATETIME, value):
+        raise ValueError("must be an ISO time, YYYY-MM-DDTHH:MM[:SS[.ffffff]][Z|±HH:MM]")
+    return value
+
+
+IsoDateTime = Annotated[dt.datetime, BeforeValidator(_iso_datetime), WithJsonSchema(
+    {"type": "string", "pattern": ISO_DATETIME})]
+
 # Counts are stored as 32-bit integers; a larger bound is an error, not an overflow.
 MAX_COUNT = 2**31 - 1
 
@@ -29,8 +54,8 @@ MAX_COUNT = 2**31 - 1
 # The dependencies below do no I/O but are `async def`: FastAPI runs a plain `def`
 # dependency in a worker thread, a thread hop per parameter group per request.
 async def event_filter(
-    date_from: Annotated[dt.date | None, Query(description="Events whose interval ends on or after this ISO date.")] = None,
-    date_to: Annotated[dt.date | None, Query(description="Events whose interval starts on or before this ISO date.")] = None,
+    date_from: Annotated[IsoDate | None, Query(description="Events whose interval ends on or after this ISO date.")] = None,
+    date_to: Annotated[IsoDate | None, Query(description="Events whose interval starts on or before this ISO date.")] = None,
     country: Annotated[list[str], Query(description="ISO3/ISO2 code or name (any alias); repeatable.")] = [],
     admin1: Annotated[list[str], Query(description="Province or governorate name, any alias or spelling; repeatable.")] = [],
     admin2: Annotated[list[str], Query(description="District name, any alias or spelling; repeatable.")] = [],

@@ -26,7 +26,15 @@ SEED = int(os.environ.get("CONFLICTKB_FUZZ_SEED", "13"))
 def _config(**extra) -> SchemathesisConfig:
     return SchemathesisConfig.from_dict({
         "seed": SEED,
-        "generation": {"max-examples": EXAMPLES, "deterministic": False},
+        "generation": {"max-examples": EXAMPLES, "allow-x00": False},
+        "checks": {
+            # Valid-looking is not enough where a value must name a record: a filter or a
+            # body naming a place, an actor or an event that is not there is a 422 naming
+            # it, a stale If-Match a 412, a deleted record's id a 410, a cursor the API did
+            # not make a 400 (README).
+            "positive_data_acceptance": {"expected-statuses": ["2xx", "3xx", "400", "401", "403", "404", "409", "410",
+                                                               "412", "422", "429", "5xx"]},
+        },
         **extra,
     })
 
@@ -42,9 +50,9 @@ def _failures(schema) -> list[str]:
                 for check in checks:
                     if check.status == Status.FAILURE:
                         case = recorder.cases[case_id].value
-                        info = check.failure_info
-                        found.append(f"{check.name}: {case.as_curl_command()}\n    "
-                                     f"{getattr(info.failure, 'title', '')}: {getattr(info.failure, 'message', '')}"[:1500])
+                        failure = check.failure_info.failure
+                        found.append(f"{check.name}: {case.as_curl_command()}\n    {failure.title}: "
+                                     f"{failure.message.splitlines()[0] if failure.message else ''}"[:600])
         elif isinstance(event, events.NonFatalError | events.FatalError):
             found.append(f"error: {getattr(event, 'label', '')}: {event.info.message if hasattr(event, 'info') else event}")
     return sorted(set(found))
@@ -56,7 +64,9 @@ def editor_app(fresh_database_url, redis_url):
 
 
 def test_openapi_document_holds_under_fuzzing(editor_app, keys):
-    schema = openapi.from_asgi("/openapi.json", editor_app, config=_config(headers=as_(keys["editor"])))
+    # /graphql is fuzzed through its GraphQL schema (below), which says what a request holds
+    schema = openapi.from_asgi("/openapi.json", editor_app, config=_config(headers=as_(keys["editor"]))
+                               ).exclude(path="/graphql")
     failures = _failures(schema)
     assert not failures, "\n".join(failures)
 

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.deps import AnswerCacheDep, Codec, ReadConn
 from api.errors import NotFound, Problem, absent
-from api.params import ClaimFilterDep, EventFilterDep, EventSortName, PageDep, sparse_fields
+from api.params import ClaimFilterDep, EventFilterDep, EventSortName, IsoDateTime, PageDep, sparse_fields
 from api.responses import JSONResponse, page_response
 from api.schemas import Attribution, Claim, Event, EventMatch, HistoryEntry, ListOf, listed
 from db.filters import FilterError
@@ -23,7 +23,7 @@ EventFields = Annotated[frozenset[str] | None, Depends(sparse_fields(
 ClaimFields = Annotated[frozenset[str] | None, Depends(sparse_fields(Claim))]
 
 
-AsOf = Annotated[dt.datetime | None, Query(
+AsOf = Annotated[IsoDateTime | None, Query(
     description="An ISO timestamp (UTC if it has no offset): the knowledge base as it stood then.")]
 
 
