@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from api.openapi import documented_methods
 from db.api_keys import ApiKeyRefused, ApiRoleTooLow
 from db.engine import is_unstorable_text
 from db.filters import FilterError
@@ -157,8 +158,6 @@ def method_not_allowed(request: Request, starlette_allow: str) -> Response:
     """A method the path does not take: 405 with every method it does take in `Allow`
     (Starlette's names those of the first route of the path only, GET where PATCH and
     DELETE are routes of their own); OPTIONS is answered 204 with the same `Allow`."""
-    from api.openapi import documented_methods  # (it imports the schemas, which come after)
-
     methods = {"OPTIONS", *(m.strip() for m in starlette_allow.split(",") if m.strip())}
     methods |= documented_methods(request.app, request.url.path)
     if "GET" in methods:

@@ -9,6 +9,7 @@ from typing import Annotated, Literal, Union, get_args, get_origin
 from fastapi import Depends, Query, Request
 from fastapi.dependencies.models import Dependant
 from pydantic import BaseModel, BeforeValidator, ValidationError, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
 from api.errors import Problem
 from db.filters import EventFilter, EventWhere, parse_bbox, parse_near
@@ -24,7 +25,7 @@ def _iso_date(value: object) -> object:
     """A date as its JSON schema (`format: date`) says: YYYY-MM-DD (pydantic alone also
     takes `0`, as a Unix time)."""
     if isinstance(value, str) and not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
-        raise ValueError("must be a date, YYYY-MM-DD")
+        raise PydanticCustomError("date_format", "must be a date, YYYY-MM-DD")
     return value
 
 
@@ -37,7 +38,7 @@ ISO_DATETIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0
 
 def _iso_datetime(value: object) -> object:
     if isinstance(value, str) and not re.fullmatch(ISO_DATETIME, value):
-        raise ValueError("must be an ISO time, YYYY-MM-DDTHH:MM[:SS[.ffffff]][Z|±HH:MM]")
+        raise PydanticCustomError("datetime_format", "must be an ISO time, YYYY-MM-DDTHH:MM[:SS[.ffffff]][Z|±HH:MM]")
     return value
 
 
