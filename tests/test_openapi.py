@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import AIRSTRIKE, as_, event_url
+from api.settings import Settings
+from tests.conftest import AIRSTRIKE, TEST_DATA_DIR, TEST_SECRET, app_client, as_, event_url
 
 WRITE_STATUSES = {"401", "403", "413", "422", "429", "503"}
 
@@ -115,3 +116,12 @@ async def test_a_time_is_what_its_pattern_says(client, document, as_of):
     assert (await client.get("/v1/events", params={"as_of": "2026-01-01T00:00"})).status_code == 200
     parameter = next(p for p in document["paths"]["/v1/events"]["get"]["parameters"] if p["name"] == "as_of")
     assert "pattern" in parameter["schema"]["anyOf"][0]
+
+
+async def test_with_keys_for_reads_every_operation_declares_401(database_url, redis_url):
+    settings = Settings(secret_key=TEST_SECRET, data_dir=TEST_DATA_DIR, require_key_for_reads=True)
+    async with app_client(database_url, redis_url, settings) as http:
+        document = (await http.get("/openapi.json")).json()
+    for path, method, operation in _operations(document):
+        if path.startswith(("/v1/", "/graphql")):
+            assert {"401", "403"} <= set(operation["responses"]), (method, path)
