@@ -50,7 +50,8 @@ MAX_COUNT = 2**31 - 1
 
 
 # A text parameter given empty (`bbox=`, as a form with the field left blank sends it)
-# is as if not given, as the OpenAPI document says of them (a text with no minimum length).
+# is as if not given, as the OpenAPI document says of them (a text with no minimum
+# length); but for a cursor.
 
 # The dependencies below do no I/O but are `async def`: FastAPI runs a plain `def`
 # dependency in a worker thread, a thread hop per parameter group per request.
@@ -103,10 +104,12 @@ async def event_filter(
 
 async def page_params(
     limit: Annotated[int, Query(ge=1, le=500, description="Page size (at most 500).")] = 50,
-    cursor: Annotated[str | None, Query(description="Opaque cursor from a previous page's next_cursor.")] = None,
+    # (never empty: a client that sent a null next_cursor back must not be given page one again, for ever)
+    cursor: Annotated[str | None, Query(description="Opaque cursor from a previous page's next_cursor.",
+                                        json_schema_extra={"minLength": 1})] = None,
     count: Annotated[bool, Query(description="Add the total number of matches.")] = False,
 ) -> PageRequest:
-    return PageRequest(limit=limit, cursor=cursor or None, count=count)
+    return PageRequest(limit=limit, cursor=cursor, count=count)
 
 
 async def claim_filter(

@@ -96,12 +96,18 @@ async def test_options_and_405_name_every_method_of_the_path(fresh_client, keys)
     assert set(wrong.headers["allow"].split(", ")) == {"GET", "HEAD", "POST", "OPTIONS"}
 
 
-@pytest.mark.parametrize("params", [{"fields": ""}, {"bbox": ""}, {"near": ""}, {"q": ""}, {"where": ""},
-                                    {"cursor": ""}])
+@pytest.mark.parametrize("params", [{"fields": ""}, {"bbox": ""}, {"near": ""}, {"q": ""}, {"where": ""}])
 async def test_an_empty_text_parameter_is_as_if_not_given(client, params):
     response = await client.get("/v1/events", params=params)
     assert response.status_code == 200, response.text
     assert response.json() == (await client.get("/v1/events")).json()
+
+
+async def test_an_empty_cursor_is_refused_as_the_document_says(client, document):
+    # a client sending back a null next_cursor must not be given the first page again
+    assert (await client.get("/v1/events", params={"cursor": ""})).status_code == 400
+    cursor = next(p for p in document["paths"]["/v1/events"]["get"]["parameters"] if p["name"] == "cursor")
+    assert cursor["schema"]["minLength"] == 1
 
 
 async def test_a_date_is_what_its_format_says(client):

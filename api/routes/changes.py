@@ -17,7 +17,8 @@ router = APIRouter(tags=["changes"])
 @router.get("/changes", response_model=ChangeFeed, response_class=JSONResponse)
 async def get_changes(
     conn: ReadConn, codec: Codec,
-    since: Annotated[str | None, Query(description="The next_cursor of your last answer; none: from the start.")] = None,
+    since: Annotated[str | None, Query(description="The next_cursor of your last answer; none: from the start.",
+                                       json_schema_extra={"minLength": 1})] = None,
     limit: Annotated[int, Query(ge=1, le=10_000, description="At most this many changes.")] = 1000,
 ):
     """Records created, updated, deleted or merged, in the order the writes committed: one
@@ -26,6 +27,6 @@ async def get_changes(
     reading the record (GET /v1/<type>s/<id>; deleted ones answer 410) and keeps
     next_cursor for its next call. The feed never skips a write that commits later."""
     try:
-        return JSONResponse(await list_changes(conn, since or None, limit, codec))
+        return JSONResponse(await list_changes(conn, since, limit, codec))
     except CursorError as exc:
         raise Problem(400, f"since: {exc}", errors=[{"name": "since", "in": "query", "reason": str(exc)}]) from exc
