@@ -17,8 +17,8 @@ router = APIRouter(tags=["changes"])
 @router.get("/changes", response_model=ChangeFeed, response_class=JSONResponse)
 async def get_changes(
     conn: ReadConn, codec: Codec,
-    since: Annotated[str | None, Query(description="The next_cursor of your last answer; none: from the start.",
-                                       json_schema_extra={"minLength": 1})] = None,
+    since: Annotated[str | None, Query(description="The next_cursor of your last answer; none (or empty): "
+                                                   "from the start.")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000, description="At most this many changes.")] = 1000,
 ):
     """Records created, updated, deleted or merged, in the order the writes committed: one
