@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install clean-data bench-data bench bench-ratelimit
+.PHONY: run test install clean-data bench-data bench bench-ratelimit fuzz
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "conflictkb needs Python 3.11 or newer (PYTHON=$(PYTHON))")'
@@ -22,6 +22,13 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest
+
+# schemathesis over the OpenAPI document and the GraphQL schema, longer than the suite's
+# bounded run (tests/test_fuzz.py): FUZZ_EXAMPLES examples per operation, seed FUZZ_SEED.
+FUZZ_EXAMPLES ?= 100
+FUZZ_SEED     ?= 13
+fuzz: $(STAMP)
+	CONFLICTKB_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) CONFLICTKB_FUZZ_SEED=$(FUZZ_SEED) $(BIN)/pytest tests/test_fuzz.py -n 1
 
 # Deletes the local database and cache (./var or CONFLICTKB_DATA_DIR).
 clean-data:

@@ -17,6 +17,7 @@ from api.body_limits import BodyLimitMiddleware
 from api.deps import AnswerCacheDep, Codec, request_connection
 from api.errors import install_error_handlers
 from api.middleware import ETagMiddleware, HeadAsGetMiddleware, IsalGZipMiddleware
+from api.openapi import install_openapi, load_vocabularies
 from api.params import check_query_params
 from api.ratelimit import RateLimitMiddleware, request_charge
 from api.routes import (
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         app.state.redis = redis.from_url(redis_url, socket_timeout=settings.redis_timeout_seconds,
                                          socket_connect_timeout=settings.redis_timeout_seconds)
         app.state.cursor_codec = CursorCodec(settings.cursor_key)
+        await load_vocabularies(app, app.state.engine)  # the OpenAPI document's enums
         app.state.read_generation = GenerationReader(database_url)
         app.state.answer_cache = AnswerCache(app.state.redis, app.state.read_generation,
                                              retry_after=settings.redis_retry_seconds)
@@ -99,6 +101,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
 
     app = FastAPI(title="conflictkb", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     install_error_handlers(app)
+    install_openapi(app, keys_for_reads=settings.require_key_for_reads)
     # Added innermost first: the answer cache (api/answer_cache.py) keeps plain bodies;
     # the key check for reads in front of it (a hit answers before any route runs); ETags
     # on the bodies; HEAD outside (the tag of the body it drops); gzip; CORS outermost.

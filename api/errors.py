@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from api.openapi import documented_methods
 from db.api_keys import ApiKeyRefused, ApiRoleTooLow
 from db.cost import CostLimitExceeded, QuotaExceeded
 from db.engine import DATABASE_ERRORS, DATABASE_RETRY_AFTER_SECONDS, is_database_unavailable, is_unstorable_text
@@ -174,6 +175,21 @@ def _validation_errors(request: Request, exc: RequestValidationError) -> list[di
     return errors
 
 
+def method_not_allowed(request: Request, starlette_allow: str) -> Response:
+    """A method the path does not take: 405 with every method it does take in `Allow`
+    (Starlette's names those of the first route of the path only, GET where PATCH and
+    DELETE are routes of their own); OPTIONS is answered 204 with the same `Allow`."""
+    methods = {"OPTIONS", *(m.strip() for m in starlette_allow.split(",") if m.strip())}
+    methods |= documented_methods(request.app, request.url.path)
+    if "GET" in methods:
+        methods.add("HEAD")
+    allow = {"Allow": ", ".join(sorted(methods))}
+    if request.method == "OPTIONS":
+        return Response(status_code=204, headers=allow)
+    return problem_response(Problem(405, f"{request.method} is not a method of {request.url.path}; it takes "
+                                         f"{allow['Allow']}.", headers=allow), request.url.path)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> Response:
@@ -222,6 +238,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 405:
+            return method_not_allowed(request, (getattr(exc, "headers", None) or {}).get("Allow", ""))
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"There is no resource at {request.url.path}."
         return problem_response(Problem(exc.status_code, detail, headers=getattr(exc, "headers", None)),

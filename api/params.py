@@ -1,13 +1,15 @@
 """Query parameters shared by the REST routes, turned into the query layer's objects."""
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from types import UnionType
 from typing import Annotated, Literal, Union, get_args, get_origin
 
 from fastapi import Depends, Query, Request
 from fastapi.dependencies.models import Dependant
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, BeforeValidator, ValidationError, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
 from api.errors import Problem
 from api.ratelimit import charge
@@ -15,26 +17,57 @@ from db.cost import LIMITS, at_most, check_filter, filter_charge, page_charge
 from db.filters import EventFilter, EventWhere, parse_bbox, parse_near
 from db.pagination import PageRequest
 from db.queries.claims import ClaimFilter
+from db.queries.vocabulary import in_vocabulary
 
 AttributionStatus = Literal["confirmed", "alleged", "contested", "unknown"]
 Stance = Literal["asserts", "denies", "uncertain", "concedes"]
 EventSortName = Literal["-date", "date", "-fatalities", "fatalities", "relevance", "distance"]
 
+def _iso_date(value: object) -> object:
+    """A date as its JSON schema (`format: date`) says: YYYY-MM-DD (pydantic alone also
+    takes `0`, as a Unix time)."""
+    if isinstance(value, str) and not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+        raise PydanticCustomError("date_format", "must be a date, YYYY-MM-DD")
+    return value
+
+
+IsoDate = Annotated[dt.date, BeforeValidator(_iso_date)]
+
+# What the API takes as a time: ISO 8601 with or without seconds and an offset (none:
+# UTC). Not `format: date-time`, which wants the offset; the schema says this pattern.
+ISO_DATETIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2})?$"
+
+
+def _iso_datetime(value: object) -> object:
+    if isinstance(value, str) and not re.fullmatch(ISO_DATETIME, value):
+        raise PydanticCustomError("datetime_format", "must be an ISO time, YYYY-MM-DDTHH:MM[:SS[.ffffff]][Z|±HH:MM]")
+    return value
+
+
+IsoDateTime = Annotated[dt.datetime, BeforeValidator(_iso_datetime), WithJsonSchema(
+    {"type": "string", "pattern": ISO_DATETIME})]
+
 # Counts are stored as 32-bit integers; a larger bound is an error, not an overflow.
 MAX_COUNT = 2**31 - 1
 
 
+# A text parameter given empty (`bbox=`, as a form with the field left blank sends it)
+# is as if not given, as the OpenAPI document says of them (a text with no minimum
+# length); but for a cursor.
+
 # The dependencies below do no I/O but are `async def`: FastAPI runs a plain `def`
 # dependency in a worker thread, a thread hop per parameter group per request.
 async def event_filter(
-    date_from: Annotated[dt.date | None, Query(description="Events whose interval ends on or after this ISO date.")] = None,
-    date_to: Annotated[dt.date | None, Query(description="Events whose interval starts on or before this ISO date.")] = None,
+    date_from: Annotated[IsoDate | None, Query(description="Events whose interval ends on or after this ISO date.")] = None,
+    date_to: Annotated[IsoDate | None, Query(description="Events whose interval starts on or before this ISO date.")] = None,
     country: Annotated[list[str], Query(description="ISO3/ISO2 code or name (any alias); repeatable.")] = [],
     admin1: Annotated[list[str], Query(description="Province or governorate name, any alias or spelling; repeatable.")] = [],
     admin2: Annotated[list[str], Query(description="District name, any alias or spelling; repeatable.")] = [],
     place: Annotated[list[str], Query(description="Place id or name; includes everything inside it; repeatable.")] = [],
-    event_type: Annotated[list[str], Query(description="ACLED event type; repeatable.")] = [],
-    sub_event_type: Annotated[list[str], Query(description="ACLED sub-event type; repeatable.")] = [],
+    event_type: Annotated[list[str], Query(description="ACLED event type; repeatable.",
+                                           json_schema_extra=in_vocabulary("event_types"))] = [],
+    sub_event_type: Annotated[list[str], Query(description="ACLED sub-event type; repeatable.",
+                                               json_schema_extra=in_vocabulary("sub_event_types"))] = [],
     actor: Annotated[list[str], Query(description="Actor id, name or alias, in any role; repeatable.")] = [],
     perpetrator: Annotated[list[str], Query(description="Actor id, name or alias as perpetrator.")] = [],
     target: Annotated[list[str], Query(description="Actor id, name or alias as target.")] = [],
@@ -54,7 +87,7 @@ async def event_filter(
                                        '{"_or": [{"admin1": "Hasakah"}, {"country": "IRQ"}]}.')] = None,
 ) -> EventFilter:
     try:
-        parsed_where = EventWhere.model_validate_json(where).to_filter() if where is not None else None
+        parsed_where = EventWhere.model_validate_json(where).to_filter() if where else None
     except ValidationError as exc:
         errors = [{"name": "where", "in": "query",
                    "reason": f"{'.'.join(map(str, e['loc'])) or 'JSON'}: {e['msg']}"} for e in exc.errors()]
@@ -65,8 +98,8 @@ async def event_filter(
         actor=tuple(actor), perpetrator=tuple(perpetrator), target=tuple(target), claimant=tuple(claimant),
         attribution=tuple(attribution), external_id=tuple(external_id), min_fatalities=min_fatalities,
         max_fatalities=max_fatalities, min_civilian_fatalities=min_civilian_fatalities,
-        include_members=include_members, bbox=parse_bbox(bbox) if bbox is not None else None,
-        near=parse_near(near) if near is not None else None, q=q,
+        include_members=include_members, bbox=parse_bbox(bbox) if bbox else None,
+        near=parse_near(near) if near else None, q=q or None,
     )
     return given.combined_with(parsed_where) if parsed_where else given
 
@@ -82,7 +115,9 @@ async def page_params(
     request: Request,
     limit: Annotated[int, Query(ge=1, le=LIMITS.page_size,
                                 description=f"Page size (at most {LIMITS.page_size}).")] = 50,
-    cursor: Annotated[str | None, Query(description="Opaque cursor from a previous page's next_cursor.")] = None,
+    # (never empty: a client that sent a null next_cursor back must not be given page one again, for ever)
+    cursor: Annotated[str | None, Query(description="Opaque cursor from a previous page's next_cursor.",
+                                        json_schema_extra={"minLength": 1})] = None,
     count: Annotated[bool, Query(description="Add the total number of matches.")] = False,
 ) -> PageRequest:
     # (the most, LIMITS.page_size, is checked by the declaration, which the OpenAPI document shows)
@@ -93,7 +128,8 @@ async def page_params(
 async def claim_filter(
     claimant: Annotated[list[str], Query(description="Claimant id, name or alias; repeatable.")] = [],
     stance: Annotated[list[Stance], Query(description="asserts, denies, uncertain or concedes; repeatable.")] = [],
-    predicate: Annotated[list[str], Query(description="e.g. perpetrator, civilian_fatalities; repeatable.")] = [],
+    predicate: Annotated[list[str], Query(description="e.g. perpetrator, civilian_fatalities; repeatable.",
+                                          json_schema_extra=in_vocabulary("predicates"))] = [],
 ) -> ClaimFilter:
     check_list_params(claimant=claimant, predicate=predicate)
     return ClaimFilter(claimant=tuple(claimant), stance=tuple(stance), predicate=tuple(predicate))
@@ -122,7 +158,7 @@ def sparse_fields(model: type[BaseModel], not_in_lists: frozenset[str] = frozens
     async def fields_param(fields: Annotated[str | None, Query(
             description=f"Comma-separated keys to return per item: {', '.join(sorted(allowed))}.")] = None,
     ) -> frozenset[str] | None:
-        if fields is None:
+        if not fields:
             return None
         names = {name.strip() for name in fields.split(",") if name.strip()}
         unknown = sorted(names - allowed)

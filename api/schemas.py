@@ -8,10 +8,13 @@ them so the documentation cannot drift from what the API sends.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Generic, Literal, TypeVar
+import functools
+from typing import Annotated, Any, Generic, Literal, TypeVar
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from db.queries.vocabulary import in_vocabulary
 
 T = TypeVar("T")
 
@@ -20,16 +23,25 @@ class _Out(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+ActorKind = Annotated[str, Field(json_schema_extra=in_vocabulary("actor_kinds"))]
+PlaceKind = Annotated[str, Field(json_schema_extra=in_vocabulary("place_kinds"))]
+EventType = Annotated[str, Field(json_schema_extra=in_vocabulary("event_types"))]
+SubEventType = Annotated[str, Field(json_schema_extra=in_vocabulary("sub_event_types"))]
+DatePrecision = Annotated[str, Field(json_schema_extra=in_vocabulary("date_precisions"))]
+GeoPrecision = Annotated[str, Field(json_schema_extra=in_vocabulary("geo_precisions"))]
+Predicate = Annotated[str, Field(json_schema_extra=in_vocabulary("predicates"))]
+
+
 class ActorRef(_Out):
     id: UUID
     name: str
-    kind: str
+    kind: ActorKind
 
 
 class PlaceRef(_Out):
     id: UUID
     name: str
-    kind: str
+    kind: PlaceKind
 
 
 class AncestorRef(PlaceRef):
@@ -44,7 +56,7 @@ class ExternalId(_Out):
 class PlaceTree(_Out):
     id: UUID
     name: str
-    kind: str
+    kind: PlaceKind
     iso2: str | None
     iso3: str | None
     latitude: float | None
@@ -93,7 +105,7 @@ class Claim(_Out):
     via: ActorRef | None = Field(description="The channel the claim came through, e.g. a wire service.")
     speaker: str | None = Field(description="The named person or office who spoke for the claimant.")
     document: DocumentRef | None
-    predicate: str = Field(examples=["perpetrator"])
+    predicate: Predicate = Field(examples=["perpetrator"])
     stance: Literal["asserts", "denies", "uncertain", "concedes"]
     value: ClaimValue | None
     quote: str | None = Field(description="The source's words, verbatim.")
@@ -127,16 +139,16 @@ class LinkedEvent(_Out):
 
 class Event(_Out):
     id: UUID
-    event_type: str
-    sub_event_type: str
+    event_type: EventType
+    sub_event_type: SubEventType
     type_of_violence: int | None
     date_start: dt.date
     date_end: dt.date
-    date_precision: Literal["day", "week", "month", "year"]
+    date_precision: DatePrecision
     place: PlaceTree
     latitude: float | None
     longitude: float | None
-    geo_precision: str
+    geo_precision: GeoPrecision
     fatalities: Fatalities
     summary: str | None
     actors: list[EventActor]
@@ -160,11 +172,11 @@ class MatchParts(_Out):
 
 class MatchedEvent(_Out):
     id: UUID
-    event_type: str
-    sub_event_type: str
+    event_type: EventType
+    sub_event_type: SubEventType
     date_start: dt.date
     date_end: dt.date
-    date_precision: str
+    date_precision: DatePrecision
     place: PlaceRef
     fatalities_best: int | None
     external_ids: list[ExternalId]
@@ -196,7 +208,7 @@ class Member(_Out):
 class Actor(_Out):
     id: UUID
     name: str
-    kind: str
+    kind: ActorKind
     description: str | None
     parent: ActorRef | None
     aliases: list[str]
@@ -211,6 +223,22 @@ class ListOf(_Out, Generic[T]):
     data: list[T]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
     total: int | None = Field(default=None, description="With count=true: the number of matches.")
+
+
+def _only_id_required(schema: dict[str, Any]) -> None:
+    schema["required"] = ["id"]
+    schema["description"] = (schema.get("description", "") + "\n\nIn a list: with `fields`, only the keys it "
+                             "names (and `id`); without, all of them.").strip()
+
+
+@functools.cache
+def listed(model: type[_Out]) -> type[_Out]:
+    """`model` as the items of a list that takes `fields=` (api/params.py sparse_fields):
+    the same keys, only `id` sure to be there."""
+    return type(model)(f"Listed{model.__name__}", (model,), {
+        "__module__": __name__, "__qualname__": f"Listed{model.__name__}", "__doc__": model.__doc__,
+        "model_config": ConfigDict(extra="forbid", json_schema_extra=_only_id_required)})
+
 
 
 class EventStat(_Out):
@@ -291,37 +319,115 @@ class ChangeFeed(_Out):
     has_more: bool = Field(description="More changes wait after this page: ask again at once.")
 
 
-class ProblemDetail(BaseModel):
-    type: str
-    title: str
-    status: int
-    detail: str
-    instance: str | None = None
-    errors: list[dict] | None = None
-    tombstone: dict | None = Field(default=None, description="410: the deleted record's type, id and when.")
-
-
 class CallingApiKey(_Out):
     id: UUID
     name: str
     role: Literal["reader", "editor", "admin"]
 
 
-PROBLEM_RESPONSES = {
-    400: {"model": ProblemDetail, "description": "Bad request (e.g. a tampered cursor)",
-          "content": {"application/problem+json": {}}},
-    404: {"model": ProblemDetail, "description": "Not found", "content": {"application/problem+json": {}}},
-    410: {"model": ProblemDetail, "description": "Deleted (or merged); `tombstone` says when",
-          "content": {"application/problem+json": {}}},
-    422: {"model": ProblemDetail, "description": "A parameter is invalid; `errors` names each",
-          "content": {"application/problem+json": {}}},
+
+class Health(_Out):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    """What /readyz found (the same shape with 503)."""
+    status: str = Field(description="ok, degraded (Redis down: answers still come from PostgreSQL) or down.")
+
+
+class SubEventTypeEntry(_Out):
+    name: str
+    description: str
+
+
+class EventTypeEntry(_Out):
+    name: str
+    description: str
+    sub_event_types: list[SubEventTypeEntry]
+
+
+class Vocabularies(BaseModel):
+    """Every vocabulary the API takes values from: rows of tables the migrations seed,
+    each with its code (or name), description and the table's own columns."""
+    event_types: list[EventTypeEntry]
+    date_precisions: list[dict[str, Any]]
+    geo_precisions: list[dict[str, Any]]
+    place_kinds: list[dict[str, Any]]
+    actor_kinds: list[dict[str, Any]]
+    predicates: list[dict[str, Any]]
+    stances: list[dict[str, Any]]
+    event_roles: list[dict[str, Any]]
+    datasets: list[dict[str, Any]]
+
+
+class GeoJSONFeature(_Out):
+    type: Literal["Feature"]
+    id: UUID
+    geometry: dict[str, Any] | None = Field(description="A Point at the event's coordinates; null without.")
+    properties: dict[str, Any] = Field(description="The event's fields, as in the CSV export.")
+
+
+class GeoJSONFeatureCollection(_Out):
+    type: Literal["FeatureCollection"]
+    features: list[GeoJSONFeature]
+
+
+class ProblemField(BaseModel):
+    name: str = Field(description="The parameter, header or body field (a dotted path) at fault.")
+    in_: str | None = Field(alias="in", description="query, path, header, body; null when it is the request.")
+    reason: str
+
+
+class ProblemDetail(BaseModel):
+    """An error, as RFC 9457 problem details (`application/problem+json`)."""
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[ProblemField] | None = Field(default=None, description="One entry per bad parameter.")
+    tombstone: dict | None = Field(default=None, description="410 and 308: the record's type, id, when, and where a "
+                                                             "merge went.")
+
+
+# The problem statuses the OpenAPI document declares (api/openapi.py says which
+# operation answers which): status -> what it means there.
+PROBLEM_RESPONSES: dict[int, str] = {
+    308: "Merged into another record: `Location` is the survivor's (`tombstone` says when)",
+    400: "Bad request: a tampered or foreign cursor, or a write the knowledge base cannot take",
+    401: "No API key, a malformed header, or an unknown or revoked key (`detail` says which; "
+         "`WWW-Authenticate: Bearer`)",
+    403: "The key's role is too low (`detail` names the role needed)",
+    404: "No such record",
+    409: "The record is still referred to (`detail` says by what)",
+    410: "Deleted (or merged, on a write); `tombstone` says when",
+    412: "If-Match names an ETag the record no longer has (`ETag` is the current one)",
+    408: "The body did not arrive within the time allowed (CONFLICTKB_BODY_TIMEOUT)",
+    413: "The body is larger than the limit",
+    422: "A parameter or body field is invalid, over a limit, or names nothing; `errors` names each",
+    429: "Too many requests for the key or address: `Retry-After` says when to come back",
+    503: "The database is unavailable or the request ran out of its time: retry after `Retry-After` seconds",
 }
 
-# Routes that need an API key (api/auth.py) add these.
-API_KEY_PROBLEM_RESPONSES = {
-    401: {"model": ProblemDetail, "description": "No API key, a malformed header, or an unknown or revoked key "
-                                                 "(`detail` says which; `WWW-Authenticate: Bearer`)",
-          "content": {"application/problem+json": {}}},
-    403: {"model": ProblemDetail, "description": "The key's role is too low (`detail` names the role needed)",
-          "content": {"application/problem+json": {}}},
-}
+
+class GraphQLRequest(BaseModel):
+    query: str = Field(description="The GraphQL document.")
+    variables: dict[str, Any] | None = None
+    operationName: str | None = None  # noqa: N815 (GraphQL's own name)
+    extensions: dict[str, Any] | None = None
+
+
+class GraphQLError(BaseModel):
+    message: str
+    locations: list[dict[str, int]] | None = None
+    path: list[str | int] | None = None
+    extensions: dict[str, Any] = Field(description=(
+        "`code` says what went wrong, as REST's status would (README, GraphQL errors): BAD_USER_INPUT, "
+        "GRAPHQL_VALIDATION_FAILED, UNAUTHENTICATED, FORBIDDEN, NOT_FOUND, GONE, PRECONDITION_FAILED, CONFLICT, "
+        "ROLLED_BACK, SERVICE_UNAVAILABLE, INTERNAL_SERVER_ERROR, and those of limits and quotas."))
+
+
+class GraphQLResponse(BaseModel):
+    data: dict[str, Any] | None = None
+    errors: list[GraphQLError] | None = None
+    extensions: dict[str, Any] | None = None

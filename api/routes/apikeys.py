@@ -4,9 +4,9 @@ from fastapi import APIRouter
 
 from api.auth import ReaderKey
 from api.responses import JSONResponse
-from api.schemas import API_KEY_PROBLEM_RESPONSES, CallingApiKey
+from api.schemas import CallingApiKey
 
-router = APIRouter(prefix="/apikeys", tags=["api keys"], responses=API_KEY_PROBLEM_RESPONSES)
+router = APIRouter(prefix="/apikeys", tags=["api keys"])
 
 # Answers about the caller, for the answer cache to leave alone (api/app.py).
 PER_CALLER_PATHS = ("/apikeys/me",)

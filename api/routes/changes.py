@@ -8,18 +8,19 @@ from api.deps import Codec, ReadConn
 from api.errors import Problem
 from api.ratelimit import charge
 from api.responses import JSONResponse
-from api.schemas import PROBLEM_RESPONSES, ChangeFeed
+from api.schemas import ChangeFeed
 from db.cost import LIMITS, changes_charge
 from db.pagination import CursorError
 from db.queries.history import list_changes
 
-router = APIRouter(tags=["changes"], responses=PROBLEM_RESPONSES)
+router = APIRouter(tags=["changes"])
 
 
 @router.get("/changes", response_model=ChangeFeed, response_class=JSONResponse)
 async def get_changes(
     request: Request, conn: ReadConn, codec: Codec,
-    since: Annotated[str | None, Query(description="The next_cursor of your last answer; none: from the start.")] = None,
+    since: Annotated[str | None, Query(description="The next_cursor of your last answer; none (or empty): "
+                                                   "from the start.")] = None,
     limit: Annotated[int, Query(ge=1, le=LIMITS.changes_page_size, description="At most this many changes.")] = 1000,
 ):
     """Records created, updated, deleted or merged, in the order the writes committed: one

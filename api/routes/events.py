@@ -10,26 +10,26 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.deps import AnswerCacheDep, Codec, ReadConn
 from api.errors import NotFound, Problem, absent
-from api.params import ClaimFilterDep, EventFilterDep, EventSortName, PageDep, sparse_fields
+from api.params import ClaimFilterDep, EventFilterDep, EventSortName, IsoDateTime, PageDep, sparse_fields
 from api.ratelimit import charge
 from api.responses import JSONResponse, page_response
-from api.schemas import PROBLEM_RESPONSES, Attribution, Claim, Event, EventMatch, HistoryEntry, ListOf
+from api.schemas import Attribution, Claim, Event, EventMatch, HistoryEntry, ListOf, listed
 from db.cost import as_of_charge
 from db.filters import FilterError
 from db.queries import claims as claim_queries, events as event_queries, history
 
-router = APIRouter(tags=["events"], responses=PROBLEM_RESPONSES)
+router = APIRouter(tags=["events"])
 
 EventFields = Annotated[frozenset[str] | None, Depends(sparse_fields(
     Event, not_in_lists=frozenset({"claims", "linked_events"})))]
 ClaimFields = Annotated[frozenset[str] | None, Depends(sparse_fields(Claim))]
 
 
-AsOf = Annotated[dt.datetime | None, Query(
+AsOf = Annotated[IsoDateTime | None, Query(
     description="An ISO timestamp (UTC if it has no offset): the knowledge base as it stood then.")]
 
 
-@router.get("/events", response_model=ListOf[Event], response_class=JSONResponse)
+@router.get("/events", response_model=ListOf[listed(Event)], response_class=JSONResponse)
 async def list_events(request: Request, where: EventFilterDep, page: PageDep, conn: ReadConn, codec: Codec, cache: AnswerCacheDep,
                       fields: EventFields,
                       sort: Annotated[EventSortName, Query(
@@ -93,7 +93,7 @@ async def get_event_history(request: Request, event_id: str, page: PageDep, conn
     return page_response(request, result)
 
 
-@router.get("/events/{event_id}/claims", response_model=ListOf[Claim], response_class=JSONResponse)
+@router.get("/events/{event_id}/claims", response_model=ListOf[listed(Claim)], response_class=JSONResponse)
 async def list_event_claims(request: Request, event_id: str, page: PageDep, where: ClaimFilterDep, conn: ReadConn, codec: Codec,
                             cache: AnswerCacheDep, fields: ClaimFields):
     """The claims about one event, with the same filters as /v1/claims."""

@@ -13,12 +13,15 @@ from api.middleware import HEAD_REQUEST
 from api.params import EventFilterDep, EventSortName
 from api.ratelimit import charge
 from api.responses import StreamedResponse
-from api.schemas import PROBLEM_RESPONSES
+from api.schemas import GeoJSONFeatureCollection
 from db.cost import EXPORT_COUNT_CAP, export_charge
 from db.engine import allow_long_statements
 from db.queries.export import export_size, export_statement, stream_rows
 
-router = APIRouter(tags=["exports"], responses=PROBLEM_RESPONSES)
+router = APIRouter(tags=["exports"])
+
+# What a JSON export's body is, for the OpenAPI document (CSV and NDJSON: text).
+_BODY_SCHEMAS = {"geojson": {"$ref": "#/components/schemas/GeoJSONFeatureCollection"}}
 
 # The paths, for the answer cache to leave alone (api/app.py).
 EXPORT_PATHS = tuple(f"/events.{name}" for name in EXPORT_FORMATS)
@@ -76,5 +79,5 @@ for _format in EXPORT_FORMATS.values():
         summary=f"Export events as {_format.name.upper()}",
         description=(f"{_format.description} Every event matching the filters of `GET /v1/events`, newest "
                      "first unless `sort` says otherwise, in one streamed response (no paging)."),
-        responses={200: {"content": {_format.media_type: {"schema": {"type": "string"}}},
+        responses={200: {"content": {_format.media_type: {"schema": _BODY_SCHEMAS.get(_format.name, {"type": "string"})}},
                          "description": f"The events, as `{_format.filename}`."}})

@@ -6,6 +6,7 @@ import logging
 from fastapi import APIRouter, Request
 
 from api.responses import JSONResponse
+from api.schemas import Health, Readiness
 from db.engine import ping
 
 log = logging.getLogger(__name__)
@@ -18,7 +19,7 @@ NOT_STORED = {"Cache-Control": "no-store"}
 RETRY_AFTER_SECONDS = 5
 
 
-@router.get("/healthz")
+@router.get("/healthz", response_model=Health, response_class=JSONResponse)
 async def healthz():
     """The process is alive (it checks nothing else)."""
     return JSONResponse({"status": "ok"})
@@ -33,7 +34,8 @@ async def _reachable(name: str, check, timeout: float) -> bool:
     return True
 
 
-@router.get("/readyz")
+@router.get("/readyz", response_model=Readiness, response_class=JSONResponse, responses={
+    503: {"model": Readiness, "description": "PostgreSQL is not reachable."}})
 async def readyz(request: Request):
     """`ok`; `degraded` without Redis (answers still come from PostgreSQL, uncached);
     `down`, a 503 with Retry-After, without PostgreSQL. Which service failed and why is

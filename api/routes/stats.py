@@ -10,11 +10,11 @@ from api.deps import ReadConn
 from api.params import EventFilterDep
 from api.ratelimit import charge
 from api.responses import JSONResponse
-from api.schemas import PROBLEM_RESPONSES, EventStats
+from api.schemas import EventStats
 from db.cost import LIMITS, check_stats, stats_charge, stats_size_charge
 from db.queries.stats import DIMENSIONS, StatsRequest, event_stats, parse_group_by
 
-router = APIRouter(tags=["stats"], responses=PROBLEM_RESPONSES)
+router = APIRouter(tags=["stats"])
 
 
 @router.get("/stats/events", response_model=EventStats, response_class=JSONResponse)

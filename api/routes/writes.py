@@ -13,20 +13,19 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Header, Path, Request, Response
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.auth import ApiPrincipal, EditorKey
-from api.schemas import PROBLEM_RESPONSES, Actor, Claim, Document, Event, Place
+from api.schemas import Actor, Claim, Document, Event, Place
 from db.etags import body_etag
 from db.names import with_article
 from db.writes import merges, records, who, writing
 from db.writes.idempotency import StoredAnswer, remember, reserve_or_replay
 from db.writes.inputs import BODIES, MergeInput
 
-router = APIRouter(responses={**PROBLEM_RESPONSES, 401: {"description": "No API key, or not a valid one."},
-                              403: {"description": "The key's role may not write."}})
+router = APIRouter()
 
 IdempotencyKey = Annotated[str | None, Header(
     alias="Idempotency-Key", min_length=1, max_length=200,
@@ -84,28 +83,30 @@ def _add_routes(record_type: str, input_model: type[BaseModel], patch_model: typ
     change = getattr(records, f"update_{record_type}")
     remove = getattr(records, f"delete_{record_type}")
     path = f"/{record_type}s"
+    # named as the GET of the same path names it: one path of the OpenAPI document
+    RecordId = Annotated[str, Path(alias=f"{record_type}_id")]
 
     async def post(request: Request, body: input_model, principal: EditorKey,  # type: ignore[valid-type]
                    idempotency_key: IdempotencyKey = None) -> Response:
         return await _answer(request, principal, record_type, lambda conn: create(conn, body), created=True,
                              idempotency_key=idempotency_key)
 
-    async def patch(request: Request, record_id: str, body: patch_model, principal: EditorKey,  # type: ignore[valid-type]
+    async def patch(request: Request, record_id: RecordId, body: patch_model, principal: EditorKey,  # type: ignore[valid-type]
                     if_match: IfMatch = None) -> Response:
         return await _answer(request, principal, record_type,
                              lambda conn: change(conn, record_id, _patch_dict(body), if_match))
 
-    async def delete(request: Request, record_id: str, principal: EditorKey, if_match: IfMatch = None) -> Response:
+    async def delete(request: Request, record_id: RecordId, principal: EditorKey, if_match: IfMatch = None) -> Response:
         return await _delete(request, principal, lambda conn: remove(conn, record_id, if_match))
 
     router.add_api_route(path, post, methods=["POST"], status_code=201, response_model=answer_model, tags=[tag.lower()],
                          summary=f"Create {with_article(record_type)}",
                          description=f"{tag}: a new one from the body; 201 with it, its ETag and Location.")
-    router.add_api_route(path + "/{record_id}", patch, methods=["PATCH"], response_model=answer_model,
+    router.add_api_route(path + f"/{{{record_type}_id}}", patch, methods=["PATCH"], response_model=answer_model,
                          tags=[tag.lower()], summary=f"Change {with_article(record_type)}",
                          description="The fields the body names are set (null clears one); with If-Match, "
                                      "refused (412) if the record changed since that ETag.")
-    router.add_api_route(path + "/{record_id}", delete, methods=["DELETE"], status_code=204, tags=[tag.lower()],
+    router.add_api_route(path + f"/{{{record_type}_id}}", delete, methods=["DELETE"], status_code=204, tags=[tag.lower()],
                          summary=f"Delete {with_article(record_type)}",
                          description="Later reads answer 410 with a tombstone; the change feed lists the deletion.")
 
@@ -116,13 +117,15 @@ for _record_type, (_input_model, _patch_model) in BODIES.items():
 
 def _add_merge_route(record_type: str, merge: Callable[..., Awaitable[UUID]], answer_model: type[BaseModel],
                      tag: str) -> None:
-    async def merge_route(request: Request, record_id: str, body: MergeInput, principal: EditorKey,
+    RecordId = Annotated[str, Path(alias=f"{record_type}_id")]
+
+    async def merge_route(request: Request, record_id: RecordId, body: MergeInput, principal: EditorKey,
                           if_match: IfMatch = None, idempotency_key: IdempotencyKey = None) -> Response:
         return await _answer(request, principal, record_type,
                              lambda conn: merge(conn, record_id, body.into, if_match),
                              idempotency_key=idempotency_key)
 
-    router.add_api_route(f"/{record_type}s/{{record_id}}/merge", merge_route, methods=["POST"],
+    router.add_api_route(f"/{record_type}s/{{{record_type}_id}}/merge", merge_route, methods=["POST"],
                          response_model=answer_model, tags=[tag], summary=f"Merge {with_article(record_type)} into another",
                          description=f"Two {record_type}s that are one: everything that referred to this one "
                                      "refers to `into` afterwards, this one is deleted, and reads of its id answer "

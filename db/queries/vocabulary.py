@@ -24,3 +24,26 @@ SELECT json_build_object(
 
 async def vocabularies(conn: AsyncConnection) -> dict:
     return await conn.scalar(_VOCABULARIES)
+
+
+# A field whose values must be a vocabulary's rows carries this in its JSON schema (as
+# `json_schema_extra=in_vocabulary(...)`); the OpenAPI document (api/openapi.py) puts the
+# rows there as an enum. The rows are seeded by migrations, so they change only with the
+# schema, and every write and filter checks its values against them.
+VOCABULARY_KEY = "x-vocabulary"
+
+
+def in_vocabulary(name: str) -> dict[str, str]:
+    """The JSON schema mark of a field taking the values of vocabulary `name` (a key of
+    `vocabulary_values`)."""
+    return {VOCABULARY_KEY: name}
+
+
+def vocabulary_values(vocabularies: dict) -> dict[str, list[str]]:
+    """Each vocabulary's accepted values, from `vocabularies()`'s answer."""
+    values = {name: [row.get("code", row.get("name")) for row in rows or []]
+              for name, rows in vocabularies.items() if name != "event_types"}
+    types = vocabularies.get("event_types") or []
+    values["event_types"] = [t["name"] for t in types]
+    values["sub_event_types"] = sorted({s["name"] for t in types for s in t["sub_event_types"] or []})
+    return values

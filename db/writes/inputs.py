@@ -21,8 +21,11 @@ from pydantic import (
     model_validator,
 )
 
-NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
-LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20000)]
+from db.queries.vocabulary import in_vocabulary
+
+# (`\S`: in the JSON schema too, a text of spaces only is not one)
+NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000, pattern=r"\S")]
+LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20000, pattern=r"\S")]
 # strict: a JSON true is not the number 1, nor "5" a number
 Count = Annotated[int, Field(ge=0, le=10_000_000, strict=True)]
 # Dates the knowledge base can hold and compute with (PostgreSQL takes Python's
@@ -46,7 +49,9 @@ def _patch_of(model: type[_Input], *, fixed: tuple[str, ...] = (), coordinates: 
     """The PATCH body of a record made from `model`: its fields, all optional, but for
     the `fixed` ones, which a record keeps for life (a claim's event and claimant)."""
     fields: dict[str, Any] = {
-        name: (field.annotation | None, Field(default=None, description=field.description))
+        # (the field's constraints with it: a PATCH may not set a name to "" either)
+        name: (Annotated[(field.annotation, *field.metadata)] | None if field.metadata else field.annotation | None,
+               Field(default=None, description=field.description, json_schema_extra=field.json_schema_extra))
         for name, field in model.model_fields.items() if name not in fixed}
     validators = {"_coordinates": model_validator(mode="after")(_both_or_neither)} if coordinates else {}
     return create_model(model.__name__.replace("Input", "Patch"), __base__=_Patch, __validators__=validators,
@@ -63,7 +68,8 @@ def _both_or_neither(model: BaseModel) -> BaseModel:
 
 class PlaceInput(_Input):
     name: NonEmpty
-    kind: NonEmpty = Field(description="country, admin1, admin2, locality, area (see /v1/vocabularies)")
+    kind: NonEmpty = Field(description="country, admin1, admin2, locality, area (see /v1/vocabularies)",
+                           json_schema_extra=in_vocabulary("place_kinds"))
     parent: UUID | None = Field(default=None, description="The place it lies in (id).")
     latitude: Latitude | None = None
     longitude: Longitude | None = None
@@ -76,7 +82,8 @@ class PlaceInput(_Input):
 
 class ActorInput(_Input):
     name: NonEmpty
-    kind: NonEmpty = Field(description="state, armed_forces, coalition, monitor, ... (see /v1/vocabularies)")
+    kind: NonEmpty = Field(description="state, armed_forces, coalition, monitor, ... (see /v1/vocabularies)",
+                           json_schema_extra=in_vocabulary("actor_kinds"))
     parent: NonEmpty | None = Field(default=None, description="The actor it belongs to (id or name).")
     description: LongText | None = None
     aliases: list[NonEmpty] = Field(default=[], max_length=100)
@@ -99,14 +106,18 @@ class DocumentInput(_Input):
 
 
 class EventInput(_Input):
-    event_type: NonEmpty = Field(description="ACLED event type, e.g. Explosions/Remote violence.")
-    sub_event_type: NonEmpty = Field(description="ACLED sub-event type of that type, e.g. Air/drone strike.")
+    event_type: NonEmpty = Field(description="ACLED event type, e.g. Explosions/Remote violence.",
+                                 json_schema_extra=in_vocabulary("event_types"))
+    sub_event_type: NonEmpty = Field(description="ACLED sub-event type of that type, e.g. Air/drone strike "
+                                                 "(the pairs: GET /v1/vocabularies).",
+                                     json_schema_extra=in_vocabulary("sub_event_types"))
     type_of_violence: Annotated[int, Field(ge=1, le=3)] | None = None
     date_start: KnownDate
     date_end: KnownDate | None = Field(default=None, description="Default: the end of the precision's period.")
-    date_precision: NonEmpty = "day"
+    date_precision: NonEmpty = Field(default="day", json_schema_extra=in_vocabulary("date_precisions"))
     place: UUID | PlaceInput = Field(description="A place id, or a new place {name, kind, parent?, ...}.")
-    geo_precision: NonEmpty | None = Field(default=None, description="Default: exact with coordinates, else the place's.")
+    geo_precision: NonEmpty | None = Field(default=None, description="Default: exact with coordinates, else the place's.",
+                                           json_schema_extra=in_vocabulary("geo_precisions"))
     latitude: Latitude | None = None
     longitude: Longitude | None = None
     summary: LongText | None = None
@@ -140,8 +151,8 @@ class ClaimInput(_Input):
     via: NonEmpty | None = Field(default=None, description="Who relayed it (actor id or name).")
     speaker: NonEmpty | None = None
     document: UUID | DocumentInput | None = Field(default=None, description="A document id or a new document.")
-    predicate: NonEmpty
-    stance: NonEmpty
+    predicate: NonEmpty = Field(json_schema_extra=in_vocabulary("predicates"))
+    stance: NonEmpty = Field(json_schema_extra=in_vocabulary("stances"))
     value: ClaimValue | None = None
     quote: LongText | None = None
 
