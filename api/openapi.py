@@ -52,6 +52,9 @@ WRITE_METHODS = ("post", "put", "patch", "delete")
 
 GRAPHQL_PATH = "/graphql"
 _GRAPHQL_ANSWER = {"application/json": {"schema": {"$ref": "#/components/schemas/GraphQLResponse"}}}
+_NOT_A_GRAPHQL_REQUEST = {"description": "Not a GraphQL request (not a JSON object, not UTF-8, no query, "
+                                         "variables that are not an object), with a GraphQL error body.",
+                          "content": _GRAPHQL_ANSWER}
 _GRAPHQL_OPERATIONS: dict[str, dict[str, Any]] = {
     "get": {
         "summary": "GraphiQL, or a query in the URL",
@@ -60,7 +63,8 @@ _GRAPHQL_OPERATIONS: dict[str, dict[str, Any]] = {
         "parameters": [{"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
                        for name in ("query", "variables", "operationName")],
         "responses": {"200": {"description": "The GraphiQL page, or the query's answer.",
-                              "content": {"text/html": {"schema": {"type": "string"}}, **_GRAPHQL_ANSWER}}},
+                              "content": {"text/html": {"schema": {"type": "string"}}, **_GRAPHQL_ANSWER}},
+                      "400": _NOT_A_GRAPHQL_REQUEST},
     },
     "post": {
         "summary": "Run a GraphQL request",
@@ -71,8 +75,7 @@ _GRAPHQL_OPERATIONS: dict[str, dict[str, Any]] = {
         "requestBody": {"required": True, "content": {
             "application/json": {"schema": {"$ref": "#/components/schemas/GraphQLRequest"}}}},
         "responses": {"200": {"description": "`data` and/or `errors`.", "content": _GRAPHQL_ANSWER},
-                      "400": {"description": "Not a GraphQL request (not a JSON object, not UTF-8, no query).",
-                              "content": _GRAPHQL_ANSWER}},
+                      "400": _NOT_A_GRAPHQL_REQUEST},
     },
 }
 HEALTH_PATHS = ("/healthz", "/readyz")

@@ -15,7 +15,7 @@ from strawberry.types.unset import UNSET
 
 from db.engine import DATABASE_RETRY_AFTER_SECONDS, is_database_unavailable
 from schema.cost import CostLimit
-from schema.errors import DATABASE_UNAVAILABLE_MESSAGE, ErrorCodes, OneTransaction, Schema, http_error
+from schema.errors import DATABASE_UNAVAILABLE_MESSAGE, ErrorCodes, OneTransaction, Schema, classify, http_error
 from schema.execution import PlainFieldExecutionContext
 from schema.mutations import Mutation
 from schema.queries import Query
@@ -79,6 +79,10 @@ class _Router(GraphQLRouter):
         return value
 
     async def process_result(self, request, result):
+        # (an error strawberry answers before the operation's extensions run, a syntax
+        # error, has its code given here: every error carries one)
+        if result.errors:
+            result.errors = [classify(error) for error in result.errors]
         if any((error.extensions or {}).get("code") == "SERVICE_UNAVAILABLE" for error in result.errors or ()):
             request.state.database_unavailable = True  # the answer says when to try again (run)
         return await super().process_result(request, result)

@@ -43,6 +43,14 @@ def http_error(status: int, message: str) -> dict:
     return {"message": message, "extensions": {"code": code}}
 
 
+# The codes of errors that are the request's to change (or, RATE_LIMITED, to send later),
+# not the server's: the README's table of GraphQL errors, and what the fuzzing accepts.
+CLIENT_ERROR_CODES = frozenset({
+    "BAD_REQUEST", "BAD_USER_INPUT", "GRAPHQL_VALIDATION_FAILED", "GRAPHQL_PARSE_FAILED", "COST_LIMIT_EXCEEDED",
+    "RATE_LIMITED", "UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND", "GONE", "PRECONDITION_FAILED", "CONFLICT",
+    "ROLLED_BACK", "METHOD_NOT_ALLOWED", "REQUEST_TIMEOUT", "PAYLOAD_TOO_LARGE"})
+
+
 def _coded(error: GraphQLError, code: str, message: str | None = None, extensions: dict | None = None
            ) -> GraphQLError:
     return GraphQLError(message or error.message, nodes=error.nodes, source=error.source,
@@ -62,6 +70,8 @@ def classify(error: GraphQLError) -> GraphQLError:
         # GraphQL's own checks before execution: a value of the wrong type is the client's input
         bad_value = error.message.startswith("Variable ") or "cannot represent" in error.message \
             or error.message.startswith("Expected value of type")
+        if error.message.startswith("Syntax Error"):
+            return _coded(error, "GRAPHQL_PARSE_FAILED")
         return _coded(error, "BAD_USER_INPUT" if bad_value else "GRAPHQL_VALIDATION_FAILED")
     if isinstance(original, WriteError):
         # a refusal no resolver turned into its error (the mutations do): the client's all the same

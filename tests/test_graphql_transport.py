@@ -82,3 +82,14 @@ async def test_a_well_formed_request_still_runs(client):
     assert response.json() == {"data": {"__typename": "Query"}}
     response = await client.get("/graphql", params={"query": "{ __typename }", "variables": "{}"})
     assert response.json() == {"data": {"__typename": "Query"}}
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_a_query_that_does_not_parse_says_so_with_a_code(client, method: str):
+    # (strawberry answers a syntax error before the operation's extensions run)
+    query = "{ events(first: 1) { totalCount }"
+    response = await (client.get("/graphql", params={"query": query}) if method == "GET"
+                      else client.post("/graphql", json={"query": query}))
+    [error] = response.json()["errors"]
+    assert error["message"].startswith("Syntax Error")
+    assert error["extensions"]["code"] == "GRAPHQL_PARSE_FAILED"
