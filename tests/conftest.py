@@ -299,3 +299,20 @@ def ucdp_extract_rows() -> tuple[list[str], list[dict[str, str]]]:
     with gzip.open(UCDP_EXTRACT, "rt", encoding="utf-8", newline="") as file:
         reader = csv.DictReader(file)
         return list(reader.fieldnames), list(reader)
+
+
+async def websocket_handshake(app, headers: list[tuple[bytes, bytes]]) -> list[dict]:
+    """What `app` sends to a GraphQL websocket asking to connect with `headers`."""
+    sent: list[dict] = []
+
+    async def receive():
+        return {"type": "websocket.connect"}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "websocket", "path": "/graphql", "raw_path": b"/graphql", "query_string": b"",
+             "headers": [(b"host", b"test"), *headers], "client": ("127.0.0.1", 1), "root_path": "",
+             "scheme": "ws", "subprotocols": ["graphql-transport-ws"]}
+    await app(scope, receive, send)
+    return sent

@@ -24,7 +24,7 @@ from db.engine import make_engine
 from schema.context import GraphQLContext
 from schema.errors import ErrorCodes, Schema
 from schema.queries import Query
-from tests.conftest import app_client, make_settings
+from tests.conftest import app_client, make_settings, websocket_handshake
 
 CONFLICTKB = Path(sys.executable).parent / "conflictkb"
 ME = "/v1/apikeys/me"
@@ -272,17 +272,7 @@ async def test_graphql_reads_can_require_a_key_but_graphiql_loads(closed_api, to
 
 
 async def test_a_websocket_without_a_key_is_closed_when_reads_need_one(closed_api):
-    sent = []
-
-    async def receive():
-        return {"type": "websocket.connect"}
-
-    async def send(message):
-        sent.append(message)
-
-    scope = {"type": "websocket", "path": "/graphql", "raw_path": b"/graphql", "query_string": b"",
-             "headers": [(b"host", b"test")], "root_path": "", "scheme": "ws", "subprotocols": []}
-    await closed_api.app(scope, receive, send)
+    sent = await websocket_handshake(closed_api.app, [])
     assert [(m["type"], m["code"]) for m in sent] == [("websocket.close", 1008)]
 
 

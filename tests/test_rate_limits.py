@@ -30,7 +30,7 @@ from db.rate_limits import Policy, RateLimiter
 from schema.context import GraphQLContext
 from schema.errors import ErrorCodes, Schema
 from schema.queries import Query
-from tests.conftest import AIRSTRIKE, as_, make_settings
+from tests.conftest import AIRSTRIKE, as_, make_settings, websocket_handshake
 
 CONFLICTKB = Path(sys.executable).parent / "conflictkb"
 EVENTS = "/v1/events?limit=1"
@@ -320,17 +320,6 @@ async def test_a_websocket_past_the_quota_is_closed_before_it_is_accepted(databa
     me = _address()
     async with limited(database_url, redis_url, rate_limit_anonymous=1) as http:
         assert (await http.get(EVENTS, headers=_from(me))).status_code == 200
-        sent = []
-
-        async def receive():
-            return {"type": "websocket.connect"}
-
-        async def send(message):
-            sent.append(message)
-
-        scope = {"type": "websocket", "path": "/graphql", "raw_path": b"/graphql", "query_string": b"",
-                 "headers": [(b"host", b"test"), (b"x-forwarded-for", me.encode())], "client": ("127.0.0.1", 1),
-                 "root_path": "", "scheme": "ws", "subprotocols": ["graphql-transport-ws"]}
-        await http.app(scope, receive, send)
+        sent = await websocket_handshake(http.app, [(b"x-forwarded-for", me.encode())])
     assert [(m["type"], m["code"]) for m in sent] == [("websocket.close", 1008)]
     assert "rate limit" in sent[0]["reason"]
