@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.settings import Settings
-from tests.conftest import AIRSTRIKE, TEST_DATA_DIR, TEST_SECRET, app_client, as_, event_url
+from tests.conftest import AIRSTRIKE, app_client, as_, event_url, make_settings
 
 WRITE_STATUSES = {"401", "403", "413", "422", "429", "503"}
 
@@ -125,7 +124,7 @@ async def test_a_time_is_what_its_pattern_says(client, document, as_of):
 
 
 async def test_with_keys_for_reads_every_operation_declares_401(database_url, redis_url):
-    settings = Settings(secret_key=TEST_SECRET, data_dir=TEST_DATA_DIR, require_key_for_reads=True)
+    settings = make_settings(require_key_for_reads=True)
     async with app_client(database_url, redis_url, settings) as http:
         document = (await http.get("/openapi.json")).json()
     for path, method, operation in _operations(document):
