@@ -238,6 +238,14 @@ async def test_actors_places_and_documents_are_written_too(fresh_client, keys):
     bad_place = await fresh_client.post("/v1/places", headers=editor, json={
         "name": "Nowhere", "kind": "admin1", "parent": place.json()["id"], "iso3": "XXX"})
     assert {e["name"] for e in bad_place.json()["errors"]} == {"parent", "iso3"}
+    # a country's code is one country's (found by fuzzing: a second "SYR" was a 500)
+    second_syria = await fresh_client.post("/v1/places", headers=editor, json={
+        "name": "Syrian Arab Republic", "kind": "country", "iso3": "SYR"})
+    assert second_syria.status_code == 422, second_syria.text
+    assert second_syria.json()["errors"] == [
+        {"name": "iso3", "in": "body", "reason": "SYR is already the code of 'Syria'"}]
+    assert (await fresh_client.patch(f"/v1/places/{seed_id('place', 'syria')}", headers=editor,
+                                     json={"iso3": "SYR"})).status_code == 200  # its own code
     document = await fresh_client.post("/v1/documents", headers=editor, json={
         "publisher_actor": actor.json()["id"], "title": "Weekly report", "url": "https://example.org/r/1"})
     assert document.status_code == 201 and document.json()["publisher"] == "Hasakah Monitors"

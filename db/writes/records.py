@@ -181,6 +181,13 @@ async def _check_place(conn: AsyncConnection, checks: Checks, prefix: str, recor
             checks.fail(f"{prefix}parent", "a place cannot lie in itself")
     if record["kind"] != "country" and (record.get("iso2") or record.get("iso3")):
         checks.fail(f"{prefix}iso3" if record.get("iso3") else f"{prefix}iso2", "only countries have ISO codes")
+    elif record.get("iso3"):
+        # (ux_places_iso3; writes queue on the generation first, so none can take it meanwhile)
+        p = m.places.c
+        holder = await conn.scalar(select(p.name).where(
+            p.iso3 == record["iso3"], p.id.is_distinct_from(record.get("id"))))
+        if holder is not None:
+            checks.fail(f"{prefix}iso3", f"{record['iso3']} is already the code of {holder!r}")
 
 
 def _place_row(data: PlaceInput | dict) -> dict[str, Any]:
