@@ -32,19 +32,14 @@ from api.app import create_app  # noqa: E402
 from api.settings import Settings  # noqa: E402
 from db.cost import LIMITS  # noqa: E402
 from db.embedded import EmbeddedPostgres, EmbeddedRedis  # noqa: E402
+# the operations the tests price: the bench times the very same ones
+from tests.test_cost_limits import FOUR_PAGES, ONE_PAGE  # noqa: E402
 
 # Words found in nearly every event of the UCDP extract: the costliest to search for.
 FREQUENT = ("syria", "republic", "arab", "civilian", "state", "conflict", "governorate", "district",
             "damascus", "rebel", "town", "insurgents", "forces", "al", "islamic", "killed")
 EVENTS = """query($where: EventWhere, $first: Int! = 50, $asOf: DateTime) {
   events(where: $where, first: $first, asOf: $asOf) { totalCount edges { node { id place { name } } } } }"""
-EVENT_PAGE = """events(first: 500, orderBy: ORDER) { edges { node { id
-  claims { id claimant { name } via { name } document { title } }
-  actors { actor { name } } place { name ancestors { name } } } } }"""
-ONE_PAGE = "{ " + EVENT_PAGE.replace("ORDER", "DATE_DESC") + " }"
-FOUR_PAGES = "{ " + " ".join(f"{name}: " + EVENT_PAGE.replace("ORDER", order) for name, order in (
-    ("newest", "DATE_DESC"), ("oldest", "DATE_ASC"), ("deadliest", "FATALITIES_DESC"),
-    ("least_deadly", "FATALITIES_ASC"))) + " }"
 
 
 def q_of(words: int) -> str:
