@@ -4,11 +4,15 @@ Ids: an event keeps the id its external id already points to; a new one gets a U
 of `<dataset>:<external id>`, as do its claims (per slot: each source, the figures, a
 side), documents (per publisher, date and title, so a report several events cite is
 one document), and the places and actors an import creates (by parent, level, name and
-first coordinates; by external id or name): the same file gives the same ids anywhere. Loading the same file again therefore writes nothing, and a changed row
-updates its event in place. The import owns the claims it made (`claims.dataset`,
-migration 0009) and the participants it listed (`event_actors.dataset`, 0011): on a
-re-import those that the row no longer has are removed, with the perpetrators and
-targets no claim names any more; claims and roles added by others stay.
+first coordinates; by external id or name): the same file gives the same ids anywhere.
+Loading the same file again therefore writes nothing, and a changed row updates its
+event in place. A file stating an id twice has its first row imported and the later
+ones rejected; but rows whose id is derived from the row itself (ACLED rows without
+`event_id_cnty`) that the file repeats verbatim are each an event, numbered `-2`,
+`-3`... in file order. The import owns the claims it made (`claims.dataset`, migration
+0009) and the participants it listed (`event_actors.dataset`, 0011): on a re-import
+those that the row no longer has are removed, with the perpetrators and targets no
+claim names any more; claims and roles added by others stay.
 
 Places are matched by name and level under their parent (through every alias, so
 `Al Hasakah Governorate` finds the seed's governorate); a locality also by proximity:
@@ -24,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from uuid import UUID
@@ -222,7 +227,15 @@ class Loader:
         self.actors = _Actors()
         self.taxonomy: dict[tuple[str, str], tuple[str, str]] | None = None
         self.candidates_taken = False
-        self.seen_table_made = False
+        self.session_tables: set[str] = set()
+
+    async def _session_table(self, conn: AsyncConnection, name: str, columns: str) -> None:
+        """A table of this import's own, kept in the session across its batches (made
+        anew by each import: a pooled connection may hold an earlier import's)."""
+        if name not in self.session_tables:
+            await conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
+            await conn.execute(text(f"CREATE TEMP TABLE {name} ({columns})"))
+            self.session_tables.add(name)
 
     async def _place_ids(self, conn: AsyncConnection, batch: Sequence[ImportedEvent], event_ids: list[UUID],
                          current: dict[UUID, UUID], report: ImportReport) -> list[UUID]:
@@ -310,11 +323,8 @@ class Loader:
                                ) -> list[ImportedEvent]:
         """The events whose id no earlier batch of this import had (the ids seen are kept
         in a session table, not in memory: a million rows stay flat)."""
-        if not self.seen_table_made:
-            await conn.execute(text("DROP TABLE IF EXISTS import_seen_ids"))
-            await conn.execute(text("CREATE TEMP TABLE import_seen_ids (dataset text, external_id text, line int, "
-                                    "PRIMARY KEY (dataset, external_id))"))
-            self.seen_table_made = True
+        await self._session_table(conn, "import_seen_ids",
+                                  "dataset text, external_id text, line int, PRIMARY KEY (dataset, external_id)")
         params = {"datasets": [e.dataset for e in batch], "ids": [e.external_id for e in batch],
                   "lines": [e.line for e in batch]}
         fresh = {(r.dataset, r.external_id) for r in await conn.execute(text("""
@@ -335,6 +345,30 @@ class Loader:
                 report.reject(e.line, f"id {e.external_id} was already on line {earlier[(e.dataset, e.external_id)]}; "
                                       "the first row is imported")
         return kept
+
+    async def _number_repeated_rows(self, conn: AsyncConnection, batch: list[ImportedEvent]) -> None:
+        """Rows with their id from the row itself that the file repeats verbatim: the
+        first keeps its id, the next ones get `-2`, `-3`... in file order (how many rows
+        each such id has had so far is kept in a session table, like the ids seen)."""
+        from_row = [e for e in batch if e.id_from_row]
+        if not from_row:
+            return
+        await self._session_table(conn, "import_row_counts", "dataset text, external_id text, "
+                                  "occurrences int NOT NULL, PRIMARY KEY (dataset, external_id)")
+        in_batch = Counter((e.dataset, e.external_id) for e in from_row)
+        keys = sorted(in_batch)
+        totals = await conn.execute(text("""
+            INSERT INTO import_row_counts AS c
+            SELECT * FROM unnest(CAST(:datasets AS text[]), CAST(:ids AS text[]), CAST(:counts AS int[]))
+            ON CONFLICT (dataset, external_id) DO UPDATE SET occurrences = c.occurrences + excluded.occurrences
+            RETURNING dataset, external_id, occurrences"""),
+            {"datasets": [d for d, _ in keys], "ids": [i for _, i in keys], "counts": [in_batch[k] for k in keys]})
+        so_far = {(r.dataset, r.external_id): r.occurrences - in_batch[(r.dataset, r.external_id)] for r in totals}
+        for e in from_row:
+            key = (e.dataset, e.external_id)
+            so_far[key] += 1
+            if so_far[key] > 1:
+                e.number(so_far[key])
 
     async def _loadable(self, conn: AsyncConnection, batch: list[ImportedEvent], report: ImportReport
                         ) -> list[ImportedEvent]:
@@ -364,6 +398,7 @@ class Loader:
 
     async def load(self, conn: AsyncConnection, batch: list[ImportedEvent], report: ImportReport) -> None:
         """One batch, in the caller's transaction."""
+        await self._number_repeated_rows(conn, batch)
         batch = await self._loadable(conn, await self._not_seen_before(conn, _first_of_each_id(batch, report),
                                                                       report), report)
         if not batch:

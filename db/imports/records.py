@@ -70,6 +70,18 @@ class ImportedEvent:
     recorder: ActorRef | None = None
     record_title: str | None = None
     record_url: str | None = None
+    # external_id is a hash of the row itself (ACLED rows without event_id_cnty): the
+    # file repeating a row verbatim states another event, numbered by the loader, where
+    # an id the file states twice is a mistake and its second row rejected
+    id_from_row: bool = False
+
+    def number(self, occurrence: int) -> None:
+        """Make this the `occurrence`th (2, 3...) row of its file with its id from the
+        row: `<id>-<occurrence>`, in its record's title (which names the id) too."""
+        numbered = f"{self.external_id}-{occurrence}"
+        if self.record_title:
+            self.record_title = self.record_title.replace(self.external_id, numbered)
+        self.external_id = numbered
 
 
 @dataclass(frozen=True)
