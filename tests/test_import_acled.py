@@ -50,13 +50,33 @@ async def _import(url: str, path: Path, **options):
     return await import_into(url, path, ACLED_FORMAT, **options)
 
 
-async def _event_count(url: str) -> int:
+async def _query(url: str, sql: str) -> list[tuple]:
     engine = make_engine(url, pool_size=1)
     try:
         async with engine.connect() as conn:
-            return await conn.scalar(text("SELECT count(*) FROM events"))
+            return [tuple(row) for row in await conn.execute(text(sql))]
     finally:
         await engine.dispose()
+
+
+async def _event_count(url: str) -> int:
+    [(count,)] = await _query(url, "SELECT count(*) FROM events")
+    return count
+
+
+async def _acled_records(url: str) -> list[tuple[str, int, str]]:
+    """The ACLED events' external ids, with the fatalities their record claims and its title."""
+    return await _query(url, """
+        SELECT x.external_id, c.value_best, d.title FROM event_external_ids x
+          JOIN claims c ON c.event_id = x.event_id AND c.predicate = 'fatalities' AND c.dataset = 'acled'
+          JOIN documents d ON d.id = c.document_id
+         WHERE x.dataset = 'acled' ORDER BY 1""")
+
+
+async def _written(url: str) -> list[tuple]:
+    """What the knowledge base holds and has recorded: events, change feed entries, row versions."""
+    return await _query(url, "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM changes), "
+                             "(SELECT count(*) FROM record_versions)")
 
 
 async def test_an_api_export_imports_with_its_actors_sources_and_figures(fresh_database_url, redis_url, tmp_path):
@@ -137,11 +157,13 @@ async def test_short_dates_and_no_optional_columns_get_stable_ids(fresh_database
     before = await _event_count(fresh_database_url)
     first = await _import(fresh_database_url, write_csv(tmp_path / "short.csv", columns, rows))
     assert (first.inserted, first.rejected_count) == (2, 0), first.rejected
-    # the same rows again, one with a revised figure: updated in place, nothing added
-    rows[1]["fatalities"] = "3"
     again = await _import(fresh_database_url, write_csv(tmp_path / "short.csv", columns, rows))
-    assert (again.inserted, again.updated, again.unchanged) == (0, 1, 1)
-    assert await _event_count(fresh_database_url) == before + 2
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 2)
+    # without ACLED's ids a row with another figure is another event, not a revision
+    rows[1]["fatalities"] = "3"
+    revised = await _import(fresh_database_url, write_csv(tmp_path / "short.csv", columns, rows))
+    assert (revised.inserted, revised.updated, revised.unchanged) == (1, 0, 1)
+    assert await _event_count(fresh_database_url) == before + 3
 
 
 async def test_broken_rows_are_reported_with_their_lines(fresh_database_url, tmp_path):
@@ -163,3 +185,52 @@ async def test_broken_rows_are_reported_with_their_lines(fresh_database_url, tmp
     assert [line for line, _ in got] == list(range(3, 3 + len(broken)))  # header on line 1, `good` on 2
     for (_, reason), (_, expected) in zip(got, broken):
         assert expected in reason, (reason, expected)
+
+
+NO_ID = {**API_ROWS[0], "event_id_cnty": ""}
+
+
+async def test_rows_without_ids_that_differ_in_any_column_are_events_of_their_own(fresh_database_url, tmp_path):
+    rows = [NO_ID, {**NO_ID, "fatalities": "5"}, {**NO_ID, "tags": "local administrators"}]
+    report = await _import(fresh_database_url, write_csv(tmp_path / "no_ids.csv", API_COLUMNS, rows))
+    assert (report.inserted, report.rejected_count) == (3, 0), report.rejected
+    records = await _acled_records(fresh_database_url)
+    assert sorted(best for _, best, _ in records) == [3, 3, 5]  # each with its own fatalities claim
+    assert len({external_id for external_id, _, _ in records}) == 3
+    assert all(external_id.startswith("row-") for external_id, _, _ in records)
+
+
+async def test_rows_identical_in_every_column_are_numbered_and_a_reimport_writes_nothing(fresh_database_url,
+                                                                                         tmp_path):
+    rows = [NO_ID, {**NO_ID, "fatalities": "5"}, NO_ID, NO_ID]
+    path = write_csv(tmp_path / "repeats.csv", API_COLUMNS, rows)
+    first = await _import(fresh_database_url, path, batch_size=2)  # the repeats in both batches
+    assert (first.inserted, first.rejected_count) == (4, 0), first.rejected
+    records = await _acled_records(fresh_database_url)
+    repeated = sorted((r for r in records if r[1] == 3), key=lambda r: len(r[0]))
+    row_id = repeated[0][0]
+    assert [(external_id, title) for external_id, _, title in repeated] == [
+        (row_id, f"ACLED event {row_id}"), (f"{row_id}-2", f"ACLED event {row_id}-2"),
+        (f"{row_id}-3", f"ACLED event {row_id}-3")]
+
+    written = await _written(fresh_database_url)
+    for batch_size in (2, 3, 5000):  # numbered by file order, whatever the batches
+        again = await _import(fresh_database_url, path, batch_size=batch_size)
+        assert (again.inserted, again.updated, again.unchanged, again.rejected_count) == (0, 0, 4, 0)
+    assert await _written(fresh_database_url) == written
+    assert await _acled_records(fresh_database_url) == records
+
+
+async def test_a_derived_id_stays_in_the_old_header_spelling_and_with_an_empty_column_added(fresh_database_url,
+                                                                                            tmp_path):
+    row = {**NO_ID, "assoc_actor_1": "Military Forces of Syria (2000-)"}
+    first = await _import(fresh_database_url, write_csv(tmp_path / "new.csv", API_COLUMNS, [row, row]))
+    assert (first.inserted, first.rejected_count) == (2, 0), first.rejected
+    records = await _acled_records(fresh_database_url)
+    old_names = {"assoc_actor_1": "ALLY_ACTOR_1", "assoc_actor_2": "ALLY_ACTOR_2"}
+    spelling = {column: old_names.get(column, column.upper()) for column in API_COLUMNS}
+    old = write_csv(tmp_path / "old.csv", [*spelling.values(), "ADMIN4"],  # (ADMIN4 left empty)
+                    [{spelling[column]: value for column, value in row.items()}] * 2)
+    again = await _import(fresh_database_url, old)
+    assert (again.inserted, again.updated, again.unchanged, again.rejected_count) == (0, 0, 2, 0)
+    assert await _acled_records(fresh_database_url) == records

@@ -4,9 +4,17 @@ are `assoc_actor_1/2`).
 
 Mapping:
 - `event_id_cnty` -> the external id `acled:<id>`. Without that column (or with it
-  empty) the id is derived from what identifies the row: a SHA-1 of date, place,
-  coordinates, types, actors, sources and notes (`acled:row-<16 hex>`), so re-importing
-  the same file still updates in place (a revised fatality count included).
+  empty) the id is derived from the whole row, `acled:row-<16 hex>`: a SHA-1 of every
+  column that has a value, as (name, stripped value) in name order, names lowercased
+  and `ally_actor_1/2` read as `assoc_actor_1/2`. Rows that differ in any column
+  (fatalities, associated actors, inter codes, precisions...) are two events, and a
+  row keeps its id in either header spelling. An empty column counts as absent (the
+  mapping reads an empty value as none), so an export that adds a column and leaves
+  it empty keeps the ids. Rows identical in every column are each an event too: the
+  first is `row-<hex>`, the next `row-<hex>-2`, `-3`... in file order (numbered by the
+  loader, which counts them per import), so re-importing the same file writes nothing.
+  A row changed in any column, a revised fatality count included, is another event:
+  without ACLED's id, a file cannot tell a revision from a second event.
 - `event_date` as `2022-01-05`, `05 January 2022` or `05-Jan-22`; `time_precision` 1 ->
   that day, 2 -> the week around it (3 days either side), 3 -> its month.
 - `event_type` / `sub_event_type` (ACLED's taxonomy is ours). Exports from before the
@@ -26,6 +34,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import re
 
 from db.imports.records import ActorRef, Figures, Format, ImportedEvent, RowError, SourceReport
@@ -55,6 +64,7 @@ _INTER_KINDS = {1: "armed_forces", 2: "armed_group", 3: "militia", 4: "militia",
 _INTER_LABELS = {"state forces": 1, "rebel group": 2, "political militia": 3, "identity militia": 4, "rioters": 5,
                  "protesters": 6, "civilians": 7, "external/other forces": 8}
 _GEO_PRECISION = {1: "exact", 2: "near", 3: "admin1"}
+_OLD_NAMES = {"ally_actor_1": "assoc_actor_1", "ally_actor_2": "assoc_actor_2"}
 
 
 def parse_acled_date(value: str | None) -> dt.date:
@@ -108,17 +118,23 @@ def _actor(name: str | None, kind: str) -> ActorRef | None:
     return ActorRef(name, "civilians" if name.lower().startswith("civilians") else kind)
 
 
+def _current_names(row: dict[str, str]) -> dict[str, str]:
+    """The row with old exports' column names as the current ones (unless the file has
+    the current column too: then both are columns and the current one is read)."""
+    return {_OLD_NAMES[name] if name in _OLD_NAMES and _OLD_NAMES[name] not in row else name: value
+            for name, value in row.items()}
+
+
 def _derived_id(row: dict[str, str]) -> str:
-    key = "\x1f".join((row.get(c) or "").strip() for c in (
-        "event_date", "country", "admin1", "admin2", "location", "latitude", "longitude", "event_type",
-        "sub_event_type", "actor1", "actor2", "source", "notes"))
-    return "row-" + hashlib.sha1(key.encode()).hexdigest()[:16]
+    """`row-<16 hex>` of the row's columns with a value, by name (see the Mapping)."""
+    stated = sorted((name, value.strip()) for name, value in row.items() if value.strip())
+    return "row-" + hashlib.sha1(json.dumps(stated).encode()).hexdigest()[:16]
 
 
 def parse_acled_row(row: dict[str, str], line: int) -> ImportedEvent:
-    if "ally_actor_1" in row or "ally_actor_2" in row:  # old exports' names
-        row = {**row, "assoc_actor_1": row.get("ally_actor_1", ""), "assoc_actor_2": row.get("ally_actor_2", "")}
-    external_id = text_field(row, "event_id_cnty") or _derived_id(row)
+    row = _current_names(row)
+    stated_id = text_field(row, "event_id_cnty")
+    external_id = stated_id or _derived_id(row)
     event_type, sub_event_type = _types(row)
     start, end, precision = _interval(parse_acled_date(text_field(row, "event_date")),
                                       int_field(row, "time_precision"))
@@ -144,7 +160,7 @@ def parse_acled_row(row: dict[str, str], line: int) -> ImportedEvent:
         sources=[SourceReport(name) for name in dict.fromkeys(  # (a source named twice is one source)
             n.strip() for n in (text_field(row, "source") or "").split(";") if n.strip())],
         fatalities=Figures(best=fatalities) if fatalities is not None else None,
-        recorder=ACLED, record_title=f"ACLED event {external_id}")
+        recorder=ACLED, record_title=f"ACLED event {external_id}", id_from_row=stated_id is None)
     if event_type.lower() in _ONE_SIDED:
         event.perpetrators = [actor1]
         event.targets = [actor2] if actor2 else []
