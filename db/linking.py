@@ -1,136 +1,381 @@
-"""Cross-source linking: which events from different sources describe one happening.
+"""Cross-source linking: which records from different sources describe one happening.
 
-Records of one happening differ between sources: names, dates and figures. For each
-event an import (or a write) adds or changes, candidates are the events of *other*
-sources (no external id of the same dataset) in the same country, whose dates come
-within MAX_DAYS_APART of its own, and that are within MAX_KM of it or share its area
-when either is placed only coarsely. Each candidate pair is scored from 0 to 1:
+Sources report one happening differently: a monitor's day and village, a dataset's
+week and district, its own names for the actors and its own event categories. Linking
+compares every record an import or a write adds or changes with other sources' records
+and keeps, per pair, a score with every part of it (`GET /v1/events/{id}/matches`).
 
-    score = 0.30 time + 0.30 place + 0.10 type + 0.15 actors + 0.15 fatalities
+Candidates. The records of other sources (no external id of the same dataset; records
+written through the API have none and are compared with every source) in the same
+country, whose date intervals come within MAX_DAYS_APART days, and that lie within
+MAX_KM of each other or in the same admin1 when either is placed only to an area. Of
+those, the PREFILTER best by time, place and type are scored in full, and the TOP_K
+best per other source are kept as the record's candidates: a dense place and date
+stays linear (a record keeps at most TOP_K candidates per source, plus the pairs for
+which it is among the other record's best).
 
-- time: when the intervals overlap (an event known only to the month or the year
-  spans it, so a precise event anywhere inside matches), 1 if neither is longer than
-  a week, 0.75 if one spans up to a month, 0.5 if longer (a month-long operation
-  overlaps every skirmish inside it: other evidence must carry a link); apart,
-  1 - days apart / 8;
-- place: both located (exact or near): 1 - km / 25 (0 beyond 25 km); else, placed
-  coarsely, 0.8 in the same admin2, 0.7 in the same admin1, 0.5 in the same country;
-- type: 1 the same sub-event type, 0.6 the same event type, 0.3 otherwise (UCDP calls
-  an air strike a battle);
-- actors: 1 when they share an actor, else 0.5 (sources name actors differently, so a
-  miss is no evidence against);
-- fatalities: 1 - |a - b| / max(a, b, 1) when both have a best figure, else 0.5.
+Score: a weighted sum of parts, each from 0 to 1 (WEIGHTS); a part that cannot be
+measured (no figures, no named actors, no reporting source on one side) is NULL in
+`/matches` and counts as the neutral 0.5:
 
-A pair scoring LINK_THRESHOLD or more is linked: one happening, every record still
-addressable by its own id (`linked_events` on an event, `linked` in its matches).
-Pairs from CANDIDATE_THRESHOLD up are kept as candidates for review at
-`GET /v1/events/{id}/matches`. The score is symmetric and every pair above the
-threshold is kept, so what is matched does not depend on which source came first. A
-week apart at the same place with other figures scores at most ~0.6: listed, not
-linked.
+    score = 0.20 time + 0.20 place + 0.10 type + 0.15 actors + 0.10 fatalities
+          + 0.10 claimants + 0.15 text
 
+- time: how specific the pair's dates are (the longer interval: a day 1, a week 0.9, a
+  month 0.8, two months 0.7, longer 0.5), times 1 - days apart / (MAX_DAYS_APART + 1)
+  when the intervals do not overlap. An event inside a coarse interval thus scores the
+  interval's specificity, and one outside it always less.
+- place: both located (exact or near): 1 - km / 25, 0 from 25 km. Otherwise the
+  coarser one is an area, and the other inside it scores how small the area is: the
+  same admin2 0.8, the same admin1 0.6, the same country 0.3.
+- type: the same sub-event type 1. Else through the crosswalk between UCDP's type of
+  violence and ACLED's event types (TYPE_CROSSWALK: UCDP codes an air strike in a war
+  as state-based violence, ACLED as Explosions/Remote violence) when one side has a
+  type of violence, or between ACLED's event types (EVENT_TYPE_AFFINITY).
+- actors: every named actor of one record is fitted to the other's: 1 when they are
+  one identity (the same actor, whatever the dataset names it: names and aliases, and
+  the crosswalk of UCDP's and ACLED's names in seeds/actor_crosswalk.csv), or one
+  stands for the other (a unit and the government above it in the actor tree; a
+  member and a coalition or alliance it belongs to at the event's dates), 0.6 when
+  they share a parent or a group at the date, else 0. The part is the mean fit over the
+  actors of the record that names fewer (a dyad against a perpetrator and a target).
+- fatalities: 1 - |best - best'| / (max + 2), and at least 0.9 when one's best lies in
+  the other's low..high range.
+- claimants: 1 when the same source (the claimant of an `occurred` claim, the way an
+  import records the reports it cites) reports both, 0.25 when they cite only others.
+- text: the overlap of the words of their summaries, claim quotes and document titles
+  (stemmed, without stop words): shared words / words of the shorter, times 1.5, at
+  most 1.
+
+Selection. A pair scoring LINK_THRESHOLD or more may be linked; per pair of sources
+each record is linked to at most one record of the other source: pairs are taken best
+score first (ties by ids), and a pair whose record already has a partner of that
+source is a `contender`, kept with its score. An editor's verdict overrides all of it
+(`POST /v1/events/{id}/links` confirms, `DELETE` rejects): a confirmed pair is linked
+whatever its score, a rejected one never, and both survive re-scoring and re-imports.
+Records linked together, directly or through others, are one happening
+(`happening_members`; db/queries/happenings.py reads it), whose id is its earliest
+record's id.
+
+The score is symmetric: what is linked does not depend on which source came first.
 Limit: an interval longer than a year and a day (none of UCDP's or ACLED's) is not
 found as a candidate.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from uuid import UUID
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-LINK_THRESHOLD = 0.8
-CANDIDATE_THRESHOLD = 0.5
+LINK_THRESHOLD = 0.7
+CANDIDATE_THRESHOLD = 0.45
 MAX_DAYS_APART = 7
 MAX_KM = 50
+PREFILTER = 48
+TOP_K = 5
+WEIGHTS = {"time": 0.20, "place": 0.20, "type": 0.10, "actors": 0.15, "fatalities": 0.10, "claimants": 0.10,
+           "text": 0.15}
+NEUTRAL = 0.5
 
+# How well an event of ACLED's type fits one UCDP coded with this type of violence
+# (1 state-based, 2 non-state, 3 one-sided); a type not listed fits 0.1.
+TYPE_CROSSWALK = {
+    1: {"Battles": 1.0, "Explosions/Remote violence": 0.9, "Violence against civilians": 0.5,
+        "Strategic developments": 0.3, "Riots": 0.2},
+    2: {"Battles": 1.0, "Explosions/Remote violence": 0.8, "Violence against civilians": 0.5, "Riots": 0.5,
+        "Strategic developments": 0.3},
+    3: {"Violence against civilians": 1.0, "Explosions/Remote violence": 0.9, "Battles": 0.4, "Riots": 0.4,
+        "Strategic developments": 0.2},
+}
+# Two ACLED event types (either order): the same 0.7 (another sub-event type); these
+# pairs as given; any other 0.1.
+EVENT_TYPE_AFFINITY = {
+    ("Battles", "Explosions/Remote violence"): 0.5,
+    ("Explosions/Remote violence", "Violence against civilians"): 0.5,
+    ("Battles", "Violence against civilians"): 0.4,
+    ("Protests", "Riots"): 0.6,
+    ("Riots", "Violence against civilians"): 0.4,
+}
+SAME_EVENT_TYPE = 0.7
+OTHER_TYPE = 0.1
+
+
+def _values(rows: Iterable[tuple], types: tuple[str, ...]) -> str:
+    """A VALUES list of constants (the crosswalks above) for the scoring statement."""
+    def literal(value, cast: str) -> str:
+        return f"CAST({value!r} AS {cast})" if not isinstance(value, str) else "'" + value.replace("'", "''") + "'"
+    return ", ".join("(" + ", ".join(literal(v, t) for v, t in zip(row, types)) + ")" for row in rows)
+
+
+_VIOLENCE_FIT = _values([(v, t, fit) for v, fits in TYPE_CROSSWALK.items() for t, fit in fits.items()],
+                        ("smallint", "text", "real"))
+_TYPE_AFFINITY = _values([(a, b, fit) for (x, y), fit in EVENT_TYPE_AFFINITY.items() for a, b in ((x, y), (y, x))],
+                         ("text", "text", "real"))
+
+# The source of a record: its dataset (the first, should it have ids in several);
+# records written through the API have none.
+_SOURCE_OF = "(SELECT min(x.dataset) FROM event_external_ids x WHERE x.event_id = {id})"
 _CANDIDATE_COLUMNS = """e.id, e.country_id, e.admin1_id, e.admin2_id, e.location, e.geo_precision, e.date_start,
-       e.date_end, e.event_type, e.sub_event_type, e.fatalities_best"""
+       e.date_end, e.event_type, e.sub_event_type"""
 # Events of other sources than :datasets (none of their external ids is of those).
-_OTHER_SOURCES = f"""SELECT {_CANDIDATE_COLUMNS} FROM events e
+_OTHER_SOURCES = f"""SELECT {_CANDIDATE_COLUMNS}, {_SOURCE_OF.format(id="e.id")} AS source FROM events e
   WHERE NOT EXISTS (SELECT 1 FROM event_external_ids x
                      WHERE x.event_id = e.id AND x.dataset = ANY(CAST(:datasets AS text[])))"""
 SNAPSHOT_TABLE = "link_candidates"
+
+# Time, place and type of a pair `b` (the batch's record) and `o` (a candidate): cheap
+# enough for every candidate, so the PREFILTER best are scored in full.
+_CHEAP_PARTS = f"""
+  greatest(o.date_start - b.date_end, b.date_start - o.date_end, 0) AS days_apart,
+  CASE WHEN b.geo_precision IN ('exact', 'near') AND o.geo_precision IN ('exact', 'near')
+            AND b.location IS NOT NULL AND o.location IS NOT NULL
+       THEN great_circle_km(b.location, o.location[1], o.location[0]) END AS km,
+  CASE WHEN greatest(o.date_end - o.date_start, b.date_end - b.date_start) < 1 THEN 1.0
+       WHEN greatest(o.date_end - o.date_start, b.date_end - b.date_start) < 7 THEN 0.9
+       WHEN greatest(o.date_end - o.date_start, b.date_end - b.date_start) < 31 THEN 0.8
+       WHEN greatest(o.date_end - o.date_start, b.date_end - b.date_start) < 62 THEN 0.7 ELSE 0.5 END AS specificity,
+  CASE WHEN b.admin2_id = o.admin2_id THEN 0.8 WHEN b.admin1_id = o.admin1_id THEN 0.6 ELSE 0.3 END AS area_score,
+  CASE WHEN b.sub_event_type = o.sub_event_type AND b.event_type = o.event_type
+            AND (b.type_of_violence IS NULL OR o.type_of_violence IS NULL OR b.type_of_violence = o.type_of_violence)
+       THEN 1.0
+       WHEN b.type_of_violence IS NOT NULL AND o.type_of_violence IS NOT NULL
+       THEN CASE WHEN b.type_of_violence = o.type_of_violence THEN 1.0 ELSE 0.4 END
+       WHEN b.type_of_violence IS NOT NULL OR o.type_of_violence IS NOT NULL
+       THEN coalesce((SELECT v.fit FROM (VALUES {_VIOLENCE_FIT}) v (violence, event_type, fit)
+                       WHERE v.violence = coalesce(b.type_of_violence, o.type_of_violence)
+                         AND v.event_type = CASE WHEN b.type_of_violence IS NULL THEN b.event_type
+                                                 ELSE o.event_type END), {OTHER_TYPE})
+       WHEN b.event_type = o.event_type THEN {SAME_EVENT_TYPE}
+       ELSE coalesce((SELECT t.fit FROM (VALUES {_TYPE_AFFINITY}) t (one_type, other_type, fit)
+                       WHERE t.one_type = b.event_type AND t.other_type = o.event_type), {OTHER_TYPE})
+  END AS type_score"""
+
+_TIME_SCORE = f"specificity * CASE WHEN days_apart = 0 THEN 1 ELSE greatest(0, 1 - days_apart / {MAX_DAYS_APART + 1.0}) END"
+_PLACE_SCORE = "CASE WHEN km IS NOT NULL THEN greatest(0, 1 - km / 25) ELSE area_score END"
+
+
+def _part(name: str, column: str) -> str:
+    return f"{WEIGHTS[name]} * coalesce({column}, {NEUTRAL})"
+
+
+_SCORE = " + ".join(_part(n, c) for n, c in (
+    ("time", "time_score"), ("place", "place_score"), ("type", "type_score"), ("actors", "actor_score"),
+    ("fatalities", "fatality_score"), ("claimants", "claimant_score"), ("text", "text_score")))
+
+
+def _scoring_ctes(pairs: str) -> str:
+    """CTEs that score the pairs `pairs` (a CTE of a_id, b_id: every part but time,
+    place and type, which `pairs` carries) into `totals`."""
+    return f"""
+involved AS (
+  SELECT a_id AS id FROM {pairs} UNION SELECT b_id FROM {pairs}
+), event_actor_keys AS (   -- each actor of an involved event, and everything it stands for at the event's dates
+  SELECT ea.event_id, ea.actor_id, array_agg(DISTINCT up.key) AS keys
+    FROM involved i
+    JOIN events e ON e.id = i.id
+    JOIN event_actors ea ON ea.event_id = i.id
+    CROSS JOIN LATERAL (
+      SELECT l.ancestor_id AS key FROM actor_lineage l WHERE l.descendant_id = ea.actor_id
+      UNION
+      SELECT g.ancestor_id
+        FROM actor_lineage self
+        JOIN actor_memberships ms ON ms.member_id = self.ancestor_id
+        JOIN actor_lineage g ON g.descendant_id = ms.group_id
+       WHERE self.descendant_id = ea.actor_id
+         AND (ms.valid_from IS NULL OR ms.valid_from <= e.date_end)
+         AND (ms.valid_to IS NULL OR ms.valid_to >= e.date_start)) up
+   GROUP BY ea.event_id, ea.actor_id
+), actor_counts AS (
+  SELECT event_id, count(*) AS actors FROM event_actor_keys GROUP BY event_id
+), actor_fits AS (   -- per pair, side and actor: its best fit among the other side's actors
+  SELECT p.a_id, p.b_id, x.event_id AS side, x.actor_id,
+         max(CASE WHEN x.actor_id = ANY(y.keys) OR y.actor_id = ANY(x.keys) THEN 1.0
+                  WHEN x.keys && y.keys THEN 0.6 ELSE 0 END) AS fit
+    FROM {pairs} p
+    JOIN event_actor_keys x ON x.event_id IN (p.a_id, p.b_id)
+    JOIN event_actor_keys y ON y.event_id = CASE WHEN x.event_id = p.a_id THEN p.b_id ELSE p.a_id END
+   GROUP BY p.a_id, p.b_id, x.event_id, x.actor_id
+), actor_parts AS (   -- over the side that names fewer actors (the first, if as many)
+  SELECT DISTINCT ON (f.a_id, f.b_id) f.a_id, f.b_id, avg(f.fit) AS actor_score
+    FROM actor_fits f JOIN actor_counts c ON c.event_id = f.side
+   GROUP BY f.a_id, f.b_id, f.side, c.actors
+   ORDER BY f.a_id, f.b_id, c.actors, f.side
+), reporters AS (   -- who reports each involved event (claimants of `occurred` claims)
+  SELECT DISTINCT c.event_id, c.claimant_id FROM claims c JOIN involved i ON i.id = c.event_id
+   WHERE c.predicate = 'occurred'
+), claimant_parts AS (   -- (joins, not subqueries per pair: a CTE has no index)
+  SELECT p.a_id, p.b_id, CASE WHEN bool_or(x.claimant_id = y.claimant_id) THEN 1.0 ELSE 0.25 END AS claimant_score
+    FROM {pairs} p
+    JOIN reporters x ON x.event_id = p.a_id
+    JOIN reporters y ON y.event_id = p.b_id
+   GROUP BY p.a_id, p.b_id
+), words AS (   -- the words of each involved event's summary, quotes and document titles
+  SELECT i.id AS event_id, w.lexeme
+    FROM involved i JOIN events e ON e.id = i.id
+    CROSS JOIN LATERAL unnest(tsvector_to_array(
+        ts_filter(e.search_vector, '{{a,b}}')
+        || to_tsvector('english', coalesce((SELECT string_agg(DISTINCT d.title, ' ')
+                                              FROM claims c JOIN documents d ON d.id = c.document_id
+                                             WHERE c.event_id = e.id), '')))) AS w (lexeme)
+), word_counts AS (
+  SELECT event_id, count(*) AS words FROM words GROUP BY event_id
+), shared_words AS (
+  SELECT p.a_id, p.b_id, count(*) AS shared
+    FROM {pairs} p
+    JOIN words x ON x.event_id = p.a_id
+    JOIN words y ON y.event_id = p.b_id AND y.lexeme = x.lexeme
+   GROUP BY p.a_id, p.b_id
+), text_parts AS (
+  SELECT p.a_id, p.b_id, least(1.0, 1.5 * coalesce(s.shared, 0)::real / least(wa.words, wb.words)) AS text_score
+    FROM {pairs} p
+    JOIN word_counts wa ON wa.event_id = p.a_id
+    JOIN word_counts wb ON wb.event_id = p.b_id
+    LEFT JOIN shared_words s ON (s.a_id, s.b_id) = (p.a_id, p.b_id)
+), scored AS (
+  SELECT p.a_id, p.b_id, p.days_apart, p.km,
+         ({_TIME_SCORE})::real AS time_score, ({_PLACE_SCORE})::real AS place_score, p.type_score::real AS type_score,
+         ap.actor_score::real AS actor_score,
+         CASE WHEN ea.fatalities_best IS NULL OR eb.fatalities_best IS NULL THEN NULL
+              WHEN ea.fatalities_best BETWEEN eb.fatalities_low AND coalesce(eb.fatalities_high, 2147483647)
+                OR eb.fatalities_best BETWEEN ea.fatalities_low AND coalesce(ea.fatalities_high, 2147483647)
+              THEN greatest(0.9, 1 - abs(ea.fatalities_best - eb.fatalities_best)::real
+                                     / (greatest(ea.fatalities_best, eb.fatalities_best) + 2))
+              ELSE 1 - abs(ea.fatalities_best - eb.fatalities_best)::real
+                       / (greatest(ea.fatalities_best, eb.fatalities_best) + 2) END::real AS fatality_score,
+         cp.claimant_score::real AS claimant_score, tp.text_score::real AS text_score
+    FROM {pairs} p
+    JOIN events ea ON ea.id = p.a_id
+    JOIN events eb ON eb.id = p.b_id
+    LEFT JOIN actor_parts ap ON (ap.a_id, ap.b_id) = (p.a_id, p.b_id)
+    LEFT JOIN claimant_parts cp ON (cp.a_id, cp.b_id) = (p.a_id, p.b_id)
+    LEFT JOIN text_parts tp ON (tp.a_id, tp.b_id) = (p.a_id, p.b_id)
+), totals AS (
+  SELECT *, ({_SCORE})::real AS score FROM scored
+)"""
+
+
+# Only what changed is written: an unchanged pair is no change in the history and feed.
+_UPSERT_FOUND = """
+INSERT INTO event_matches AS m (event_id, other_id, score, time_score, place_score, type_score, actor_score,
+                                fatality_score, claimant_score, text_score, days_apart, distance_km, linked, status)
+SELECT event_id, other_id, score, time_score, place_score, type_score, actor_score, fatality_score, claimant_score,
+       text_score, days_apart, distance_km, false, 'candidate' FROM found
+ON CONFLICT (event_id, other_id) DO UPDATE SET
+  score = excluded.score, time_score = excluded.time_score, place_score = excluded.place_score,
+  type_score = excluded.type_score, actor_score = excluded.actor_score, fatality_score = excluded.fatality_score,
+  claimant_score = excluded.claimant_score, text_score = excluded.text_score,
+  days_apart = excluded.days_apart, distance_km = excluded.distance_km
+WHERE (m.score, m.time_score, m.place_score, m.type_score, m.actor_score, m.fatality_score, m.claimant_score,
+       m.text_score, m.days_apart, m.distance_km)
+      IS DISTINCT FROM
+      (excluded.score, excluded.time_score, excluded.place_score, excluded.type_score, excluded.actor_score,
+       excluded.fatality_score, excluded.claimant_score, excluded.text_score, excluded.days_apart,
+       excluded.distance_km)
+"""
+
+_FOUND = """
+found AS (
+  SELECT least(a_id, b_id) AS event_id, greatest(a_id, b_id) AS other_id, round(score::numeric, 3)::real AS score,
+         time_score, place_score, type_score, actor_score, fatality_score, claimant_score, text_score, days_apart,
+         round(km::numeric, 3)::real AS distance_km
+    FROM {totals}
+)"""
 
 
 def _match_sql(candidates: str):
     return text(f"""
 WITH batch AS (
-  SELECT {_CANDIDATE_COLUMNS}
+  SELECT {_CANDIDATE_COLUMNS}, e.type_of_violence, {_SOURCE_OF.format(id="e.id")} AS source
     FROM events e WHERE e.id = ANY(:ids) AND e.country_id IS NOT NULL
 ), others AS MATERIALIZED (
-  SELECT e.* FROM {candidates} e
-   WHERE e.country_id IN (SELECT country_id FROM batch)
-     AND e.date_start <= (SELECT max(date_end) FROM batch) + {MAX_DAYS_APART}
-     AND e.date_end >= (SELECT min(date_start) FROM batch) - {MAX_DAYS_APART}
+  SELECT o.*, e.type_of_violence FROM {candidates} o JOIN events e ON e.id = o.id
+   WHERE o.country_id IN (SELECT country_id FROM batch)
+     AND o.date_start <= (SELECT max(date_end) FROM batch) + {MAX_DAYS_APART}
+     AND o.date_end >= (SELECT min(date_start) FROM batch) - {MAX_DAYS_APART}
      -- (a bound the index can use: no interval is longer than a year and a day)
-     AND e.date_start >= (SELECT min(date_start) FROM batch) - {MAX_DAYS_APART} - 367
-     AND e.id <> ALL(:ids)
-), pairs AS (
-  SELECT b.id AS a_id, o.id AS b_id,
-         greatest(o.date_start - b.date_end, b.date_start - o.date_end, 0) AS days_apart,
-         greatest(o.date_end - o.date_start, b.date_end - b.date_start) + 1 AS longest_days,
-         CASE WHEN b.geo_precision IN ('exact', 'near') AND o.geo_precision IN ('exact', 'near')
-                   AND b.location IS NOT NULL AND o.location IS NOT NULL
-              THEN great_circle_km(b.location, o.location[1], o.location[0]) END AS km,
-         CASE WHEN b.admin2_id = o.admin2_id THEN 0.8
-              WHEN b.admin1_id = o.admin1_id THEN 0.7 ELSE 0.5 END AS area_score,
-         CASE WHEN b.sub_event_type = o.sub_event_type THEN 1.0
-              WHEN b.event_type = o.event_type THEN 0.6 ELSE 0.3 END AS type_score,
-         CASE WHEN EXISTS (SELECT 1 FROM event_actors x JOIN event_actors y USING (actor_id)
-                            WHERE x.event_id = b.id AND y.event_id = o.id) THEN 1.0 ELSE 0.5 END AS actor_score,
-         CASE WHEN b.fatalities_best IS NULL OR o.fatalities_best IS NULL THEN 0.5
-              ELSE 1 - abs(b.fatalities_best - o.fatalities_best)::real
-                       / greatest(b.fatalities_best, o.fatalities_best, 1) END AS fatality_score
+     AND o.date_start >= (SELECT min(date_start) FROM batch) - {MAX_DAYS_APART} - 367
+), near_pairs AS (
+  SELECT b.id AS a_id, o.id AS b_id, o.source AS b_source, {_CHEAP_PARTS}
     FROM batch b JOIN others o ON o.country_id = b.country_id
      AND o.date_start <= b.date_end + {MAX_DAYS_APART} AND o.date_end >= b.date_start - {MAX_DAYS_APART}
      AND (b.admin1_id IS NULL OR o.admin1_id IS NULL OR o.admin1_id = b.admin1_id
           OR (b.location IS NOT NULL AND o.location IS NOT NULL))
-), scored AS (
-  SELECT *, CASE WHEN days_apart > 0 THEN greatest(0, 1 - days_apart / 8.0)
-                 WHEN longest_days <= 7 THEN 1.0 WHEN longest_days <= 31 THEN 0.75 ELSE 0.5 END AS time_score,
-         CASE WHEN km IS NOT NULL THEN greatest(0, 1 - km / 25) ELSE area_score END AS place_score
-    FROM pairs
-   WHERE (km IS NULL OR km <= {MAX_KM})
-     AND (km IS NOT NULL OR area_score > 0.5 OR days_apart = 0)
-), totals AS (
-  SELECT *, 0.30 * time_score + 0.30 * place_score + 0.10 * type_score + 0.15 * actor_score
-            + 0.15 * fatality_score AS score
-    FROM scored
-), found AS (
-  SELECT DISTINCT ON (least(a_id, b_id), greatest(a_id, b_id))
-         least(a_id, b_id) AS event_id, greatest(a_id, b_id) AS other_id, round(score::numeric, 3)::real AS score,
-         time_score::real AS time_score, place_score::real AS place_score, type_score::real AS type_score,
-         actor_score::real AS actor_score, fatality_score::real AS fatality_score, days_apart,
-         round(km::numeric, 3)::real AS distance_km, score >= {LINK_THRESHOLD} AS linked
-    FROM totals
-   WHERE score >= {CANDIDATE_THRESHOLD}
+     AND o.id <> b.id
+     -- a record is never compared with its own source's
+     AND (b.source IS NULL OR o.source IS NULL OR b.source <> o.source)
+), prefiltered AS (
+  SELECT * FROM (
+    SELECT *, row_number() OVER (PARTITION BY a_id ORDER BY
+                0.2 * {_TIME_SCORE} + 0.2 * {_PLACE_SCORE} + 0.1 * type_score DESC, b_id) AS cheap_rank
+      FROM near_pairs
+     WHERE (km IS NULL OR km <= {MAX_KM}) AND (km IS NOT NULL OR area_score > 0.3 OR days_apart = 0)) r
+   WHERE cheap_rank <= {PREFILTER}
+), {_scoring_ctes("prefiltered")},
+ranked AS (   -- the rank of each pair among the record's pairs with that source
+  SELECT t.*, row_number() OVER (PARTITION BY t.a_id, p.b_source ORDER BY t.score DESC, t.b_id) AS rank_here,
+         b.source AS a_source
+    FROM totals t JOIN prefiltered p USING (a_id, b_id) JOIN batch b ON b.id = t.a_id
+   WHERE t.score >= {CANDIDATE_THRESHOLD}
+), best AS (   -- among the TOP_K best of the record, or of the candidate (of its kept pairs)
+  SELECT DISTINCT ON (least(a_id, b_id), greatest(a_id, b_id)) * FROM ranked r
+   WHERE rank_here <= {TOP_K}
+      OR (SELECT count(*) FROM event_matches m
+           WHERE (m.event_id = r.b_id OR m.other_id = r.b_id) AND r.a_id NOT IN (m.event_id, m.other_id)
+             AND m.score > r.score
+             AND {_SOURCE_OF.format(id="CASE WHEN m.event_id = r.b_id THEN m.other_id ELSE m.event_id END")}
+                 IS NOT DISTINCT FROM r.a_source) < {TOP_K}
    ORDER BY least(a_id, b_id), greatest(a_id, b_id)
-), dropped AS (   -- pairs of these events that no longer score
+), {_FOUND.format(totals="best")},
+dropped AS (   -- pairs of these records that no longer score, unless an editor judged them
   DELETE FROM event_matches m
    WHERE (m.event_id = ANY(:ids) OR m.other_id = ANY(:ids))
      AND NOT EXISTS (SELECT 1 FROM found f WHERE f.event_id = m.event_id AND f.other_id = m.other_id)
+     AND NOT EXISTS (SELECT 1 FROM event_links l WHERE l.event_id = m.event_id AND l.other_id = m.other_id)
 )
--- only what changed is written: an unchanged pair is no change in the history and feed
-INSERT INTO event_matches AS m (event_id, other_id, score, time_score, place_score, type_score, actor_score,
-                                fatality_score, days_apart, distance_km, linked)
-SELECT * FROM found
-ON CONFLICT (event_id, other_id) DO UPDATE SET
-  score = excluded.score, time_score = excluded.time_score, place_score = excluded.place_score,
-  type_score = excluded.type_score, actor_score = excluded.actor_score, fatality_score = excluded.fatality_score,
-  days_apart = excluded.days_apart, distance_km = excluded.distance_km, linked = excluded.linked
-WHERE (m.score, m.time_score, m.place_score, m.type_score, m.actor_score, m.fatality_score, m.days_apart,
-       m.distance_km, m.linked)
-      IS DISTINCT FROM
-      (excluded.score, excluded.time_score, excluded.place_score, excluded.type_score, excluded.actor_score,
-       excluded.fatality_score, excluded.days_apart, excluded.distance_km, excluded.linked)
-""")
+{_UPSERT_FOUND}""")
 
 
 _MATCH_AMONG_EVENTS = _match_sql(f"({_OTHER_SOURCES})")
 _MATCH_AMONG_SNAPSHOT = _match_sql(SNAPSHOT_TABLE)
+
+# Pairs an editor judged, scored whatever their distance (a confirmed pair need not be
+# a candidate), so /matches shows what the rule thinks of them.
+_SCORE_JUDGED = text(f"""
+WITH judged AS (
+  SELECT b.id AS a_id, o.id AS b_id, {_CHEAP_PARTS}
+    FROM event_links l
+    JOIN events b ON b.id = l.event_id
+    JOIN events o ON o.id = l.other_id
+   WHERE (l.event_id = ANY(:ids) OR l.other_id = ANY(:ids)) AND l.event_id < l.other_id
+), {_scoring_ctes("judged")},
+{_FOUND.format(totals="totals")}
+{_UPSERT_FOUND}""")
+
+# Keeps each record's list bounded: a pair is dropped once it is among neither record's
+# TOP_K best of the other's source (and nobody judged it, and it is not linked).
+_PRUNE = text(f"""
+WITH touched AS (
+  SELECT event_id, other_id FROM event_matches WHERE event_id = ANY(:ids) OR other_id = ANY(:ids)
+), ends AS (
+  SELECT event_id AS id FROM touched UNION SELECT other_id FROM touched
+), ranked AS (
+  SELECT m.event_id, m.other_id,
+         row_number() OVER (PARTITION BY m.event_id, {_SOURCE_OF.format(id="m.other_id")}
+                            ORDER BY m.score DESC, m.other_id) AS rank_here,
+         row_number() OVER (PARTITION BY m.other_id, {_SOURCE_OF.format(id="m.event_id")}
+                            ORDER BY m.score DESC, m.event_id) AS rank_there
+    FROM event_matches m
+   WHERE m.event_id IN (SELECT id FROM ends) OR m.other_id IN (SELECT id FROM ends)
+)
+DELETE FROM event_matches m USING ranked r
+ WHERE (m.event_id, m.other_id) = (r.event_id, r.other_id)
+   AND (m.event_id = ANY(:ids) OR m.other_id = ANY(:ids))
+   AND r.rank_here > {TOP_K} AND r.rank_there > {TOP_K} AND NOT m.linked
+   AND NOT EXISTS (SELECT 1 FROM event_links l WHERE l.event_id = m.event_id AND l.other_id = m.other_id)
+""")
 
 
 async def snapshot_other_sources(conn: AsyncConnection, datasets: Collection[str]) -> None:
@@ -146,9 +391,10 @@ async def snapshot_other_sources(conn: AsyncConnection, datasets: Collection[str
 
 async def match_events(conn: AsyncConnection, event_ids: Collection[UUID], datasets: Collection[str] = (),
                        among_snapshot: bool = False) -> None:
-    """Score these events against other sources' (the module's rule) and keep the
-    matches; `datasets`: the sources the events come from (their own records are
-    never candidates); `among_snapshot`: candidates from snapshot_other_sources."""
+    """Score these events against other sources' (the module's rule), keep their best
+    candidates, and link and group them into happenings anew; `datasets`: the sources
+    the events come from (their own records are never candidates); `among_snapshot`:
+    candidates from snapshot_other_sources."""
     if not event_ids:
         return
     ids = sorted(event_ids)
@@ -156,3 +402,113 @@ async def match_events(conn: AsyncConnection, event_ids: Collection[UUID], datas
         await conn.execute(_MATCH_AMONG_SNAPSHOT, {"ids": ids})
     else:
         await conn.execute(_MATCH_AMONG_EVENTS, {"ids": ids, "datasets": sorted(datasets)})
+    await conn.execute(_SCORE_JUDGED, {"ids": ids})
+    await conn.execute(_PRUNE, {"ids": ids})
+    await relink(conn, ids)
+
+
+# Every pair within two steps of these records, with its sources and any verdict: the
+# neighbourhood whose one-to-one selection a change to these records can move.
+_NEIGHBOURHOOD = text(f"""
+WITH first_step AS (
+  SELECT event_id, other_id FROM event_matches WHERE event_id = ANY(:ids) OR other_id = ANY(:ids)
+), reached AS (
+  SELECT id FROM unnest(CAST(:ids AS uuid[])) id
+  UNION SELECT event_id FROM first_step UNION SELECT other_id FROM first_step
+)
+SELECT m.event_id, m.other_id, m.score, m.status,
+       coalesce({_SOURCE_OF.format(id="m.event_id")}, '') AS event_source,
+       coalesce({_SOURCE_OF.format(id="m.other_id")}, '') AS other_source,
+       l.verdict
+  FROM event_matches m
+  LEFT JOIN event_links l ON l.event_id = m.event_id AND l.other_id = m.other_id
+ WHERE m.event_id IN (SELECT id FROM reached) OR m.other_id IN (SELECT id FROM reached)
+""")
+
+_SET_STATUS = text("""
+UPDATE event_matches m SET status = s.status, linked = s.status = 'linked'
+  FROM unnest(CAST(:event_ids AS uuid[]), CAST(:other_ids AS uuid[]), CAST(:statuses AS text[]))
+       AS s (event_id, other_id, status)
+ WHERE (m.event_id, m.other_id) = (s.event_id, s.other_id) AND m.status <> s.status
+""")
+
+
+def select_links(pairs: list) -> dict[tuple[UUID, UUID], str]:
+    """The status of each pair (rows of _NEIGHBOURHOOD): confirmed pairs linked,
+    rejected ones not; then, best score first, a pair over LINK_THRESHOLD is linked
+    unless one of its records already has a partner of the other's source (a
+    `contender`); the rest `candidate`."""
+    partner_of: set[tuple[UUID, str]] = set()  # (record, source it has a partner of)
+    status: dict[tuple[UUID, UUID], str] = {}
+    for p in pairs:
+        if p.verdict == "confirmed":
+            status[p.event_id, p.other_id] = "linked"
+            partner_of |= {(p.event_id, p.other_source), (p.other_id, p.event_source)}
+    for p in sorted(pairs, key=lambda p: (-p.score, p.event_id, p.other_id)):
+        key = (p.event_id, p.other_id)
+        if key in status:
+            continue
+        if p.verdict == "rejected" or p.score < LINK_THRESHOLD:
+            status[key] = "candidate" if p.score < LINK_THRESHOLD else "contender"
+        elif (p.event_id, p.other_source) in partner_of or (p.other_id, p.event_source) in partner_of:
+            status[key] = "contender"
+        else:
+            status[key] = "linked"
+            partner_of |= {(p.event_id, p.other_source), (p.other_id, p.event_source)}
+    return status
+
+
+async def relink(conn: AsyncConnection, event_ids: Collection[UUID]) -> None:
+    """Select the links around these records anew (after their scores or an editor's
+    verdict changed) and regroup the happenings they are in."""
+    if not event_ids:
+        return
+    pairs = (await conn.execute(_NEIGHBOURHOOD, {"ids": sorted(event_ids)})).all()
+    status = select_links(pairs)
+    changed = [(p.event_id, p.other_id, status[p.event_id, p.other_id]) for p in pairs
+               if status[p.event_id, p.other_id] != p.status]
+    if changed:
+        await conn.execute(_SET_STATUS, {"event_ids": [c[0] for c in changed], "other_ids": [c[1] for c in changed],
+                                         "statuses": [c[2] for c in changed]})
+    touched = set(event_ids) | {p.event_id for p in pairs} | {p.other_id for p in pairs}
+    await group_happenings(conn, touched)
+
+
+# The happenings of these records: records linked together, directly or not, are one;
+# its id is its earliest record's. Members of these records' former happenings are
+# regrouped too (a happening split by an unlink).
+_GROUP_HAPPENINGS = text("""
+WITH RECURSIVE starts AS (
+  SELECT id FROM unnest(CAST(:ids AS uuid[])) id JOIN events e USING (id)
+  UNION
+  SELECT h.event_id FROM happening_members h
+   WHERE h.happening_id IN (SELECT happening_id FROM happening_members WHERE event_id = ANY(:ids))
+), walk (start, member) AS (
+  SELECT id, id FROM starts
+  UNION
+  SELECT w.start, n.id FROM walk w CROSS JOIN LATERAL (
+    SELECT other_id AS id FROM event_matches WHERE event_id = w.member AND linked
+    UNION ALL
+    SELECT event_id FROM event_matches WHERE other_id = w.member AND linked) n
+), grouped AS (
+  SELECT w.member AS event_id,
+         first_value(w.member) OVER (PARTITION BY w.start ORDER BY e.created_at, e.id) AS happening_id,
+         count(*) OVER (PARTITION BY w.start) AS size
+    FROM walk w JOIN events e ON e.id = w.member
+), wanted AS (
+  SELECT DISTINCT event_id, happening_id, size FROM grouped
+), gone AS (
+  DELETE FROM happening_members h
+   USING wanted w WHERE h.event_id = w.event_id AND w.size = 1
+)
+INSERT INTO happening_members AS h (event_id, happening_id)
+SELECT event_id, happening_id FROM wanted WHERE size > 1
+ON CONFLICT (event_id) DO UPDATE SET happening_id = excluded.happening_id
+WHERE h.happening_id <> excluded.happening_id
+""")
+
+
+async def group_happenings(conn: AsyncConnection, event_ids: Collection[UUID]) -> None:
+    """Regroup the happenings of these records (and of the records they were grouped with)."""
+    if event_ids:
+        await conn.execute(_GROUP_HAPPENINGS, {"ids": sorted(event_ids)})

@@ -263,13 +263,43 @@ event_matches = Table(
     Column("time_score", REAL, nullable=False),
     Column("place_score", REAL, nullable=False),
     Column("type_score", REAL, nullable=False),
-    Column("actor_score", REAL, nullable=False),
-    Column("fatality_score", REAL, nullable=False),
+    Column("actor_score", REAL),
+    Column("fatality_score", REAL),
     Column("days_apart", Integer, nullable=False),
     Column("distance_km", REAL),
     Column("linked", Boolean, nullable=False),
+    # (migration 0015) evidence from claims, and the one-to-one selection's outcome
+    Column("claimant_score", REAL),
+    Column("text_score", REAL),
+    Column("status", Text, CheckConstraint("status IN ('linked', 'contender', 'candidate')",
+                                           name="ck_event_matches_status"),
+           nullable=False, server_default="candidate"),
     CheckConstraint("event_id < other_id"),
+    CheckConstraint("linked = (status = 'linked')", name="ck_event_matches_linked"),
     Index("ix_event_matches_other", "other_id"),
+)
+
+# An editor's verdict on a pair (migration 0015), one row per event of the pair.
+event_links = Table(
+    "event_links", metadata,
+    Column("event_id", UUID(as_uuid=True), ForeignKey("events.id", ondelete="CASCADE"), primary_key=True),
+    Column("other_id", UUID(as_uuid=True), ForeignKey("events.id", ondelete="CASCADE"), primary_key=True),
+    Column("verdict", Text, CheckConstraint("verdict IN ('confirmed', 'rejected')", name="ck_event_links_verdict"),
+           nullable=False),
+    Column("note", Text),
+    Column("decided_by", Text, nullable=False),
+    Column("decided_at", TIMESTAMP(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("event_id <> other_id", name="ck_event_links_pair"),
+    Index("ix_event_links_other", "other_id"),
+)
+
+# The happening of each record linked to another (migration 0015); one linked to none
+# is a happening of its own under its own id.
+happening_members = Table(
+    "happening_members", metadata,
+    Column("event_id", UUID(as_uuid=True), ForeignKey("events.id", ondelete="CASCADE"), primary_key=True),
+    Column("happening_id", UUID(as_uuid=True), nullable=False),
+    Index("ix_happening_members_happening", "happening_id"),
 )
 
 
