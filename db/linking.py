@@ -402,9 +402,16 @@ async def match_events(conn: AsyncConnection, event_ids: Collection[UUID], datas
         await conn.execute(_MATCH_AMONG_SNAPSHOT, {"ids": ids})
     else:
         await conn.execute(_MATCH_AMONG_EVENTS, {"ids": ids, "datasets": sorted(datasets)})
-    await conn.execute(_SCORE_JUDGED, {"ids": ids})
+    await score_judged(conn, ids)
     await conn.execute(_PRUNE, {"ids": ids})
     await relink(conn, ids)
+
+
+async def score_judged(conn: AsyncConnection, event_ids: Collection[UUID]) -> None:
+    """Score (and keep in event_matches) every pair of these records an editor judged,
+    candidates or not; call relink after it for the verdict to take effect."""
+    if event_ids:
+        await conn.execute(_SCORE_JUDGED, {"ids": sorted(event_ids)})
 
 
 # Every pair within two steps of these records, with its sources and any verdict: the
