@@ -79,6 +79,7 @@ TOP_K = 5
 WEIGHTS = {"time": 0.20, "place": 0.20, "type": 0.10, "actors": 0.15, "fatalities": 0.10, "claimants": 0.10,
            "text": 0.15}
 NEUTRAL = 0.5
+NESTED_LOOPS_UP_TO = 50  # records per call; larger batches are matched with hash joins
 
 # How well an event of ACLED's type fits one UCDP coded with this type of violence
 # (1 state-based, 2 non-state, 3 one-sided); a type not listed fits 0.1.
@@ -184,20 +185,30 @@ involved AS (
         FROM actor_lineage self
         JOIN actor_memberships ms ON ms.member_id = self.ancestor_id
         JOIN actor_lineage g ON g.descendant_id = ms.group_id
-       WHERE self.descendant_id = ea.actor_id
+       WHERE self.descendant_id = ea.actor_id AND ms.relation = 'member'
          AND (ms.valid_from IS NULL OR ms.valid_from <= e.date_end)
-         AND (ms.valid_to IS NULL OR ms.valid_to >= e.date_start)) up
+         AND (ms.valid_to IS NULL OR ms.valid_to >= e.date_start)
+      UNION   -- the same actor as another dataset names it (db/crosswalk.py)
+      SELECT other.actor_id
+        FROM actor_names mine
+        JOIN actor_crosswalk cw ON cw.name_norm = mine.name_norm
+        JOIN actor_names other ON other.name_norm = cw.other_name_norm
+       WHERE mine.actor_id = ea.actor_id) up
    GROUP BY ea.event_id, ea.actor_id
 ), actor_counts AS (
   SELECT event_id, count(*) AS actors FROM event_actor_keys GROUP BY event_id
+), sides AS (   -- each pair from both ends (equality joins: an OR would compare every pair with every key)
+  SELECT a_id, b_id, a_id AS here, b_id AS there FROM {pairs}
+  UNION ALL
+  SELECT a_id, b_id, b_id, a_id FROM {pairs}
 ), actor_fits AS (   -- per pair, side and actor: its best fit among the other side's actors
-  SELECT p.a_id, p.b_id, x.event_id AS side, x.actor_id,
+  SELECT s.a_id, s.b_id, s.here AS side, x.actor_id,
          max(CASE WHEN x.actor_id = ANY(y.keys) OR y.actor_id = ANY(x.keys) THEN 1.0
                   WHEN x.keys && y.keys THEN 0.6 ELSE 0 END) AS fit
-    FROM {pairs} p
-    JOIN event_actor_keys x ON x.event_id IN (p.a_id, p.b_id)
-    JOIN event_actor_keys y ON y.event_id = CASE WHEN x.event_id = p.a_id THEN p.b_id ELSE p.a_id END
-   GROUP BY p.a_id, p.b_id, x.event_id, x.actor_id
+    FROM sides s
+    JOIN event_actor_keys x ON x.event_id = s.here
+    JOIN event_actor_keys y ON y.event_id = s.there
+   GROUP BY s.a_id, s.b_id, s.here, x.actor_id
 ), actor_parts AS (   -- over the side that names fewer actors (the first, if as many)
   SELECT DISTINCT ON (f.a_id, f.b_id) f.a_id, f.b_id, avg(f.fit) AS actor_score
     FROM actor_fits f JOIN actor_counts c ON c.event_id = f.side
@@ -289,7 +300,8 @@ def _match_sql(candidates: str):
     return text(f"""
 WITH batch AS (
   SELECT {_CANDIDATE_COLUMNS}, e.type_of_violence, {_SOURCE_OF.format(id="e.id")} AS source
-    FROM events e WHERE e.id = ANY(:ids) AND e.country_id IS NOT NULL
+    FROM unnest(CAST(:ids AS uuid[])) i (id) JOIN events e ON e.id = i.id   -- (a hash, not ANY() per row)
+   WHERE e.country_id IS NOT NULL
 ), others AS MATERIALIZED (
   SELECT o.*, e.type_of_violence FROM {candidates} o JOIN events e ON e.id = o.id
    WHERE o.country_id IN (SELECT country_id FROM batch)
@@ -398,10 +410,17 @@ async def match_events(conn: AsyncConnection, event_ids: Collection[UUID], datas
     if not event_ids:
         return
     ids = sorted(event_ids)
+    # A batch's statement joins sets the planner knows little of (CTEs over rows this
+    # transaction wrote): a nested loop over two of them is quadratic, hashing is not.
+    many = len(ids) > NESTED_LOOPS_UP_TO
+    if many:
+        await conn.execute(text("SET LOCAL enable_nestloop = off"))
     if among_snapshot:
         await conn.execute(_MATCH_AMONG_SNAPSHOT, {"ids": ids})
     else:
         await conn.execute(_MATCH_AMONG_EVENTS, {"ids": ids, "datasets": sorted(datasets)})
+    if many:
+        await conn.execute(text("SET LOCAL enable_nestloop = on"))
     await score_judged(conn, ids)
     await conn.execute(_PRUNE, {"ids": ids})
     await relink(conn, ids)

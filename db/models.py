@@ -293,6 +293,16 @@ event_links = Table(
     Index("ix_event_links_other", "other_id"),
 )
 
+# How one dataset names an actor another names otherwise, both directions, by
+# normalised name (migration 0016, db/crosswalk.py).
+actor_crosswalk = Table(
+    "actor_crosswalk", metadata,
+    Column("name_norm", Text, primary_key=True),
+    Column("other_name_norm", Text, primary_key=True),
+    Column("note", Text),
+    CheckConstraint("name_norm <> other_name_norm", name="ck_actor_crosswalk_pair"),
+)
+
 # The happening of each record linked to another (migration 0015); one linked to none
 # is a happening of its own under its own id.
 happening_members = Table(

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models as m
 from db.derive import recompute_events
+from db.crosswalk import CROSSWALK_FILE, load_crosswalk
 from db.linking import match_events
 from db.names import name_variants
 
@@ -371,6 +372,7 @@ async def load_seed_dir(conn: AsyncConnection, seeds_dir: Path = SEEDS_DIR) -> S
     """Load every seeds/*.yaml in name order, in one transaction that the caller commits."""
     # Two loaders at once would race on the same keys; the second waits for the first.
     await conn.execute(text("SELECT pg_advisory_xact_lock(727002), set_config('conflictkb.actor', 'seed', true)"))
+    await load_crosswalk(conn, seeds_dir / CROSSWALK_FILE.name)
     total = SeedReport()
     for path in sorted(seeds_dir.glob("*.yaml")):
         report = await load_seed(conn, read_seed_file(path))

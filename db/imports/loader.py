@@ -39,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models as m
 from db.derive import recompute_events
+from db.crosswalk import load_crosswalk
 from db.linking import match_events, snapshot_other_sources
 from db.imports.records import ActorRef, Figures, ImportedEvent, ImportReport, SourceReport
 from db.names import name_variants, normalize_name
@@ -468,7 +469,8 @@ class Loader:
         changed -= inserted
         await self._drop_unsupported_roles(conn, changed)
         await recompute_events(conn, sorted(inserted | changed))
-        if not self.candidates_taken:  # other sources' events, once per import
+        if not self.candidates_taken:  # other sources' events (and the crosswalk as shipped), once per import
+            await load_crosswalk(conn)
             await snapshot_other_sources(conn, {e.dataset for e in batch})
             self.candidates_taken = True
         await match_events(conn, inserted | changed, among_snapshot=True)
