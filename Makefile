@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install clean-data bench-data bench bench-ratelimit fuzz
+.PHONY: run test install clean-data bench-data bench bench-ratelimit bench-linking fuzz
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "conflictkb needs Python 3.11 or newer (PYTHON=$(PYTHON))")'
@@ -53,3 +53,11 @@ bench: bench-data
 # (bench/README.md); needs no generated data (installs wrk with apt-get if missing).
 bench-ratelimit: $(STAMP)
 	$(BIN)/python bench/ratelimit.py
+
+# Cross-source linking against a labelled ACLED re-report of the UCDP extract: precision,
+# recall, top-1 per perturbation, and linking's share of import time (bench/README.md).
+# LINKING_PAIRS / LINKING_SEED to change the labelled set.
+LINKING_PAIRS ?= 1200
+LINKING_SEED  ?= 14
+bench-linking: $(STAMP)
+	$(BIN)/python bench/linking_eval.py --pairs $(LINKING_PAIRS) --seed $(LINKING_SEED)

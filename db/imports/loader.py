@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -469,11 +470,13 @@ class Loader:
         changed -= inserted
         await self._drop_unsupported_roles(conn, changed)
         await recompute_events(conn, sorted(inserted | changed))
+        linking_started = time.perf_counter()
         if not self.candidates_taken:  # other sources' events (and the crosswalk as shipped), once per import
             await load_crosswalk(conn)
             await snapshot_other_sources(conn, {e.dataset for e in batch})
             self.candidates_taken = True
         await match_events(conn, inserted | changed, among_snapshot=True)
+        report.linking_seconds += time.perf_counter() - linking_started
         report.inserted += len(inserted)
         report.updated += len(changed)
         report.unchanged += len(batch) - len(inserted) - len(changed)

@@ -106,6 +106,7 @@ class ImportReport:
     rejected_count: int = 0
     rejected: list[Rejected] = field(default_factory=list)   # the first KEPT_REJECTS
     created: Counter = field(default_factory=Counter)   # places / actors / documents made along the way
+    linking_seconds: float = 0.0   # spent matching with other sources (db/linking.py), of the whole import
     on_reject: Callable[[Rejected], None] | None = None
 
     def reject(self, line: int, reason: str) -> None:
@@ -119,7 +120,8 @@ class ImportReport:
     def summary(self) -> str:
         made = ", ".join(f"{n:,} {what}" for what, n in sorted(self.created.items()) if n)
         return (f"{self.inserted:,} inserted, {self.updated:,} updated, {self.unchanged:,} unchanged, "
-                f"{self.rejected_count:,} rejected" + (f"; new {made}" if made else ""))
+                f"{self.rejected_count:,} rejected" + (f"; new {made}" if made else "")
+                + f"; linking {self.linking_seconds:.1f} s")
 
 
 @dataclass(frozen=True)
