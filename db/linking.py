@@ -76,8 +76,8 @@ MAX_DAYS_APART = 7
 MAX_KM = 50
 PREFILTER = 48
 TOP_K = 5
-WEIGHTS = {"time": 0.20, "place": 0.20, "type": 0.10, "actors": 0.15, "fatalities": 0.10, "claimants": 0.10,
-           "text": 0.15}
+WEIGHTS = {"time": 0.20, "place": 0.20, "type": 0.05, "actors": 0.15, "fatalities": 0.10, "claimants": 0.10,
+           "text": 0.20}
 NEUTRAL = 0.5
 NESTED_LOOPS_UP_TO = 50  # records per call; larger batches are matched with hash joins
 
@@ -138,7 +138,12 @@ _CHEAP_PARTS = f"""
        WHEN greatest(o.date_end - o.date_start, b.date_end - b.date_start) < 7 THEN 0.9
        WHEN greatest(o.date_end - o.date_start, b.date_end - b.date_start) < 31 THEN 0.8
        WHEN greatest(o.date_end - o.date_start, b.date_end - b.date_start) < 62 THEN 0.7 ELSE 0.5 END AS specificity,
-  CASE WHEN b.admin2_id = o.admin2_id THEN 0.8 WHEN b.admin1_id = o.admin1_id THEN 0.6 ELSE 0.3 END AS area_score,
+  -- compared at the coarser record's precision: an admin1-only record says nothing of the admin2
+  CASE WHEN 'country' IN (b.geo_precision, o.geo_precision) OR 'region' IN (b.geo_precision, o.geo_precision)
+            OR 'water_airspace' IN (b.geo_precision, o.geo_precision) THEN 0.3
+       WHEN 'admin1' IN (b.geo_precision, o.geo_precision)
+       THEN CASE WHEN b.admin1_id = o.admin1_id THEN 0.6 ELSE 0.3 END
+       WHEN b.admin2_id = o.admin2_id THEN 0.8 WHEN b.admin1_id = o.admin1_id THEN 0.5 ELSE 0.3 END AS area_score,
   CASE WHEN b.sub_event_type = o.sub_event_type AND b.event_type = o.event_type
             AND (b.type_of_violence IS NULL OR o.type_of_violence IS NULL OR b.type_of_violence = o.type_of_violence)
        THEN 1.0
@@ -173,28 +178,28 @@ def _scoring_ctes(pairs: str) -> str:
     return f"""
 involved AS (
   SELECT a_id AS id FROM {pairs} UNION SELECT b_id FROM {pairs}
+), involved_actors AS (
+  SELECT ea.event_id, ea.actor_id, e.date_start, e.date_end
+    FROM involved i JOIN events e ON e.id = i.id JOIN event_actors ea ON ea.event_id = i.id
 ), event_actor_keys AS (   -- each actor of an involved event, and everything it stands for at the event's dates
-  SELECT ea.event_id, ea.actor_id, array_agg(DISTINCT up.key) AS keys
-    FROM involved i
-    JOIN events e ON e.id = i.id
-    JOIN event_actors ea ON ea.event_id = i.id
-    CROSS JOIN LATERAL (
-      SELECT l.ancestor_id AS key FROM actor_lineage l WHERE l.descendant_id = ea.actor_id
-      UNION
-      SELECT g.ancestor_id
-        FROM actor_lineage self
-        JOIN actor_memberships ms ON ms.member_id = self.ancestor_id
-        JOIN actor_lineage g ON g.descendant_id = ms.group_id
-       WHERE self.descendant_id = ea.actor_id AND ms.relation = 'member'
-         AND (ms.valid_from IS NULL OR ms.valid_from <= e.date_end)
-         AND (ms.valid_to IS NULL OR ms.valid_to >= e.date_start)
-      UNION   -- the same actor as another dataset names it (db/crosswalk.py)
-      SELECT other.actor_id
-        FROM actor_names mine
-        JOIN actor_crosswalk cw ON cw.name_norm = mine.name_norm
-        JOIN actor_names other ON other.name_norm = cw.other_name_norm
-       WHERE mine.actor_id = ea.actor_id) up
-   GROUP BY ea.event_id, ea.actor_id
+  SELECT event_id, actor_id, array_agg(DISTINCT key) AS keys FROM (
+    SELECT ia.event_id, ia.actor_id, l.ancestor_id AS key   -- itself and what it is part of
+      FROM involved_actors ia JOIN actor_lineage l ON l.descendant_id = ia.actor_id
+    UNION ALL
+    SELECT ia.event_id, ia.actor_id, g.ancestor_id   -- the groups it (or what it is part of) belongs to then
+      FROM involved_actors ia
+      JOIN actor_lineage self ON self.descendant_id = ia.actor_id
+      JOIN actor_memberships ms ON ms.member_id = self.ancestor_id AND ms.relation = 'member'
+       AND (ms.valid_from IS NULL OR ms.valid_from <= ia.date_end)
+       AND (ms.valid_to IS NULL OR ms.valid_to >= ia.date_start)
+      JOIN actor_lineage g ON g.descendant_id = ms.group_id
+    UNION ALL
+    SELECT ia.event_id, ia.actor_id, other.actor_id   -- the same actor as another dataset names it (db/crosswalk.py)
+      FROM involved_actors ia
+      JOIN actor_names mine ON mine.actor_id = ia.actor_id
+      JOIN actor_crosswalk cw ON cw.name_norm = mine.name_norm
+      JOIN actor_names other ON other.name_norm = cw.other_name_norm) up
+   GROUP BY event_id, actor_id
 ), actor_counts AS (
   SELECT event_id, count(*) AS actors FROM event_actor_keys GROUP BY event_id
 ), sides AS (   -- each pair from both ends (equality joins: an OR would compare every pair with every key)
@@ -223,14 +228,16 @@ involved AS (
     JOIN reporters x ON x.event_id = p.a_id
     JOIN reporters y ON y.event_id = p.b_id
    GROUP BY p.a_id, p.b_id
+), titles AS (   -- the titles of the documents each involved event's claims come from
+  SELECT c.event_id, string_agg(DISTINCT d.title, ' ') AS titles
+    FROM involved i JOIN claims c ON c.event_id = i.id JOIN documents d ON d.id = c.document_id
+   GROUP BY c.event_id
 ), words AS (   -- the words of each involved event's summary, quotes and document titles
   SELECT i.id AS event_id, w.lexeme
     FROM involved i JOIN events e ON e.id = i.id
+    LEFT JOIN titles t ON t.event_id = i.id
     CROSS JOIN LATERAL unnest(tsvector_to_array(
-        ts_filter(e.search_vector, '{{a,b}}')
-        || to_tsvector('english', coalesce((SELECT string_agg(DISTINCT d.title, ' ')
-                                              FROM claims c JOIN documents d ON d.id = c.document_id
-                                             WHERE c.event_id = e.id), '')))) AS w (lexeme)
+        ts_filter(e.search_vector, '{{a,b}}') || to_tsvector('english', coalesce(t.titles, '')))) AS w (lexeme)
 ), word_counts AS (
   SELECT event_id, count(*) AS words FROM words GROUP BY event_id
 ), shared_words AS (
@@ -309,9 +316,20 @@ WITH batch AS (
      AND o.date_end >= (SELECT min(date_start) FROM batch) - {MAX_DAYS_APART}
      -- (a bound the index can use: no interval is longer than a year and a day)
      AND o.date_start >= (SELECT min(date_start) FROM batch) - {MAX_DAYS_APART} - 367
+), batch_weeks AS (   -- the weeks each record's interval touches: an equality to join on
+  SELECT b.id, b.country_id, w.week
+    FROM batch b CROSS JOIN generate_series((b.date_start - DATE '2000-01-03') / 7,
+                                            (b.date_end - DATE '2000-01-03') / 7) AS w (week)
+), other_weeks AS (   -- ... and a candidate's, widened by MAX_DAYS_APART each side
+  SELECT o.id, o.country_id, w.week
+    FROM others o CROSS JOIN generate_series((o.date_start - {MAX_DAYS_APART} - DATE '2000-01-03') / 7,
+                                             (o.date_end + {MAX_DAYS_APART} - DATE '2000-01-03') / 7) AS w (week)
+), week_pairs AS (
+  SELECT DISTINCT bw.id AS a_id, ow.id AS b_id
+    FROM batch_weeks bw JOIN other_weeks ow ON (ow.country_id, ow.week) = (bw.country_id, bw.week)
 ), near_pairs AS (
   SELECT b.id AS a_id, o.id AS b_id, o.source AS b_source, {_CHEAP_PARTS}
-    FROM batch b JOIN others o ON o.country_id = b.country_id
+    FROM week_pairs wp JOIN batch b ON b.id = wp.a_id JOIN others o ON o.id = wp.b_id
      AND o.date_start <= b.date_end + {MAX_DAYS_APART} AND o.date_end >= b.date_start - {MAX_DAYS_APART}
      AND (b.admin1_id IS NULL OR o.admin1_id IS NULL OR o.admin1_id = b.admin1_id
           OR (b.location IS NOT NULL AND o.location IS NOT NULL))
@@ -331,15 +349,19 @@ ranked AS (   -- the rank of each pair among the record's pairs with that source
          b.source AS a_source
     FROM totals t JOIN prefiltered p USING (a_id, b_id) JOIN batch b ON b.id = t.a_id
    WHERE t.score >= {CANDIDATE_THRESHOLD}
-), best AS (   -- among the TOP_K best of the record, or of the candidate (of its kept pairs)
-  SELECT DISTINCT ON (least(a_id, b_id), greatest(a_id, b_id)) * FROM ranked r
-   WHERE rank_here <= {TOP_K}
-      OR (SELECT count(*) FROM event_matches m
-           WHERE (m.event_id = r.b_id OR m.other_id = r.b_id) AND r.a_id NOT IN (m.event_id, m.other_id)
-             AND m.score > r.score
-             AND {_SOURCE_OF.format(id="CASE WHEN m.event_id = r.b_id THEN m.other_id ELSE m.event_id END")}
-                 IS NOT DISTINCT FROM r.a_source) < {TOP_K}
-   ORDER BY least(a_id, b_id), greatest(a_id, b_id)
+), kept_there AS (   -- the candidates' kept pairs with records of the batch's sources
+  SELECT c.b_id, x.source, c.score, row_number() OVER (PARTITION BY c.b_id, x.source ORDER BY c.score DESC) AS rank
+    FROM (SELECT m.other_id AS b_id, m.event_id AS partner, m.score FROM event_matches m
+           WHERE m.other_id IN (SELECT b_id FROM ranked) AND m.event_id NOT IN (SELECT id FROM batch)
+          UNION ALL
+          SELECT m.event_id, m.other_id, m.score FROM event_matches m
+           WHERE m.event_id IN (SELECT b_id FROM ranked) AND m.other_id NOT IN (SELECT id FROM batch)) c
+    CROSS JOIN LATERAL ({_SOURCE_OF.format(id="c.partner")}) x (source)
+), best AS (   -- among the TOP_K best of the record, or of the candidate (over its kept pairs)
+  SELECT DISTINCT ON (least(r.a_id, r.b_id), greatest(r.a_id, r.b_id)) r.* FROM ranked r
+    LEFT JOIN kept_there k ON k.b_id = r.b_id AND k.source = r.a_source AND k.rank = {TOP_K}
+   WHERE r.rank_here <= {TOP_K} OR k.score IS NULL OR r.score > k.score
+   ORDER BY least(r.a_id, r.b_id), greatest(r.a_id, r.b_id)
 ), {_FOUND.format(totals="best")},
 dropped AS (   -- pairs of these records that no longer score, unless an editor judged them
   DELETE FROM event_matches m
