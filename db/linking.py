@@ -247,7 +247,7 @@ involved AS (
     JOIN words y ON y.event_id = p.b_id AND y.lexeme = x.lexeme
    GROUP BY p.a_id, p.b_id
 ), text_parts AS (
-  SELECT p.a_id, p.b_id, least(1.0, 1.5 * coalesce(s.shared, 0)::real / least(wa.words, wb.words)) AS text_score
+  SELECT p.a_id, p.b_id, coalesce(s.shared, 0)::real / sqrt(wa.words * wb.words) AS text_score
     FROM {pairs} p
     JOIN word_counts wa ON wa.event_id = p.a_id
     JOIN word_counts wb ON wb.event_id = p.b_id
@@ -259,7 +259,7 @@ involved AS (
          CASE WHEN ea.fatalities_best IS NULL OR eb.fatalities_best IS NULL THEN NULL
               WHEN ea.fatalities_best BETWEEN eb.fatalities_low AND coalesce(eb.fatalities_high, 2147483647)
                 OR eb.fatalities_best BETWEEN ea.fatalities_low AND coalesce(ea.fatalities_high, 2147483647)
-              THEN greatest(0.9, 1 - abs(ea.fatalities_best - eb.fatalities_best)::real
+              THEN greatest(0.85, 1 - abs(ea.fatalities_best - eb.fatalities_best)::real
                                      / (greatest(ea.fatalities_best, eb.fatalities_best) + 2))
               ELSE 1 - abs(ea.fatalities_best - eb.fatalities_best)::real
                        / (greatest(ea.fatalities_best, eb.fatalities_best) + 2) END::real AS fatality_score,
@@ -484,25 +484,37 @@ UPDATE event_matches m SET status = s.status, linked = s.status = 'linked'
 def select_links(pairs: list) -> dict[tuple[UUID, UUID], str]:
     """The status of each pair (rows of _NEIGHBOURHOOD): confirmed pairs linked,
     rejected ones not; then, best score first, a pair over LINK_THRESHOLD is linked
-    unless one of its records already has a partner of the other's source (a
-    `contender`); the rest `candidate`."""
-    partner_of: set[tuple[UUID, str]] = set()  # (record, source it has a partner of)
+    unless one of its records already has a partner of the other's source, or has
+    another candidate of that source that scores the same (a tie the rule cannot
+    break: an editor must); those are `contender`s, the rest `candidate`s."""
+    partner_of: set[tuple[UUID, str]] = set()  # (record, source it has a partner of, or a tie with)
     status: dict[tuple[UUID, UUID], str] = {}
+    by_end: dict[tuple[UUID, str], list] = {}
     for p in pairs:
+        by_end.setdefault((p.event_id, p.other_source), []).append(p)
+        by_end.setdefault((p.other_id, p.event_source), []).append(p)
         if p.verdict == "confirmed":
             status[p.event_id, p.other_id] = "linked"
             partner_of |= {(p.event_id, p.other_source), (p.other_id, p.event_source)}
+
+    def free(p) -> bool:
+        return (p.event_id, p.other_source) not in partner_of and (p.other_id, p.event_source) not in partner_of
+
     for p in sorted(pairs, key=lambda p: (-p.score, p.event_id, p.other_id)):
         key = (p.event_id, p.other_id)
         if key in status:
             continue
         if p.verdict == "rejected" or p.score < LINK_THRESHOLD:
             status[key] = "candidate" if p.score < LINK_THRESHOLD else "contender"
-        elif (p.event_id, p.other_source) in partner_of or (p.other_id, p.event_source) in partner_of:
+        elif not free(p):
             status[key] = "contender"
         else:
-            status[key] = "linked"
-            partner_of |= {(p.event_id, p.other_source), (p.other_id, p.event_source)}
+            ends = ((p.event_id, p.other_source), (p.other_id, p.event_source))
+            tied = [end for end in ends
+                    if any(q is not p and q.score == p.score and q.verdict != "rejected" and free(q)
+                           and (q.event_id, q.other_id) not in status for q in by_end[end])]
+            status[key] = "contender" if tied else "linked"
+            partner_of |= set(tied or ends)
     return status
 
 
