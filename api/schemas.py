@@ -131,6 +131,12 @@ class EventActor(_Out):
     actor: ActorRef
 
 
+class HappeningRef(_Out):
+    id: UUID = Field(description="The happening's id (its earliest record's): GET /v1/happenings/{id}.")
+    record_count: int = Field(description="Its records (events of several sources linked as one); 1: this "
+                                          "event alone.")
+
+
 class LinkedEvent(_Out):
     id: UUID
     score: float
@@ -158,6 +164,8 @@ class Event(_Out):
     linked_events: list[LinkedEvent] | None = Field(default=None, description=(
         "Other sources' records of the same happening (in the detail only; see /matches)."))
     external_ids: list[ExternalId]
+    happening: HappeningRef = Field(description="The happening it is a record of (linked records of other "
+                                                "sources), or its own.")
     created_at: dt.datetime
     updated_at: dt.datetime
 
@@ -281,13 +289,33 @@ class AttributionClaim(_Out):
     document_id: UUID | None
 
 
-class Attribution(_Out):
-    """One actor in one role of an event: its status and the claims behind it."""
+class ActorAttribution(_Out):
+    """One actor in one role: its attribution status and the claims behind it."""
     actor: ActorRef
     role: Literal["perpetrator", "target"]
     status: Literal["confirmed", "alleged", "contested", "unknown"]
     claim_ids: list[UUID] = Field(description="The claims that made the status (the rule in the README).")
+
+
+class Attribution(ActorAttribution):
+    """One actor in one role of an event: its status and the claims behind it."""
     claims: list[AttributionClaim]
+
+
+class Happening(_Out):
+    """Records of one happening from several sources (linked: see /v1/events/{id}/matches), with
+    what all their claims say together, derived by the same rules as one event's figures."""
+    id: UUID = Field(description="Its earliest record's id.")
+    record_count: int
+    sources: list[str] = Field(description="The datasets its records come from (records written through the "
+                                           "API have none).")
+    date_start: dt.date = Field(description="The earliest start of its records: the dates are their span.")
+    date_end: dt.date = Field(description="The latest end of its records.")
+    fatalities: Fatalities = Field(description="From every record's fatality claims together.")
+    attribution: list[ActorAttribution] = Field(description=(
+        "Per actor and role (perpetrator, target), from every record's claims together: an actor named in "
+        "several records is one row."))
+    records: list[Event] = Field(description="Each record as /v1/events/{id} gives it, by source, then date.")
 
 
 class HistoryRecord(_Out):

@@ -18,11 +18,12 @@ from strawberry.types.nodes import FragmentSpread, InlineFragment
 from db.cost import LIMITS
 from db.filters import EventFilter, FilterError
 from db.pagination import CursorError, Page, PageRequest
-from db.queries import actors, claims, documents, events, history, places, stats
+from db.queries import actors, claims, documents, events, happenings, history, places, stats
 from db.queries.stats import StatsRequest, parse_group_by
 from schema.inputs import EventOrder, EventWhere, StatDimension
 from schema.prefetch import load_selected_trees, selections_at
-from schema.types import Actor, Claim, Connection, Document, Edge, Event, EventStat, PageInfo, Place, Stance
+from schema.types import (Actor, Claim, Connection, Document, Edge, Event, EventStat, Happening, PageInfo, Place,
+                          Stance)
 
 T = TypeVar("T")
 # The query layer names REST's parameters; these are their GraphQL names.
@@ -132,6 +133,11 @@ class Query:
         with user_errors():
             tree = await info.context.db(history.get_event_as_of, str(id), as_of)
         return await single_node(info, tree, Event.of)
+
+    @strawberry.field(description="One happening (records of several sources linked as one) by its id or the id "
+                                  "or external id of any of its records; under its own id.")
+    async def happening(self, info: Info, id: strawberry.ID) -> Happening | None:
+        return await single_node(info, await info.context.db(happenings.get_happening, str(id)), Happening.of)
 
     @strawberry.field
     async def actors(self, info: Info, q: str | None = None, kind: list[str] | None = None, first: int = 50,

@@ -252,6 +252,12 @@ class Fatalities:
     claim_ids: list[strawberry.ID]
 
 
+def _fatalities(f: dict) -> Fatalities:
+    return Fatalities(low=f["low"], best=f["best"], high=f["high"], civilians=f["civilians"],
+                      civilians_low=f["civilians_low"], civilians_high=f["civilians_high"],
+                      claim_ids=[strawberry.ID(i) for i in f["claim_ids"]])
+
+
 @strawberry.type
 class EventActor:
     role: EventRole
@@ -313,6 +319,8 @@ class Event(_TreeNode):
     distance_km: float | None = strawberry.field(description="With `near`: great-circle distance from the point, in km.")
     claim_count: int
     external_ids: list[ExternalId]
+    happening: Happening = strawberry.field(description="The happening it is a record of (linked records of "
+                                                        "other sources), or its own.")
     claims: list[Claim]
 
     @strawberry.field(description="Other sources' events that may be the same happening, best first "
@@ -322,25 +330,64 @@ class Event(_TreeNode):
 
     @classmethod
     def of(cls, tree: dict) -> Event:
-        f = tree["fatalities"]
         return cls(
             tree=tree, id=strawberry.ID(tree["id"]), event_type=tree["event_type"],
             sub_event_type=tree["sub_event_type"], type_of_violence=tree["type_of_violence"],
             date_start=_date(tree["date_start"]), date_end=_date(tree["date_end"]),
             date_precision=tree["date_precision"], place=Place.of(tree["place"]), latitude=tree["latitude"],
             longitude=tree["longitude"], geo_precision=tree["geo_precision"],
-            fatalities=Fatalities(low=f["low"], best=f["best"], high=f["high"], civilians=f["civilians"],
-                                  civilians_low=f["civilians_low"], civilians_high=f["civilians_high"],
-                                  claim_ids=[strawberry.ID(i) for i in f["claim_ids"]]),
+            fatalities=_fatalities(tree["fatalities"]),
             summary=tree["summary"],
             actors=[EventActor(role=EventRole(a["role"]),
                                status=AttributionStatus(a["status"]) if a["status"] else None,
                                status_claim_ids=[strawberry.ID(i) for i in a["status_claim_ids"]],
                                actor=Actor.of(a["actor"])) for a in tree["actors"]],
             distance_km=tree.get("distance_km"), claim_count=tree["claim_count"],
-            external_ids=_external_ids(tree["external_ids"]),
+            external_ids=_external_ids(tree["external_ids"]), happening=Happening.of(tree["happening"]),
             # lists carry claims only when they are selected (schema/queries.py)
             claims=[Claim.of(c) for c in tree.get("claims") or ()])
+
+
+@strawberry.type(description="One actor in one role: its attribution status and the claims behind it.")
+class ActorAttribution:
+    actor: Actor
+    role: EventRole
+    status: AttributionStatus
+    claim_ids: list[strawberry.ID] = strawberry.field(description="The claims that made the status.")
+
+
+@strawberry.type(description="Records of one happening from several sources (linked: see Event.matches), with "
+                             "what all their claims say together, by the same rules as one event's figures.")
+class Happening(_TreeNode):
+    record_count: int
+    _loader = "happenings"
+
+    @classmethod
+    def of(cls, tree: dict) -> Happening:
+        return cls(tree=tree, id=strawberry.ID(tree["id"]), record_count=tree["record_count"])
+
+    @from_tree("records", lambda items: [Event.of(t) for t in items],
+               description="Each record with its claims, by source, then date.")
+    def records(self, info: Info) -> list[Event]: ...
+
+    @from_tree("sources", description="The datasets its records come from.")
+    def sources(self, info: Info) -> list[str]: ...
+
+    @from_tree("date_start", _date, description="The earliest start of its records: the dates are their span.")
+    def date_start(self, info: Info) -> dt.date: ...
+
+    @from_tree("date_end", _date, description="The latest end of its records.")
+    def date_end(self, info: Info) -> dt.date: ...
+
+    @from_tree("fatalities", _fatalities, description="From every record's fatality claims together.")
+    def fatalities(self, info: Info) -> Fatalities: ...
+
+    @from_tree("attribution", lambda items: [
+            ActorAttribution(actor=Actor.of(a["actor"]), role=EventRole(a["role"]),
+                             status=AttributionStatus(a["status"]),
+                             claim_ids=[strawberry.ID(i) for i in a["claim_ids"]]) for a in items],
+               description="Per actor and role (perpetrator, target), from every record's claims together.")
+    def attribution(self, info: Info) -> list[ActorAttribution]: ...
 
 
 @strawberry.type

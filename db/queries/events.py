@@ -110,8 +110,17 @@ _MATCHES_OF = """SELECT other_id AS match_id, score, linked, time_score, place_s
                          fatality_score, days_apart, distance_km
                     FROM event_matches WHERE other_id = {event}"""
 
-_EVENT_TREE_SQL = f"""
-SELECT json_build_object(
+# The happening an event is a record of (db/linking.py): its id and how many records it
+# has; an event linked to none is a happening of its own, under its own id.
+_HAPPENING_REF = """coalesce((
+      SELECT json_build_object('id', hm.happening_id, 'record_count', count(*))
+        FROM happening_members hm JOIN happening_members hr ON hr.happening_id = hm.happening_id
+       WHERE hm.event_id = e.id GROUP BY hm.happening_id),
+    json_build_object('id', e.id, 'record_count', 1))"""
+
+# An event's tree as a JSON expression over `e` (the event) and `p` (its place, outer
+# joined); `{claims}`: what only the detail adds.
+_EVENT_TREE = f"""json_build_object(
   'id', e.id,
   'event_type', e.event_type,
   'sub_event_type', e.sub_event_type,
@@ -141,15 +150,10 @@ SELECT json_build_object(
       SELECT json_agg(json_build_object('dataset', x.dataset, 'id', x.external_id)
                        ORDER BY x.dataset, x.external_id)
         FROM event_external_ids x WHERE x.event_id = e.id), '[]'::json),
+  'happening', {_HAPPENING_REF},
   'created_at', e.created_at,
   'updated_at', e.updated_at
-) AS tree
-FROM unnest(:ids) WITH ORDINALITY AS page(id, ord)
-JOIN events e ON e.id = page.id
--- (outer joins: an event read as of a time may name a place or actor deleted since)
-LEFT JOIN places p ON p.id = e.place_id
-ORDER BY page.ord
-"""
+)"""
 _CLAIMS = f"""
   'claims', coalesce((SELECT json_agg({CLAIM_TREE} ORDER BY c.predicate, c.created_at, c.id)
                         FROM claims c WHERE c.event_id = e.id), '[]'::json),
@@ -162,8 +166,24 @@ _CLAIMS = f"""
         FROM ({_MATCHES_OF.format(event="e.id")}) m WHERE m.linked), '[]'::json),"""
 
 # The detail carries every claim; list items carry claim_count only.
-EVENT_TREE_SQL = _EVENT_TREE_SQL.format(claims=_CLAIMS)
-EVENT_LIST_TREE_SQL = _EVENT_TREE_SQL.format(claims="")
+EVENT_TREE_JSON = _EVENT_TREE.format(claims=_CLAIMS)
+EVENT_LIST_TREE_JSON = _EVENT_TREE.format(claims="")
+
+
+def _trees_of_ids(tree: str) -> str:
+    """The trees of the events :ids, in the order of the ids."""
+    return f"""
+SELECT {tree} AS tree
+FROM unnest(:ids) WITH ORDINALITY AS page(id, ord)
+JOIN events e ON e.id = page.id
+-- (outer joins: an event read as of a time may name a place or actor deleted since)
+LEFT JOIN places p ON p.id = e.place_id
+ORDER BY page.ord
+"""
+
+
+EVENT_TREE_SQL = _trees_of_ids(EVENT_TREE_JSON)
+EVENT_LIST_TREE_SQL = _trees_of_ids(EVENT_LIST_TREE_JSON)
 event_trees = tree_loader(text(EVENT_TREE_SQL))
 event_list_trees = tree_loader(text(EVENT_LIST_TREE_SQL))
 
