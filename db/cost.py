@@ -236,6 +236,17 @@ def changes_charge(limit: int) -> int:
     return math.ceil(limit / CHANGES_UNIT) - 1
 
 
+# Collapsed by happening (db.filters.first_of_its_happening): each matching event is
+# tested for an earlier matching record of its happening, the filter applied again to
+# those records, and stats read the events instead of the monthly rollup.
+COLLAPSE_UNITS = 1
+
+
+def collapse_charge(collapse: object | None) -> int:
+    """What collapsing a list, its total or stats (`collapse`, None: not) adds."""
+    return 0 if collapse is None else COLLAPSE_UNITS
+
+
 def filter_charge(size: FilterSize) -> int:
     """Names to resolve, conditions to test, terms to look up (0 for a few of each)."""
     return size.items // 20 + size.values // 50 + size.q_terms // 8

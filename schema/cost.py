@@ -47,6 +47,7 @@ from db.cost import (
     check_filter,
     check_page,
     check_stats,
+    collapse_charge,
     filter_charge,
     operation_charge,
 )
@@ -138,6 +139,7 @@ class _Walk:
                 check_page(args["first"], self.limits, parameter="first")
             if "groupBy" in args:
                 check_stats(tuple(args["groupBy"]), self.limits, parameter="groupBy")
+            self.extra_points += collapse_charge(args.get("collapse")) * POINTS_PER_UNIT
             where = args.get("where")
             if isinstance(where, dict):
                 try:

@@ -20,7 +20,7 @@ from db.filters import EventFilter, FilterError
 from db.pagination import CursorError, Page, PageRequest
 from db.queries import actors, claims, documents, events, happenings, history, places, stats
 from db.queries.stats import StatsRequest, parse_group_by
-from schema.inputs import EventOrder, EventWhere, StatDimension
+from schema.inputs import Collapse, EventOrder, EventWhere, StatDimension
 from schema.prefetch import load_selected_trees, selections_at
 from schema.types import (Actor, Claim, Connection, Document, Edge, Event, EventStat, Happening, PageInfo, Place,
                           Stance)
@@ -102,7 +102,8 @@ class Query:
                                   "near or bbox).")
     async def events(self, info: Info, where: EventWhere | None = None,
                      order_by: EventOrder = EventOrder.DATE_DESC, first: int = 50,
-                     after: str | None = None, as_of: dt.datetime | None = None) -> Connection[Event]:
+                     after: str | None = None, as_of: dt.datetime | None = None,
+                     collapse: Collapse | None = None) -> Connection[Event]:
         with user_errors():
             event_filter = where.to_filter() if where else EventFilter()
         # the claims cost more than the rest of a page: only when asked
@@ -110,17 +111,18 @@ class Query:
                           for field in info.selected_fields)
         if as_of is not None:
             return await _connection(info, first, after, history.list_events_as_of, Event.of, event_filter,
-                                     as_of, sort=order_by.value, with_claims=with_claims)
+                                     as_of, sort=order_by.value, with_claims=with_claims, collapse=collapse)
         return await _connection(info, first, after, events.list_events, Event.of,
-                                 event_filter, sort=order_by.value, with_claims=with_claims)
+                                 event_filter, sort=order_by.value, with_claims=with_claims, collapse=collapse)
 
     @strawberry.field(description="Events and fatality sums per group, under the same filters as `events` "
                                   "(REST: GET /v1/stats/events).")
     async def event_stats(self, info: Info, group_by: list[StatDimension], where: EventWhere | None = None,
-                          fill: bool = False) -> list[EventStat]:
+                          fill: bool = False, collapse: Collapse | None = None) -> list[EventStat]:
         with user_errors():
             event_filter = where.to_filter() if where else EventFilter()
-            request = StatsRequest(group_by=parse_group_by([d.value for d in group_by]), fill=fill)
+            request = StatsRequest(group_by=parse_group_by([d.value for d in group_by]), fill=fill,
+                                   collapse=collapse)
             rows = await info.context.db(stats.event_stats, info.context.cache, event_filter, request)
         return [EventStat.of(row) for row in orjson.loads(rows)]
 

@@ -177,3 +177,89 @@ async def test_the_happenings_of_a_page_of_events_load_in_one_batch(linked):
         assert len(body["data"]["events"]["edges"]) == first
         counts.append(len(statements))
     assert counts[0] == counts[1] == counts[2], counts
+
+
+async def test_collapsed_lists_totals_and_stats_count_happenings(linked):
+    happenings = await count_rows(linked.database_url, HAPPENINGS)
+    events = await count_rows(linked.database_url, "SELECT count(*) FROM events")
+    assert happenings == events - 1  # the linked pair is one
+
+    async def listed(**params) -> tuple[list[dict], int]:
+        rows, cursor, total = [], None, None
+        while True:
+            response = await linked.get("/v1/events", params={"limit": 7, "count": "true", **params,
+                                                              **({"cursor": cursor} if cursor else {})})
+            assert response.status_code == 200, response.text
+            body = response.json()
+            rows += body["data"]
+            total = body["total"]
+            if not (cursor := body["next_cursor"]):
+                return rows, total
+
+    everything, total = await listed()
+    assert total == len(everything) == events
+    collapsed, total = await listed(collapse="happening")
+    assert total == len(collapsed) == happenings
+    assert len({e["happening"]["id"] for e in collapsed}) == happenings
+    # the representative is the first matching record in the list's order: newest first,
+    # then the larger id (both records are of the same day)
+    pair = sorted((linked.ucdp["id"], linked.acled["id"]), reverse=True)
+    assert pair[0] in {e["id"] for e in collapsed} and pair[1] not in {e["id"] for e in collapsed}
+    # oldest first, the smaller id comes first and represents it
+    oldest_first, _ = await listed(collapse="happening", sort="date")
+    assert [e["id"] for e in oldest_first] == [pair[1] if e["id"] == pair[0] else e["id"] for e in reversed(collapsed)]
+    # a filter only one record meets: that record represents the happening
+    only_ucdp, total = await listed(collapse="happening", external_id=f"ucdp-ged:{UCDP_ID}")
+    assert [e["id"] for e in only_ucdp] == [linked.ucdp["id"]] and total == 1
+
+    stats = (await linked.get("/v1/stats/events", params={"collapse": "happening"})).json()["data"]
+    assert stats[0]["events"] == happenings
+    plain = (await linked.get("/v1/stats/events")).json()["data"]
+    assert plain[0]["events"] == events
+    # the representative's figures are summed, the other record's not
+    assert plain[0]["fatalities_best"] - stats[0]["fatalities_best"] == next(
+        e for e in (linked.ucdp, linked.acled) if e["id"] == pair[1])["fatalities"]["best"]
+    # groups add up to the total (and the rollup, which counts events, is not used)
+    by_month = (await linked.get("/v1/stats/events", params={
+        "collapse": "happening", "group_by": "country,month", "date_from": "2016-01-01",
+        "date_to": "2016-01-31"})).json()["data"]
+    assert by_month == [{**by_month[0], "events": 2}]  # the pair and the near miss
+    assert (await linked.get("/v1/events", params={"collapse": "happening", "count": "true", "date_from": "2016-01-01",
+                                                   "date_to": "2016-01-31"})).json()["total"] == 2
+
+    body = (await linked.post("/graphql", json={"query": """{
+        all: events(first: 1) { totalCount }
+        collapsed: events(first: 1, collapse: HAPPENING) { totalCount }
+        eventStats(groupBy: [], collapse: HAPPENING) { events } }"""})).json()
+    assert "errors" not in body, body
+    assert body["data"]["all"]["totalCount"] == events
+    assert body["data"]["collapsed"]["totalCount"] == happenings
+    assert body["data"]["eventStats"] == [{"events": happenings}]
+
+
+async def test_a_collapsed_lists_cursor_is_for_that_list_only(linked):
+    collapsed = (await linked.get("/v1/events", params={"collapse": "happening", "limit": 1})).json()
+    refused = await linked.get("/v1/events", params={"limit": 1, "cursor": collapsed["next_cursor"]})
+    assert refused.status_code == 400
+    plain = (await linked.get("/v1/events", params={"limit": 1})).json()
+    refused = await linked.get("/v1/events", params={"collapse": "happening", "limit": 1,
+                                                     "cursor": plain["next_cursor"]})
+    assert refused.status_code == 400
+    wrong = await linked.get("/v1/events", params={"collapse": "event"})
+    assert wrong.status_code == 422 and wrong.json()["errors"][0]["name"] == "collapse"
+    with_as_of = await linked.get("/v1/events", params={"collapse": "happening", "as_of": "2030-01-01T00:00"})
+    assert with_as_of.status_code == 422 and with_as_of.json()["errors"][0]["name"] == "collapse"
+
+
+async def test_collapse_in_distance_order_and_through_an_actors_index(linked):
+    pair = {linked.ucdp["id"], linked.acled["id"]}
+    for params in ({"near": "34.81,36.715,10", "sort": "distance"},   # around Teir Maaleh: the pair, the near miss
+                   {"perpetrator": "US-led coalition"}):              # the pair (a claim each) and the seed's
+        plain = (await linked.get("/v1/events", params={**params, "limit": 100})).json()["data"]
+        assert pair <= {e["id"] for e in plain}, params
+        first_of_pair = next(e["id"] for e in plain if e["id"] in pair)
+        collapsed = (await linked.get("/v1/events", params={**params, "limit": 100, "collapse": "happening",
+                                                            "count": "true"})).json()
+        assert [e["id"] for e in collapsed["data"]] == [e["id"] for e in plain
+                                                        if e["id"] not in pair or e["id"] == first_of_pair], params
+        assert collapsed["total"] == len(plain) - 1, params

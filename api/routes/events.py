@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.deps import AnswerCacheDep, Codec, ReadConn
 from api.errors import NotFound, Problem, absent
-from api.params import ClaimFilterDep, EventFilterDep, EventSortName, IsoDateTime, PageDep, sparse_fields
+from api.params import ClaimFilterDep, CollapseDep, EventFilterDep, EventSortName, IsoDateTime, PageDep, sparse_fields
 from api.ratelimit import charge
 from api.responses import JSONResponse, page_response
 from api.schemas import Attribution, Claim, Event, EventMatch, HistoryEntry, ListOf, listed
@@ -31,18 +31,20 @@ AsOf = Annotated[IsoDateTime | None, Query(
 
 @router.get("/events", response_model=ListOf[listed(Event)], response_class=JSONResponse)
 async def list_events(request: Request, where: EventFilterDep, page: PageDep, conn: ReadConn, codec: Codec, cache: AnswerCacheDep,
-                      fields: EventFields,
+                      fields: EventFields, collapse: CollapseDep,
                       sort: Annotated[EventSortName, Query(
                           description="Order: relevance needs q, distance needs near.")] = "-date",
                       as_of: AsOf = None):
     """Events matching every given filter, newest first, one page at a time. With `as_of`,
     the events that matched then, as they stood then (not with q, near or bbox; slower,
-    since it reads the history)."""
+    since it reads the history). With `collapse=happening`, one event per happening: the
+    first of its records that match, in the list's order (and `total` counts happenings)."""
     if as_of is None:
-        result = await event_queries.list_events(conn, page, codec, cache, where, sort=sort)
+        result = await event_queries.list_events(conn, page, codec, cache, where, sort=sort, collapse=collapse)
     else:
         await charge(request.scope, as_of_charge(page.limit))
-        result = await history.list_events_as_of(conn, page, codec, cache, where, as_of, sort=sort)
+        result = await history.list_events_as_of(conn, page, codec, cache, where, as_of, sort=sort,
+                                                 collapse=collapse)
     return page_response(request, result, fields)
 
 

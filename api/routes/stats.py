@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from api.deps import ReadConn
-from api.params import EventFilterDep
+from api.params import CollapseDep, EventFilterDep
 from api.ratelimit import charge
 from api.responses import JSONResponse
 from api.schemas import EventStats
@@ -18,7 +18,7 @@ router = APIRouter(tags=["stats"])
 
 
 @router.get("/stats/events", response_model=EventStats, response_class=JSONResponse)
-async def stats_events(http_request: Request, where: EventFilterDep, conn: ReadConn,
+async def stats_events(http_request: Request, where: EventFilterDep, conn: ReadConn, collapse: CollapseDep,
                        group_by: Annotated[list[str], Query(description=(
                            f"Comma-separated or repeated, from: {', '.join(DIMENSIONS)}. None: one row, the total."
                        ))] = [],
@@ -26,8 +26,10 @@ async def stats_events(http_request: Request, where: EventFilterDep, conn: ReadC
                            "Zero rows for periods without events, between date_from and date_to (else the first "
                            "and last period found), for each combination of the other groups."))] = False):
     """Events and fatality sums per group, with every event filter. An event counts once, in the
-    period holding its first day inside the asked dates (see the README for the rule)."""
-    request = StatsRequest(group_by=parse_group_by(group_by), fill=fill)
+    period holding its first day inside the asked dates (see the README for the rule). With
+    `collapse=happening`, a happening counts once, as its first matching record newest first
+    (its place, period and figures: nothing is counted twice)."""
+    request = StatsRequest(group_by=parse_group_by(group_by), fill=fill, collapse=collapse)
     check_stats(request.group_by, LIMITS)
     await charge(http_request.scope, stats_charge(request.group_by, fill))
     # Whole answers are cached by api/answer_cache.py: the groups need no cache of their

@@ -31,10 +31,12 @@ from db import models as m
 from db.cache import AnswerCache
 from db.filters import (
     ActorMatch,
+    Collapse,
     EventFilter,
     FilterError,
     compile_event_filter,
     distance_km,
+    first_of_its_happening,
     split_external_id,
     text_query,
     within_near,
@@ -238,18 +240,29 @@ def _rounded_km(distance: ColumnElement[float]) -> ColumnElement[float]:
     return func.round(distance.cast(Numeric), 3).cast(Double)
 
 
+def _collapsed(order: Sort, collapse: Collapse | None) -> Sort:
+    """The order of a list collapsed (or not): its cursors are good for that list only."""
+    return order if collapse is None else replace(order, scope=f"{order.scope}/{collapse.value}")
+
+
 async def list_events(conn: AsyncConnection, page: PageRequest, codec: CursorCodec,
                       cache: AnswerCache, f: EventFilter, *,
-                      sort: str = "-date", with_claims: bool = False) -> Page:
+                      sort: str = "-date", with_claims: bool = False, collapse: Collapse | None = None) -> Page:
     """One page of event trees matching a filter, in `sort` order after the page's cursor.
-    With `near`, each event carries its `distance_km` from the point."""
-    order = event_sort(sort, f)
+    With `near`, each event carries its `distance_km` from the point. Collapsed by
+    happening, one event per happening: the first of its records that match, in `sort`
+    order (db.filters.first_of_its_happening), and the total counts happenings."""
+    order = _collapsed(event_sort(sort, f), collapse)
     if order.name == "distance":
-        return await _list_nearest_first(conn, page, codec, cache, f, order, with_claims)
+        return await _list_nearest_first(conn, page, codec, cache, f, order, with_claims, collapse)
     actor_matches: list[ActorMatch] = []
     condition = await compile_event_filter(conn, f, actor_matches=actor_matches)
     annotate = {"distance_km": _rounded_km(distance_km(f.near))} if f.near else {}
     everything = and_(condition, *(match.condition() for match in actor_matches))
+    first_of_happening = true()
+    if collapse is Collapse.HAPPENING:
+        first_of_happening = first_of_its_happening(everything, order.columns, order.descending)
+        everything = and_(everything, first_of_happening)
     by_date = None
     if actor_matches and order.name in ("-date", "date"):
         by_date = actor_matches[0].events_by_date(descending=order.descending)
@@ -260,14 +273,15 @@ async def list_events(conn: AsyncConnection, page: PageRequest, codec: CursorCod
         key = replace(order, columns=(by_date.c.date_start, by_date.c.event_id))
         stmt = (select(e.id, *annotate.values(), *key.columns)
                 .select_from(m.events.join(by_date, by_date.c.event_id == e.id))
-                .where(condition, *(match.condition() for match in actor_matches[1:]))
+                .where(condition, *(match.condition() for match in actor_matches[1:]), first_of_happening)
                 .ext(distinct_on(*key.columns)))  # an event reached through two members
         return (await conn.execute(key.apply(stmt, after).limit(limit))).all()
 
     return await keyset_page(conn, e.id, everything, sort=order, page=page, codec=codec, cache=cache,
                              trees=event_trees if with_claims else event_list_trees, annotate=annotate,
                              fetch_rows=through_actor if by_date is not None else None,
-                             count=(lambda: count_from_rollup(conn, f)) if rollup_answers(f) else None)
+                             count=(lambda: count_from_rollup(conn, f)) if rollup_answers(f) and not collapse
+                             else None)
 
 
 # "Nearest first" probes this share of the radius beyond the cursor first, then four
@@ -282,13 +296,16 @@ _LOWEST_ID = UUID(int=0)
 
 async def _list_nearest_first(conn: AsyncConnection, page: PageRequest, codec: CursorCodec,
                               cache: AnswerCache, f: EventFilter,
-                              order: Sort, with_claims: bool) -> Page:
+                              order: Sort, with_claims: bool, collapse: Collapse | None) -> Page:
     """sort=distance: the points near the centre nearest first (event_points), and at
     each point its events in id order (ix_events_point), which is the order (distance,
     id) without computing a distance per event or sorting every event in the radius."""
     near = f.near
     assert near is not None  # event_sort refuses sort=distance without near
     others = await compile_event_filter(conn, replace(f, near=None), scan_in_order=False)
+    if collapse is Collapse.HAPPENING:
+        others = and_(others, first_of_its_happening(and_(others, within_near(near)), order.columns,
+                                                     order.descending))
     pt = m.event_points.c
 
     async def nearest(after, limit: int):
