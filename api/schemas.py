@@ -12,8 +12,9 @@ import functools
 from typing import Annotated, Any, Generic, Literal, TypeVar
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from db.queries.matches import LINKED_DESCRIPTION, MATCH_PARTS, SCORE_DESCRIPTION
 from db.queries.vocabulary import in_vocabulary
 
 T = TypeVar("T")
@@ -170,12 +171,9 @@ class Event(_Out):
     updated_at: dt.datetime
 
 
-class MatchParts(_Out):
-    time: float
-    place: float
-    type: float
-    actors: float
-    fatalities: float
+MatchParts = create_model("MatchParts", __base__=_Out, __doc__="Each part of the score, 0-1; null when it could "
+                          "not be measured (no figures, no named actor, no reporting source on one side).",
+                          **{part: (float | None, Field(description=about)) for part, (_, about) in MATCH_PARTS.items()})
 
 
 class MatchedEvent(_Out):
@@ -190,13 +188,25 @@ class MatchedEvent(_Out):
     external_ids: list[ExternalId]
 
 
+class LinkVerdict(_Out):
+    """An editor's verdict on a pair: it overrides the score, and survives re-scoring and re-imports."""
+    verdict: Literal["confirmed", "rejected"]
+    note: str | None
+    decided_by: str
+    decided_at: dt.datetime
+
+
 class EventMatch(_Out):
-    event: MatchedEvent
-    score: float = Field(description="0-1: 0.30 time + 0.30 place + 0.10 type + 0.15 actors + 0.15 fatalities.")
-    linked: bool = Field(description="Score at or above the link threshold (0.8): the same happening.")
+    event: MatchedEvent = Field(description="The other record.")
+    score: float = Field(description=SCORE_DESCRIPTION)
+    status: Literal["linked", "contender", "candidate"] = Field(description=(
+        "linked: the same happening; contender: scored over the link threshold, but one of the two records is "
+        "linked to another record of the other's source; candidate: under the threshold, for review."))
+    linked: bool = Field(description=LINKED_DESCRIPTION)
     days_apart: int
-    distance_km: float | None
+    distance_km: float | None = Field(description="Null unless both records are located.")
     parts: MatchParts
+    verdict: LinkVerdict | None = Field(description="An editor's verdict on the pair (for this event), or null.")
 
 
 class Membership(_Out):

@@ -121,7 +121,7 @@ async def test_a_record_linked_to_none_is_a_happening_of_its_own(linked):
     assert happening["fatalities"]["best"] == miss["fatalities"]["best"] == 40
 
 
-@pytest.mark.parametrize("ref", [str(uuid.uuid4()), "not-an-id", "acled:NOPE"])
+@pytest.mark.parametrize("ref", ["00000000-0000-4000-8000-000000000000", "not-an-id", "acled:NOPE"])
 async def test_an_unknown_happening_is_a_404(linked, ref):
     response = await linked.get(f"/v1/happenings/{ref}")
     assert response.status_code == 404
@@ -263,3 +263,62 @@ async def test_collapse_in_distance_order_and_through_an_actors_index(linked):
         assert [e["id"] for e in collapsed["data"]] == [e["id"] for e in plain
                                                         if e["id"] not in pair or e["id"] == first_of_pair], params
         assert collapsed["total"] == len(plain) - 1, params
+
+
+async def test_matches_are_paged_best_first_with_every_part_status_and_verdict(linked):
+    url = f"/v1/events/ucdp-ged:{UCDP_ID}/matches"
+    whole = (await linked.get(url, params={"count": "true"})).json()
+    assert whole["total"] == len(whole["data"]) == 2 and whole["next_cursor"] is None
+    assert [m["score"] for m in whole["data"]] == sorted((m["score"] for m in whole["data"]), reverse=True)
+    best, miss = whole["data"]
+    assert best["event"]["id"] == linked.acled["id"] and best["status"] == "linked" and best["linked"]
+    assert miss["event"]["external_ids"] == [{"dataset": "acled", "id": "SYR-MISS"}]
+    assert miss["status"] == "candidate" and not miss["linked"]
+    assert set(best["parts"]) == {"time", "place", "type", "actors", "fatalities", "claimants", "text"}
+    assert best["verdict"] is None and best["days_apart"] == 0 and best["distance_km"] > 0
+
+    first = await linked.get(url, params={"limit": 1})
+    assert first.status_code == 200
+    assert first.json()["data"] == [best] and first.json()["next_cursor"]
+    assert 'rel="next"' in first.headers["link"]
+    second = (await linked.get(url, params={"limit": 1, "cursor": first.json()["next_cursor"]})).json()
+    assert second == {"data": [miss], "next_cursor": None}
+    # a cursor of one event's matches is not another's, nor another list's
+    other = await linked.get("/v1/events/acled:SYR-TRUE/matches", params={"cursor": first.json()["next_cursor"]})
+    assert other.status_code == 400
+    assert (await linked.get("/v1/events", params={"cursor": first.json()["next_cursor"]})).status_code == 400
+
+    # an editor's verdict on the pair is shown, for this event
+    await _write(linked.database_url, f"""
+        INSERT INTO event_links (event_id, other_id, verdict, note, decided_by)
+        VALUES ('{linked.ucdp["id"]}', '{miss["event"]["id"]}', 'rejected', 'a week apart', 'test editor'),
+               ('{miss["event"]["id"]}', '{linked.ucdp["id"]}', 'rejected', 'a week apart', 'test editor')""")
+    judged = (await linked.get(url)).json()["data"][1]
+    assert {k: judged["verdict"][k] for k in ("verdict", "note", "decided_by")} == {
+        "verdict": "rejected", "note": "a week apart", "decided_by": "test editor"}
+
+    body = (await linked.post("/graphql", json={"query": """query ($id: ID!) { event(id: $id) {
+        matches(first: 1) { totalCount pageInfo { hasNextPage endCursor }
+                            edges { node { eventId score status parts { time claimants text } } } } } }""",
+                                                "variables": {"id": linked.ucdp["id"]}})).json()
+    assert "errors" not in body, body
+    page = body["data"]["event"]["matches"]
+    assert page["totalCount"] == 2 and page["pageInfo"]["hasNextPage"]
+    assert [e["node"]["eventId"] for e in page["edges"]] == [linked.acled["id"]]
+    assert page["edges"][0]["node"]["status"] == "LINKED"
+    body = (await linked.post("/graphql", json={"query": """query ($id: ID!, $after: String) { event(id: $id) {
+        matches(first: 1, after: $after) { pageInfo { hasNextPage } edges { node { eventId verdict { verdict } } } } } }""",
+                                                "variables": {"id": linked.ucdp["id"],
+                                                              "after": page["pageInfo"]["endCursor"]}})).json()
+    assert body["data"]["event"]["matches"] == {"pageInfo": {"hasNextPage": False}, "edges": [
+        {"node": {"eventId": miss["event"]["id"], "verdict": {"verdict": "rejected"}}}]}
+
+
+async def _write(database_url: str, *statements: str) -> None:
+    engine = make_engine(database_url, pool_size=1)
+    try:
+        async with engine.begin() as conn:
+            for statement in statements:
+                await conn.execute(text(statement))
+    finally:
+        await engine.dispose()

@@ -16,7 +16,7 @@ from api.responses import JSONResponse, page_response
 from api.schemas import Attribution, Claim, Event, EventMatch, HistoryEntry, ListOf, listed
 from db.cost import as_of_charge
 from db.filters import FilterError
-from db.queries import claims as claim_queries, events as event_queries, history
+from db.queries import claims as claim_queries, events as event_queries, history, matches
 
 router = APIRouter(tags=["events"])
 
@@ -108,9 +108,12 @@ async def list_event_claims(request: Request, event_id: str, page: PageDep, wher
     return page_response(request, result, fields)
 
 
-@router.get("/events/{event_id}/matches", response_model=list[EventMatch], response_class=JSONResponse)
-async def list_event_matches(event_id: str, conn: ReadConn):
+@router.get("/events/{event_id}/matches", response_model=ListOf[EventMatch], response_class=JSONResponse)
+async def list_event_matches(request: Request, event_id: str, page: PageDep, conn: ReadConn, codec: Codec,
+                             cache: AnswerCacheDep):
     """Events of other sources that may be the same happening (cross-source linking), best
-    first: each with its score, the parts of the score and whether it is linked. The rule
-    and thresholds are in the README."""
-    return JSONResponse(await event_queries.event_matches(conn, await _event_id(conn, event_id)))
+    score first, one page at a time: each with its score and every part of it, its status
+    (linked, contender, candidate) and an editor's verdict on the pair, if any. The rule and
+    thresholds are in the README."""
+    result = await matches.list_matches(conn, page, codec, cache, await _event_id(conn, event_id))
+    return page_response(request, result)

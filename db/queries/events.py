@@ -103,14 +103,11 @@ CLAIM_TREE = f"""json_build_object(
   'created_at', c.created_at,
   'updated_at', c.updated_at)"""
 
-# An event's matches with other sources' events (db/linking.py), whichever side of the pair it is on.
-_MATCHES_OF = """SELECT other_id AS match_id, score, linked, time_score, place_score, type_score, actor_score,
-                         fatality_score, days_apart, distance_km
-                    FROM event_matches WHERE event_id = {event}
-                  UNION ALL
-                  SELECT event_id, score, linked, time_score, place_score, type_score, actor_score,
-                         fatality_score, days_apart, distance_km
-                    FROM event_matches WHERE other_id = {event}"""
+# An event's matches with other sources' events (db/linking.py), whichever side of the
+# pair it is on: the other event (match_id), the score and whether they are linked.
+MATCHES_OF = """SELECT other_id AS match_id, score, linked FROM event_matches WHERE event_id = {event}
+                 UNION ALL
+                 SELECT event_id, score, linked FROM event_matches WHERE other_id = {event}"""
 
 # The happening an event is a record of (db/linking.py): its id and how many records it
 # has; an event linked to none is a happening of its own, under its own id.
@@ -165,7 +162,7 @@ _CLAIMS = f"""
                                           ORDER BY x.dataset, x.external_id)
                             FROM event_external_ids x WHERE x.event_id = m.match_id), '[]'::json))
                       ORDER BY m.score DESC, m.match_id)
-        FROM ({_MATCHES_OF.format(event="e.id")}) m WHERE m.linked), '[]'::json),"""
+        FROM ({MATCHES_OF.format(event="e.id")}) m WHERE m.linked), '[]'::json),"""
 
 # The detail carries every claim; list items carry claim_count only.
 EVENT_TREE_JSON = _EVENT_TREE.format(claims=_CLAIMS)
@@ -337,29 +334,3 @@ async def _list_nearest_first(conn: AsyncConnection, page: PageRequest, codec: C
     return await keyset_page(conn, e.id, and_(others, within_near(near)), sort=order, page=page, codec=codec, cache=cache,
                              trees=event_trees if with_claims else event_list_trees,
                              annotate={"distance_km": _rounded_km(distance_km(near))}, fetch_rows=nearest)
-
-
-_MATCHES_SQL = text(f"""
-SELECT coalesce(json_agg(json_build_object(
-         'event', json_build_object(
-             'id', o.id, 'event_type', o.event_type, 'sub_event_type', o.sub_event_type,
-             'date_start', o.date_start, 'date_end', o.date_end, 'date_precision', o.date_precision,
-             'place', json_build_object('id', p.id, 'name', p.name, 'kind', p.kind),
-             'fatalities_best', o.fatalities_best,
-             'external_ids', coalesce((SELECT json_agg(json_build_object('dataset', x.dataset, 'id', x.external_id)
-                                                       ORDER BY x.dataset, x.external_id)
-                                         FROM event_external_ids x WHERE x.event_id = o.id), '[]'::json)),
-         'score', m.score, 'linked', m.linked, 'days_apart', m.days_apart, 'distance_km', m.distance_km,
-         'parts', json_build_object('time', m.time_score, 'place', m.place_score, 'type', m.type_score,
-                                    'actors', m.actor_score, 'fatalities', m.fatality_score))
-       ORDER BY m.score DESC, o.id), '[]'::json)
-  FROM ({_MATCHES_OF.format(event=":id")}) m
-  JOIN events o ON o.id = m.match_id
-  JOIN places p ON p.id = o.place_id
-""")
-
-
-async def event_matches(conn: AsyncConnection, event_id: UUID) -> list[dict]:
-    """The events of other sources that may be the same happening, best first, with
-    the score, its parts and whether they are linked (db/linking.py has the rule)."""
-    return await conn.scalar(_MATCHES_SQL, {"id": event_id})

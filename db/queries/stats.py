@@ -134,7 +134,8 @@ def _period_label(name: str, first_day: ColumnElement) -> ColumnElement:
     return func.to_char(first_day, {"month": "YYYY-MM", "week": 'IYYY-"W"IW', "day": "YYYY-MM-DD"}[name])
 
 
-async def _grouped(conn: AsyncConnection, f: EventFilter, group_by: tuple[str, ...], collapse: Collapse | None):
+async def _grouped(conn: AsyncConnection, f: EventFilter, group_by: tuple[str, ...],
+                   collapse: Collapse | None = None):
     """The grouping statement: one column per dimension (ids for places and actors),
     then the measures."""
     if collapse is None and rollup_answers(f, group_by):
@@ -193,7 +194,7 @@ def _json_member(name: str, value: ColumnElement) -> ColumnElement:
 
 
 async def _rows_json(conn: AsyncConnection, f: EventFilter, group_by: tuple[str, ...],
-                     collapse: Collapse | None) -> bytes:
+                     collapse: Collapse | None = None) -> bytes:
     """The groups as a JSON array, in group_by order (names in code-point order, nulls
     last), written by PostgreSQL as one text. A chart of all air strikes by province
     and month is 16,000 groups: each group's JSON is put together from text pieces,
