@@ -13,7 +13,7 @@ from pydantic_core import PydanticCustomError
 
 from api.errors import Problem
 from api.ratelimit import charge
-from db.cost import LIMITS, at_most, check_filter, collapse_charge, filter_charge, page_charge
+from db.cost import LIMITS, at_most, check_filter, filter_charge, page_charge
 from db.filters import Collapse, EventFilter, EventWhere, parse_bbox, parse_near
 from db.pagination import PageRequest
 from db.queries.claims import ClaimFilter
@@ -111,15 +111,6 @@ async def checked_event_filter(request: Request, f: Annotated[EventFilter, Depen
     return f
 
 
-async def collapse_param(request: Request, collapse: Annotated[Collapse | None, Query(description=(
-        "happening: the matching events folded by happening (records of several sources linked as one): "
-        "a list gives each happening's first matching record in its order, totals and stats count "
-        "happenings (README, Happenings)."))] = None) -> Collapse | None:
-    """`collapse`, priced before any SQL."""
-    await charge(request.scope, collapse_charge(collapse))
-    return collapse
-
-
 async def page_params(
     request: Request,
     limit: Annotated[int, Query(ge=1, le=LIMITS.page_size,
@@ -154,7 +145,10 @@ def check_list_params(q: str | None = None, **lists: list[str]) -> None:
 
 
 EventFilterDep = Annotated[EventFilter, Depends(checked_event_filter)]
-CollapseDep = Annotated[Collapse | None, Depends(collapse_param)]
+CollapseParam = Annotated[Collapse | None, Query(description=(
+    "happening: the matching events folded by happening (records of several sources linked as one): a list "
+    "gives each happening's first matching record in its order, totals and stats count happenings (README, "
+    "Happenings)."))]
 ClaimFilterDep = Annotated[ClaimFilter, Depends(claim_filter)]
 PageDep = Annotated[PageRequest, Depends(page_params)]
 

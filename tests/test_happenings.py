@@ -15,6 +15,7 @@ from db.engine import make_engine
 from db.imports.acled import ACLED_FORMAT
 from db.imports.ucdp import UCDP_FORMAT
 from tests.conftest import app_client, as_, count_rows, import_into, ucdp_extract_rows, write_csv
+from tests.test_cost_limits import charged_client
 from tests.test_linking import ACLED_COLUMNS, _acled
 
 UCDP_ID = "214797"  # Teir Maaleh, Homs, 2016-01-01: an armed clash, best 4 (low 4, high 4), civilians 0
@@ -322,3 +323,24 @@ async def _write(database_url: str, *statements: str) -> None:
                 await conn.execute(text(statement))
     finally:
         await engine.dispose()
+
+
+async def test_collapsing_is_priced_before_it_runs(database_url, redis_url):
+    async with charged_client(database_url, redis_url) as (http, charges):
+        async def charged(path: str, **params) -> int:
+            charges.clear()
+            assert (await http.get(path, params=params)).status_code == 200
+            return sum(charges)
+
+        assert await charged("/v1/events", limit=500, collapse="happening") == await charged(
+            "/v1/events", limit=500) + 10  # ten pages of 50 again
+        assert await charged("/v1/stats/events", group_by="admin1,month", collapse="happening") == 2 * await charged(
+            "/v1/stats/events", group_by="admin1,month") + 1
+        query = "query ($c: Collapse) { events(first: 100, collapse: $c) { edges { node { id place { name } } } } }"
+        points = []
+        for collapse in (None, "HAPPENING"):
+            charges.clear()
+            body = (await http.post("/graphql", json={"query": query, "variables": {"c": collapse}})).json()
+            assert "errors" not in body, body
+            points.append(sum(charges))
+        assert points[1] > points[0] > 0

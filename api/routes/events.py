@@ -10,11 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.deps import AnswerCacheDep, Codec, ReadConn
 from api.errors import NotFound, Problem, absent
-from api.params import ClaimFilterDep, CollapseDep, EventFilterDep, EventSortName, IsoDateTime, PageDep, sparse_fields
+from api.params import ClaimFilterDep, CollapseParam, EventFilterDep, EventSortName, IsoDateTime, PageDep, sparse_fields
 from api.ratelimit import charge
 from api.responses import JSONResponse, page_response
 from api.schemas import Attribution, Claim, Event, EventMatch, HistoryEntry, ListOf, listed
-from db.cost import as_of_charge
+from db.cost import as_of_charge, collapse_charge
 from db.filters import FilterError
 from db.queries import claims as claim_queries, events as event_queries, history, matches
 
@@ -31,7 +31,7 @@ AsOf = Annotated[IsoDateTime | None, Query(
 
 @router.get("/events", response_model=ListOf[listed(Event)], response_class=JSONResponse)
 async def list_events(request: Request, where: EventFilterDep, page: PageDep, conn: ReadConn, codec: Codec, cache: AnswerCacheDep,
-                      fields: EventFields, collapse: CollapseDep,
+                      fields: EventFields, collapse: CollapseParam = None,
                       sort: Annotated[EventSortName, Query(
                           description="Order: relevance needs q, distance needs near.")] = "-date",
                       as_of: AsOf = None):
@@ -39,6 +39,8 @@ async def list_events(request: Request, where: EventFilterDep, page: PageDep, co
     the events that matched then, as they stood then (not with q, near or bbox; slower,
     since it reads the history). With `collapse=happening`, one event per happening: the
     first of its records that match, in the list's order (and `total` counts happenings)."""
+    if collapse is not None:
+        await charge(request.scope, collapse_charge(page.limit))
     if as_of is None:
         result = await event_queries.list_events(conn, page, codec, cache, where, sort=sort, collapse=collapse)
     else:
