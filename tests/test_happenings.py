@@ -8,8 +8,10 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from pydantic import TypeAdapter
 from sqlalchemy import event, text
 
+from api import schemas
 from db.api_keys import create_api_key
 from db.engine import make_engine
 from db.imports.acled import ACLED_FORMAT
@@ -80,6 +82,7 @@ async def test_a_happening_is_its_records_with_figures_and_attribution_from_all_
     response = await linked.get(f"/v1/happenings/{happening_id}")
     assert response.status_code == 200, response.text
     happening = response.json()
+    schemas.Happening.model_validate(happening)  # the documented shape is the real one
     assert happening["id"] == happening_id and happening["record_count"] == 2
     assert [r["id"] for r in happening["records"]] == [acled["id"], ucdp["id"]]  # by source: acled, ucdp-ged
     assert happening["records"][1]["claims"] == ucdp["claims"]
@@ -269,6 +272,7 @@ async def test_collapse_in_distance_order_and_through_an_actors_index(linked):
 async def test_matches_are_paged_best_first_with_every_part_status_and_verdict(linked):
     url = f"/v1/events/ucdp-ged:{UCDP_ID}/matches"
     whole = (await linked.get(url, params={"count": "true"})).json()
+    TypeAdapter(schemas.ListOf[schemas.EventMatch]).validate_python(whole)
     assert whole["total"] == len(whole["data"]) == 2 and whole["next_cursor"] is None
     assert [m["score"] for m in whole["data"]] == sorted((m["score"] for m in whole["data"]), reverse=True)
     best, miss = whole["data"]
