@@ -9,14 +9,14 @@ from collections.abc import AsyncIterator
 
 import pytest
 from pydantic import TypeAdapter
-from sqlalchemy import event, text
 
 from api import schemas
 from db.api_keys import create_api_key
 from db.engine import make_engine
 from db.imports.acled import ACLED_FORMAT
 from db.imports.ucdp import UCDP_FORMAT
-from tests.conftest import app_client, as_, count_rows, import_into, ucdp_extract_rows, write_csv
+from tests.conftest import (app_client, as_, count_rows, execute_statements, import_into, statements_run,
+                            ucdp_extract_rows, write_csv)
 from tests.test_cost_limits import charged_client
 from tests.test_linking import ACLED_COLUMNS, _acled
 
@@ -164,19 +164,13 @@ async def test_graphql_reads_the_happening_of_events_and_by_id(linked):
 
 
 async def test_the_happenings_of_a_page_of_events_load_in_one_batch(linked):
-    engine = linked.app.state.engine.sync_engine
     query = """query ($first: Int) { events(first: $first, orderBy: DATE_ASC) { edges { node {
                  happening { id recordCount fatalities { best } attribution { status actor { name } }
                              records { id place { name } } } } } } }"""
     counts = []
     for first in (1, 5, 14):
-        statements: list[str] = []
-        listener = lambda *args: statements.append(args[2])  # noqa: E731
-        event.listen(engine, "before_cursor_execute", listener)
-        try:
+        with statements_run(linked) as statements:
             body = (await linked.post("/graphql", json={"query": query, "variables": {"first": first}})).json()
-        finally:
-            event.remove(engine, "before_cursor_execute", listener)
         assert "errors" not in body, body
         assert len(body["data"]["events"]["edges"]) == first
         counts.append(len(statements))
@@ -294,7 +288,7 @@ async def test_matches_are_paged_best_first_with_every_part_status_and_verdict(l
     assert (await linked.get("/v1/events", params={"cursor": first.json()["next_cursor"]})).status_code == 400
 
     # an editor's verdict on the pair is shown, for this event
-    await _write(linked.database_url, f"""
+    await execute_statements(linked.database_url, f"""
         INSERT INTO event_links (event_id, other_id, verdict, note, decided_by)
         VALUES ('{linked.ucdp["id"]}', '{miss["event"]["id"]}', 'rejected', 'a week apart', 'test editor'),
                ('{miss["event"]["id"]}', '{linked.ucdp["id"]}', 'rejected', 'a week apart', 'test editor')""")
@@ -317,16 +311,6 @@ async def test_matches_are_paged_best_first_with_every_part_status_and_verdict(l
                                                               "after": page["pageInfo"]["endCursor"]}})).json()
     assert body["data"]["event"]["matches"] == {"pageInfo": {"hasNextPage": False}, "edges": [
         {"node": {"eventId": miss["event"]["id"], "verdict": {"verdict": "rejected"}}}]}
-
-
-async def _write(database_url: str, *statements: str) -> None:
-    engine = make_engine(database_url, pool_size=1)
-    try:
-        async with engine.begin() as conn:
-            for statement in statements:
-                await conn.execute(text(statement))
-    finally:
-        await engine.dispose()
 
 
 async def test_collapsing_is_priced_before_it_runs(database_url, redis_url):

@@ -48,6 +48,7 @@ from db.queries.common import (
     keyset_page,
     parse_uuid,
     tree_loader,
+    tree_of,
 )
 from db.queries.stats import count_from_rollup, rollup_answers
 
@@ -225,11 +226,7 @@ async def event_id_of(conn: AsyncConnection, ref: str) -> UUID | None:
 
 
 async def get_event(conn: AsyncConnection, ref: str) -> dict | None:
-    event_id = await resolve_event_id(conn, ref)
-    if event_id is None:
-        return None
-    trees = await event_trees(conn, [event_id])
-    return trees[0] if trees else None
+    return await tree_of(conn, event_trees, await resolve_event_id(conn, ref))
 
 
 def _rounded_km(distance: ColumnElement[float]) -> ColumnElement[float]:

@@ -24,7 +24,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.derive import attribution_ctes, fatality_ctes
-from db.queries.common import parse_uuid, tree_loader
+from db.queries.common import parse_uuid, tree_loader, tree_of
 from db.queries.events import EVENT_TREE_JSON, resolve_event_id
 
 # The source of a record, for ordering a happening's records: its dataset (the first,
@@ -106,8 +106,4 @@ async def resolve_happening_id(conn: AsyncConnection, ref: str) -> UUID | None:
 
 async def get_happening(conn: AsyncConnection, ref: str) -> dict | None:
     """The happening `ref` names (resolve_happening_id), under its canonical id; None if none."""
-    happening_id = await resolve_happening_id(conn, ref)
-    if happening_id is None:
-        return None
-    trees = await happening_trees(conn, [happening_id])
-    return trees[0] if trees else None
+    return await tree_of(conn, happening_trees, await resolve_happening_id(conn, ref))
