@@ -83,6 +83,10 @@ async def test_a_happening_is_its_records_with_figures_and_attribution_from_all_
     assert response.status_code == 200, response.text
     happening = response.json()
     schemas.Happening.model_validate(happening)  # the documented shape is the real one
+    again = await linked.get(f"/v1/happenings/{happening_id}")  # cached like every read, with an ETag
+    assert again.headers["x-cache"] == "hit" and again.json() == happening
+    assert (await linked.get(f"/v1/happenings/{happening_id}",
+                             headers={"If-None-Match": again.headers["etag"]})).status_code == 304
     assert happening["id"] == happening_id and happening["record_count"] == 2
     assert [r["id"] for r in happening["records"]] == [acled["id"], ucdp["id"]]  # by source: acled, ucdp-ged
     assert happening["records"][1]["claims"] == ucdp["claims"]
