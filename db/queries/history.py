@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models as m
 from db.cache import AnswerCache
-from db.filters import ActorMatch, EventFilter, FilterError, compile_event_filter
+from db.filters import ActorMatch, Collapse, EventFilter, FilterError, compile_event_filter
 from db.pagination import CursorCodec, Page, PageRequest, Sort
 from db.queries.common import keyset_page
 from db.queries.events import (
@@ -103,9 +103,11 @@ def tables_as_of(as_of: dt.datetime) -> list[CTE]:
 
 async def list_events_as_of(conn: AsyncConnection, page: PageRequest, codec: CursorCodec, cache: AnswerCache,
                             f: EventFilter, as_of: dt.datetime, *, sort: str = "-date",
-                            with_claims: bool = False) -> Page:
+                            with_claims: bool = False, collapse: Collapse | None = None) -> Page:
     """A page of the events that matched the filter at `as_of`, as they stood then
     (with their claims then, if asked)."""
+    if collapse is not None:
+        raise FilterError("collapse", "cannot be combined with as_of: the history keeps no happenings")
     for name, what in _NOT_AS_OF.items():
         if name in f.given():
             raise FilterError(name, f"{what} cannot be combined with as_of: the history keeps no derived search "
