@@ -477,6 +477,16 @@ async def delete_event(conn: AsyncConnection, ref: str, if_match: str | None) ->
     return current["id"]
 
 
+async def event_named(conn: AsyncConnection, checks: Checks, name: str, ref: str) -> UUID | None:
+    """The event a body field names (an id or external id); a problem of that field if
+    there is none (or it was deleted)."""
+    event_id = await resolve_event_id(conn, ref)
+    if event_id is None:
+        stone = await tombstone(conn, "event", parse_uuid(ref)) if parse_uuid(ref) else None
+        checks.fail(name, f"the event {ref} was deleted" if stone else f"no event {ref!r}")
+    return event_id
+
+
 # --- claims ---------------------------------------------------------------------------------------
 
 _VALUE_COLUMNS = ("value_low", "value_best", "value_high", "value_actor_id", "value_place_id", "value_date",
@@ -544,10 +554,7 @@ async def _document_of_claim(conn: AsyncConnection, checks: Checks, data: UUID |
 
 async def create_claim(conn: AsyncConnection, data: ClaimInput) -> UUID:
     checks = Checks()
-    event_id = await resolve_event_id(conn, data.event)
-    if event_id is None:
-        stone = await tombstone(conn, "event", parse_uuid(data.event)) if parse_uuid(data.event) else None
-        checks.fail("event", f"the event {data.event} was deleted" if stone else f"no event {data.event!r}")
+    event_id = await event_named(conn, checks, "event", data.event)
     claimant = await one_actor(conn, checks, "claimant", data.claimant)
     via = await one_actor(conn, checks, "via", data.via)
     await _in_vocabulary(conn, checks, "predicate", m.predicates, data.predicate)
