@@ -241,3 +241,60 @@ async def test_a_verdict_replaces_the_other_and_an_idempotency_key_replays(fresh
         ("updated", ["decided_at", "note", "verdict"], "confirmed"),
         ("updated", ["note"], "confirmed"),
     ]
+
+
+async def test_a_deleted_record_leaves_its_happening_to_the_others(sources, redis_url, keys):
+    """A happening of three (UCDP's record, ACLED's linked by the rule, an editor's
+    record confirmed with UCDP's) is one of two once the editor's is deleted, with the
+    same id, its earliest record's; ACLED's deleted, its contender is linked instead."""
+    url = sources
+    async with app_client(url, redis_url) as client:
+        editor = as_(keys["editor"])
+        ours = (await client.post("/v1/events", json=AIRSTRIKE, headers=editor)).json()["id"]  # far away: no pair
+        ged = (await client.get(f"/v1/events/ucdp-ged:{GED_NEAR}")).json()["id"]
+        answer = await client.post(f"/v1/events/{ours}/links", json={"event": ged}, headers=editor)
+        assert answer.status_code == 201 and answer.json()["happening_id"] == ged
+        assert await _happening(url, ours) == (ged, {f"ucdp-ged:{GED_NEAR}", "acled:SYR-TRUE", ours})
+
+        assert (await client.delete(f"/v1/events/{ours}", headers=editor)).status_code == 204
+        assert await _happening(url, ged) == (ged, {f"ucdp-ged:{GED_NEAR}", "acled:SYR-TRUE"})
+        # the verdict went with the record, in the other's history
+        history = (await client.get(f"/v1/events/{ged}/history")).json()["data"]
+        assert [(h["op"], h["record"]["key"]) for h in history if h["record"]["type"] == "link"] == [
+            ("created", f"{ged}/{ours}"), ("deleted", f"{ged}/{ours}")]
+
+        # one to one: ACLED's contender for UCDP's record is linked once SYR-TRUE is gone
+        assert not await _linked(url, "acled:SYR-MONTH", ged)
+        assert (await client.delete("/v1/events/acled:SYR-TRUE", headers=editor)).status_code == 204
+        assert await _happening(url, ged) == (ged, {f"ucdp-ged:{GED_NEAR}", "acled:SYR-MONTH"})
+
+        assert (await client.delete(f"/v1/events/{ged}", headers=editor)).status_code == 204
+        month = await _id(url, "acled:SYR-MONTH")
+        assert await _happening(url, month) == (month, {"acled:SYR-MONTH"})
+
+
+async def test_a_merged_record_leaves_its_verdicts_to_the_survivor(fresh_client, fresh_database_url, keys):
+    """Two records that are one: what was said of one pair of them holds for the survivor."""
+    editor = as_(keys["editor"])
+    afrin = (await fresh_client.get(event_url("afrin-capture"))).json()["id"]
+    duplicate = (await fresh_client.post("/v1/events", json=AIRSTRIKE, headers=editor)).json()["id"]
+    survivor = (await fresh_client.post("/v1/events", json={**AIRSTRIKE, "summary": "The same strike."},
+                                        headers=editor)).json()["id"]
+    strike = (await fresh_client.get(event_url("al-qasr-strike"))).json()["id"]
+    await fresh_client.post(f"/v1/events/{duplicate}/links", json={"event": afrin, "note": "(a test)"}, headers=editor)
+    await fresh_client.delete(f"/v1/events/{duplicate}/links/{strike}", headers=editor)
+    # the survivor's own verdict on a pair stands
+    await fresh_client.post(f"/v1/events/{survivor}/links", json={"event": strike}, headers=editor)
+
+    merged = await fresh_client.post(f"/v1/events/{duplicate}/merge", json={"into": survivor}, headers=editor)
+    assert merged.status_code == 200, merged.text
+    verdicts = await _rows(fresh_database_url, "SELECT event_id, other_id, verdict, note FROM event_links")
+    assert {(str(a), str(b), verdict, note) for a, b, verdict, note in verdicts} == {
+        (survivor, afrin, "confirmed", "(a test)"), (afrin, survivor, "confirmed", "(a test)"),
+        (survivor, strike, "confirmed", None), (strike, survivor, "confirmed", None)}
+    assert await _linked(fresh_database_url, survivor, afrin)
+    assert (await _happening(fresh_database_url, survivor))[1] == {
+        survivor, "conflictkb-seed:afrin-capture", "conflictkb-seed:al-qasr-strike"}
+    history = (await fresh_client.get(f"/v1/events/{survivor}/history")).json()["data"]
+    assert {h["record"]["key"] for h in history if h["record"]["type"] == "link"} == {
+        f"{survivor}/{afrin}", f"{survivor}/{strike}"}
