@@ -15,6 +15,8 @@ from db.engine import make_engine
 from db.imports.acled import ACLED_FORMAT
 from db.imports.ucdp import UCDP_FORMAT
 from tests.conftest import AIRSTRIKE, app_client, as_, event_url, import_into, ucdp_extract_rows, write_csv
+from tests.test_graphql import gql
+from tests.test_graphql_mutations import refusal
 from tests.test_linking import ACLED_COLUMNS, _acled
 
 GED_NEAR = "214797"  # 2016-01-01, Teir Maaleh (Homs), an armed clash, 4 killed
@@ -298,3 +300,42 @@ async def test_a_merged_record_leaves_its_verdicts_to_the_survivor(fresh_client,
     history = (await fresh_client.get(f"/v1/events/{survivor}/history")).json()["data"]
     assert {h["record"]["key"] for h in history if h["record"]["type"] == "link"} == {
         f"{survivor}/{afrin}", f"{survivor}/{strike}"}
+
+
+LINK = """mutation ($input: EventPairInput!) { linkEvents(input: $input) {
+  event { id externalIds { dataset id } } other { id summary } verdict note decidedBy status score
+  parts { time place type actors fatalities claimants text } daysApart distanceKm happeningId } }"""
+UNLINK = LINK.replace("linkEvents", "unlinkEvents")
+
+
+async def test_graphql_links_and_unlinks_by_the_same_rules(fresh_client, fresh_database_url, keys):
+    strike, afrin = "conflictkb-seed:al-qasr-strike", "conflictkb-seed:afrin-capture"
+    pair = {"event": strike, "other": afrin, "note": "One operation."}
+    assert refusal(await gql(fresh_client, LINK, input=pair))["code"] == "UNAUTHENTICATED"
+    assert refusal(await gql(fresh_client, LINK, headers=as_(keys["reader"]), input=pair))["code"] == "FORBIDDEN"
+    editor = as_(keys["editor"])
+
+    linked = await gql(fresh_client, LINK, headers=editor, input=pair)
+    assert "errors" not in linked, linked
+    link = linked["data"]["linkEvents"]
+    assert link["event"]["externalIds"] == [{"dataset": "conflictkb-seed", "id": "al-qasr-strike"}]
+    assert link["verdict"] == "CONFIRMED" and link["status"] == "LINKED" and link["note"] == "One operation."
+    assert link["happeningId"] in (link["event"]["id"], link["other"]["id"]) and "test editor" in link["decidedBy"]
+    assert await _linked(fresh_database_url, strike, afrin)
+
+    unlinked = await gql(fresh_client, UNLINK, headers=editor, input={"event": afrin, "other": strike})
+    link = unlinked["data"]["unlinkEvents"]
+    assert link["verdict"] == "REJECTED" and link["status"] != "LINKED" and link["happeningId"] is None
+    assert link["note"] is None and link["other"]["summary"] is not None
+    assert not await _linked(fresh_database_url, strike, afrin)
+
+    refused = {
+        "NOT_FOUND": {"event": "acled:NOPE", "other": afrin},
+        "BAD_USER_INPUT input.other": {"event": strike, "other": "acled:NOPE"},
+        "BAD_USER_INPUT input.other ": {"event": strike, "other": strike},  # (itself)
+        "BAD_USER_INPUT input.event input.other": {},
+        "BAD_USER_INPUT input.note": {"event": strike, "other": afrin, "note": "   "},
+    }
+    for expected, given in refused.items():
+        error = refusal(await gql(fresh_client, LINK, headers=editor, input=given))
+        assert " ".join([error["code"], *(e["name"] for e in error.get("errors", []))]) == expected.strip(), error
