@@ -6,6 +6,7 @@ a merge, and deleting a record regroups the happening it was in."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -125,6 +126,8 @@ async def test_a_rejected_pair_is_unlinked_at_once_and_stays_so_through_a_re_imp
             history = (await client.get(f"/v1/events/{ref}/history")).json()["data"]
             [link] = [h for h in history if h["record"]["type"] == "link"]
             assert link["op"] == "created" and "test editor" in link["who"]
+            assert link["who"] == pair["decided_by"]
+            assert dt.datetime.fromisoformat(link["at"]) == dt.datetime.fromisoformat(pair["decided_at"])
             assert link["after"]["verdict"] == "rejected" and link["record"]["key"].startswith(ids[ref])
         changes = (await client.get("/v1/changes", params={"since": start})).json()["data"]
         assert {c["id"] for c in changes} >= set(ids.values())

@@ -27,13 +27,20 @@ from db.queries.links import event_link
 from db.writes import Checks, FieldError, InvalidInput
 from db.writes.records import event_named, lock_record
 
-# Both rows of the pair in one statement (one history entry per event). A new verdict
+# Both rows of the pair in one statement (one history entry per event), signed and
+# dated as the history records the write (its who and at: migration 0013's
+# record_versions(), which dates a write by its first change, as here). A new verdict
 # replaces the note too and is signed anew; the same verdict again only takes a new note.
 _JUDGE = text("""
-INSERT INTO event_links AS l (event_id, other_id, verdict, note, decided_by)
-SELECT p.event_id, p.other_id, :verdict, :note,
-       coalesce(nullif(current_setting('conflictkb.actor', true), ''), 'database user ' || session_user)
-  FROM (VALUES (CAST(:a AS uuid), CAST(:b AS uuid)), (CAST(:b AS uuid), CAST(:a AS uuid))) p (event_id, other_id)
+WITH stamp AS (
+  SELECT coalesce(nullif(current_setting('conflictkb.actor', true), ''), 'database user ' || session_user) AS who,
+         coalesce(nullif(current_setting('conflictkb.changed_at', true), ''),
+                  set_config('conflictkb.changed_at', clock_timestamp()::text, true))::timestamptz AS at
+)
+INSERT INTO event_links AS l (event_id, other_id, verdict, note, decided_by, decided_at)
+SELECT p.event_id, p.other_id, :verdict, :note, stamp.who, stamp.at
+  FROM (VALUES (CAST(:a AS uuid), CAST(:b AS uuid)), (CAST(:b AS uuid), CAST(:a AS uuid))) p (event_id, other_id),
+       stamp
 ON CONFLICT (event_id, other_id) DO UPDATE SET
   verdict = excluded.verdict,
   note = CASE WHEN l.verdict = excluded.verdict THEN coalesce(excluded.note, l.note) ELSE excluded.note END,
