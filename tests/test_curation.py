@@ -31,7 +31,8 @@ def _acled_rows(**notes: str) -> list[dict[str, str]]:
         _acled("SYR-TRUE", "2016-01-01", "5", "34.8150", "36.7200"),
         _acled("SYR-MONTH", "2016-01-20", "9", "34.8030", "36.7080", time_precision="3"),
         _acled("SYR-FAR", "2016-03-20", "2", "36.2021", "37.1343", admin1="Aleppo", admin2="Jebel Saman",
-               location="Aleppo", event_type="Explosions/Remote violence", sub_event_type="Shelling/artillery/missile attack"),
+               location="Aleppo", event_type="Explosions/Remote violence",
+               sub_event_type="Shelling/artillery/missile attack"),
     ]
     return [{**row, "notes": notes.get(row["event_id_cnty"], row["notes"])} for row in rows]
 
@@ -69,8 +70,8 @@ async def _linked(url: str, a: str, b: str) -> bool:
     """Whether the events `a` and `b` (ids or dataset:id) are linked, checked as
     stored: the pair's status, and then both records are in one happening."""
     a, b = await _id(url, a), await _id(url, b)
-    status = await _rows(url, "SELECT status FROM event_matches WHERE (event_id, other_id) = "
-                              "(least(CAST(:a AS uuid), CAST(:b AS uuid)), greatest(CAST(:a AS uuid), CAST(:b AS uuid)))",
+    status = await _rows(url, "SELECT m.status FROM (SELECT CAST(:a AS uuid) AS a, CAST(:b AS uuid) AS b) p "
+                              "JOIN event_matches m ON (m.event_id, m.other_id) = (least(a, b), greatest(a, b))",
                          a=a, b=b)
     linked = bool(status) and status[0][0] == "linked"
     assert not linked or (await _happening(url, a))[0] == (await _happening(url, b))[0]
@@ -234,12 +235,14 @@ async def test_a_verdict_replaces_the_other_and_an_idempotency_key_replays(fresh
                                     json={"event": "conflictkb-seed:afrin-capture", "note": "One operation."})
     assert again.status_code == 201 and again.json()["verdict"] == "confirmed"
     noted = await fresh_client.post(f"{strike}/links", headers=editor,
-                                    json={"event": "conflictkb-seed:afrin-capture", "note": "One operation, says SOHR."})
+                                    json={"event": "conflictkb-seed:afrin-capture",
+                                          "note": "One operation, says SOHR."})
     assert noted.status_code == 200 and noted.json()["note"] == "One operation, says SOHR."
     assert noted.json()["decided_at"] == again.json()["decided_at"]
 
     history = (await fresh_client.get(f"{afrin}/history")).json()["data"]
-    links = [(h["op"], h["changed"], (h["after"] or {}).get("verdict")) for h in history if h["record"]["type"] == "link"]
+    links = [(h["op"], h["changed"], (h["after"] or {}).get("verdict"))
+             for h in history if h["record"]["type"] == "link"]
     assert links == [
         ("created", ["decided_at", "decided_by", "event_id", "other_id", "verdict"], "confirmed"),
         ("updated", ["decided_at", "verdict"], "rejected"),

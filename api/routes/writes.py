@@ -36,10 +36,11 @@ IfMatch = Annotated[str | None, Header(
     alias="If-Match", description="The ETag a GET gave: the write is refused (412) if the record changed since.")]
 
 Write = Callable[[AsyncConnection], Awaitable[UUID]]
+Answer = Callable[[AsyncConnection], Awaitable[StoredAnswer]]
 
 
-async def _respond(request: Request, principal: ApiPrincipal, write: Callable[[AsyncConnection], Awaitable[StoredAnswer]],
-                   *, idempotency_key: str | None = None) -> Response:
+async def _respond(request: Request, principal: ApiPrincipal, write: Answer, *,
+                   idempotency_key: str | None = None) -> Response:
     """Run `write` in one transaction and send the answer it makes (with Idempotency-Key:
     the first answer to the key, the write done once)."""
     async with writing(request.app.state.engine, who(principal)) as conn:
@@ -153,7 +154,7 @@ OtherId = Annotated[str, Path(alias="other_id", description="The other event: id
 
 
 def _judge(event_id: str, other: str, verdict: str, note: str | None, *, other_field: str,
-           other_in_path: bool = False, new_status: int = 200) -> Callable[[AsyncConnection], Awaitable[StoredAnswer]]:
+           other_in_path: bool = False, new_status: int = 200) -> Answer:
     async def write(conn: AsyncConnection) -> StoredAnswer:
         judged = await links.judge_pair(conn, event_id, other, verdict, note, other_field=other_field,
                                         other_in_path=other_in_path)
@@ -163,8 +164,8 @@ def _judge(event_id: str, other: str, verdict: str, note: str | None, *, other_f
 
 
 _CONFIRM, _REJECT = VERDICTS["confirmed"], VERDICTS["rejected"]
-_PAIR_ANSWER = ("The pair: the verdict, and what the linking rule makes of it (score, parts, status), and "
-                "the happening both are in (`happening_id`, null if two).")
+_PAIR_ANSWER = ("its verdict, what the linking rule makes of it (score, parts, status) and the happening both "
+                "events are in (`happening_id`, null if two)")
 
 
 @router.post("/events/{event_id}/links", status_code=201, response_model=EventLink, tags=["events"],
