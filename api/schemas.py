@@ -329,8 +329,9 @@ class Happening(_Out):
 
 
 class HistoryRecord(_Out):
-    type: Literal["event", "claim", "event_actor", "external_id"]
-    key: str = Field(description="The record's id (an event actor: event/actor/role; an external id: dataset/id).")
+    type: Literal["event", "claim", "event_actor", "external_id", "link"]
+    key: str = Field(description="The record's id (an event actor: event/actor/role; an external id: dataset/id; "
+                                 "a link, an editor's verdict on this event and another: event/other).")
 
 
 class HistoryEntry(_Out):
@@ -355,6 +356,35 @@ class ChangeFeed(_Out):
     data: list[Change]
     next_cursor: str = Field(description="Pass as `since` to go on from here (also when data is empty).")
     has_more: bool = Field(description="More changes wait after this page: ask again at once.")
+
+
+class LinkParts(_Out):
+    """Each 0-1; null: not measurable for this pair (no figures, no named actors, no
+    reporting source on one side), counted as the neutral 0.5."""
+    time: float
+    place: float
+    type: float
+    actors: float | None
+    fatalities: float | None
+    claimants: float | None
+    text: float | None
+
+
+class EventLink(_Out):
+    event: UUID = Field(description="The event of the path.")
+    other: UUID = Field(description="The other event of the pair.")
+    verdict: Literal["confirmed", "rejected"] | None = Field(description="The editor's verdict on the pair.")
+    note: str | None = Field(description="Why, as the editor wrote it.")
+    decided_by: str | None = Field(description="Who gave the verdict (as the history names writers).")
+    decided_at: dt.datetime | None
+    status: Literal["linked", "contender", "candidate"] = Field(description=(
+        "linked: one happening; contender: over the link threshold but another pair won, or rejected; "
+        "candidate: under it (GET /v1/events/{id}/matches)."))
+    score: float | None = Field(description="What the linking rule scores the pair (0-1), verdict aside.")
+    parts: LinkParts
+    days_apart: int | None
+    distance_km: float | None
+    happening_id: UUID | None = Field(description="The happening both events are in; null if they are in two.")
 
 
 class CallingApiKey(_Out):

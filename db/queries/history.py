@@ -39,6 +39,9 @@ TABLE_OF_TYPE = {"event": "events", "claim": "claims", "actor": "actors", "place
 # How the history names the rows that make up an event.
 _PART_OF_EVENT = {"events": "event", "claims": "claim", "event_actors": "event_actor",
                   "event_external_ids": "external_id"}
+# ... and what else it lists: an editor's verdict on the event and another (migration
+# 0015; the key: this event/the other), which no state of the event holds.
+_IN_HISTORY = {**_PART_OF_EVENT, "event_links": "link"}
 # Columns no reader needs to see change: they move with every write.
 _NOT_COMPARED = frozenset({"updated_at"})
 
@@ -182,15 +185,15 @@ def _changed_fields(before: dict | None, after: dict | None) -> list[str]:
 
 
 async def event_history(conn: AsyncConnection, event_id: UUID, page: PageRequest, codec: CursorCodec) -> Page:
-    """Every change to the event and its claims, roles and external ids, oldest first:
-    who, when, the row before and after, and which fields changed."""
+    """Every change to the event and its claims, roles, external ids and curation
+    verdicts, oldest first: who, when, the row before and after, and which fields changed."""
     after = codec.decode(page.cursor, HISTORY_ORDER) if page.cursor else (-1, -1)
     rows = (await conn.execute(_HISTORY, {"event": event_id, "after_generation": after[0], "after_id": after[1],
                                           "limit": page.limit + 1})).all()
     more = len(rows) > page.limit
     rows = rows[:page.limit]
     entries = [{"at": r.at, "who": r.who, "op": r.op,
-                "record": {"type": _PART_OF_EVENT[r.table_name], "key": r.record_key},
+                "record": {"type": _IN_HISTORY[r.table_name], "key": r.record_key},
                 "changed": _changed_fields(r.before, r.after), "before": r.before, "after": r.after}
                for r in rows]
     return Page(rows=entries, keys=[(r.generation, r.id) for r in rows], has_next=more, sort=HISTORY_ORDER,
