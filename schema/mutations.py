@@ -33,7 +33,7 @@ from db.writes import FieldError, InvalidInput, WriteError, links, records, who
 from db.writes import inputs as bodies
 from schema.errors import bad_user_input, refused_write
 from schema.queries import single_node
-from schema.types import Actor, Claim, Document, Event, Place
+from schema.types import Actor, Claim, Document, Event, MatchParts, MatchStatus, Place
 from schema.write_inputs import (
     ActorInput,
     ClaimInput,
@@ -161,29 +161,9 @@ _INPUT_TYPES = {
 # --- curation ---------------------------------------------------------------------------------------
 
 @strawberry.enum(description="An editor's verdict on a pair of events.")
-class LinkVerdict(Enum):
+class Verdict(Enum):
     CONFIRMED = "confirmed"
     REJECTED = "rejected"
-
-
-@strawberry.enum(description="What the linking rule makes of a pair, verdicts included.")
-class LinkStatus(Enum):
-    LINKED = "linked"
-    CONTENDER = "contender"
-    CANDIDATE = "candidate"
-
-
-@strawberry.type(description="How the linking rule scores a pair, part by part: 0-1 each; null: not measurable "
-                             "for the pair (no figures, no named actors, no reporting source on one side), counted "
-                             "as 0.5.")
-class LinkParts:
-    time: float | None
-    place: float | None
-    type: float | None
-    actors: float | None
-    fatalities: float | None
-    claimants: float | None
-    text: float | None
 
 
 @strawberry.type(description="A pair of events after an editor's verdict on it: the verdict, and what the linking "
@@ -191,14 +171,14 @@ class LinkParts:
 class EventLink:
     event: Event
     other: Event
-    verdict: LinkVerdict | None
+    verdict: Verdict | None
     note: str | None
     decided_by: str | None = strawberry.field(description="Who gave the verdict (as the history names writers).")
     decided_at: dt.datetime | None
-    status: LinkStatus = strawberry.field(description="LINKED: one happening; CONTENDER: over the link threshold "
+    status: MatchStatus = strawberry.field(description="LINKED: one happening; CONTENDER: over the link threshold "
                                                       "but another pair won, or rejected; CANDIDATE: under it.")
     score: float | None = strawberry.field(description="What the linking rule scores the pair (0-1), verdict aside.")
-    parts: LinkParts
+    parts: MatchParts
     days_apart: int | None
     distance_km: float | None
     happening_id: strawberry.ID | None = strawberry.field(
@@ -209,10 +189,10 @@ class EventLink:
         """From db/queries/links.py's pair, with the trees of its events under `trees`."""
         decided_at = pair["decided_at"]
         return cls(event=Event.of(pair["trees"][pair["event"]]), other=Event.of(pair["trees"][pair["other"]]),
-                   verdict=LinkVerdict(pair["verdict"]) if pair["verdict"] else None, note=pair["note"],
+                   verdict=Verdict(pair["verdict"]) if pair["verdict"] else None, note=pair["note"],
                    decided_by=pair["decided_by"],
                    decided_at=dt.datetime.fromisoformat(decided_at) if decided_at else None,
-                   status=LinkStatus(pair["status"]), score=pair["score"], parts=LinkParts(**pair["parts"]),
+                   status=MatchStatus(pair["status"]), score=pair["score"], parts=MatchParts(**pair["parts"]),
                    days_apart=pair["days_apart"], distance_km=pair["distance_km"],
                    happening_id=strawberry.ID(pair["happening_id"]) if pair["happening_id"] else None)
 
