@@ -27,6 +27,7 @@ from api.routes import (
     entities,
     events,
     exports,
+    happenings,
     health,
     stats,
     writes,
@@ -132,6 +133,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
                        expose_headers=["Link", "ETag", "Location", "RateLimit", "RateLimit-Policy", "Retry-After"])
     v1 = APIRouter(prefix=V1, dependencies=[Depends(check_query_params)])
     v1.include_router(events.router)
+    v1.include_router(happenings.router)
     v1.include_router(exports.router)
     v1.include_router(entities.router)
     v1.include_router(stats.router)

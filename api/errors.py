@@ -216,7 +216,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(InvalidInput)
     async def _invalid_write(request: Request, exc: InvalidInput) -> Response:
-        errors = [{"name": e.name, "in": "body", "reason": e.reason} for e in exc.errors]
+        errors = [{"name": e.name, "in": e.where, "reason": e.reason} for e in exc.errors]
         return problem_response(Problem(422, str(exc), errors=errors), request.url.path)
 
     @app.exception_handler(WriteError)

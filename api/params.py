@@ -14,7 +14,7 @@ from pydantic_core import PydanticCustomError
 from api.errors import Problem
 from api.ratelimit import charge
 from db.cost import LIMITS, at_most, check_filter, filter_charge, page_charge
-from db.filters import EventFilter, EventWhere, parse_bbox, parse_near
+from db.filters import Collapse, EventFilter, EventWhere, parse_bbox, parse_near
 from db.pagination import PageRequest
 from db.queries.claims import ClaimFilter
 from db.queries.vocabulary import in_vocabulary
@@ -145,6 +145,10 @@ def check_list_params(q: str | None = None, **lists: list[str]) -> None:
 
 
 EventFilterDep = Annotated[EventFilter, Depends(checked_event_filter)]
+CollapseParam = Annotated[Collapse | None, Query(description=(
+    "happening: the matching events folded by happening (records of several sources linked as one): a list "
+    "gives each happening's first matching record in its order, totals and stats count happenings (README, "
+    "Happenings)."))]
 ClaimFilterDep = Annotated[ClaimFilter, Depends(claim_filter)]
 PageDep = Annotated[PageRequest, Depends(page_params)]
 

@@ -12,8 +12,9 @@ import functools
 from typing import Annotated, Any, Generic, Literal, TypeVar
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from db.queries.matches import LINKED_DESCRIPTION, MATCH_PARTS, SCORE_DESCRIPTION
 from db.queries.vocabulary import in_vocabulary
 
 T = TypeVar("T")
@@ -131,6 +132,12 @@ class EventActor(_Out):
     actor: ActorRef
 
 
+class HappeningRef(_Out):
+    id: UUID = Field(description="The happening's id (its earliest record's): GET /v1/happenings/{id}.")
+    record_count: int = Field(description="Its records (events of several sources linked as one); 1: this "
+                                          "event alone.")
+
+
 class LinkedEvent(_Out):
     id: UUID
     score: float
@@ -158,16 +165,15 @@ class Event(_Out):
     linked_events: list[LinkedEvent] | None = Field(default=None, description=(
         "Other sources' records of the same happening (in the detail only; see /matches)."))
     external_ids: list[ExternalId]
+    happening: HappeningRef = Field(description="The happening it is a record of (linked records of other "
+                                                "sources), or its own.")
     created_at: dt.datetime
     updated_at: dt.datetime
 
 
-class MatchParts(_Out):
-    time: float
-    place: float
-    type: float
-    actors: float
-    fatalities: float
+MatchParts = create_model("MatchParts", __base__=_Out, __doc__="Each part of the score, 0-1; null when it could "
+                          "not be measured (no figures, no named actor, no reporting source on one side).",
+                          **{part: (float | None, Field(description=about)) for part, (_, about) in MATCH_PARTS.items()})
 
 
 class MatchedEvent(_Out):
@@ -182,13 +188,25 @@ class MatchedEvent(_Out):
     external_ids: list[ExternalId]
 
 
+class LinkVerdict(_Out):
+    """An editor's verdict on a pair: it overrides the score, and survives re-scoring and re-imports."""
+    verdict: Literal["confirmed", "rejected"]
+    note: str | None
+    decided_by: str
+    decided_at: dt.datetime
+
+
 class EventMatch(_Out):
-    event: MatchedEvent
-    score: float = Field(description="0-1: 0.30 time + 0.30 place + 0.10 type + 0.15 actors + 0.15 fatalities.")
-    linked: bool = Field(description="Score at or above the link threshold (0.8): the same happening.")
+    event: MatchedEvent = Field(description="The other record.")
+    score: float = Field(description=SCORE_DESCRIPTION)
+    status: Literal["linked", "contender", "candidate"] = Field(description=(
+        "linked: the same happening; contender: scored over the link threshold, but one of the two records is "
+        "linked to another record of the other's source; candidate: under the threshold, for review."))
+    linked: bool = Field(description=LINKED_DESCRIPTION)
     days_apart: int
-    distance_km: float | None
+    distance_km: float | None = Field(description="Null unless both records are located.")
     parts: MatchParts
+    verdict: LinkVerdict | None = Field(description="An editor's verdict on the pair (for this event), or null.")
 
 
 class Membership(_Out):
@@ -281,18 +299,39 @@ class AttributionClaim(_Out):
     document_id: UUID | None
 
 
-class Attribution(_Out):
-    """One actor in one role of an event: its status and the claims behind it."""
+class ActorAttribution(_Out):
+    """One actor in one role: its attribution status and the claims behind it."""
     actor: ActorRef
     role: Literal["perpetrator", "target"]
     status: Literal["confirmed", "alleged", "contested", "unknown"]
     claim_ids: list[UUID] = Field(description="The claims that made the status (the rule in the README).")
+
+
+class Attribution(ActorAttribution):
+    """One actor in one role of an event: its status and the claims behind it."""
     claims: list[AttributionClaim]
 
 
+class Happening(_Out):
+    """Records of one happening from several sources (linked: see /v1/events/{id}/matches), with
+    what all their claims say together, derived by the same rules as one event's figures."""
+    id: UUID = Field(description="Its earliest record's id.")
+    record_count: int
+    sources: list[str] = Field(description="The datasets its records come from (records written through the "
+                                           "API have none).")
+    date_start: dt.date = Field(description="The earliest start of its records: the dates are their span.")
+    date_end: dt.date = Field(description="The latest end of its records.")
+    fatalities: Fatalities = Field(description="From every record's fatality claims together.")
+    attribution: list[ActorAttribution] = Field(description=(
+        "Per actor and role (perpetrator, target), from every record's claims together: an actor named in "
+        "several records is one row."))
+    records: list[Event] = Field(description="Each record as /v1/events/{id} gives it, by source, then date.")
+
+
 class HistoryRecord(_Out):
-    type: Literal["event", "claim", "event_actor", "external_id"]
-    key: str = Field(description="The record's id (an event actor: event/actor/role; an external id: dataset/id).")
+    type: Literal["event", "claim", "event_actor", "external_id", "link"]
+    key: str = Field(description="The record's id (an event actor: event/actor/role; an external id: dataset/id; "
+                                 "a link, an editor's verdict on this event and another: event/other).")
 
 
 class HistoryEntry(_Out):
@@ -317,6 +356,35 @@ class ChangeFeed(_Out):
     data: list[Change]
     next_cursor: str = Field(description="Pass as `since` to go on from here (also when data is empty).")
     has_more: bool = Field(description="More changes wait after this page: ask again at once.")
+
+
+class LinkParts(_Out):
+    """Each 0-1; null: not measurable for this pair (no figures, no named actors, no
+    reporting source on one side), counted as the neutral 0.5."""
+    time: float
+    place: float
+    type: float
+    actors: float | None
+    fatalities: float | None
+    claimants: float | None
+    text: float | None
+
+
+class EventLink(_Out):
+    event: UUID = Field(description="The event of the path.")
+    other: UUID = Field(description="The other event of the pair.")
+    verdict: Literal["confirmed", "rejected"] | None = Field(description="The editor's verdict on the pair.")
+    note: str | None = Field(description="Why, as the editor wrote it.")
+    decided_by: str | None = Field(description="Who gave the verdict (as the history names writers).")
+    decided_at: dt.datetime | None
+    status: Literal["linked", "contender", "candidate"] = Field(description=(
+        "linked: one happening; contender: over the link threshold but another pair won, or rejected; "
+        "candidate: under it (GET /v1/events/{id}/matches)."))
+    score: float | None = Field(description="What the linking rule scores the pair (0-1), verdict aside.")
+    parts: LinkParts
+    days_apart: int | None
+    distance_km: float | None
+    happening_id: UUID | None = Field(description="The happening both events are in; null if they are in two.")
 
 
 class CallingApiKey(_Out):

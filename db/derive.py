@@ -3,7 +3,10 @@
 Whoever changes claims (the seed, an import, an API write) calls
 `recompute_events(conn, event_ids)` in the same transaction, so an event's figures
 never disagree with its claims. Both rules are set-based SQL, so a bulk import
-recomputes thousands of events in one statement each.
+recomputes thousands of events in one statement each. Each is written once, as CTEs
+over a group of claims (`attribution_ctes`, `fatality_ctes`): an event's claims here,
+and all the claims of a happening's records in db/queries/happenings.py, so a
+happening's figures and attribution follow the same rules as one event's.
 
 Fatalities (predicates `fatalities` and `civilian_fatalities`)
     Only claims that assert or concede a figure count; denials and uncertain claims
@@ -18,7 +21,7 @@ Fatalities (predicates `fatalities` and `civilian_fatalities`)
     bound (and open if the civilian one is). `fatality_claim_ids` lists every claim
     that went into the figures.
 
-Attribution status, per event, actor and role (perpetrator or target)
+Attribution status, per event (or happening), actor and role (perpetrator or target)
     From the claims whose predicate is that role and whose value is that actor:
       confirmed  the actor itself concedes it (the claimant is the actor or an
                  organisation above or below it in the actor tree, such as the UK
@@ -49,32 +52,43 @@ SELECT DISTINCT c.event_id, c.value_actor_id, c.predicate
 ON CONFLICT DO NOTHING
 """)
 
-_ATTRIBUTION = text("""
-WITH role_claims AS (
-  SELECT c.event_id, c.value_actor_id AS actor_id, c.predicate AS role, c.id, c.stance, c.claimant_id,
+# The rules as CTEs over a group of claims, so that one written rule serves a single
+# event (recompute_events, which stores the outcome) and a happening, whose records'
+# claims count together (db/queries/happenings.py, which reads it). `claims`: a
+# relation of the claims with the key of their group (`group_id`: the event, or the
+# happening) beside the claims' own columns; `roles`: the (group_id, actor_id, role)
+# to decide; `groups`: the group_id of each group to figure.
+
+
+def attribution_ctes(claims: str, roles: str) -> str:
+    """CTEs ending in `decided` (group_id, actor_id, role, status, claim_ids): the
+    attribution rule (the module's docstring) per group, actor and role."""
+    return f"""
+role_claims AS (
+  SELECT c.group_id, c.value_actor_id AS actor_id, c.predicate AS role, c.id, c.stance, c.claimant_id,
          k.independent,
          -- the actor speaking of itself: the same actor, or one above or below it
          (c.claimant_id = c.value_actor_id OR EXISTS (
             SELECT 1 FROM actor_lineage l
              WHERE (l.ancestor_id = c.claimant_id AND l.descendant_id = c.value_actor_id)
                 OR (l.ancestor_id = c.value_actor_id AND l.descendant_id = c.claimant_id))) AS by_self
-    FROM claims c
+    FROM {claims} c
     JOIN actors a ON a.id = c.claimant_id
     JOIN actor_kinds k ON k.code = a.kind
-   WHERE c.event_id = ANY(:ids) AND c.predicate IN ('perpetrator', 'target') AND c.value_actor_id IS NOT NULL
+   WHERE c.predicate IN ('perpetrator', 'target') AND c.value_actor_id IS NOT NULL
 ), tallied AS (
-  SELECT event_id, actor_id, role,
+  SELECT group_id, actor_id, role,
     array_agg(id ORDER BY id) FILTER (WHERE stance = 'concedes' AND by_self) AS conceded,
     array_agg(id ORDER BY id) FILTER (WHERE stance = 'asserts' OR (stance = 'concedes' AND NOT by_self)) AS asserted,
     array_agg(id ORDER BY id) FILTER (WHERE stance = 'denies') AS denied,
     array_agg(id ORDER BY id) FILTER (WHERE stance = 'uncertain') AS uncertain,
     count(DISTINCT claimant_id) FILTER (
       WHERE independent AND NOT by_self AND stance IN ('asserts', 'concedes')) AS independent_asserters
-  FROM role_claims GROUP BY event_id, actor_id, role
+  FROM role_claims GROUP BY group_id, actor_id, role
 ), decided AS (
-  SELECT ea.event_id, ea.actor_id, ea.role,
+  SELECT r.group_id, r.actor_id, r.role,
     CASE
-      WHEN ea.role = 'participant' THEN NULL
+      WHEN r.role = 'participant' THEN NULL
       WHEN t.conceded IS NOT NULL THEN 'confirmed'
       WHEN t.asserted IS NOT NULL AND t.denied IS NOT NULL THEN 'contested'
       WHEN t.independent_asserters >= 2 AND t.denied IS NULL THEN 'confirmed'
@@ -82,53 +96,64 @@ WITH role_claims AS (
       ELSE 'unknown'
     END AS status,
     CASE
-      WHEN ea.role = 'participant' THEN '{}'
+      WHEN r.role = 'participant' THEN '{{}}'
       WHEN t.conceded IS NOT NULL THEN t.conceded
       WHEN t.asserted IS NOT NULL AND t.denied IS NOT NULL THEN t.asserted || t.denied
       WHEN t.asserted IS NOT NULL THEN t.asserted
-      ELSE coalesce(t.uncertain, '{}') || coalesce(t.denied, '{}')
+      ELSE coalesce(t.uncertain, '{{}}') || coalesce(t.denied, '{{}}')
     END AS claim_ids
-  FROM event_actors ea
-  LEFT JOIN tallied t USING (event_id, actor_id, role)
-  WHERE ea.event_id = ANY(:ids)
-)
-UPDATE event_actors ea SET status = d.status, status_claim_ids = d.claim_ids
-  FROM decided d
- WHERE (ea.event_id, ea.actor_id, ea.role) = (d.event_id, d.actor_id, d.role)
-   AND (ea.status, ea.status_claim_ids) IS DISTINCT FROM (d.status, d.claim_ids)
-""")
+  FROM {roles} r
+  LEFT JOIN tallied t USING (group_id, actor_id, role)
+)"""
 
 
-# Fatality figures per event (the rule in the module docstring).
-_FATALITY_CTES = """
+def fatality_ctes(claims: str, groups: str) -> str:
+    """CTEs ending in `derived` (group_id, low, best, high, civilians_low,
+    civilians_best, civilians_high, claim_ids): the fatality rule (the module's
+    docstring) per group; a group without figures has NULLs and no claim ids."""
+    return f"""
 figures AS (
-  SELECT c.event_id, c.predicate, c.id,
+  SELECT c.group_id, c.predicate, c.id,
          coalesce(c.value_low, c.value_best) AS low,    -- "up to 30" says nothing of a low
          coalesce(c.value_best, c.value_low) AS best,
          coalesce(c.value_high, c.value_best) AS high
-    FROM claims c
-   WHERE c.event_id = ANY(:ids)
-     AND c.predicate IN ('fatalities', 'civilian_fatalities')
+    FROM {claims} c
+   WHERE c.predicate IN ('fatalities', 'civilian_fatalities')
      AND c.stance IN ('asserts', 'concedes')
      AND coalesce(c.value_low, c.value_best, c.value_high) IS NOT NULL
 ), per_predicate AS (
-  SELECT event_id, predicate, min(low) AS low,
+  SELECT group_id, predicate, min(low) AS low,
          CASE WHEN bool_and(high IS NOT NULL) THEN max(high) END AS high,
          percentile_disc(0.5) WITHIN GROUP (ORDER BY best) AS best,
          array_agg(id ORDER BY id) AS claim_ids
-    FROM figures GROUP BY event_id, predicate
+    FROM figures GROUP BY group_id, predicate
 ), derived AS (
-  SELECT e.id,
-         t.low AS t_low, t.best AS t_best,
+  SELECT g.group_id,
+         -- civilians killed are people killed: each total bound at least the civilian one
+         greatest(t.low, c.low) AS low, greatest(t.best, c.best) AS best,
          -- an open bound on either side leaves the total's upper bound open
-         CASE WHEN (t.event_id IS NOT NULL AND t.high IS NULL) OR (c.event_id IS NOT NULL AND c.high IS NULL)
-              THEN NULL ELSE greatest(t.high, c.high) END AS t_high,
-         c.low AS c_low, c.best AS c_best, c.high AS c_high,
-         coalesce(t.claim_ids, '{}') || coalesce(c.claim_ids, '{}') AS claim_ids
-    FROM unnest(CAST(:ids AS uuid[])) AS e(id)
-    LEFT JOIN per_predicate t ON t.event_id = e.id AND t.predicate = 'fatalities'
-    LEFT JOIN per_predicate c ON c.event_id = e.id AND c.predicate = 'civilian_fatalities'
+         CASE WHEN (t.group_id IS NOT NULL AND t.high IS NULL) OR (c.group_id IS NOT NULL AND c.high IS NULL)
+              THEN NULL ELSE greatest(t.high, c.high) END AS high,
+         c.low AS civilians_low, c.best AS civilians_best, c.high AS civilians_high,
+         coalesce(t.claim_ids, '{{}}') || coalesce(c.claim_ids, '{{}}') AS claim_ids
+    FROM {groups} g
+    LEFT JOIN per_predicate t ON t.group_id = g.group_id AND t.predicate = 'fatalities'
+    LEFT JOIN per_predicate c ON c.group_id = g.group_id AND c.predicate = 'civilian_fatalities'
 )"""
+
+
+# An event is its own group.
+_EVENT_CLAIMS = "(SELECT c.event_id AS group_id, c.* FROM claims c WHERE c.event_id = ANY(:ids))"
+
+_ATTRIBUTION = text(f"""
+WITH {attribution_ctes(
+    _EVENT_CLAIMS,
+    "(SELECT event_id AS group_id, actor_id, role FROM event_actors WHERE event_id = ANY(:ids))")}
+UPDATE event_actors ea SET status = d.status, status_claim_ids = d.claim_ids
+  FROM decided d
+ WHERE (ea.event_id, ea.actor_id, ea.role) = (d.group_id, d.actor_id, d.role)
+   AND (ea.status, ea.status_claim_ids) IS DISTINCT FROM (d.status, d.claim_ids)
+""")
 
 # What full-text search (`q`) finds an event by: its summary (weight A), its claims'
 # quotes (B), and every name and alias of its place and the place's ancestors, and of
@@ -170,24 +195,23 @@ batch AS (
 # One UPDATE for figures and search text: each event row is rewritten (and its
 # indexes touched) once per recompute, not once per derived value.
 _EVENT_FIGURES = text(f"""
-WITH {_FATALITY_CTES},
+WITH {fatality_ctes(_EVENT_CLAIMS, "(SELECT unnest(CAST(:ids AS uuid[])) AS group_id)")},
 {_SEARCH_CTES}
 UPDATE events e SET
-  fatalities_low = greatest(d.t_low, d.c_low),
-  fatalities_best = greatest(d.t_best, d.c_best),
-  fatalities_high = d.t_high,
-  civilian_fatalities_low = d.c_low,
-  civilian_fatalities_best = d.c_best,
-  civilian_fatalities_high = d.c_high,
+  fatalities_low = d.low,
+  fatalities_best = d.best,
+  fatalities_high = d.high,
+  civilian_fatalities_low = d.civilians_low,
+  civilian_fatalities_best = d.civilians_best,
+  civilian_fatalities_high = d.civilians_high,
   fatality_claim_ids = d.claim_ids,
   search_vector = t.vector
-FROM derived d JOIN texts t ON t.id = d.id
-WHERE e.id = d.id
+FROM derived d JOIN texts t ON t.id = d.group_id
+WHERE e.id = d.group_id
   AND (e.fatalities_low, e.fatalities_best, e.fatalities_high, e.civilian_fatalities_low,
        e.civilian_fatalities_best, e.civilian_fatalities_high, e.fatality_claim_ids, e.search_vector)
       IS DISTINCT FROM
-      (greatest(d.t_low, d.c_low), greatest(d.t_best, d.c_best), d.t_high,
-       d.c_low, d.c_best, d.c_high, d.claim_ids, t.vector)
+      (d.low, d.best, d.high, d.civilians_low, d.civilians_best, d.civilians_high, d.claim_ids, t.vector)
 """)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass, fields, replace
+from enum import Enum
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -30,9 +31,11 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    tuple_,
     union_all,
 )
 from sqlalchemy.dialects.postgresql import REGCONFIG, TSQUERY
+from sqlalchemy.sql.util import ClauseAdapter
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models as m
@@ -486,6 +489,32 @@ async def compile_event_filter(conn: AsyncConnection, f: EventFilter, *, scan_in
         # or "inside the box", so it matches the negation (SQL's NOT NULL would drop it)
         conditions.append((await compile_event_filter(conn, f.none_of, **nested)).is_not(true()))
     return and_(true(), *conditions)
+
+
+class Collapse(str, Enum):
+    """What an event list, its total or its stats may fold the matching events into
+    (REST `collapse=happening`, GraphQL `collapse: HAPPENING`)."""
+
+    HAPPENING = "happening"
+
+
+def first_of_its_happening(condition: ColumnElement[bool], key: tuple[ColumnElement, ...], descending: bool
+                           ) -> ColumnElement[bool]:
+    """The events that represent their happening (db/queries/happenings.py) among those
+    meeting `condition`: the first by `key` (a sort key on `events` ending with the id,
+    ascending or `descending`) of its records that meet `condition` (a record linked to
+    none represents itself). A test per event of a few index reads, so a list in an
+    indexed order still stops after a page: `condition` and `key` are applied to the
+    happening's other records through an alias of `events`."""
+    e = m.events.c
+    earlier = m.events.alias("earlier")
+    on_earlier = ClauseAdapter(earlier).traverse
+    mine, theirs = m.happening_members.alias("mine"), m.happening_members.alias("theirs")
+    here, there = tuple_(*key), tuple_(*(on_earlier(column) for column in key))
+    return ~exists().select_from(
+        mine.join(theirs, theirs.c.happening_id == mine.c.happening_id).join(earlier, earlier.c.id == theirs.c.event_id)
+    ).where(mine.c.event_id == e.id, theirs.c.event_id != e.id, on_earlier(condition),
+            there > here if descending else there < here)
 
 
 def split_external_id(value: str) -> tuple[str, str] | None:

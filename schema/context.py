@@ -23,6 +23,7 @@ from db.engine import is_unstorable_text
 from db.pagination import CursorCodec
 from db.queries.actors import actor_trees
 from db.queries.documents import document_trees
+from db.queries.happenings import happening_trees
 from db.queries.places import place_trees
 from db.writes import start_writing
 
@@ -51,6 +52,7 @@ class GraphQLContext(BaseContext):
         self.actors = self._loader(actor_trees)
         self.places = self._loader(place_trees)
         self.documents = self._loader(document_trees)
+        self.happenings = self._loader(happening_trees)
 
     async def _connection(self) -> AsyncConnection:
         if self._conn is None:
@@ -115,7 +117,7 @@ class GraphQLContext(BaseContext):
     def forget_loaded(self) -> None:
         """After a write: trees loaded before it are of the old version (a second
         mutation in the same request may read a record the first one changed)."""
-        for loader in (self.actors, self.places, self.documents):
+        for loader in (self.actors, self.places, self.documents, self.happenings):
             loader.clear_all()
 
     def _loader(self, trees: Callable[[AsyncConnection, list[UUID]], Awaitable[list[dict]]]) -> DataLoader:

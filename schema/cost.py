@@ -38,6 +38,7 @@ from strawberry.utils.str_converters import to_camel_case
 
 from db.cost import (
     AS_OF_FACTOR,
+    COLLAPSE_FACTOR,
     LIMITS,
     POINTS_PER_UNIT,
     CostLimitExceeded,
@@ -126,7 +127,8 @@ class _Walk:
             count = 1
         if args.get("asOf") is not None and first is not None:
             under *= AS_OF_FACTOR
-        return count * (1 + under)
+        # (events, eventStats collapsed by happening)
+        return count * (1 + under) * (COLLAPSE_FACTOR if args.get("collapse") is not None else 1)
 
     def check_arguments(self, node: FieldNode, args: dict[str, Any]) -> None:
         """The REST limits, on the arguments named as in GraphQL (`where.q`, `first`)."""

@@ -9,7 +9,7 @@ from typing import Any
 
 import strawberry
 
-from db.filters import EventFilter, EventWhere as EventWhereGrammar
+from db.filters import Collapse as CollapseValues, EventFilter, EventWhere as EventWhereGrammar
 from schema.types import AttributionStatus
 
 
@@ -94,3 +94,8 @@ class StatDimension(Enum):
     SUB_EVENT_TYPE = "sub_event_type"
     PERPETRATOR = "perpetrator"
     CLAIMANT = "claimant"
+
+
+Collapse = strawberry.enum(CollapseValues, description=(
+    "HAPPENING: the matching events folded by happening (records of several sources linked as one): `events` "
+    "gives each happening's first matching record in its order, totalCount and eventStats count happenings."))

@@ -11,17 +11,15 @@ import datetime as dt
 import functools
 from enum import Enum
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any
 from uuid import UUID
 
 import strawberry
 from strawberry.types import Info
 
-from db.pagination import Page
-from db.queries.events import event_matches
-from schema.execution import NOT_READY, PLAIN_READ, plain_read
-
-T = TypeVar("T")
+from db.queries import matches
+from schema.execution import NOT_READY, PLAIN_READ
+from schema.paging import Connection, connection
 
 
 @strawberry.enum
@@ -252,6 +250,12 @@ class Fatalities:
     claim_ids: list[strawberry.ID]
 
 
+def _fatalities(f: dict) -> Fatalities:
+    return Fatalities(low=f["low"], best=f["best"], high=f["high"], civilians=f["civilians"],
+                      civilians_low=f["civilians_low"], civilians_high=f["civilians_high"],
+                      claim_ids=[strawberry.ID(i) for i in f["claim_ids"]])
+
+
 @strawberry.type
 class EventActor:
     role: EventRole
@@ -261,13 +265,26 @@ class EventActor:
     actor: Actor
 
 
-@strawberry.type(description="How a match scored, part by part (0-1 each; see the README).")
-class MatchParts:
-    time: float
-    place: float
-    type: float
-    actors: float
-    fatalities: float
+# (the parts as db/queries/matches.py declares them, each nullable: null when not measured)
+MatchParts = strawberry.type(type("MatchParts", (), {
+    "__annotations__": dict.fromkeys(matches.MATCH_PARTS, float | None),
+    **{part: strawberry.field(description=about) for part, (_, about) in matches.MATCH_PARTS.items()}}),
+    description="How a match scored, part by part (0-1 each; null when a part could not be measured).")
+
+
+@strawberry.enum(description="What the one-to-one selection of links made of a pair (see the README).")
+class MatchStatus(Enum):
+    LINKED = "linked"
+    CONTENDER = "contender"
+    CANDIDATE = "candidate"
+
+
+@strawberry.type(description="An editor's verdict on a pair: it overrides the score.")
+class LinkVerdict:
+    verdict: str = strawberry.field(description="confirmed or rejected.")
+    note: str | None
+    decided_by: str
+    decided_at: dt.datetime
 
 
 @strawberry.type(description="Another source's event that may be the same happening.")
@@ -279,20 +296,26 @@ class EventMatch:
     sub_event_type: str
     place_name: str
     fatalities_best: int | None
-    score: float = strawberry.field(description="0.30 time + 0.30 place + 0.10 type + 0.15 actors + 0.15 fatalities.")
-    linked: bool = strawberry.field(description="At or above the link threshold (0.8): the same happening.")
+    score: float = strawberry.field(description=matches.SCORE_DESCRIPTION)
+    status: MatchStatus
+    linked: bool = strawberry.field(description=matches.LINKED_DESCRIPTION)
     days_apart: int
     distance_km: float | None
     parts: MatchParts
+    verdict: LinkVerdict | None = strawberry.field(description="An editor's verdict on the pair, or null.")
 
     @classmethod
     def of(cls, match: dict) -> EventMatch:
-        e = match["event"]
+        e, verdict = match["event"], match["verdict"]
         return cls(event_id=strawberry.ID(e["id"]), external_ids=_external_ids(e["external_ids"]),
                    date_start=_date(e["date_start"]), date_end=_date(e["date_end"]),
                    sub_event_type=e["sub_event_type"], place_name=e["place"]["name"],
-                   fatalities_best=e["fatalities_best"], score=match["score"], linked=match["linked"],
-                   days_apart=match["days_apart"], distance_km=match["distance_km"], parts=MatchParts(**match["parts"]))
+                   fatalities_best=e["fatalities_best"], score=match["score"], status=MatchStatus(match["status"]),
+                   linked=match["linked"], days_apart=match["days_apart"], distance_km=match["distance_km"],
+                   parts=MatchParts(**match["parts"]),
+                   verdict=LinkVerdict(verdict=verdict["verdict"], note=verdict["note"],
+                                       decided_by=verdict["decided_by"], decided_at=_datetime(verdict["decided_at"]))
+                   if verdict else None)
 
 
 @strawberry.type(description="Something that happened at a place over a time interval.")
@@ -313,61 +336,75 @@ class Event(_TreeNode):
     distance_km: float | None = strawberry.field(description="With `near`: great-circle distance from the point, in km.")
     claim_count: int
     external_ids: list[ExternalId]
+    happening: Happening = strawberry.field(description="The happening it is a record of (linked records of "
+                                                        "other sources), or its own.")
     claims: list[Claim]
 
-    @strawberry.field(description="Other sources' events that may be the same happening, best first "
+    @strawberry.field(description="Other sources' events that may be the same happening, best score first "
                                   "(cross-source linking; `linked` ones are).")
-    async def matches(self, info: Info) -> list[EventMatch]:
-        return [EventMatch.of(m) for m in await info.context.db(event_matches, UUID(self.id))]
+    async def matches(self, info: Info, first: int = 50, after: str | None = None) -> Connection[EventMatch]:
+        return await connection(info, first, after, matches.list_matches, EventMatch.of, UUID(self.id))
 
     @classmethod
     def of(cls, tree: dict) -> Event:
-        f = tree["fatalities"]
         return cls(
             tree=tree, id=strawberry.ID(tree["id"]), event_type=tree["event_type"],
             sub_event_type=tree["sub_event_type"], type_of_violence=tree["type_of_violence"],
             date_start=_date(tree["date_start"]), date_end=_date(tree["date_end"]),
             date_precision=tree["date_precision"], place=Place.of(tree["place"]), latitude=tree["latitude"],
             longitude=tree["longitude"], geo_precision=tree["geo_precision"],
-            fatalities=Fatalities(low=f["low"], best=f["best"], high=f["high"], civilians=f["civilians"],
-                                  civilians_low=f["civilians_low"], civilians_high=f["civilians_high"],
-                                  claim_ids=[strawberry.ID(i) for i in f["claim_ids"]]),
+            fatalities=_fatalities(tree["fatalities"]),
             summary=tree["summary"],
             actors=[EventActor(role=EventRole(a["role"]),
                                status=AttributionStatus(a["status"]) if a["status"] else None,
                                status_claim_ids=[strawberry.ID(i) for i in a["status_claim_ids"]],
                                actor=Actor.of(a["actor"])) for a in tree["actors"]],
             distance_km=tree.get("distance_km"), claim_count=tree["claim_count"],
-            external_ids=_external_ids(tree["external_ids"]),
+            external_ids=_external_ids(tree["external_ids"]), happening=Happening.of(tree["happening"]),
             # lists carry claims only when they are selected (schema/queries.py)
             claims=[Claim.of(c) for c in tree.get("claims") or ()])
 
 
-@strawberry.type
-class PageInfo:
-    has_next_page: bool
-    end_cursor: str | None
+@strawberry.type(description="One actor in one role: its attribution status and the claims behind it.")
+class ActorAttribution:
+    actor: Actor
+    role: EventRole
+    status: AttributionStatus
+    claim_ids: list[strawberry.ID] = strawberry.field(description="The claims that made the status.")
 
 
-@strawberry.type
-class Edge(Generic[T]):
-    node: T
-    page: strawberry.Private[Page]
-    index: strawberry.Private[int]
+@strawberry.type(description="Records of one happening from several sources (linked: see Event.matches), with "
+                             "what all their claims say together, by the same rules as one event's figures.")
+class Happening(_TreeNode):
+    record_count: int
+    _loader = "happenings"
 
-    @staticmethod
-    def _cursor(edge: Edge) -> str:
-        return edge.page.cursor_at(edge.index)
+    @classmethod
+    def of(cls, tree: dict) -> Happening:
+        return cls(tree=tree, id=strawberry.ID(tree["id"]), record_count=tree["record_count"])
 
-    # signed only when selected (an HMAC per edge); no Info needed (schema/execution.py)
-    cursor: str = strawberry.field(resolver=plain_read(_cursor))
+    @from_tree("records", lambda items: [Event.of(t) for t in items],
+               description="Each record with its claims, by source, then date.")
+    def records(self, info: Info) -> list[Event]: ...
 
+    @from_tree("sources", description="The datasets its records come from.")
+    def sources(self, info: Info) -> list[str]: ...
 
-@strawberry.type(description="A Relay connection: pass pageInfo.endCursor as `after` for the next page.")
-class Connection(Generic[T]):
-    edges: list[Edge[T]]
-    page_info: PageInfo
-    total_count: int | None = strawberry.field(description="The number of matches (computed only when asked).")
+    @from_tree("date_start", _date, description="The earliest start of its records: the dates are their span.")
+    def date_start(self, info: Info) -> dt.date: ...
+
+    @from_tree("date_end", _date, description="The latest end of its records.")
+    def date_end(self, info: Info) -> dt.date: ...
+
+    @from_tree("fatalities", _fatalities, description="From every record's fatality claims together.")
+    def fatalities(self, info: Info) -> Fatalities: ...
+
+    @from_tree("attribution", lambda items: [
+            ActorAttribution(actor=Actor.of(a["actor"]), role=EventRole(a["role"]),
+                             status=AttributionStatus(a["status"]),
+                             claim_ids=[strawberry.ID(i) for i in a["claim_ids"]]) for a in items],
+               description="Per actor and role (perpetrator, target), from every record's claims together.")
+    def attribution(self, info: Info) -> list[ActorAttribution]: ...
 
 
 @strawberry.type(description="One group of eventStats: the keys asked for (others null), then the measures. "

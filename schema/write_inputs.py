@@ -202,6 +202,45 @@ class WriteBody(Generic[M]):
         return [FieldError(graphql_name(self.fields, e.name.split(".")), e.reason) for e in errors]
 
 
+@strawberry.input(description="A pair of events an editor judges (linkEvents, unlinkEvents), and why.")
+class EventPairInput:
+    event: strawberry.ID | None = strawberry.field(default=UNSET, description="An event: id or external id "
+                                                                               "(REST: the one of the path).")
+    other: strawberry.ID | None = strawberry.field(default=UNSET, description="The other event: id or external id.")
+    note: str | None = strawberry.field(default=UNSET, description=bodies.LinkInput.model_fields["note"].description)
+
+
+# How a pair's input names what REST's LinkInput body (the other event is its `event`)
+# and db/writes/links.py (`other`) name.
+_PAIR_NAMES = {"event": "input.other", "other": "input.other", "note": "input.note"}
+
+
+@dataclasses.dataclass
+class PairBody(WriteBody[bodies.LinkInput]):
+    """A pair's input: its `event`, and the rest as REST's body."""
+
+    event: str
+
+    def graphql_errors(self, errors: Sequence[FieldError]) -> list[FieldError]:
+        return [FieldError(_PAIR_NAMES.get(e.name, e.name), e.reason) for e in errors]
+
+
+def pair_body(given: EventPairInput) -> PairBody:
+    """`given` checked as REST checks the body of POST /v1/events/{id}/links; a
+    BAD_USER_INPUT GraphQL error naming every bad field if it fails."""
+    fields = {"event": given.other, "note": given.note}
+    fields = {key: value for key, value in fields.items() if value is not UNSET and value is not None}
+    problems = [] if given.event not in (UNSET, None) else [FieldError("input.event", "Field required")]
+    try:
+        checked = bodies.LinkInput.model_validate(fields)
+    except ValidationError as exc:
+        problems += [FieldError(_PAIR_NAMES.get(str(path[0]) if path else "", "input"), reason)
+                     for path, reason in bodies.chosen_form_errors(exc.errors(), fields, bodies.LinkInput)]
+    if problems:
+        raise bad_user_input(problems)
+    return PairBody(fields, checked, str(given.event))
+
+
 def write_body(given: Any, model: type[M], *, patch: bool = False) -> WriteBody[M]:
     """`given` (a mutation's input) checked by `model`, REST's body model for the same
     write; a BAD_USER_INPUT GraphQL error naming every bad field if it fails. A patch

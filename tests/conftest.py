@@ -19,13 +19,13 @@ import io
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from api.app import create_app
 from api.settings import Settings
@@ -240,6 +240,30 @@ async def keys(fresh_database_url: str) -> dict[str, str]:
 
 def as_(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+async def execute_statements(url: str, *statements: str) -> None:
+    """Statements in one transaction on the database at `url`, as a writer beside the app would."""
+    engine = make_engine(url, pool_size=1)
+    try:
+        async with engine.begin() as conn:
+            for statement in statements:
+                await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+@contextmanager
+def statements_run(client: httpx.AsyncClient) -> Iterator[list[str]]:
+    """The SQL statements the app behind `client` (app_client) runs meanwhile."""
+    engine = client.app.state.engine.sync_engine
+    statements: list[str] = []
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
 
 
 async def count_rows(url: str, sql: str) -> int:

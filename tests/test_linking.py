@@ -43,23 +43,27 @@ async def test_a_true_pair_is_linked_and_a_near_miss_is_only_listed(fresh_databa
 
     async with app_client(fresh_database_url, redis_url) as client:
         async def matches(ref: str) -> dict[str, dict]:
-            response = await client.get(f"/v1/events/{ref}/matches")
+            response = await client.get(f"/v1/events/{ref}/matches", params={"limit": 500})
             assert response.status_code == 200, response.text
-            return {x["dataset"] + ":" + x["id"]: m for m in response.json() for x in m["event"]["external_ids"]}
+            assert response.json()["next_cursor"] is None
+            return {x["dataset"] + ":" + x["id"]: m for m in response.json()["data"]
+                    for x in m["event"]["external_ids"]}
 
         true_pair = (await matches("acled:SYR-TRUE"))["ucdp-ged:214797"]
-        assert true_pair["linked"] and true_pair["score"] >= LINK_THRESHOLD
+        assert true_pair["linked"] and true_pair["status"] == "linked" and true_pair["score"] >= LINK_THRESHOLD
+        assert true_pair["verdict"] is None
         assert true_pair["days_apart"] == 0 and 1 < true_pair["distance_km"] < 3
         assert true_pair["parts"]["time"] == 1 and true_pair["parts"]["type"] == 1
 
         near_miss = (await matches("acled:SYR-MISS"))["ucdp-ged:214797"]
         assert not near_miss["linked"] and CANDIDATE_THRESHOLD <= near_miss["score"] < LINK_THRESHOLD
+        assert near_miss["status"] == "candidate"
         assert near_miss["days_apart"] == 7 and near_miss["distance_km"] == 0
 
         # a date known only to the month matches anywhere inside it, but one record of a
         # source is linked to at most one of another's: the monthly one is a contender
         monthly = (await matches("acled:SYR-MONTH"))["ucdp-ged:214797"]
-        assert monthly["days_apart"] == 0 and not monthly["linked"]
+        assert monthly["days_apart"] == 0 and not monthly["linked"] and monthly["status"] != "linked"
 
         # UCDP's record: its linked event is the true pair; every record stays
         # addressable by its own id
@@ -74,12 +78,12 @@ async def test_a_true_pair_is_linked_and_a_near_miss_is_only_listed(fresh_databa
 
         # and GraphQL
         response = await client.post("/graphql", json={"query": """
-            query ($id: ID!) { event(id: $id) { matches { score linked daysApart externalIds { dataset id }
-                                                          parts { time place } } } }""",
+            query ($id: ID!) { event(id: $id) { matches { edges { node {
+                score status linked daysApart externalIds { dataset id } parts { time place claimants text } } } } } }""",
                                                       "variables": {"id": ged["id"]}})
-        found = {m["externalIds"][0]["id"]: m for m in response.json()["data"]["event"]["matches"]}
+        found = {m["node"]["externalIds"][0]["id"]: m["node"] for m in response.json()["data"]["event"]["matches"]["edges"]}
         assert found["SYR-TRUE"]["linked"] and not found["SYR-MISS"]["linked"] and not found["SYR-MONTH"]["linked"]
-        assert found["SYR-MISS"]["daysApart"] == 7
+        assert found["SYR-MISS"]["daysApart"] == 7 and found["SYR-TRUE"]["status"] == "LINKED"
 
         assert (await client.get("/v1/events/acled:NOPE/matches")).status_code == 404
 

@@ -36,9 +36,15 @@ async def test_every_json_answer_has_its_model_not_a_string(document):
                 if media_type in ("application/json", "application/geo+json"):  # (NDJSON: text lines)
                     schema = _resolve(document, content["schema"])
                     assert schema and schema.get("type") != "string", (method, path, status, schema)
-    events = _resolve(document, document["paths"]["/v1/events"]["get"]["responses"]["200"]["content"][
-        "application/json"]["schema"])
-    assert set(events["properties"]) == {"data", "next_cursor", "total"}
+    def answer(path: str) -> dict:
+        return _resolve(document, document["paths"][path]["get"]["responses"]["200"]["content"][
+            "application/json"]["schema"])
+
+    assert set(answer("/v1/events")["properties"]) == {"data", "next_cursor", "total"}
+    assert set(answer("/v1/events/{event_id}/matches")["properties"]) == {"data", "next_cursor", "total"}
+    happening = answer("/v1/happenings/{happening_id}")
+    assert {"id", "records", "sources", "date_start", "date_end", "fatalities", "attribution"} <= set(
+        happening["properties"])
 
 
 async def test_problems_are_declared_once_for_all_by_what_an_operation_takes(document):
@@ -50,11 +56,17 @@ async def test_problems_are_declared_once_for_all_by_what_an_operation_takes(doc
             problem = operation["responses"]["422"]["content"]
             assert list(problem) == ["application/problem+json"]
         if method in ("patch", "delete"):
-            assert WRITE_STATUSES | {"404", "410", "412"} <= statuses, (method, path)
+            # (a verdict on a pair, DELETE .../links/{other}, replaces any other: no If-Match)
+            assert WRITE_STATUSES | {"404", "410"} | ({"412"} if "/links/" not in path else set()) <= statuses, \
+                (method, path)
         if method == "post" and path.startswith("/v1/"):
             assert WRITE_STATUSES <= statuses, (method, path)
     assert "308" in paths["/v1/events/{event_id}"]["get"]["responses"]  # events and actors can be merged
     assert "308" not in paths["/v1/places/{place_id}"]["get"]["responses"]
+    assert "404" in paths["/v1/happenings/{happening_id}"]["get"]["responses"]
+    assert "400" in paths["/v1/events/{event_id}/matches"]["get"]["responses"]  # a cursor: paged
+    collapse = {p["name"]: p for p in paths["/v1/events"]["get"]["parameters"]}["collapse"]
+    assert _resolve(document, collapse["schema"]["anyOf"][0])["enum"] == ["happening"]
     too_many = paths["/v1/events"]["get"]["responses"]["429"]
     assert too_many["headers"]["Retry-After"]["required"] and "RateLimit" in too_many["headers"]
     assert paths["/v1/events"]["get"]["responses"]["503"]["headers"]["Retry-After"]["required"]

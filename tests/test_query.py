@@ -6,10 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlalchemy import event
 
 from db.seed import seed_id
-from tests.conftest import event_url
+from tests.conftest import event_url, statements_run
 from tests.test_graphql import gql
 
 
@@ -125,17 +124,11 @@ NESTED = """query ($first: Int) { events(first: $first) { edges { node {
 
 
 async def test_graphql_costs_a_constant_number_of_statements(client):
-    engine = client.app.state.engine.sync_engine
     counts = []
 
     for first in (1, 5, 14):
-        statements = []
-        listener = lambda *args: statements.append(args[2])  # noqa: E731
-        event.listen(engine, "before_cursor_execute", listener)
-        try:
+        with statements_run(client) as statements:
             body = await gql(client, NESTED, first=first)
-        finally:
-            event.remove(engine, "before_cursor_execute", listener)
         assert "errors" not in body, body
         assert len(body["data"]["events"]["edges"]) == first
         counts.append(len(statements))

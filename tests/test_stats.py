@@ -22,7 +22,7 @@ from db.cache import (AnswerCache, begin_bulk_load, current_generation, finish_i
 from db.embedded import EmbeddedRedis
 from db.engine import make_engine
 from db.queries import stats
-from tests.conftest import app_client, generated_database, make_settings
+from tests.conftest import app_client, execute_statements, generated_database, make_settings
 
 SINGLE_VALUED = ["country", "admin1", "admin2", "year", "month", "week", "day", "event_type", "sub_event_type"]
 MEASURES = ["events", "fatalities_low", "fatalities_best", "fatalities_high", "civilian_fatalities"]
@@ -34,17 +34,6 @@ async def generated(databases, redis_url) -> AsyncIterator:
     async with generated_database(databases, 600, seed=5) as url, app_client(url, redis_url) as http:
         http.database_url = url
         yield http
-
-
-async def _write(database_url: str, *statements: str) -> None:
-    """Statements in one transaction, as a writer beside the app would."""
-    engine = make_engine(database_url, pool_size=1)
-    try:
-        async with engine.begin() as conn:
-            for statement in statements:
-                await conn.execute(text(statement))
-    finally:
-        await engine.dispose()
 
 
 async def _stats(client, **params) -> list[dict]:
@@ -178,7 +167,7 @@ async def test_the_rollup_follows_every_write(fresh_database_url):
 
 
 async def test_an_event_counts_once_in_its_first_period_inside_the_dates(fresh_client, fresh_database_url):
-    await _write(fresh_database_url,
+    await execute_statements(fresh_database_url,
                  "DELETE FROM events WHERE date_start >= '2010-01-01' AND date_end < '2011-01-01'", """
                  INSERT INTO events (id, event_type, sub_event_type, date_start, date_end, date_precision, place_id,
                                      geo_precision, fatalities_best)
@@ -272,7 +261,7 @@ async def test_stats_answers_are_cached_until_a_write(fresh_client, fresh_databa
     assert revalidated.status_code == 304
     asked_fresh = await fresh_client.get("/v1/stats/events", params=params, headers={"cache-control": "no-cache"})
     assert asked_fresh.headers["x-cache"] == "miss" and asked_fresh.json() == first.json()
-    await _write(fresh_database_url, "UPDATE events SET sub_event_type = 'Air/drone strike', "
+    await execute_statements(fresh_database_url, "UPDATE events SET sub_event_type = 'Air/drone strike', "
                  "event_type = 'Explosions/Remote violence' WHERE sub_event_type <> 'Air/drone strike'")
     after = await fresh_client.get("/v1/stats/events", params=params)
     assert after.headers["x-cache"] == "miss"
@@ -288,7 +277,7 @@ async def test_lists_and_details_are_cached_until_a_write(fresh_client, fresh_da
         assert [(await fresh_client.get(path)).headers["x-cache"] for _ in range(2)] == ["miss", "hit"]
     query = '{ eventStats(groupBy: [COUNTRY], where: {country: ["SYR"]}) { events } }'
     before = (await fresh_client.post("/graphql", json={"query": query})).json()["data"]["eventStats"]
-    await _write(fresh_database_url,
+    await execute_statements(fresh_database_url,
                  "UPDATE actors SET name = name || ' (renamed)' WHERE name = 'US-led coalition'",
                  "DELETE FROM events WHERE id = (SELECT id FROM events WHERE country_id = "
                  "(SELECT id FROM places WHERE iso3 = 'SYR') ORDER BY id LIMIT 1)")
@@ -444,7 +433,7 @@ async def test_first_requests_together_open_one_small_pool(fresh_database_url, r
 
 
 async def test_truncating_events_empties_the_rollup(fresh_client, fresh_database_url):
-    await _write(fresh_database_url, "TRUNCATE events CASCADE")
+    await execute_statements(fresh_database_url, "TRUNCATE events CASCADE")
     assert await _stats(fresh_client, group_by="country") == []
     assert await _total(fresh_client, country="SYR") == 0
 
@@ -499,7 +488,7 @@ async def test_a_cancelled_computation_leaves_the_others_to_compute(redis_url):
 
 
 async def test_large_figures_add_up_without_overflow(fresh_client, fresh_database_url):
-    await _write(fresh_database_url,
+    await execute_statements(fresh_database_url,
                  """
                  INSERT INTO events (id, event_type, sub_event_type, date_start, date_end, date_precision, place_id,
                                      geo_precision, fatalities_best)

@@ -10,13 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.deps import AnswerCacheDep, Codec, ReadConn
 from api.errors import NotFound, Problem, absent
-from api.params import ClaimFilterDep, EventFilterDep, EventSortName, IsoDateTime, PageDep, sparse_fields
+from api.params import ClaimFilterDep, CollapseParam, EventFilterDep, EventSortName, IsoDateTime, PageDep, sparse_fields
 from api.ratelimit import charge
 from api.responses import JSONResponse, page_response
 from api.schemas import Attribution, Claim, Event, EventMatch, HistoryEntry, ListOf, listed
-from db.cost import as_of_charge
+from db.cost import as_of_charge, collapse_charge
 from db.filters import FilterError
-from db.queries import claims as claim_queries, events as event_queries, history
+from db.queries import claims as claim_queries, events as event_queries, history, matches
 
 router = APIRouter(tags=["events"])
 
@@ -31,18 +31,22 @@ AsOf = Annotated[IsoDateTime | None, Query(
 
 @router.get("/events", response_model=ListOf[listed(Event)], response_class=JSONResponse)
 async def list_events(request: Request, where: EventFilterDep, page: PageDep, conn: ReadConn, codec: Codec, cache: AnswerCacheDep,
-                      fields: EventFields,
+                      fields: EventFields, collapse: CollapseParam = None,
                       sort: Annotated[EventSortName, Query(
                           description="Order: relevance needs q, distance needs near.")] = "-date",
                       as_of: AsOf = None):
     """Events matching every given filter, newest first, one page at a time. With `as_of`,
     the events that matched then, as they stood then (not with q, near or bbox; slower,
-    since it reads the history)."""
+    since it reads the history). With `collapse=happening`, one event per happening: the
+    first of its records that match, in the list's order (and `total` counts happenings)."""
+    if collapse is not None:
+        await charge(request.scope, collapse_charge(page.limit))
     if as_of is None:
-        result = await event_queries.list_events(conn, page, codec, cache, where, sort=sort)
+        result = await event_queries.list_events(conn, page, codec, cache, where, sort=sort, collapse=collapse)
     else:
         await charge(request.scope, as_of_charge(page.limit))
-        result = await history.list_events_as_of(conn, page, codec, cache, where, as_of, sort=sort)
+        result = await history.list_events_as_of(conn, page, codec, cache, where, as_of, sort=sort,
+                                                 collapse=collapse)
     return page_response(request, result, fields)
 
 
@@ -106,9 +110,12 @@ async def list_event_claims(request: Request, event_id: str, page: PageDep, wher
     return page_response(request, result, fields)
 
 
-@router.get("/events/{event_id}/matches", response_model=list[EventMatch], response_class=JSONResponse)
-async def list_event_matches(event_id: str, conn: ReadConn):
+@router.get("/events/{event_id}/matches", response_model=ListOf[EventMatch], response_class=JSONResponse)
+async def list_event_matches(request: Request, event_id: str, page: PageDep, conn: ReadConn, codec: Codec,
+                             cache: AnswerCacheDep):
     """Events of other sources that may be the same happening (cross-source linking), best
-    first: each with its score, the parts of the score and whether it is linked. The rule
-    and thresholds are in the README."""
-    return JSONResponse(await event_queries.event_matches(conn, await _event_id(conn, event_id)))
+    score first, one page at a time: each with its score and every part of it, its status
+    (linked, contender, candidate) and an editor's verdict on the pair, if any. The rule and
+    thresholds are in the README."""
+    result = await matches.list_matches(conn, page, codec, cache, await _event_id(conn, event_id))
+    return page_response(request, result)

@@ -52,11 +52,15 @@ def tree_loader(statement: TextClause) -> TreeLoader:
     return trees
 
 
-async def tree_by_ref(conn: AsyncConnection, trees: TreeLoader, ref: str) -> dict | None:
-    """One record's tree by its id as a client wrote it; None if malformed or unknown."""
-    record_id = parse_uuid(ref)
+async def tree_of(conn: AsyncConnection, trees: TreeLoader, record_id: UUID | None) -> dict | None:
+    """One record's tree; None if there is no id or no such record."""
     found = await trees(conn, [record_id]) if record_id else []
     return found[0] if found else None
+
+
+async def tree_by_ref(conn: AsyncConnection, trees: TreeLoader, ref: str) -> dict | None:
+    """One record's tree by its id as a client wrote it; None if malformed or unknown."""
+    return await tree_of(conn, trees, parse_uuid(ref))
 
 
 async def keyset_page(conn: AsyncConnection, id_column: ColumnElement, condition: ColumnElement[bool], *,

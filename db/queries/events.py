@@ -31,10 +31,12 @@ from db import models as m
 from db.cache import AnswerCache
 from db.filters import (
     ActorMatch,
+    Collapse,
     EventFilter,
     FilterError,
     compile_event_filter,
     distance_km,
+    first_of_its_happening,
     split_external_id,
     text_query,
     within_near,
@@ -46,6 +48,7 @@ from db.queries.common import (
     keyset_page,
     parse_uuid,
     tree_loader,
+    tree_of,
 )
 from db.queries.stats import count_from_rollup, rollup_answers
 
@@ -101,17 +104,23 @@ CLAIM_TREE = f"""json_build_object(
   'created_at', c.created_at,
   'updated_at', c.updated_at)"""
 
-# An event's matches with other sources' events (db/linking.py), whichever side of the pair it is on.
-_MATCHES_OF = """SELECT other_id AS match_id, score, linked, time_score, place_score, type_score, actor_score,
-                         fatality_score, days_apart, distance_km
-                    FROM event_matches WHERE event_id = {event}
-                  UNION ALL
-                  SELECT event_id, score, linked, time_score, place_score, type_score, actor_score,
-                         fatality_score, days_apart, distance_km
-                    FROM event_matches WHERE other_id = {event}"""
+# An event's matches with other sources' events (db/linking.py), whichever side of the
+# pair it is on: the other event (match_id), the score and whether they are linked.
+MATCHES_OF = """SELECT other_id AS match_id, score, linked FROM event_matches WHERE event_id = {event}
+                 UNION ALL
+                 SELECT event_id, score, linked FROM event_matches WHERE other_id = {event}"""
 
-_EVENT_TREE_SQL = f"""
-SELECT json_build_object(
+# The happening an event is a record of (db/linking.py): its id and how many records it
+# has; an event linked to none is a happening of its own, under its own id.
+_HAPPENING_REF = """coalesce((
+      SELECT json_build_object('id', hm.happening_id, 'record_count', count(*))
+        FROM happening_members hm JOIN happening_members hr ON hr.happening_id = hm.happening_id
+       WHERE hm.event_id = e.id GROUP BY hm.happening_id),
+    json_build_object('id', e.id, 'record_count', 1))"""
+
+# An event's tree as a JSON expression over `e` (the event) and `p` (its place, outer
+# joined); `{claims}`: what only the detail adds.
+_EVENT_TREE = f"""json_build_object(
   'id', e.id,
   'event_type', e.event_type,
   'sub_event_type', e.sub_event_type,
@@ -141,15 +150,10 @@ SELECT json_build_object(
       SELECT json_agg(json_build_object('dataset', x.dataset, 'id', x.external_id)
                        ORDER BY x.dataset, x.external_id)
         FROM event_external_ids x WHERE x.event_id = e.id), '[]'::json),
+  'happening', {_HAPPENING_REF},
   'created_at', e.created_at,
   'updated_at', e.updated_at
-) AS tree
-FROM unnest(:ids) WITH ORDINALITY AS page(id, ord)
-JOIN events e ON e.id = page.id
--- (outer joins: an event read as of a time may name a place or actor deleted since)
-LEFT JOIN places p ON p.id = e.place_id
-ORDER BY page.ord
-"""
+)"""
 _CLAIMS = f"""
   'claims', coalesce((SELECT json_agg({CLAIM_TREE} ORDER BY c.predicate, c.created_at, c.id)
                         FROM claims c WHERE c.event_id = e.id), '[]'::json),
@@ -159,11 +163,27 @@ _CLAIMS = f"""
                                           ORDER BY x.dataset, x.external_id)
                             FROM event_external_ids x WHERE x.event_id = m.match_id), '[]'::json))
                       ORDER BY m.score DESC, m.match_id)
-        FROM ({_MATCHES_OF.format(event="e.id")}) m WHERE m.linked), '[]'::json),"""
+        FROM ({MATCHES_OF.format(event="e.id")}) m WHERE m.linked), '[]'::json),"""
 
 # The detail carries every claim; list items carry claim_count only.
-EVENT_TREE_SQL = _EVENT_TREE_SQL.format(claims=_CLAIMS)
-EVENT_LIST_TREE_SQL = _EVENT_TREE_SQL.format(claims="")
+EVENT_TREE_JSON = _EVENT_TREE.format(claims=_CLAIMS)
+EVENT_LIST_TREE_JSON = _EVENT_TREE.format(claims="")
+
+
+def _trees_of_ids(tree: str) -> str:
+    """The trees of the events :ids, in the order of the ids."""
+    return f"""
+SELECT {tree} AS tree
+FROM unnest(:ids) WITH ORDINALITY AS page(id, ord)
+JOIN events e ON e.id = page.id
+-- (outer joins: an event read as of a time may name a place or actor deleted since)
+LEFT JOIN places p ON p.id = e.place_id
+ORDER BY page.ord
+"""
+
+
+EVENT_TREE_SQL = _trees_of_ids(EVENT_TREE_JSON)
+EVENT_LIST_TREE_SQL = _trees_of_ids(EVENT_LIST_TREE_JSON)
 event_trees = tree_loader(text(EVENT_TREE_SQL))
 event_list_trees = tree_loader(text(EVENT_LIST_TREE_SQL))
 
@@ -206,11 +226,7 @@ async def event_id_of(conn: AsyncConnection, ref: str) -> UUID | None:
 
 
 async def get_event(conn: AsyncConnection, ref: str) -> dict | None:
-    event_id = await resolve_event_id(conn, ref)
-    if event_id is None:
-        return None
-    trees = await event_trees(conn, [event_id])
-    return trees[0] if trees else None
+    return await tree_of(conn, event_trees, await resolve_event_id(conn, ref))
 
 
 def _rounded_km(distance: ColumnElement[float]) -> ColumnElement[float]:
@@ -218,18 +234,29 @@ def _rounded_km(distance: ColumnElement[float]) -> ColumnElement[float]:
     return func.round(distance.cast(Numeric), 3).cast(Double)
 
 
+def _collapsed(order: Sort, collapse: Collapse | None) -> Sort:
+    """The order of a list collapsed (or not): its cursors are good for that list only."""
+    return order if collapse is None else replace(order, scope=f"{order.scope}/{collapse.value}")
+
+
 async def list_events(conn: AsyncConnection, page: PageRequest, codec: CursorCodec,
                       cache: AnswerCache, f: EventFilter, *,
-                      sort: str = "-date", with_claims: bool = False) -> Page:
+                      sort: str = "-date", with_claims: bool = False, collapse: Collapse | None = None) -> Page:
     """One page of event trees matching a filter, in `sort` order after the page's cursor.
-    With `near`, each event carries its `distance_km` from the point."""
-    order = event_sort(sort, f)
+    With `near`, each event carries its `distance_km` from the point. Collapsed by
+    happening, one event per happening: the first of its records that match, in `sort`
+    order (db.filters.first_of_its_happening), and the total counts happenings."""
+    order = _collapsed(event_sort(sort, f), collapse)
     if order.name == "distance":
-        return await _list_nearest_first(conn, page, codec, cache, f, order, with_claims)
+        return await _list_nearest_first(conn, page, codec, cache, f, order, with_claims, collapse)
     actor_matches: list[ActorMatch] = []
     condition = await compile_event_filter(conn, f, actor_matches=actor_matches)
     annotate = {"distance_km": _rounded_km(distance_km(f.near))} if f.near else {}
     everything = and_(condition, *(match.condition() for match in actor_matches))
+    first_of_happening = true()
+    if collapse is Collapse.HAPPENING:
+        first_of_happening = first_of_its_happening(everything, order.columns, order.descending)
+        everything = and_(everything, first_of_happening)
     by_date = None
     if actor_matches and order.name in ("-date", "date"):
         by_date = actor_matches[0].events_by_date(descending=order.descending)
@@ -240,14 +267,15 @@ async def list_events(conn: AsyncConnection, page: PageRequest, codec: CursorCod
         key = replace(order, columns=(by_date.c.date_start, by_date.c.event_id))
         stmt = (select(e.id, *annotate.values(), *key.columns)
                 .select_from(m.events.join(by_date, by_date.c.event_id == e.id))
-                .where(condition, *(match.condition() for match in actor_matches[1:]))
+                .where(condition, *(match.condition() for match in actor_matches[1:]), first_of_happening)
                 .ext(distinct_on(*key.columns)))  # an event reached through two members
         return (await conn.execute(key.apply(stmt, after).limit(limit))).all()
 
     return await keyset_page(conn, e.id, everything, sort=order, page=page, codec=codec, cache=cache,
                              trees=event_trees if with_claims else event_list_trees, annotate=annotate,
                              fetch_rows=through_actor if by_date is not None else None,
-                             count=(lambda: count_from_rollup(conn, f)) if rollup_answers(f) else None)
+                             count=(lambda: count_from_rollup(conn, f)) if rollup_answers(f) and not collapse
+                             else None)
 
 
 # "Nearest first" probes this share of the radius beyond the cursor first, then four
@@ -262,13 +290,16 @@ _LOWEST_ID = UUID(int=0)
 
 async def _list_nearest_first(conn: AsyncConnection, page: PageRequest, codec: CursorCodec,
                               cache: AnswerCache, f: EventFilter,
-                              order: Sort, with_claims: bool) -> Page:
+                              order: Sort, with_claims: bool, collapse: Collapse | None) -> Page:
     """sort=distance: the points near the centre nearest first (event_points), and at
     each point its events in id order (ix_events_point), which is the order (distance,
     id) without computing a distance per event or sorting every event in the radius."""
     near = f.near
     assert near is not None  # event_sort refuses sort=distance without near
     others = await compile_event_filter(conn, replace(f, near=None), scan_in_order=False)
+    if collapse is Collapse.HAPPENING:
+        others = and_(others, first_of_its_happening(and_(others, within_near(near)), order.columns,
+                                                     order.descending))
     pt = m.event_points.c
 
     async def nearest(after, limit: int):
@@ -300,29 +331,3 @@ async def _list_nearest_first(conn: AsyncConnection, page: PageRequest, codec: C
     return await keyset_page(conn, e.id, and_(others, within_near(near)), sort=order, page=page, codec=codec, cache=cache,
                              trees=event_trees if with_claims else event_list_trees,
                              annotate={"distance_km": _rounded_km(distance_km(near))}, fetch_rows=nearest)
-
-
-_MATCHES_SQL = text(f"""
-SELECT coalesce(json_agg(json_build_object(
-         'event', json_build_object(
-             'id', o.id, 'event_type', o.event_type, 'sub_event_type', o.sub_event_type,
-             'date_start', o.date_start, 'date_end', o.date_end, 'date_precision', o.date_precision,
-             'place', json_build_object('id', p.id, 'name', p.name, 'kind', p.kind),
-             'fatalities_best', o.fatalities_best,
-             'external_ids', coalesce((SELECT json_agg(json_build_object('dataset', x.dataset, 'id', x.external_id)
-                                                       ORDER BY x.dataset, x.external_id)
-                                         FROM event_external_ids x WHERE x.event_id = o.id), '[]'::json)),
-         'score', m.score, 'linked', m.linked, 'days_apart', m.days_apart, 'distance_km', m.distance_km,
-         'parts', json_build_object('time', m.time_score, 'place', m.place_score, 'type', m.type_score,
-                                    'actors', m.actor_score, 'fatalities', m.fatality_score))
-       ORDER BY m.score DESC, o.id), '[]'::json)
-  FROM ({_MATCHES_OF.format(event=":id")}) m
-  JOIN events o ON o.id = m.match_id
-  JOIN places p ON p.id = o.place_id
-""")
-
-
-async def event_matches(conn: AsyncConnection, event_id: UUID) -> list[dict]:
-    """The events of other sources that may be the same happening, best first, with
-    the score, its parts and whether they are linked (db/linking.py has the rule)."""
-    return await conn.scalar(_MATCHES_SQL, {"id": event_id})

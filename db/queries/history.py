@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models as m
 from db.cache import AnswerCache
-from db.filters import ActorMatch, EventFilter, FilterError, compile_event_filter
+from db.filters import ActorMatch, Collapse, EventFilter, FilterError, compile_event_filter
 from db.pagination import CursorCodec, Page, PageRequest, Sort
 from db.queries.common import keyset_page
 from db.queries.events import (
@@ -39,6 +39,9 @@ TABLE_OF_TYPE = {"event": "events", "claim": "claims", "actor": "actors", "place
 # How the history names the rows that make up an event.
 _PART_OF_EVENT = {"events": "event", "claims": "claim", "event_actors": "event_actor",
                   "event_external_ids": "external_id"}
+# ... and what else it lists: an editor's verdict on the event and another (migration
+# 0015; the key: this event/the other), which no state of the event holds.
+_IN_HISTORY = {**_PART_OF_EVENT, "event_links": "link"}
 # Columns no reader needs to see change: they move with every write.
 _NOT_COMPARED = frozenset({"updated_at"})
 
@@ -103,9 +106,11 @@ def tables_as_of(as_of: dt.datetime) -> list[CTE]:
 
 async def list_events_as_of(conn: AsyncConnection, page: PageRequest, codec: CursorCodec, cache: AnswerCache,
                             f: EventFilter, as_of: dt.datetime, *, sort: str = "-date",
-                            with_claims: bool = False) -> Page:
+                            with_claims: bool = False, collapse: Collapse | None = None) -> Page:
     """A page of the events that matched the filter at `as_of`, as they stood then
     (with their claims then, if asked)."""
+    if collapse is not None:
+        raise FilterError("collapse", "cannot be combined with as_of: the history keeps no happenings")
     for name, what in _NOT_AS_OF.items():
         if name in f.given():
             raise FilterError(name, f"{what} cannot be combined with as_of: the history keeps no derived search "
@@ -180,15 +185,15 @@ def _changed_fields(before: dict | None, after: dict | None) -> list[str]:
 
 
 async def event_history(conn: AsyncConnection, event_id: UUID, page: PageRequest, codec: CursorCodec) -> Page:
-    """Every change to the event and its claims, roles and external ids, oldest first:
-    who, when, the row before and after, and which fields changed."""
+    """Every change to the event and its claims, roles, external ids and curation
+    verdicts, oldest first: who, when, the row before and after, and which fields changed."""
     after = codec.decode(page.cursor, HISTORY_ORDER) if page.cursor else (-1, -1)
     rows = (await conn.execute(_HISTORY, {"event": event_id, "after_generation": after[0], "after_id": after[1],
                                           "limit": page.limit + 1})).all()
     more = len(rows) > page.limit
     rows = rows[:page.limit]
     entries = [{"at": r.at, "who": r.who, "op": r.op,
-                "record": {"type": _PART_OF_EVENT[r.table_name], "key": r.record_key},
+                "record": {"type": _IN_HISTORY[r.table_name], "key": r.record_key},
                 "changed": _changed_fields(r.before, r.after), "before": r.before, "after": r.after}
                for r in rows]
     return Page(rows=entries, keys=[(r.generation, r.id) for r in rows], has_next=more, sort=HISTORY_ORDER,

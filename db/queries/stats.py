@@ -13,9 +13,17 @@ figures are each event's derived ones (README, "How figures are derived"). A gro
 holding an event whose upper bound is open ("over two dozen": low 25, no high) has no
 upper bound either: its fatalities_high is null.
 
+Collapsed by happening (`collapse=happening`), each happening counts once, as the
+event that represents it: the first of its matching records in the default order of
+the event list (newest first, then id), so the groups of a single-valued grouping add
+up to the collapsed list's total; its sums are that record's figures (a happening's
+other records add nothing: nothing is counted twice), and it is grouped by that
+record's place, period, type, perpetrators and claimants.
+
 Filters on dates, country/admin1/admin2 and types alone, with dates on month bounds,
 and groupings by those areas, years, months and types are summed from the monthly
-rollup (migration 0006) instead of the events; anything else reads the events.
+rollup (migration 0006) instead of the events; anything else (collapsed stats
+included: the rollup counts events, not happenings) reads the events.
 """
 
 from __future__ import annotations
@@ -33,7 +41,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models as m
 from db.cache import AnswerCache
-from db.filters import EventFilter, FilterError, area_and_type_conditions, compile_event_filter
+from db.filters import (
+    Collapse,
+    EventFilter,
+    FilterError,
+    area_and_type_conditions,
+    compile_event_filter,
+    first_of_its_happening,
+)
 
 PERIODS = ("year", "month", "week", "day")
 PLACE_DIMENSIONS = ("country", "admin1", "admin2")
@@ -65,9 +80,10 @@ def parse_group_by(values: list[str] | tuple[str, ...]) -> tuple[str, ...]:
 class StatsRequest:
     group_by: tuple[str, ...]
     fill: bool = False
+    collapse: Collapse | None = None
 
     def cache_key(self, f: EventFilter) -> str:
-        return "stats:" + hashlib.sha256(repr((f, self.group_by, self.fill)).encode()).hexdigest()[:32]
+        return "stats:" + hashlib.sha256(repr((f, self.group_by, self.fill, self.collapse)).encode()).hexdigest()[:32]
 
 
 def _month_aligned(f: EventFilter) -> bool:
@@ -118,10 +134,11 @@ def _period_label(name: str, first_day: ColumnElement) -> ColumnElement:
     return func.to_char(first_day, {"month": "YYYY-MM", "week": 'IYYY-"W"IW', "day": "YYYY-MM-DD"}[name])
 
 
-async def _grouped(conn: AsyncConnection, f: EventFilter, group_by: tuple[str, ...]):
+async def _grouped(conn: AsyncConnection, f: EventFilter, group_by: tuple[str, ...],
+                   collapse: Collapse | None = None):
     """The grouping statement: one column per dimension (ids for places and actors),
     then the measures."""
-    if rollup_answers(f, group_by):
+    if collapse is None and rollup_answers(f, group_by):
         r = m.event_month_counts.c
         source = m.event_month_counts
         where = await _rollup_condition(conn, f, group_by)
@@ -135,6 +152,9 @@ async def _grouped(conn: AsyncConnection, f: EventFilter, group_by: tuple[str, .
         e = m.events.c
         source = m.events
         where = await compile_event_filter(conn, f)
+        if collapse is Collapse.HAPPENING:
+            # (the key of GET /v1/events' default order, newest first: db/queries/events.py)
+            where = and_(where, first_of_its_happening(where, (e.date_start, e.id), descending=True))
         start = e.date_start
         keys = {"country": e.country_id, "admin1": e.admin1_id, "admin2": e.admin2_id,
                 "event_type": e.event_type, "sub_event_type": e.sub_event_type}
@@ -173,13 +193,14 @@ def _json_member(name: str, value: ColumnElement) -> ColumnElement:
     return literal(f'"{name}":') + value
 
 
-async def _rows_json(conn: AsyncConnection, f: EventFilter, group_by: tuple[str, ...]) -> bytes:
+async def _rows_json(conn: AsyncConnection, f: EventFilter, group_by: tuple[str, ...],
+                     collapse: Collapse | None = None) -> bytes:
     """The groups as a JSON array, in group_by order (names in code-point order, nulls
     last), written by PostgreSQL as one text. A chart of all air strikes by province
     and month is 16,000 groups: each group's JSON is put together from text pieces,
     and what repeats (a province's name and id) is made once per province, not per
     group (json_build_object per group cost twice as much; Python objects more)."""
-    grouped = (await _grouped(conn, f, group_by)).cte("grouped")
+    grouped = (await _grouped(conn, f, group_by, collapse)).cte("grouped")
     members: list[ColumnElement] = []
     order: list[ColumnElement] = []
     source = grouped
@@ -305,7 +326,7 @@ async def event_stats(conn: AsyncConnection, cache: AnswerCache | None, f: Event
         raise FilterError("fill", "needs one of year, month, week, day in group_by")
 
     async def compute() -> bytes:
-        rows = await _rows_json(conn, f, request.group_by)
+        rows = await _rows_json(conn, f, request.group_by, request.collapse)
         if not request.fill:
             return rows
         return orjson.dumps(sorted(_filled(orjson.loads(rows), f, request.group_by), key=_sort_key(request.group_by)))

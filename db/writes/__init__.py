@@ -24,6 +24,7 @@ from db.engine import allow_long_statements
 class FieldError:
     name: str  # dotted path in the body: `place.kind`, `value.low`
     reason: str
+    where: str = "body"  # or "path": a REST path parameter (the other event of a link)
 
 
 class WriteError(Exception):

@@ -9,6 +9,7 @@ fields it names are set (null clears), the others stay.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Annotated, Any, get_args
 from uuid import UUID
 
@@ -166,6 +167,38 @@ ClaimPatch = _patch_of(ClaimInput, fixed=("event", "claimant"))
 
 class MergeInput(_Input):
     into: NonEmpty = Field(description="The record that stays (id; an event also by external id).")
+
+
+class LinkInput(_Input):
+    """The other event of a pair an editor judges (the first is the one the REST path
+    names, GraphQL's `event`), and why."""
+    event: NonEmpty = Field(description="The other event: its id or an external id (`acled:SYR123`).")
+    note: NonEmpty | None = Field(default=None, description="Why: kept with the verdict and shown in both "
+                                                            "events' history.")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """An editor's verdict on a pair of events (db/writes/links.py writes it)."""
+
+    verdict: str  # as event_links keeps it
+    mutation: str  # the GraphQL mutation that gives it
+    rest: str  # the REST route that gives it
+    effect: str  # what it does, for both interfaces' descriptions
+
+
+# Curation: the REST routes (api/routes/writes.py) and the GraphQL mutations
+# (schema/mutations.py) of the two verdicts are made from this table and LinkInput.
+VERDICTS: dict[str, Verdict] = {v.verdict: v for v in (
+    Verdict("confirmed", "link_events", "POST /v1/events/{id}/links",
+            "Confirm that two events are records of one happening: the pair is linked whatever its score, and "
+            "both are in one happening at once. It stays so through re-scoring and re-imports until rejected. "
+            "Replaces a rejection; the same verdict again changes nothing (but a new note)."),
+    Verdict("rejected", "unlink_events", "DELETE /v1/events/{id}/links/{other}",
+            "Reject a pair: it is never linked, whatever its score (another record may be linked instead), and "
+            "a happening it held together splits. Replaces a confirmation; the same verdict again changes "
+            "nothing (but a new note)."),
+)}
 
 
 def chosen_form_errors(errors: list[dict], body: Any, model: type[BaseModel]) -> list[tuple[list, str]]:

@@ -2,7 +2,8 @@
 two entries for one actor.
 
 Everything that referred to the merged record refers to the survivor afterwards (claims,
-roles, external ids, names, memberships), the merged record is deleted, and the change
+roles, external ids, names, memberships; an event's curation verdicts, unless the
+survivor has its own on the same pair), the merged record is deleted, and the change
 feed lists it as `merged` into the survivor, so a mirror and a reader of the old id
 (GET answers 308 to the survivor) both know where it went.
 """
@@ -15,13 +16,20 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.derive import recompute_events
-from db.linking import match_events
+from db.linking import match_events, relink
 from db.writes import Checks
-from db.writes.records import lock_record
+from db.writes.records import lock_record, paired_or_grouped
 
 _MOVE_EVENT = [
     "UPDATE claims SET event_id = :survivor WHERE event_id = :merged",
     "UPDATE event_external_ids SET event_id = :survivor WHERE event_id = :merged",
+    # verdicts on the merged record are the survivor's (the two were one record), but
+    # where the survivor has its own on the same pair, and but on the pair of the two
+    """INSERT INTO event_links (event_id, other_id, verdict, note, decided_by, decided_at)
+       SELECT CASE WHEN event_id = :merged THEN :survivor ELSE event_id END,
+              CASE WHEN other_id = :merged THEN :survivor ELSE other_id END, verdict, note, decided_by, decided_at
+         FROM event_links WHERE :merged IN (event_id, other_id) AND :survivor NOT IN (event_id, other_id)
+       ON CONFLICT DO NOTHING""",
     # roles the survivor lacks (attribution is derived again below)
     """INSERT INTO event_actors (event_id, actor_id, role, dataset, date_start, date_end)
        SELECT :survivor, ea.actor_id, ea.role, ea.dataset, s.date_start, s.date_end
@@ -80,11 +88,13 @@ async def merge_events(conn: AsyncConnection, ref: str, into: str, if_match: str
     merged = await lock_record(conn, "event", ref, if_match)
     survivor = await _survivor(conn, "event", merged, into)
     params = {"merged": merged["id"], "survivor": survivor["id"]}
+    neighbours = await paired_or_grouped(conn, merged["id"])
     for statement in _MOVE_EVENT:
         await conn.execute(text(statement), params)
     await conn.execute(_AS_MERGED, {**params, "type": "event"})
     await recompute_events(conn, [survivor["id"]])
     await match_events(conn, [survivor["id"]])
+    await relink(conn, neighbours)
     return survivor["id"]
 
 

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from db import models as m
 from db.derive import drop_unclaimed_role, recompute_events
 from db.etags import body_etag, etag_matches
-from db.linking import match_events
+from db.linking import match_events, relink
 from db.names import name_variants, normalize_name, with_article
 from db.queries.actors import actor_trees
 from db.queries.claims import claim_trees
@@ -471,10 +471,39 @@ async def update_event(conn: AsyncConnection, ref: str, patch: dict[str, Any], i
 
 
 async def delete_event(conn: AsyncConnection, ref: str, if_match: str | None) -> UUID:
-    """The event, its claims, roles and external ids (its documents stay: others may cite them)."""
+    """The event, its claims, roles, external ids and verdicts (its documents stay:
+    others may cite them); the records it was paired or grouped with are linked and
+    grouped anew without it."""
     current = await lock_record(conn, "event", ref, if_match)
+    neighbours = await paired_or_grouped(conn, current["id"])
     await conn.execute(delete(m.events).where(m.events.c.id == current["id"]))
+    await relink(conn, neighbours)
     return current["id"]
+
+
+# The records an event is paired with (scored or judged) and the other members of its
+# happening: once it is gone (deleted, merged), their links are selected anew (a
+# contender of it may be linked instead) and its happening regrouped (split, if it held
+# it together; its id stays while its earliest record does).
+_PAIRED_OR_GROUPED = text("""
+SELECT other_id FROM event_matches WHERE event_id = :id
+UNION SELECT event_id FROM event_matches WHERE other_id = :id
+UNION SELECT h.event_id FROM happening_members h JOIN happening_members mine USING (happening_id)
+       WHERE mine.event_id = :id AND h.event_id <> :id""")
+
+
+async def paired_or_grouped(conn: AsyncConnection, event_id: UUID) -> list[UUID]:
+    return list(await conn.scalars(_PAIRED_OR_GROUPED, {"id": event_id}))
+
+
+async def event_named(conn: AsyncConnection, checks: Checks, name: str, ref: str) -> UUID | None:
+    """The event a body field names (an id or external id); a problem of that field if
+    there is none (or it was deleted)."""
+    event_id = await resolve_event_id(conn, ref)
+    if event_id is None:
+        stone = await tombstone(conn, "event", parse_uuid(ref)) if parse_uuid(ref) else None
+        checks.fail(name, f"the event {ref} was deleted" if stone else f"no event {ref!r}")
+    return event_id
 
 
 # --- claims ---------------------------------------------------------------------------------------
@@ -544,10 +573,7 @@ async def _document_of_claim(conn: AsyncConnection, checks: Checks, data: UUID |
 
 async def create_claim(conn: AsyncConnection, data: ClaimInput) -> UUID:
     checks = Checks()
-    event_id = await resolve_event_id(conn, data.event)
-    if event_id is None:
-        stone = await tombstone(conn, "event", parse_uuid(data.event)) if parse_uuid(data.event) else None
-        checks.fail("event", f"the event {data.event} was deleted" if stone else f"no event {data.event!r}")
+    event_id = await event_named(conn, checks, "event", data.event)
     claimant = await one_actor(conn, checks, "claimant", data.claimant)
     via = await one_actor(conn, checks, "via", data.via)
     await _in_vocabulary(conn, checks, "predicate", m.predicates, data.predicate)

@@ -1,0 +1,111 @@
+"""Lists as Relay connections, for the queries and for lists under a node (an event's
+matches): one query-layer page each, with the full trees its selection needs loaded;
+and the GraphQL errors of bad input (filters, cursors), naming GraphQL's arguments."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Generic, TypeVar
+
+import strawberry
+from graphql import GraphQLError
+from pydantic import ValidationError
+from pydantic.alias_generators import to_camel
+from strawberry.types import Info
+from strawberry.types.nodes import FragmentSpread, InlineFragment
+
+from db.cost import LIMITS
+from db.filters import FilterError
+from db.pagination import CursorError, Page, PageRequest
+from schema.execution import plain_read
+from schema.prefetch import load_selected_trees, selections_at
+
+T = TypeVar("T")
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type
+class Edge(Generic[T]):
+    node: T
+    page: strawberry.Private[Page]
+    index: strawberry.Private[int]
+
+    @staticmethod
+    def _cursor(edge: Edge) -> str:
+        return edge.page.cursor_at(edge.index)
+
+    # signed only when selected (an HMAC per edge); no Info needed (schema/execution.py)
+    cursor: str = strawberry.field(resolver=plain_read(_cursor))
+
+
+@strawberry.type(description="A Relay connection: pass pageInfo.endCursor as `after` for the next page.")
+class Connection(Generic[T]):
+    edges: list[Edge[T]]
+    page_info: PageInfo
+    total_count: int | None = strawberry.field(description="The number of matches (computed only when asked).")
+
+
+# The query layer names REST's parameters; these are their GraphQL names.
+GRAPHQL_ARGUMENTS = {"sort": "orderBy", "cursor": "after", "limit": "first"}
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Bad input becomes a GraphQL error with a code and the name of the argument."""
+    try:
+        yield
+    except FilterError as exc:
+        argument = GRAPHQL_ARGUMENTS.get(exc.field, to_camel(exc.field))
+        raise GraphQLError(f"{argument}: {exc.message}",
+                           extensions={"code": "BAD_USER_INPUT", "argument": argument}) from exc
+    except CursorError as exc:
+        raise GraphQLError(f"after: {exc}", extensions={"code": "BAD_USER_INPUT", "argument": "after"}) from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(to_camel(part) if isinstance(part, str) else str(part) for part in first["loc"])
+        raise GraphQLError(f"where.{where}: {first['msg']}",
+                           extensions={"code": "BAD_USER_INPUT", "argument": f"where.{where}"}) from exc
+
+
+def selects_path(selections: list, path: list[str]) -> bool:
+    """Whether the nested fields `path` (edges, node, claims) are selected, through fragments too."""
+    for selection in selections:
+        if isinstance(selection, (FragmentSpread, InlineFragment)):
+            if selects_path(selection.selections, path):
+                return True
+        elif selection.name == path[0] and (len(path) == 1 or selects_path(selection.selections, path[1:])):
+            return True
+    return False
+
+
+def selections(info: Info) -> list:
+    """What is selected under the field being resolved (under each alias of it)."""
+    return [s for field in info.selected_fields for s in field.selections]
+
+
+def _wants_total(info: Info) -> bool:
+    return any(selects_path(field.selections, ["totalCount"]) for field in info.selected_fields)
+
+
+async def connection(info: Info, first: int, after: str | None, list_page: Callable[..., Awaitable[Page]],
+                     node: Callable[[dict], T], *args: Any, **kwargs: Any) -> Connection[T]:
+    """Run a query-layer list as a Relay connection (totalCount only when selected)."""
+    # (over the most, the operation was refused before it ran: schema/cost.py)
+    if not 1 <= first <= LIMITS.page_size:
+        raise GraphQLError(f"first must be between 1 and {LIMITS.page_size}, not {first}",
+                           extensions={"code": "BAD_USER_INPUT", "argument": "first"})
+    request = PageRequest(limit=first, cursor=after, count=_wants_total(info))
+    with user_errors():
+        page = await info.context.db(list_page, request, info.context.codec, info.context.cache, *args, **kwargs)
+    nodes = [node(tree) for tree in page.rows]
+    await load_selected_trees(info, nodes, selections_at(selections(info), ["edges", "node"]))
+    return Connection(
+        edges=[Edge(node=n, page=page, index=i) for i, n in enumerate(nodes)],
+        page_info=PageInfo(has_next_page=page.has_next, end_cursor=page.cursor_at(-1) if nodes else None),
+        total_count=page.total)
