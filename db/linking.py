@@ -142,6 +142,8 @@ _CHEAP_PARTS = f"""
   CASE WHEN 'country' IN (b.geo_precision, o.geo_precision) OR 'region' IN (b.geo_precision, o.geo_precision)
             OR 'water_airspace' IN (b.geo_precision, o.geo_precision) THEN 0.3
        WHEN 'admin1' IN (b.geo_precision, o.geo_precision)
+            -- (placed at a locality without coordinates or admin2: known to its admin1)
+            OR (b.location IS NULL AND b.admin2_id IS NULL) OR (o.location IS NULL AND o.admin2_id IS NULL)
        THEN CASE WHEN b.admin1_id = o.admin1_id THEN 0.6 ELSE 0.3 END
        WHEN b.admin2_id = o.admin2_id THEN 0.8 WHEN b.admin1_id = o.admin1_id THEN 0.5 ELSE 0.3 END AS area_score,
   CASE WHEN b.sub_event_type = o.sub_event_type AND b.event_type = o.event_type
@@ -359,7 +361,7 @@ ranked AS (   -- the rank of each pair among the record's pairs with that source
     CROSS JOIN LATERAL ({_SOURCE_OF.format(id="c.partner")}) x (source)
 ), best AS (   -- among the TOP_K best of the record, or of the candidate (over its kept pairs)
   SELECT DISTINCT ON (least(r.a_id, r.b_id), greatest(r.a_id, r.b_id)) r.* FROM ranked r
-    LEFT JOIN kept_there k ON k.b_id = r.b_id AND k.source = r.a_source AND k.rank = {TOP_K}
+    LEFT JOIN kept_there k ON k.b_id = r.b_id AND coalesce(k.source, '') = coalesce(r.a_source, '') AND k.rank = {TOP_K}
    WHERE r.rank_here <= {TOP_K} OR k.score IS NULL OR r.score > k.score
    ORDER BY least(r.a_id, r.b_id), greatest(r.a_id, r.b_id)
 ), {_FOUND.format(totals="best")},

@@ -29,6 +29,7 @@ from db import models as m
 from db.derive import recompute_events
 from db.crosswalk import CROSSWALK_FILE, load_crosswalk
 from db.linking import match_events
+from db.queries.events import resolve_event_id
 from db.names import name_variants
 
 SEED_NAMESPACE = UUID("6c265e5c-b5a7-4f6b-9c1e-0a4b7d3e2f10")
@@ -131,11 +132,25 @@ class SeedEvent(_Strict):
     claims: list[SeedClaim] = []
 
 
+class SeedLink(_Strict):
+    """An editor's verdict on a seeded event and another record (a seed key, or an
+    imported record's external id such as `ucdp-ged:259233`), applied once both exist."""
+    event: str
+    other: str
+    verdict: Literal["confirmed", "rejected"]
+    note: str | None = None
+
+    def refs(self) -> tuple[str, str]:
+        other = self.other if ":" in self.other else str(seed_id("event", self.other))
+        return str(seed_id("event", self.event)), other
+
+
 class SeedFile(_Strict):
     documents: list[SeedDocument] = []
     places: list[SeedPlace] = []
     actors: list[SeedActor] = []
     events: list[SeedEvent] = []
+    links: list[SeedLink] = []
 
     @model_validator(mode="after")
     def _references_resolve(self) -> "SeedFile":
@@ -174,6 +189,11 @@ class SeedFile(_Strict):
                 if c.value:
                     need(actors, c.value.actor, f"{where}.value.actor")
                     need(places, c.value.place, f"{where}.value.place")
+        events = {e.key for e in self.events}
+        for n, link in enumerate(self.links):
+            need(events, link.event, f"links[{n}].event")
+            if ":" not in link.other:  # (an imported record's external id is resolved when applied)
+                need(events, link.other, f"links[{n}].other")
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -379,4 +399,27 @@ async def load_seed_dir(conn: AsyncConnection, seeds_dir: Path = SEEDS_DIR) -> S
         for mine, theirs in ((total.inserted, report.inserted), (total.updated, report.updated),
                              (total.deleted, report.deleted)):
             mine.update(theirs)
+    await apply_seed_links(conn, seeds_dir)
     return total
+
+
+async def apply_seed_links(conn: AsyncConnection, seeds_dir: Path = SEEDS_DIR) -> int:
+    """The seeds' verdicts (`links:`) whose two records both exist and do not have that
+    verdict yet, given as editor `seed` would give them (db/writes/links.py): after the
+    seed, and again after the seeds' datasets are imported. Returns how many were new."""
+    from db.writes.links import judge_pair  # (the write layer imports the seed's ids)
+
+    await conn.execute(text("SELECT set_config('conflictkb.actor', 'seed', true)"))
+    new = 0
+    for path in sorted(seeds_dir.glob("*.yaml")):
+        for link in read_seed_file(path).links:
+            a, b = link.refs()
+            found = [await resolve_event_id(conn, ref) for ref in (a, b)]
+            if None in found:
+                continue  # applied once the other record is imported
+            standing = await conn.scalar(text("SELECT verdict FROM event_links WHERE event_id = :a AND other_id = :b"),
+                                         {"a": found[0], "b": found[1]})
+            if standing != link.verdict:
+                await judge_pair(conn, a, b, link.verdict, link.note, other_field="other")
+                new += 1
+    return new

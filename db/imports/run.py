@@ -13,6 +13,7 @@ from db.imports.formats import seed_dataset_files
 from db.imports.loader import IMPORT_LOCK, Loader
 from db.imports.records import Format, ImportedEvent, ImportReport, Rejected, RowError
 from db.imports.source_file import CsvSource
+from db.seed import apply_seed_links
 
 
 def file_sha256(path: Path) -> str:
@@ -114,4 +115,7 @@ async def import_seed_datasets(engine: AsyncEngine, seeds_dir: Path) -> list[str
             continue
         report = await import_file(engine, path, file_format, sha256=sha256)
         done.append(f"{path.name}: {report.summary()}")
+    async with engine.begin() as conn:  # the seeds' verdicts on records these files brought
+        if linked := await apply_seed_links(conn, seeds_dir):
+            done.append(f"{linked} seeded verdict(s) applied")
     return done
