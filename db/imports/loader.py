@@ -81,14 +81,18 @@ class _Places:
         missing = sorted({k for k in keys if k not in self.known}, key=lambda k: (str(k[0]), k[1], k[2]))
         if not missing:
             return
+        # by every variant of the name ("Idlib Governorate" finds the "Idlib" another
+        # dataset brought first), so which dataset came first makes no second place
+        variants = [(k, v) for k in missing for v in sorted(name_variants(k[2]) or {k[2]})]
         rows = await conn.execute(text("""
             SELECT DISTINCT k.parent, k.kind, k.norm, p.id, p.latitude, p.longitude
-              FROM unnest(CAST(:parents AS uuid[]), CAST(:kinds AS text[]), CAST(:norms AS text[]))
-                   AS k(parent, kind, norm)
-              JOIN place_names n ON n.name_norm = k.norm
+              FROM unnest(CAST(:parents AS uuid[]), CAST(:kinds AS text[]), CAST(:norms AS text[]),
+                          CAST(:variants AS text[]))
+                   AS k(parent, kind, norm, variant)
+              JOIN place_names n ON n.name_norm = k.variant
               JOIN places p ON p.id = n.place_id AND p.kind = k.kind AND p.parent_id IS NOT DISTINCT FROM k.parent
-             ORDER BY p.id"""), {"parents": [k[0] for k in missing], "kinds": [k[1] for k in missing],
-                                 "norms": [k[2] for k in missing]})
+             ORDER BY p.id"""), {"parents": [k[0] for k, _ in variants], "kinds": [k[1] for k, _ in variants],
+                                 "norms": [k[2] for k, _ in variants], "variants": [v for _, v in variants]})
         for key in missing:
             self.known[key] = []
         for row in rows:
