@@ -18,16 +18,18 @@ Score: a weighted sum of parts, each from 0 to 1 (WEIGHTS); a part that cannot b
 measured (no figures, no named actors, no reporting source on one side) is NULL in
 `/matches` and counts as the neutral 0.5:
 
-    score = 0.20 time + 0.20 place + 0.10 type + 0.15 actors + 0.10 fatalities
-          + 0.10 claimants + 0.15 text
+    score = 0.20 time + 0.20 place + 0.05 type + 0.15 actors + 0.10 fatalities
+          + 0.10 claimants + 0.20 text
 
 - time: how specific the pair's dates are (the longer interval: a day 1, a week 0.9, a
   month 0.8, two months 0.7, longer 0.5), times 1 - days apart / (MAX_DAYS_APART + 1)
   when the intervals do not overlap. An event inside a coarse interval thus scores the
   interval's specificity, and one outside it always less.
-- place: both located (exact or near): 1 - km / 25, 0 from 25 km. Otherwise the
-  coarser one is an area, and the other inside it scores how small the area is: the
-  same admin2 0.8, the same admin1 0.6, the same country 0.3.
+- place: both located (exact or near): 1 - km / 25, 0 from 25 km. Otherwise compared
+  at the coarser record's precision, scoring how small the shared area is: known to
+  the admin1 (or a locality without coordinates or admin2) and in the same admin1 0.6,
+  whatever the admin2s say; else the same admin2 0.8, the same admin1 0.5; the same
+  country (or a region) 0.3.
 - type: the same sub-event type 1. Else through the crosswalk between UCDP's type of
   violence and ACLED's event types (TYPE_CROSSWALK: UCDP codes an air strike in a war
   as state-based violence, ACLED as Explosions/Remote violence) when one side has a
@@ -39,26 +41,30 @@ measured (no figures, no named actors, no reporting source on one side) is NULL 
   member and a coalition or alliance it belongs to at the event's dates), 0.6 when
   they share a parent or a group at the date, else 0. The part is the mean fit over the
   actors of the record that names fewer (a dyad against a perpetrator and a target).
-- fatalities: 1 - |best - best'| / (max + 2), and at least 0.9 when one's best lies in
+- fatalities: 1 - |best - best'| / (max + 2), and at least 0.85 when one's best lies in
   the other's low..high range.
 - claimants: 1 when the same source (the claimant of an `occurred` claim, the way an
   import records the reports it cites) reports both, 0.25 when they cite only others.
-- text: the overlap of the words of their summaries, claim quotes and document titles
-  (stemmed, without stop words): shared words / words of the shorter, times 1.5, at
-  most 1.
+- text: the cosine of the sets of words of their summaries, claim quotes and document
+  titles (stemmed, without stop words): shared / sqrt(words of one * words of the
+  other). (Shared over the shorter's words favoured short headlines.)
 
 Selection. A pair scoring LINK_THRESHOLD or more may be linked; per pair of sources
 each record is linked to at most one record of the other source: pairs are taken best
-score first (ties by ids), and a pair whose record already has a partner of that
-source is a `contender`, kept with its score. An editor's verdict overrides all of it
+score first, and a pair whose record already has a partner of that source, or has
+another candidate of that source scoring exactly the same (a tie the rule cannot
+break), is a `contender`, kept with its score; under LINK_THRESHOLD, from
+CANDIDATE_THRESHOLD, a `candidate`. An editor's verdict overrides all of it
 (`POST /v1/events/{id}/links` confirms, `DELETE` rejects): a confirmed pair is linked
 whatever its score, a rejected one never, and both survive re-scoring and re-imports.
 Records linked together, directly or through others, are one happening
 (`happening_members`; db/queries/happenings.py reads it), whose id is its earliest
 record's id.
 
-The score is symmetric: what is linked does not depend on which source came first.
-Limit: an interval longer than a year and a day (none of UCDP's or ACLED's) is not
+The score is symmetric; the candidates kept (the best per source, found from the
+side of the records being matched) and so a few links can depend on which source came
+first (bench/linking_eval.py --both-orders measures it). Weights and thresholds were
+set against bench/linking_eval.py's labelled set (bench/README.md). Limit: an interval longer than a year and a day (none of UCDP's or ACLED's) is not
 found as a candidate.
 """
 
