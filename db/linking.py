@@ -9,7 +9,7 @@ Candidates. The records of other sources (no external id of the same dataset; re
 written through the API have none and are compared with every source) in the same
 country, whose date intervals come within MAX_DAYS_APART days, and that lie within
 MAX_KM of each other or in the same admin1 when either is placed only to an area. Of
-those, the PREFILTER best by time, place and type are scored in full, and the TOP_K
+those, the PREFILTER best by time, place, type and the best figures are scored in full, and the TOP_K
 best per other source are kept as the record's candidates: a dense place and date
 stays linear (a record keeps at most TOP_K candidates per source, plus the pairs for
 which it is among the other record's best).
@@ -126,7 +126,7 @@ _TYPE_AFFINITY = _values([(a, b, fit) for (x, y), fit in EVENT_TYPE_AFFINITY.ite
 # records written through the API have none.
 _SOURCE_OF = "(SELECT min(x.dataset) FROM event_external_ids x WHERE x.event_id = {id})"
 _CANDIDATE_COLUMNS = """e.id, e.country_id, e.admin1_id, e.admin2_id, e.location, e.geo_precision, e.date_start,
-       e.date_end, e.event_type, e.sub_event_type"""
+       e.date_end, e.event_type, e.sub_event_type, e.fatalities_best"""
 # Events of other sources than :datasets (none of their external ids is of those).
 _OTHER_SOURCES = f"""SELECT {_CANDIDATE_COLUMNS}, {_SOURCE_OF.format(id="e.id")} AS source FROM events e
   WHERE NOT EXISTS (SELECT 1 FROM event_external_ids x
@@ -137,6 +137,9 @@ SNAPSHOT_TABLE = "link_candidates"
 # enough for every candidate, so the PREFILTER best are scored in full.
 _CHEAP_PARTS = f"""
   greatest(o.date_start - b.date_end, b.date_start - o.date_end, 0) AS days_apart,
+  CASE WHEN b.fatalities_best IS NULL OR o.fatalities_best IS NULL THEN 0.5
+       ELSE 1 - abs(b.fatalities_best - o.fatalities_best)::real
+                / (greatest(b.fatalities_best, o.fatalities_best) + 2) END AS figures_near,
   CASE WHEN b.geo_precision IN ('exact', 'near') AND o.geo_precision IN ('exact', 'near')
             AND b.location IS NOT NULL AND o.location IS NOT NULL
        THEN great_circle_km(b.location, o.location[1], o.location[0]) END AS km,
@@ -347,7 +350,8 @@ WITH batch AS (
 ), prefiltered AS (
   SELECT * FROM (
     SELECT *, row_number() OVER (PARTITION BY a_id ORDER BY
-                0.2 * {_TIME_SCORE} + 0.2 * {_PLACE_SCORE} + 0.1 * type_score DESC, b_id) AS cheap_rank
+                0.2 * {_TIME_SCORE} + 0.2 * {_PLACE_SCORE} + 0.1 * type_score + 0.1 * figures_near DESC, b_id)
+                AS cheap_rank
       FROM near_pairs
      WHERE (km IS NULL OR km <= {MAX_KM}) AND (km IS NOT NULL OR area_score > 0.3 OR days_apart = 0)) r
    WHERE cheap_rank <= {PREFILTER}
