@@ -542,7 +542,8 @@ async def relink(conn: AsyncConnection, event_ids: Collection[UUID]) -> None:
     if changed:
         await conn.execute(_SET_STATUS, {"event_ids": [c[0] for c in changed], "other_ids": [c[1] for c in changed],
                                          "statuses": [c[2] for c in changed]})
-    touched = set(event_ids) | {p.event_id for p in pairs} | {p.other_id for p in pairs}
+    # a happening changes only where a link came or went (or a record itself did)
+    touched = set(event_ids) | {c[0] for c in changed} | {c[1] for c in changed}
     await group_happenings(conn, touched)
 
 
