@@ -117,6 +117,13 @@ def _values(rows: Iterable[tuple], types: tuple[str, ...]) -> str:
     return ", ".join("(" + ", ".join(literal(v, t) for v, t in zip(row, types)) + ")" for row in rows)
 
 
+def _figures_closeness(one: str, other: str) -> str:
+    """How close two records' best fatality figures are (the fatalities part's rule):
+    1 - |best - best'| / (max + 2)."""
+    return (f"1 - abs({one}.fatalities_best - {other}.fatalities_best)::real"
+            f" / (greatest({one}.fatalities_best, {other}.fatalities_best) + 2)")
+
+
 _VIOLENCE_FIT = _values([(v, t, fit) for v, fits in TYPE_CROSSWALK.items() for t, fit in fits.items()],
                         ("smallint", "text", "real"))
 _TYPE_AFFINITY = _values([(a, b, fit) for (x, y), fit in EVENT_TYPE_AFFINITY.items() for a, b in ((x, y), (y, x))],
@@ -138,8 +145,7 @@ SNAPSHOT_TABLE = "link_candidates"
 _CHEAP_PARTS = f"""
   greatest(o.date_start - b.date_end, b.date_start - o.date_end, 0) AS days_apart,
   CASE WHEN b.fatalities_best IS NULL OR o.fatalities_best IS NULL THEN 0.5
-       ELSE 1 - abs(b.fatalities_best - o.fatalities_best)::real
-                / (greatest(b.fatalities_best, o.fatalities_best) + 2) END AS figures_near,
+       ELSE {_figures_closeness("b", "o")} END AS figures_near,
   CASE WHEN b.geo_precision IN ('exact', 'near') AND o.geo_precision IN ('exact', 'near')
             AND b.location IS NOT NULL AND o.location IS NOT NULL
        THEN great_circle_km(b.location, o.location[1], o.location[0]) END AS km,
@@ -270,10 +276,8 @@ involved AS (
          CASE WHEN ea.fatalities_best IS NULL OR eb.fatalities_best IS NULL THEN NULL
               WHEN ea.fatalities_best BETWEEN eb.fatalities_low AND coalesce(eb.fatalities_high, 2147483647)
                 OR eb.fatalities_best BETWEEN ea.fatalities_low AND coalesce(ea.fatalities_high, 2147483647)
-              THEN greatest(0.85, 1 - abs(ea.fatalities_best - eb.fatalities_best)::real
-                                     / (greatest(ea.fatalities_best, eb.fatalities_best) + 2))
-              ELSE 1 - abs(ea.fatalities_best - eb.fatalities_best)::real
-                       / (greatest(ea.fatalities_best, eb.fatalities_best) + 2) END::real AS fatality_score,
+              THEN greatest(0.85, {_figures_closeness("ea", "eb")})
+              ELSE {_figures_closeness("ea", "eb")} END::real AS fatality_score,
          cp.claimant_score::real AS claimant_score, tp.text_score::real AS text_score
     FROM {pairs} p
     JOIN events ea ON ea.id = p.a_id
