@@ -27,9 +27,10 @@ measured (no figures, no named actors, no reporting source on one side) is NULL 
   interval's specificity, and one outside it always less.
 - place: both located (exact or near): 1 - km / 25, 0 from 25 km. Otherwise compared
   at the coarser record's precision, scoring how small the shared area is: known to
-  the admin1 (or a locality without coordinates or admin2) and in the same admin1 0.6,
-  whatever the admin2s say; else the same admin2 0.8, the same admin1 0.5; the same
-  country (or a region) 0.3.
+  the admin1 (or a region its source places in an admin1, e.g. UCDP's "Northern Hamah
+  Governorate", or a locality without coordinates or admin2) and in the same admin1
+  0.6, whatever the admin2s say; else the same admin2 0.8, the same admin1 0.5; only
+  the same country 0.3.
 - type: the same sub-event type 1. Else through the crosswalk between UCDP's type of
   violence and ACLED's event types (TYPE_CROSSWALK: UCDP codes an air strike in a war
   as state-based violence, ACLED as Explosions/Remote violence) when one side has a
@@ -154,9 +155,11 @@ _CHEAP_PARTS = f"""
        WHEN greatest(o.date_end - o.date_start, b.date_end - b.date_start) < 31 THEN 0.8
        WHEN greatest(o.date_end - o.date_start, b.date_end - b.date_start) < 62 THEN 0.7 ELSE 0.5 END AS specificity,
   -- compared at the coarser record's precision: an admin1-only record says nothing of the admin2
-  CASE WHEN 'country' IN (b.geo_precision, o.geo_precision) OR 'region' IN (b.geo_precision, o.geo_precision)
-            OR 'water_airspace' IN (b.geo_precision, o.geo_precision) THEN 0.3
-       WHEN 'admin1' IN (b.geo_precision, o.geo_precision)
+  CASE WHEN 'country' IN (b.geo_precision, o.geo_precision) OR 'water_airspace' IN (b.geo_precision, o.geo_precision)
+       THEN 0.3
+       -- (a region is known to the admin1 its source names, if any: else the same
+       -- admin1 cannot hold and it scores as the country)
+       WHEN 'admin1' IN (b.geo_precision, o.geo_precision) OR 'region' IN (b.geo_precision, o.geo_precision)
             -- (placed at a locality without coordinates or admin2: known to its admin1)
             OR (b.location IS NULL AND b.admin2_id IS NULL) OR (o.location IS NULL AND o.admin2_id IS NULL)
        THEN CASE WHEN b.admin1_id = o.admin1_id THEN 0.6 ELSE 0.3 END

@@ -31,6 +31,7 @@ def extract_slice() -> tuple[list[str], list[dict[str, str]]]:
         lambda r: r["id"] == "219459",                          # best (142) outside low..high (177..177)
         lambda r: r["date_prec"] == "4" and r["date_start"] != r["date_end"],
         lambda r: r["where_prec"] == "6",                       # only the country is known
+        lambda r: r["where_prec"] == "5" and r["adm_1"],        # a region within a governorate
     ]
     for pick in picks:
         wanted.append(next(r for r in rows if pick(r) and r not in wanted))
@@ -103,6 +104,15 @@ async def test_a_slice_imports_and_every_figure_traces_to_its_claims(fresh_datab
         country_only = next(r for r in rows if r["where_prec"] == "6")
         event = (await client.get(f"/v1/events/ucdp-ged:{country_only['id']}")).json()
         assert event["geo_precision"] == "country" and event["place"]["kind"] == "country"
+
+        # a region UCDP places in a governorate ("Northern Hamah Governorate") is in it:
+        # found by that admin1 (and compared at it when linking)
+        region = next(r for r in rows if r["where_prec"] == "5" and r["adm_1"])
+        event = (await client.get(f"/v1/events/ucdp-ged:{region['id']}")).json()
+        assert event["geo_precision"] == "region" and event["place"]["name"] == region["where_coordinates"]
+        listed = (await client.get("/v1/events", params={"admin1": region["adm_1"],
+                                                         "external_id": f"ucdp-ged:{region['id']}"})).json()
+        assert [e["id"] for e in listed["data"]] == [event["id"]]
 
         # a date known to the month keeps its interval
         monthly = next(r for r in rows if r["date_prec"] == "4" and r["date_start"] != r["date_end"])

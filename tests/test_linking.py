@@ -137,6 +137,28 @@ async def test_inside_a_coarse_interval_never_scores_below_outside_it(fresh_data
     assert inside["score"] > outside["score"]   # (every other part is the same)
 
 
+async def test_a_region_within_a_governorate_is_compared_at_that_governorate(fresh_database_url, redis_url,
+                                                                            tmp_path):
+    columns, _ = _ged_rows({"214797"})
+    region = {"where_prec": "5", "adm_2": "", "latitude": "34.9", "longitude": "36.7"}
+    await import_into(fresh_database_url, write_csv(tmp_path / "ged.csv", columns, [
+        _ged("900011", "2016-01-01", where_coordinates="Northern Homs Governorate", **region),
+        _ged("900012", "2016-01-01", where_coordinates="Central Syria", adm_1="", **region),
+    ]), UCDP_FORMAT)
+    await import_into(fresh_database_url, write_csv(tmp_path / "acled.csv", ACLED_COLUMNS, [
+        # ACLED knows it only to the governorate (geo_precision 3)
+        _acled("SYR-HOMS", "2016-01-01", "4", "34.7308", "36.7094", geo_precision="3", admin2="", location="Homs"),
+    ]), ACLED_FORMAT)
+    async with app_client(fresh_database_url, redis_url) as client:
+        found = await _parts_of(client, "acled:SYR-HOMS")
+        in_homs = (await client.get("/v1/events", params={"admin1": "Homs", "external_id": "ucdp-ged:900011"})).json()
+    assert len(in_homs["data"]) == 1
+    # the same governorate, as two records known only to it; a region of the country only, the country
+    assert found["ucdp-ged:900011"]["parts"]["place"] == 0.6
+    assert found["ucdp-ged:900012"]["parts"]["place"] == 0.3
+    assert found["ucdp-ged:900011"]["score"] > found["ucdp-ged:900012"]["score"]
+
+
 async def test_one_actor_is_one_identity_across_datasets(fresh_database_url, redis_url, tmp_path):
     columns, _ = _ged_rows({"214797"})
     strike = {"event_type": "Explosions/Remote violence", "sub_event_type": "Air/drone strike"}

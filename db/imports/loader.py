@@ -268,8 +268,11 @@ class Loader:
                 if e.geo_precision == "country":
                     chosen[i] = country[i]
                 continue
+            # (a named area, e.g. UCDP's "Northern Hamah Governorate", lies under the
+            # finest admin the row names, as a locality does: filters by that admin1
+            # find it, and linking compares it at the admin1)
             kind = "locality" if e.geo_precision in ("exact", "near") else "area"
-            parent = parents[i] if kind == "locality" else country[i]
+            parent = parents[i]
             local.append((i, (parent, kind, normalize_name(e.location))))
         await self.places.look_up(conn, [key for _, key in local])
         for i, key in local:
