@@ -125,6 +125,28 @@ def _figures_closeness(one: str, other: str) -> str:
             f" / (greatest({one}.fatalities_best, {other}.fatalities_best) + 2)")
 
 
+_IDS = "unnest(CAST(:ids AS uuid[]))"
+
+
+def _sources_of(ids: str) -> str:
+    """Each record of `ids` (a relation of one column) with its source (as _SOURCE_OF):
+    one join, where a subquery per row ran as a scan per row when the planner's
+    statistics predate an import's batches."""
+    return (f"SELECT i.id, min(x.dataset) AS source FROM {ids} AS i (id)"
+            f" LEFT JOIN event_external_ids x ON x.event_id = i.id GROUP BY i.id")
+
+
+def _pairs_touching(ids: str, table: str = "event_matches") -> str:
+    """The (event_id, other_id) pairs of `table` with either end among `ids` (a relation
+    of one column, e.g. _IDS or a CTE): two index lookups per id. (A filter
+    `event_id = ANY(:ids) OR other_id = ANY(:ids)` compared every row of the table with
+    every id: 0.8 s a batch of 5,000 records.)"""
+    # (semi-joins: the planner never expects more rows than the table has, where a join
+    # with a set it has no statistics of was expected to give millions)
+    return (f"SELECT t.event_id, t.other_id FROM {table} t WHERE t.event_id IN (SELECT i.id FROM {ids} AS i (id))"
+            f" UNION SELECT t.event_id, t.other_id FROM {table} t WHERE t.other_id IN (SELECT i.id FROM {ids} AS i (id))")
+
+
 _VIOLENCE_FIT = _values([(v, t, fit) for v, fits in TYPE_CROSSWALK.items() for t, fit in fits.items()],
                         ("smallint", "text", "real"))
 _TYPE_AFFINITY = _values([(a, b, fit) for (x, y), fit in EVENT_TYPE_AFFINITY.items() for a, b in ((x, y), (y, x))],
@@ -252,26 +274,19 @@ involved AS (
   SELECT c.event_id, string_agg(DISTINCT d.title, ' ') AS titles
     FROM involved i JOIN claims c ON c.event_id = i.id JOIN documents d ON d.id = c.document_id
    GROUP BY c.event_id
-), words AS (   -- the words of each involved event's summary, quotes and document titles
-  SELECT i.id AS event_id, w.lexeme
+), word_sets AS (   -- the words of each involved event's summary, quotes and document titles
+  SELECT i.id AS event_id, tsvector_to_array(
+           ts_filter(e.search_vector, '{{a,b}}') || to_tsvector('english', coalesce(t.titles, ''))) AS words
     FROM involved i JOIN events e ON e.id = i.id
     LEFT JOIN titles t ON t.event_id = i.id
-    CROSS JOIN LATERAL unnest(tsvector_to_array(
-        ts_filter(e.search_vector, '{{a,b}}') || to_tsvector('english', coalesce(t.titles, '')))) AS w (lexeme)
-), word_counts AS (
-  SELECT event_id, count(*) AS words FROM words GROUP BY event_id
-), shared_words AS (
-  SELECT p.a_id, p.b_id, count(*) AS shared
+), text_parts AS (   -- (per pair over two small arrays: joining word rows sorted millions of them)
+  SELECT p.a_id, p.b_id,
+         CASE WHEN cardinality(x.words) > 0 AND cardinality(y.words) > 0
+              THEN (SELECT count(*) FROM unnest(x.words) w WHERE w = ANY(y.words))::real
+                   / sqrt(cardinality(x.words) * cardinality(y.words)) END AS text_score
     FROM {pairs} p
-    JOIN words x ON x.event_id = p.a_id
-    JOIN words y ON y.event_id = p.b_id AND y.lexeme = x.lexeme
-   GROUP BY p.a_id, p.b_id
-), text_parts AS (
-  SELECT p.a_id, p.b_id, coalesce(s.shared, 0)::real / sqrt(wa.words * wb.words) AS text_score
-    FROM {pairs} p
-    JOIN word_counts wa ON wa.event_id = p.a_id
-    JOIN word_counts wb ON wb.event_id = p.b_id
-    LEFT JOIN shared_words s ON (s.a_id, s.b_id) = (p.a_id, p.b_id)
+    JOIN word_sets x ON x.event_id = p.a_id
+    JOIN word_sets y ON y.event_id = p.b_id
 ), scored AS (
   SELECT p.a_id, p.b_id, p.days_apart, p.km,
          ({_TIME_SCORE})::real AS time_score, ({_PLACE_SCORE})::real AS place_score, p.type_score::real AS type_score,
@@ -334,11 +349,13 @@ WITH batch AS (
      AND o.date_end >= (SELECT min(date_start) FROM batch) - {MAX_DAYS_APART}
      -- (a bound the index can use: no interval is longer than a year and a day)
      AND o.date_start >= (SELECT min(date_start) FROM batch) - {MAX_DAYS_APART} - 367
-), batch_weeks AS (   -- the weeks each record's interval touches: an equality to join on
+), batch_weeks AS MATERIALIZED (   -- the weeks each record's interval touches: an equality to join on
+  -- (materialized, as other_weeks: inlined, the planner joined the batch with every
+  -- candidate of the country first and made the weeks of each such pair: quadratic)
   SELECT b.id, b.country_id, w.week
     FROM batch b CROSS JOIN generate_series((b.date_start - DATE '2000-01-03') / 7,
                                             (b.date_end - DATE '2000-01-03') / 7) AS w (week)
-), other_weeks AS (   -- ... and a candidate's, widened by MAX_DAYS_APART each side
+), other_weeks AS MATERIALIZED (   -- ... and a candidate's, widened by MAX_DAYS_APART each side
   SELECT o.id, o.country_id, w.week
     FROM others o CROSS JOIN generate_series((o.date_start - {MAX_DAYS_APART} - DATE '2000-01-03') / 7,
                                              (o.date_end + {MAX_DAYS_APART} - DATE '2000-01-03') / 7) AS w (week)
@@ -368,14 +385,17 @@ ranked AS (   -- the rank of each pair among the record's pairs with that source
          b.source AS a_source
     FROM totals t JOIN prefiltered p USING (a_id, b_id) JOIN batch b ON b.id = t.a_id
    WHERE t.score >= {CANDIDATE_THRESHOLD}
-), kept_there AS (   -- the candidates' kept pairs with records of the batch's sources
+), kept_pairs AS (   -- the candidates' kept pairs with records outside the batch
+  SELECT m.other_id AS b_id, m.event_id AS partner, m.score FROM event_matches m
+   WHERE m.other_id IN (SELECT b_id FROM ranked) AND m.event_id NOT IN (SELECT id FROM batch)
+  UNION ALL
+  SELECT m.event_id, m.other_id, m.score FROM event_matches m
+   WHERE m.event_id IN (SELECT b_id FROM ranked) AND m.other_id NOT IN (SELECT id FROM batch)
+), partner_sources AS (
+  {_sources_of("(SELECT DISTINCT partner FROM kept_pairs)")}
+), kept_there AS (   -- ... ranked per source
   SELECT c.b_id, x.source, c.score, row_number() OVER (PARTITION BY c.b_id, x.source ORDER BY c.score DESC) AS rank
-    FROM (SELECT m.other_id AS b_id, m.event_id AS partner, m.score FROM event_matches m
-           WHERE m.other_id IN (SELECT b_id FROM ranked) AND m.event_id NOT IN (SELECT id FROM batch)
-          UNION ALL
-          SELECT m.event_id, m.other_id, m.score FROM event_matches m
-           WHERE m.event_id IN (SELECT b_id FROM ranked) AND m.other_id NOT IN (SELECT id FROM batch)) c
-    CROSS JOIN LATERAL ({_SOURCE_OF.format(id="c.partner")}) x (source)
+    FROM kept_pairs c JOIN partner_sources x ON x.id = c.partner
 ), best AS (   -- among the TOP_K best of the record, or of the candidate (over its kept pairs)
   SELECT DISTINCT ON (least(r.a_id, r.b_id), greatest(r.a_id, r.b_id)) r.* FROM ranked r
     LEFT JOIN kept_there k ON k.b_id = r.b_id AND coalesce(k.source, '') = coalesce(r.a_source, '') AND k.rank = {TOP_K}
@@ -383,8 +403,8 @@ ranked AS (   -- the rank of each pair among the record's pairs with that source
    ORDER BY least(r.a_id, r.b_id), greatest(r.a_id, r.b_id)
 ), {_FOUND.format(totals="best")},
 dropped AS (   -- pairs of these records that no longer score, unless an editor judged them
-  DELETE FROM event_matches m
-   WHERE (m.event_id = ANY(:ids) OR m.other_id = ANY(:ids))
+  DELETE FROM event_matches m USING ({_pairs_touching(_IDS)}) t
+   WHERE (m.event_id, m.other_id) = (t.event_id, t.other_id)
      AND NOT EXISTS (SELECT 1 FROM found f WHERE f.event_id = m.event_id AND f.other_id = m.other_id)
      AND NOT EXISTS (SELECT 1 FROM event_links l WHERE l.event_id = m.event_id AND l.other_id = m.other_id)
 )
@@ -399,10 +419,10 @@ _MATCH_AMONG_SNAPSHOT = _match_sql(SNAPSHOT_TABLE)
 _SCORE_JUDGED = text(f"""
 WITH judged AS (
   SELECT b.id AS a_id, o.id AS b_id, {_CHEAP_PARTS}
-    FROM event_links l
+    FROM ({_pairs_touching(_IDS, "event_links")}) l
     JOIN events b ON b.id = l.event_id
     JOIN events o ON o.id = l.other_id
-   WHERE (l.event_id = ANY(:ids) OR l.other_id = ANY(:ids)) AND l.event_id < l.other_id
+   WHERE l.event_id < l.other_id
 ), {_scoring_ctes("judged")},
 {_FOUND.format(totals="totals")}
 {_UPSERT_FOUND}""")
@@ -411,21 +431,24 @@ WITH judged AS (
 # TOP_K best of the other's source (and nobody judged it, and it is not linked).
 _PRUNE = text(f"""
 WITH touched AS (
-  SELECT event_id, other_id FROM event_matches WHERE event_id = ANY(:ids) OR other_id = ANY(:ids)
+  {_pairs_touching(_IDS)}
 ), ends AS (
   SELECT event_id AS id FROM touched UNION SELECT other_id FROM touched
+), around AS (   -- every pair of those records
+  {_pairs_touching("ends")}
+), around_ends AS (
+  SELECT event_id AS id FROM around UNION SELECT other_id FROM around
+), sources AS (
+  {_sources_of("around_ends")}
 ), ranked AS (
   SELECT m.event_id, m.other_id,
-         row_number() OVER (PARTITION BY m.event_id, {_SOURCE_OF.format(id="m.other_id")}
-                            ORDER BY m.score DESC, m.other_id) AS rank_here,
-         row_number() OVER (PARTITION BY m.other_id, {_SOURCE_OF.format(id="m.event_id")}
-                            ORDER BY m.score DESC, m.event_id) AS rank_there
-    FROM event_matches m
-   WHERE m.event_id IN (SELECT id FROM ends) OR m.other_id IN (SELECT id FROM ends)
+         row_number() OVER (PARTITION BY m.event_id, so.source ORDER BY m.score DESC, m.other_id) AS rank_here,
+         row_number() OVER (PARTITION BY m.other_id, se.source ORDER BY m.score DESC, m.event_id) AS rank_there
+    FROM around a JOIN event_matches m USING (event_id, other_id)
+    JOIN sources se ON se.id = m.event_id JOIN sources so ON so.id = m.other_id
 )
-DELETE FROM event_matches m USING ranked r
+DELETE FROM event_matches m USING ranked r JOIN touched t USING (event_id, other_id)
  WHERE (m.event_id, m.other_id) = (r.event_id, r.other_id)
-   AND (m.event_id = ANY(:ids) OR m.other_id = ANY(:ids))
    AND r.rank_here > {TOP_K} AND r.rank_there > {TOP_K} AND NOT m.linked
    AND NOT EXISTS (SELECT 1 FROM event_links l WHERE l.event_id = m.event_id AND l.other_id = m.other_id)
 """)
@@ -460,10 +483,10 @@ async def match_events(conn: AsyncConnection, event_ids: Collection[UUID], datas
         await conn.execute(_MATCH_AMONG_SNAPSHOT, {"ids": ids})
     else:
         await conn.execute(_MATCH_AMONG_EVENTS, {"ids": ids, "datasets": sorted(datasets)})
-    if many:
-        await conn.execute(text("SET LOCAL enable_nestloop = on"))
     await score_judged(conn, ids)
     await conn.execute(_PRUNE, {"ids": ids})
+    if many:
+        await conn.execute(text("SET LOCAL enable_nestloop = on"))
     await relink(conn, ids)
 
 
@@ -478,18 +501,23 @@ async def score_judged(conn: AsyncConnection, event_ids: Collection[UUID]) -> No
 # neighbourhood whose one-to-one selection a change to these records can move.
 _NEIGHBOURHOOD = text(f"""
 WITH first_step AS (
-  SELECT event_id, other_id FROM event_matches WHERE event_id = ANY(:ids) OR other_id = ANY(:ids)
+  {_pairs_touching(_IDS)}
 ), reached AS (
   SELECT id FROM unnest(CAST(:ids AS uuid[])) id
   UNION SELECT event_id FROM first_step UNION SELECT other_id FROM first_step
+), around AS (
+  {_pairs_touching("reached")}
+), around_ends AS (
+  SELECT event_id AS id FROM around UNION SELECT other_id FROM around
+), sources AS (
+  {_sources_of("around_ends")}
 )
-SELECT m.event_id, m.other_id, m.score, m.status,
-       coalesce({_SOURCE_OF.format(id="m.event_id")}, '') AS event_source,
-       coalesce({_SOURCE_OF.format(id="m.other_id")}, '') AS other_source,
-       l.verdict
-  FROM event_matches m
+SELECT m.event_id, m.other_id, m.score, m.status, coalesce(se.source, '') AS event_source,
+       coalesce(so.source, '') AS other_source, l.verdict
+  FROM around r
+  JOIN event_matches m USING (event_id, other_id)
+  JOIN sources se ON se.id = m.event_id JOIN sources so ON so.id = m.other_id
   LEFT JOIN event_links l ON l.event_id = m.event_id AND l.other_id = m.other_id
- WHERE m.event_id IN (SELECT id FROM reached) OR m.other_id IN (SELECT id FROM reached)
 """)
 
 _SET_STATUS = text("""
