@@ -7,8 +7,8 @@ and keeps, per pair, a score with every part of it (`GET /v1/events/{id}/matches
 
 Candidates. The records of other sources (no external id of the same dataset; records
 written through the API have none and are compared with every source) in the same
-country, whose date intervals come within MAX_DAYS_APART days, and that lie within
-MAX_KM of each other or in the same admin1 when either is placed only to an area. Of
+country, whose date intervals come within MAX_DAYS_APART days, and that are in the
+same admin1 (or either is placed to no admin1) or have coordinates within MAX_KM. Of
 those, the PREFILTER best by time, place, type and the best figures are scored in full, and the TOP_K
 best per other source are kept as the record's candidates: a dense place and date
 stays linear (a record keeps at most TOP_K candidates per source, plus the pairs for
@@ -201,6 +201,10 @@ _CHEAP_PARTS = f"""
                        WHERE t.one_type = b.event_type AND t.other_type = o.event_type), {OTHER_TYPE})
   END AS type_score"""
 
+# A record's band of latitude, MAX_KM high (a degree of latitude is 111.2 km on the
+# sphere great_circle_km uses): records MAX_KM apart lie in the same band or the next.
+_BAND = f"floor({{e}}.location[1] / {MAX_KM / 111.0})::int"
+
 _TIME_SCORE = f"specificity * CASE WHEN days_apart = 0 THEN 1 ELSE greatest(0, 1 - days_apart / {MAX_DAYS_APART + 1.0}) END"
 _PLACE_SCORE = "CASE WHEN km IS NOT NULL THEN greatest(0, 1 - km / 25) ELSE area_score END"
 
@@ -352,22 +356,33 @@ WITH batch AS (
 ), batch_weeks AS MATERIALIZED (   -- the weeks each record's interval touches: an equality to join on
   -- (materialized, as other_weeks: inlined, the planner joined the batch with every
   -- candidate of the country first and made the weeks of each such pair: quadratic)
-  SELECT b.id, b.country_id, w.week
+  SELECT b.id, b.country_id, b.admin1_id, {_BAND.format(e="b")} AS band, w.week
     FROM batch b CROSS JOIN generate_series((b.date_start - DATE '2000-01-03') / 7,
                                             (b.date_end - DATE '2000-01-03') / 7) AS w (week)
 ), other_weeks AS MATERIALIZED (   -- ... and a candidate's, widened by MAX_DAYS_APART each side
-  SELECT o.id, o.country_id, w.week
+  SELECT o.id, o.country_id, o.admin1_id, {_BAND.format(e="o")} AS band, w.week
     FROM others o CROSS JOIN generate_series((o.date_start - {MAX_DAYS_APART} - DATE '2000-01-03') / 7,
                                              (o.date_end + {MAX_DAYS_APART} - DATE '2000-01-03') / 7) AS w (week)
-), week_pairs AS (
-  SELECT DISTINCT bw.id AS a_id, ow.id AS b_id
-    FROM batch_weeks bw JOIN other_weeks ow ON (ow.country_id, ow.week) = (bw.country_id, bw.week)
+), week_pairs AS (   -- sharing a week, and the admin1 (or either has none) or a band of latitude
+  -- (each branch an equality join: the country alone paired every record with all of it)
+  SELECT DISTINCT a_id, b_id FROM (
+    SELECT bw.id AS a_id, ow.id AS b_id
+      FROM batch_weeks bw JOIN other_weeks ow ON (ow.country_id, ow.week, ow.admin1_id) = (bw.country_id, bw.week, bw.admin1_id)
+    UNION ALL
+    SELECT bw.id, ow.id FROM (SELECT * FROM batch_weeks WHERE admin1_id IS NULL) bw
+      JOIN other_weeks ow ON (ow.country_id, ow.week) = (bw.country_id, bw.week)
+    UNION ALL
+    SELECT bw.id, ow.id FROM batch_weeks bw
+      JOIN (SELECT * FROM other_weeks WHERE admin1_id IS NULL) ow ON (ow.country_id, ow.week) = (bw.country_id, bw.week)
+    UNION ALL   -- located: in the record's band or the next (MAX_KM apart can be no further)
+    SELECT bw.id, ow.id FROM batch_weeks bw CROSS JOIN generate_series(bw.band - 1, bw.band + 1) AS n (band)
+      JOIN other_weeks ow ON (ow.country_id, ow.week, ow.band) = (bw.country_id, bw.week, n.band)) wp
 ), near_pairs AS (
   SELECT b.id AS a_id, o.id AS b_id, o.source AS b_source, {_CHEAP_PARTS}
     FROM week_pairs wp JOIN batch b ON b.id = wp.a_id JOIN others o ON o.id = wp.b_id
      AND o.date_start <= b.date_end + {MAX_DAYS_APART} AND o.date_end >= b.date_start - {MAX_DAYS_APART}
      AND (b.admin1_id IS NULL OR o.admin1_id IS NULL OR o.admin1_id = b.admin1_id
-          OR (b.location IS NOT NULL AND o.location IS NOT NULL))
+          OR great_circle_km(b.location, o.location[1], o.location[0]) <= {MAX_KM})
      AND o.id <> b.id
      -- a record is never compared with its own source's
      AND (b.source IS NULL OR o.source IS NULL OR b.source <> o.source)
