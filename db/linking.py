@@ -343,8 +343,8 @@ found AS (
 def _match_sql(candidates: str):
     return text(f"""
 WITH batch AS (
-  SELECT {_CANDIDATE_COLUMNS}, e.type_of_violence, {_SOURCE_OF.format(id="e.id")} AS source
-    FROM unnest(CAST(:ids AS uuid[])) i (id) JOIN events e ON e.id = i.id   -- (a hash, not ANY() per row)
+  SELECT {_CANDIDATE_COLUMNS}, e.type_of_violence, s.source
+    FROM ({_sources_of(_IDS)}) s JOIN events e ON e.id = s.id   -- (a hash, not ANY() per row)
    WHERE e.country_id IS NOT NULL
 ), others AS MATERIALIZED (
   SELECT o.*, e.type_of_violence FROM {candidates} o JOIN events e ON e.id = o.id
