@@ -149,6 +149,29 @@ async def test_a_rejected_pair_is_unlinked_at_once_and_stays_so_through_a_re_imp
     assert await _linked(url, "acled:SYR-MONTH", f"ucdp-ged:{GED_NEAR}")
 
 
+async def test_a_candidates_rescoring_is_no_change_of_the_events_a_links_is(sources, redis_url, tmp_path):
+    url = sources
+    near = f"ucdp-ged:{GED_NEAR}"
+    async with app_client(url, redis_url) as client:
+        before = (await client.get(f"/v1/events/{near}")).json()
+        start = (await client.get("/v1/changes", params={"limit": 10_000})).json()["next_cursor"]
+        # SYR-MONTH, a contender for UCDP's record, is revised and re-scored: UCDP's
+        # record answers as before, so a mirror has nothing to fetch for it
+        await _import_acled(url, tmp_path, **{"SYR-MONTH": "Clashes near Teir Maaleh in January."})
+        changed = {c["id"] for c in (await client.get("/v1/changes", params={"since": start})).json()["data"]}
+        assert (await client.get(f"/v1/events/{near}")).json() == before
+        assert changed == {(await client.get("/v1/events/acled:SYR-MONTH")).json()["id"]}
+
+        # SYR-TRUE, linked to it, is revised: the link's score moves in UCDP's record's answer
+        start = (await client.get("/v1/changes", params={"limit": 10_000})).json()["next_cursor"]
+        await _import_acled(url, tmp_path, **{"SYR-MONTH": "Clashes near Teir Maaleh in January.",
+                                              "SYR-TRUE": "Clashes between regime forces and rebels in Teir Maaleh."})
+        after = (await client.get(f"/v1/events/{near}")).json()
+        changed = {c["id"] for c in (await client.get("/v1/changes", params={"since": start})).json()["data"]}
+        assert after["linked_events"][0]["score"] != before["linked_events"][0]["score"]
+        assert before["id"] in changed
+
+
 async def test_a_confirmed_pair_far_apart_is_one_happening_and_stays_so_through_a_re_import(sources, redis_url,
                                                                                            keys, tmp_path):
     url = sources

@@ -32,10 +32,11 @@ MATCH_PARTS: dict[str, tuple[str, str]] = {
     "type": ("type_score", "The same sub-event type 1; else through the UCDP/ACLED type crosswalk."),
     "actors": ("actor_score", "How the actors of the record naming fewer fit the other's: one identity or one "
                               "standing for the other 1, a shared parent or group 0.6."),
-    "fatalities": ("fatality_score", "1 - |best - best'| / (the larger + 2), at least 0.9 when one's best is "
+    "fatalities": ("fatality_score", "1 - |best - best'| / (the larger + 2), at least 0.85 when one's best is "
                                      "in the other's range."),
     "claimants": ("claimant_score", "1 when one source reports both, 0.25 when they cite only others."),
-    "text": ("text_score", "The words their summaries, quotes and document titles share."),
+    "text": ("text_score", "The words their summaries, quotes and document titles share: shared / "
+                           "sqrt(words of one * words of the other)."),
 }
 assert set(MATCH_PARTS) == set(WEIGHTS), "every part of db/linking.py's score is declared here"
 SCORE_DESCRIPTION = ("0-1: " + " + ".join(f"{weight:.2f} {part}" for part, weight in WEIGHTS.items())
