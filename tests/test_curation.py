@@ -172,6 +172,24 @@ async def test_a_candidates_rescoring_is_no_change_of_the_events_a_links_is(sour
         assert before["id"] in changed
 
 
+async def test_a_record_joining_a_happening_is_a_change_of_every_record_in_it(sources, redis_url, keys):
+    url = sources
+    near, true = f"ucdp-ged:{GED_NEAR}", "acled:SYR-TRUE"
+    async with app_client(url, redis_url) as client:
+        written = await client.post("/v1/events", json=AIRSTRIKE, headers=as_(keys["editor"]))
+        assert written.status_code == 201, written.text
+        start = (await client.get("/v1/changes", params={"limit": 10_000})).json()["next_cursor"]
+        # an editor's record (no source: compared with every one) joins UCDP's record:
+        # SYR-TRUE's pair is untouched, yet its happening now has three records
+        confirmed = await client.post(f"/v1/events/{near}/links", json={"event": written.json()["id"]},
+                                      headers=as_(keys["editor"]))
+        assert confirmed.status_code == 201, confirmed.text
+        joined = (await client.get(f"/v1/events/{true}")).json()
+        assert joined["happening"]["record_count"] == 3
+        changed = {c["id"] for c in (await client.get("/v1/changes", params={"since": start})).json()["data"]}
+        assert joined["id"] in changed  # (a mirror refetches it and sees the happening's new size)
+
+
 async def test_a_confirmed_pair_far_apart_is_one_happening_and_stays_so_through_a_re_import(sources, redis_url,
                                                                                            keys, tmp_path):
     url = sources
