@@ -29,17 +29,22 @@ down_revision = "0016"
 branch_labels = None
 depends_on = None
 
-_MATCHES_TRIGGERS = """
-DROP TRIGGER tr_event_matches_versions_insert ON event_matches;
-DROP TRIGGER tr_event_matches_versions_update ON event_matches;
-DROP TRIGGER tr_event_matches_versions_delete ON event_matches;
-CREATE TRIGGER tr_event_matches_versions_insert AFTER INSERT ON event_matches
-  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION {function};
-CREATE TRIGGER tr_event_matches_versions_update AFTER UPDATE ON event_matches
-  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION {function};
-CREATE TRIGGER tr_event_matches_versions_delete AFTER DELETE ON event_matches
-  REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION {function};
-"""
+
+def _statement_triggers(table: str, name: str, function: str) -> str:
+    """AFTER INSERT, UPDATE and DELETE triggers on `table`, per statement, with its
+    transition tables, named tr_<table>_<name>_<op>."""
+    tables = {"insert": "NEW TABLE AS new_rows", "update": "OLD TABLE AS old_rows NEW TABLE AS new_rows",
+              "delete": "OLD TABLE AS old_rows"}
+    return "".join(f"""
+CREATE TRIGGER tr_{table}_{name}_{op} AFTER {op.upper()} ON {table}
+  REFERENCING {transition} FOR EACH STATEMENT EXECUTE FUNCTION {function};""" for op, transition in tables.items())
+
+
+def _drop_triggers(table: str, name: str) -> str:
+    return "".join(f"\nDROP TRIGGER tr_{table}_{name}_{op} ON {table};" for op in ("insert", "update", "delete"))
+
+
+_FEED_ONLY = "record_versions('event_id,other_id', '', 'event:event_id,event:other_id', 'feed only')"  # (0013's)
 
 
 def upgrade() -> None:
@@ -113,23 +118,15 @@ BEGIN
   RETURN NULL;
 END $$;
 
-CREATE TRIGGER tr_happening_members_feed_insert AFTER INSERT ON happening_members
-  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION record_happening_changes();
-CREATE TRIGGER tr_happening_members_feed_update AFTER UPDATE ON happening_members
-  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION record_happening_changes();
-CREATE TRIGGER tr_happening_members_feed_delete AFTER DELETE ON happening_members
-  REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION record_happening_changes();
-""" + _MATCHES_TRIGGERS.format(function="record_linked_pair_changes()"))
+""" + _statement_triggers("happening_members", "feed", "record_happening_changes()")
+      + _drop_triggers("event_matches", "versions")
+      + _statement_triggers("event_matches", "versions", "record_linked_pair_changes()"))
 
 
 def downgrade() -> None:
-    execute_script("""
-DROP TRIGGER tr_happening_members_feed_insert ON happening_members;
-DROP TRIGGER tr_happening_members_feed_update ON happening_members;
-DROP TRIGGER tr_happening_members_feed_delete ON happening_members;
+    execute_script(_drop_triggers("happening_members", "feed") + _drop_triggers("event_matches", "versions")
+                   + _statement_triggers("event_matches", "versions", _FEED_ONLY) + """
 DROP FUNCTION record_happening_changes();
-""" + _MATCHES_TRIGGERS.format(
-        function="record_versions('event_id,other_id', '', 'event:event_id,event:other_id', 'feed only')") + """
 DROP FUNCTION record_linked_pair_changes();
 DROP FUNCTION record_event_updates(uuid[], text);
 """)
