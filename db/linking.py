@@ -136,15 +136,17 @@ def _sources_of(ids: str) -> str:
             f" LEFT JOIN event_external_ids x ON x.event_id = i.id GROUP BY i.id")
 
 
-def _pairs_touching(ids: str, table: str = "event_matches") -> str:
+def _pairs_touching(ids: str, table: str = "event_matches", only: str = "true") -> str:
     """The (event_id, other_id) pairs of `table` with either end among `ids` (a relation
     of one column, e.g. _IDS or a CTE): two index lookups per id. (A filter
     `event_id = ANY(:ids) OR other_id = ANY(:ids)` compared every row of the table with
-    every id: 0.8 s a batch of 5,000 records.)"""
+    every id: 0.8 s a batch of 5,000 records.) `only`: a condition on the pair `t`."""
     # (semi-joins: the planner never expects more rows than the table has, where a join
     # with a set it has no statistics of was expected to give millions)
-    return (f"SELECT t.event_id, t.other_id FROM {table} t WHERE t.event_id IN (SELECT i.id FROM {ids} AS i (id))"
-            f" UNION SELECT t.event_id, t.other_id FROM {table} t WHERE t.other_id IN (SELECT i.id FROM {ids} AS i (id))")
+    return (f"SELECT t.event_id, t.other_id FROM {table} t"
+            f" WHERE t.event_id IN (SELECT i.id FROM {ids} AS i (id)) AND {only}"
+            f" UNION SELECT t.event_id, t.other_id FROM {table} t"
+            f" WHERE t.other_id IN (SELECT i.id FROM {ids} AS i (id)) AND {only}")
 
 
 _VIOLENCE_FIT = _values([(v, t, fit) for v, fits in TYPE_CROSSWALK.items() for t, fit in fits.items()],
@@ -512,16 +514,21 @@ async def score_judged(conn: AsyncConnection, event_ids: Collection[UUID]) -> No
         await conn.execute(_SCORE_JUDGED, {"ids": sorted(event_ids)})
 
 
-# Every pair within two steps of these records, with its sources and any verdict: the
-# neighbourhood whose one-to-one selection a change to these records can move.
+# A pair under LINK_THRESHOLD that nobody judged is a `candidate` whatever the others
+# are, and moves nothing: only the rest are selected (and those whose status is to go).
+_SELECTABLE = f"""(t.score >= {LINK_THRESHOLD} OR t.status <> 'candidate'
+  OR EXISTS (SELECT 1 FROM event_links l WHERE (l.event_id, l.other_id) = (t.event_id, t.other_id)))"""
+
+# Every such pair within two steps of these records, with its sources and any verdict:
+# the neighbourhood whose one-to-one selection a change to these records can move.
 _NEIGHBOURHOOD = text(f"""
 WITH first_step AS (
-  {_pairs_touching(_IDS)}
+  {_pairs_touching(_IDS, only=_SELECTABLE)}
 ), reached AS (
   SELECT id FROM unnest(CAST(:ids AS uuid[])) id
   UNION SELECT event_id FROM first_step UNION SELECT other_id FROM first_step
 ), around AS (
-  {_pairs_touching("reached")}
+  {_pairs_touching("reached", only=_SELECTABLE)}
 ), around_ends AS (
   SELECT event_id AS id FROM around UNION SELECT other_id FROM around
 ), sources AS (
@@ -601,8 +608,11 @@ async def relink(conn: AsyncConnection, event_ids: Collection[UUID]) -> None:
 # its id is its earliest record's. Members of these records' former happenings are
 # regrouped too (a happening split by an unlink).
 _GROUP_HAPPENINGS = text("""
-WITH RECURSIVE starts AS (
-  SELECT id FROM unnest(CAST(:ids AS uuid[])) id JOIN events e USING (id)
+WITH RECURSIVE starts AS (   -- (a record linked to none, in no happening, is one of its own: nothing to write)
+  SELECT i.id FROM unnest(CAST(:ids AS uuid[])) i (id)
+   WHERE EXISTS (SELECT 1 FROM event_matches m WHERE m.event_id = i.id AND m.linked)
+      OR EXISTS (SELECT 1 FROM event_matches m WHERE m.other_id = i.id AND m.linked)
+      OR EXISTS (SELECT 1 FROM happening_members h WHERE h.event_id = i.id)
   UNION
   SELECT h.event_id FROM happening_members h
    WHERE h.happening_id IN (SELECT happening_id FROM happening_members WHERE event_id = ANY(:ids))
