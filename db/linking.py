@@ -71,7 +71,7 @@ found as a candidate.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from uuid import UUID
 
 from sqlalchemy import text
@@ -111,11 +111,19 @@ SAME_EVENT_TYPE = 0.7
 OTHER_TYPE = 0.1
 
 
-def _values(rows: Iterable[tuple], types: tuple[str, ...]) -> str:
-    """A VALUES list of constants (the crosswalks above) for the scoring statement."""
-    def literal(value, cast: str) -> str:
-        return f"CAST({value!r} AS {cast})" if not isinstance(value, str) else "'" + value.replace("'", "''") + "'"
-    return ", ".join("(" + ", ".join(literal(v, t) for v, t in zip(row, types)) + ")" for row in rows)
+def _lookup(keys: tuple[str, ...], fits: dict[tuple, float], default: float) -> str:
+    """fits[(the values of the SQL expressions `keys`)], else `default`, as nested CASEs
+    over constants (a crosswalk above): evaluated inline, where a VALUES lookup was a
+    subplan started for every pair. Fits are real, as the part is."""
+    groups: dict[object, dict[tuple, float]] = {}
+    for key, fit in fits.items():
+        groups.setdefault(key[0], {})[key[1:]] = fit
+    def literal(value: object) -> str:
+        return "'" + value.replace("'", "''") + "'" if isinstance(value, str) else repr(value)
+    branches = " ".join(f"WHEN {literal(value)} THEN "
+                        + (_lookup(keys[1:], rest, default) if len(keys) > 1 else f"CAST({rest[()]!r} AS real)")
+                        for value, rest in groups.items())
+    return f"CASE {keys[0]} {branches} ELSE CAST({default!r} AS real) END"
 
 
 def _figures_closeness(one: str, other: str) -> str:
@@ -149,10 +157,14 @@ def _pairs_touching(ids: str, table: str = "event_matches", only: str = "true") 
             f" WHERE t.other_id IN (SELECT i.id FROM {ids} AS i (id)) AND {only}")
 
 
-_VIOLENCE_FIT = _values([(v, t, fit) for v, fits in TYPE_CROSSWALK.items() for t, fit in fits.items()],
-                        ("smallint", "text", "real"))
-_TYPE_AFFINITY = _values([(a, b, fit) for (x, y), fit in EVENT_TYPE_AFFINITY.items() for a, b in ((x, y), (y, x))],
-                         ("text", "text", "real"))
+# UCDP's type of violence of one record against the other's ACLED event type; ACLED's
+# event types of both
+_VIOLENCE_FIT = _lookup(("coalesce(b.type_of_violence, o.type_of_violence)",
+                         "CASE WHEN b.type_of_violence IS NULL THEN b.event_type ELSE o.event_type END"),
+                        {(v, t): fit for v, fits in TYPE_CROSSWALK.items() for t, fit in fits.items()}, OTHER_TYPE)
+_TYPE_AFFINITY = _lookup(("b.event_type", "o.event_type"),
+                         {pair: fit for (x, y), fit in EVENT_TYPE_AFFINITY.items() for pair in ((x, y), (y, x))},
+                         OTHER_TYPE)
 
 # The source of a record: its dataset (the first, should it have ids in several);
 # records written through the API have none.
@@ -194,13 +206,9 @@ _CHEAP_PARTS = f"""
        WHEN b.type_of_violence IS NOT NULL AND o.type_of_violence IS NOT NULL
        THEN CASE WHEN b.type_of_violence = o.type_of_violence THEN 1.0 ELSE 0.4 END
        WHEN b.type_of_violence IS NOT NULL OR o.type_of_violence IS NOT NULL
-       THEN coalesce((SELECT v.fit FROM (VALUES {_VIOLENCE_FIT}) v (violence, event_type, fit)
-                       WHERE v.violence = coalesce(b.type_of_violence, o.type_of_violence)
-                         AND v.event_type = CASE WHEN b.type_of_violence IS NULL THEN b.event_type
-                                                 ELSE o.event_type END), {OTHER_TYPE})
+       THEN {_VIOLENCE_FIT}
        WHEN b.event_type = o.event_type THEN {SAME_EVENT_TYPE}
-       ELSE coalesce((SELECT t.fit FROM (VALUES {_TYPE_AFFINITY}) t (one_type, other_type, fit)
-                       WHERE t.one_type = b.event_type AND t.other_type = o.event_type), {OTHER_TYPE})
+       ELSE {_TYPE_AFFINITY}
   END AS type_score"""
 
 # A record's band of latitude, MAX_KM high (a degree of latitude is 111.2 km on the
