@@ -33,7 +33,7 @@ async def analyze_loaded_tables(conn: AsyncConnection) -> None:
     empty knowledge base otherwise runs its later batches with plans made for empty
     tables (the derived figures of a batch took 4x longer)."""
     await conn.execute(text("ANALYZE events, claims, event_actors, documents, places, place_names, place_lineage, "
-                            "actors, actor_names, event_external_ids"))
+                            "actors, actor_names, event_external_ids, event_matches, happening_members"))
 
 
 async def import_file(engine: AsyncEngine, path: Path, file_format: Format, *, dry_run: bool = False,

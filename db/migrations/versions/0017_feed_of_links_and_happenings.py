@@ -18,8 +18,9 @@ and its happening (`{id, record_count}`), not its candidates: those are read fro
 
 Now `event_matches` records a pair only when it is linked after the change or was
 before it, and `happening_members` records every record of each happening that gained,
-lost or renumbered a member, and the records that moved. Both are feed only (derived
-rows keep no versions), entered as record_versions() enters them (migration 0013).
+lost or renumbered a member, and the records that moved. Both stay feed only (derived
+rows keep no versions), entered as record_versions() enters them (migration 0013);
+their own trigger functions replace its calls.
 """
 
 from db.migrations.sql_script import execute_script
@@ -44,7 +45,9 @@ def _drop_triggers(table: str, name: str) -> str:
     return "".join(f"\nDROP TRIGGER tr_{table}_{name}_{op} ON {table};" for op in ("insert", "update", "delete"))
 
 
-_FEED_ONLY = "record_versions('event_id,other_id', '', 'event:event_id,event:other_id', 'feed only')"  # (0013's)
+# what the tables' triggers called before (migrations 0013 and 0015)
+_PAIRS_FEED_ONLY = "record_versions('event_id,other_id', '', 'event:event_id,event:other_id', 'feed only')"
+_MEMBERS_FEED_ONLY = "record_versions('event_id', '', 'event:event_id', 'feed only')"
 
 
 def upgrade() -> None:
@@ -118,14 +121,16 @@ BEGIN
   RETURN NULL;
 END $$;
 
-""" + _statement_triggers("happening_members", "feed", "record_happening_changes()")
+""" + _drop_triggers("happening_members", "versions")
+      + _statement_triggers("happening_members", "versions", "record_happening_changes()")
       + _drop_triggers("event_matches", "versions")
       + _statement_triggers("event_matches", "versions", "record_linked_pair_changes()"))
 
 
 def downgrade() -> None:
-    execute_script(_drop_triggers("happening_members", "feed") + _drop_triggers("event_matches", "versions")
-                   + _statement_triggers("event_matches", "versions", _FEED_ONLY) + """
+    execute_script(_drop_triggers("happening_members", "versions") + _drop_triggers("event_matches", "versions")
+                   + _statement_triggers("happening_members", "versions", _MEMBERS_FEED_ONLY)
+                   + _statement_triggers("event_matches", "versions", _PAIRS_FEED_ONLY) + """
 DROP FUNCTION record_happening_changes();
 DROP FUNCTION record_linked_pair_changes();
 DROP FUNCTION record_event_updates(uuid[], text);
