@@ -289,15 +289,17 @@ involved AS (
     FROM involved i JOIN claims c ON c.event_id = i.id JOIN documents d ON d.id = c.document_id
    GROUP BY c.event_id
 ), word_sets AS (   -- the words of each involved event's summary, quotes and document titles
-  SELECT i.id AS event_id, tsvector_to_array(
-           ts_filter(e.search_vector, '{{a,b}}') || to_tsvector('english', coalesce(t.titles, ''))) AS words
+  SELECT i.id AS event_id, strip(ts_filter(e.search_vector, '{{a,b}}') || to_tsvector('english', coalesce(t.titles, '')))
+         AS words
     FROM involved i JOIN events e ON e.id = i.id
     LEFT JOIN titles t ON t.event_id = i.id
-), text_parts AS (   -- (per pair over two small arrays: joining word rows sorted millions of them)
+), text_parts AS (   -- shared = |x| + |y| - |x || y|: merging two sorted word sets (tsvector_concat) is
+  -- linear, where comparing each word with each was quadratic, and joining word rows
+  -- sorted millions of them
   SELECT p.a_id, p.b_id,
-         CASE WHEN cardinality(x.words) > 0 AND cardinality(y.words) > 0
-              THEN (SELECT count(*) FROM unnest(x.words) w WHERE w = ANY(y.words))::real
-                   / sqrt(cardinality(x.words) * cardinality(y.words)) END AS text_score
+         CASE WHEN length(x.words) > 0 AND length(y.words) > 0
+              THEN (length(x.words) + length(y.words) - length(x.words || y.words))::real
+                   / sqrt(length(x.words) * length(y.words)) END AS text_score
     FROM {pairs} p
     JOIN word_sets x ON x.event_id = p.a_id
     JOIN word_sets y ON y.event_id = p.b_id
