@@ -258,23 +258,22 @@ involved AS (
    GROUP BY event_id, actor_id
 ), actor_counts AS (
   SELECT event_id, count(*) AS actors FROM event_actor_keys GROUP BY event_id
-), sides AS (   -- each pair from both ends (equality joins: an OR would compare every pair with every key)
-  SELECT a_id, b_id, a_id AS here, b_id AS there FROM {pairs}
-  UNION ALL
-  SELECT a_id, b_id, b_id, a_id FROM {pairs}
-), actor_fits AS (   -- per pair, side and actor: its best fit among the other side's actors
-  SELECT s.a_id, s.b_id, s.here AS side, x.actor_id,
+), sides AS (   -- each pair once, from the end that names fewer actors (the lower id, if as many)
+  SELECT p.a_id, p.b_id,
+         CASE WHEN (ca.actors, p.a_id) < (cb.actors, p.b_id) THEN p.a_id ELSE p.b_id END AS here,
+         CASE WHEN (ca.actors, p.a_id) < (cb.actors, p.b_id) THEN p.b_id ELSE p.a_id END AS there
+    FROM {pairs} p JOIN actor_counts ca ON ca.event_id = p.a_id JOIN actor_counts cb ON cb.event_id = p.b_id
+), actor_fits AS (   -- per pair and actor of that end: its best fit among the other end's actors
+  -- (equality joins: an OR would compare every pair with every key)
+  SELECT s.a_id, s.b_id, x.actor_id,
          max(CASE WHEN x.actor_id = ANY(y.keys) OR y.actor_id = ANY(x.keys) THEN 1.0
                   WHEN x.keys && y.keys THEN 0.6 ELSE 0 END) AS fit
     FROM sides s
     JOIN event_actor_keys x ON x.event_id = s.here
     JOIN event_actor_keys y ON y.event_id = s.there
-   GROUP BY s.a_id, s.b_id, s.here, x.actor_id
-), actor_parts AS (   -- over the side that names fewer actors (the first, if as many)
-  SELECT DISTINCT ON (f.a_id, f.b_id) f.a_id, f.b_id, avg(f.fit) AS actor_score
-    FROM actor_fits f JOIN actor_counts c ON c.event_id = f.side
-   GROUP BY f.a_id, f.b_id, f.side, c.actors
-   ORDER BY f.a_id, f.b_id, c.actors, f.side
+   GROUP BY s.a_id, s.b_id, x.actor_id
+), actor_parts AS (
+  SELECT a_id, b_id, avg(fit) AS actor_score FROM actor_fits GROUP BY a_id, b_id
 ), reporters AS (   -- who reports each involved event (claimants of `occurred` claims)
   SELECT DISTINCT c.event_id, c.claimant_id FROM claims c JOIN involved i ON i.id = c.event_id
    WHERE c.predicate = 'occurred'
@@ -375,6 +374,10 @@ WITH batch AS (
   SELECT o.id, o.country_id, o.admin1_id, {_BAND.format(e="o")} AS band, w.week
     FROM others o CROSS JOIN generate_series((o.date_start - {MAX_DAYS_APART} - DATE '2000-01-03') / 7,
                                              (o.date_end + {MAX_DAYS_APART} - DATE '2000-01-03') / 7) AS w (week)
+), batch_bands AS MATERIALIZED (   -- a located record's band of latitude and the next ones (MAX_KM
+  -- apart can be no further): an equality to join on, not a filter after the country's
+  SELECT bw.id, bw.country_id, bw.week, n.band
+    FROM batch_weeks bw CROSS JOIN generate_series(bw.band - 1, bw.band + 1) AS n (band)
 ), week_pairs AS (   -- sharing a week, and the admin1 (or either has none) or a band of latitude
   -- (each branch an equality join: the country alone paired every record with all of it)
   SELECT DISTINCT a_id, b_id FROM (
@@ -386,9 +389,9 @@ WITH batch AS (
     UNION ALL
     SELECT bw.id, ow.id FROM batch_weeks bw
       JOIN (SELECT * FROM other_weeks WHERE admin1_id IS NULL) ow ON (ow.country_id, ow.week) = (bw.country_id, bw.week)
-    UNION ALL   -- located: in the record's band or the next (MAX_KM apart can be no further)
-    SELECT bw.id, ow.id FROM batch_weeks bw CROSS JOIN generate_series(bw.band - 1, bw.band + 1) AS n (band)
-      JOIN other_weeks ow ON (ow.country_id, ow.week, ow.band) = (bw.country_id, bw.week, n.band)) wp
+    UNION ALL
+    SELECT bb.id, ow.id
+      FROM batch_bands bb JOIN other_weeks ow ON (ow.country_id, ow.week, ow.band) = (bb.country_id, bb.week, bb.band)) wp
 ), near_pairs AS (
   SELECT b.id AS a_id, o.id AS b_id, o.source AS b_source, {_CHEAP_PARTS}
     FROM week_pairs wp JOIN batch b ON b.id = wp.a_id JOIN others o ON o.id = wp.b_id
