@@ -137,7 +137,7 @@ _IDS = "unnest(CAST(:ids AS uuid[]))"
 
 
 def _sources_of(ids: str) -> str:
-    """Each record of `ids` (a relation of one column) with its source (as _SOURCE_OF):
+    """Each record of `ids` (a relation of one column) with its source (as SOURCE_OF):
     one join, where a subquery per row ran as a scan per row when the planner's
     statistics predate an import's batches."""
     return (f"SELECT i.id, min(x.dataset) AS source FROM {ids} AS i (id)"
@@ -168,11 +168,11 @@ _TYPE_AFFINITY = _lookup(("b.event_type", "o.event_type"),
 
 # The source of a record: its dataset (the first, should it have ids in several);
 # records written through the API have none.
-_SOURCE_OF = "(SELECT min(x.dataset) FROM event_external_ids x WHERE x.event_id = {id})"
+SOURCE_OF = "(SELECT min(x.dataset) FROM event_external_ids x WHERE x.event_id = {id})"
 _CANDIDATE_COLUMNS = """e.id, e.country_id, e.admin1_id, e.admin2_id, e.location, e.geo_precision, e.date_start,
        e.date_end, e.event_type, e.sub_event_type, e.fatalities_best"""
 # Events of other sources than :datasets (none of their external ids is of those).
-_OTHER_SOURCES = f"""SELECT {_CANDIDATE_COLUMNS}, {_SOURCE_OF.format(id="e.id")} AS source FROM events e
+_OTHER_SOURCES = f"""SELECT {_CANDIDATE_COLUMNS}, {SOURCE_OF.format(id="e.id")} AS source FROM events e
   WHERE NOT EXISTS (SELECT 1 FROM event_external_ids x
                      WHERE x.event_id = e.id AND x.dataset = ANY(CAST(:datasets AS text[])))"""
 SNAPSHOT_TABLE = "link_candidates"
@@ -538,7 +538,7 @@ _NEIGHBOURHOOD = text(f"""
 WITH first_step AS (
   {_pairs_touching(_IDS, only=_SELECTABLE)}
 ), reached AS (
-  SELECT id FROM unnest(CAST(:ids AS uuid[])) id
+  SELECT id FROM {_IDS} id
   UNION SELECT event_id FROM first_step UNION SELECT other_id FROM first_step
 ), around AS (
   {_pairs_touching("reached", only=_SELECTABLE)}

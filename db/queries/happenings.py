@@ -24,12 +24,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.derive import attribution_ctes, fatality_ctes
+from db.linking import SOURCE_OF
 from db.queries.common import parse_uuid, tree_loader, tree_of
 from db.queries.events import EVENT_TREE_JSON, resolve_event_id
-
-# The source of a record, for ordering a happening's records: its dataset (the first,
-# should it have ids in several); records written through the API have none (last).
-_SOURCE = "(SELECT min(x.dataset) FROM event_external_ids x WHERE x.event_id = e.id)"
 
 # Every claim of every record, under its happening (the group of db/derive.py's rules).
 _MEMBERS_CLAIMS = "(SELECT mb.group_id, c.* FROM members mb JOIN claims c ON c.event_id = mb.event_id)"
@@ -74,7 +71,7 @@ FROM wanted w
 JOIN derived d ON d.group_id = w.id
 CROSS JOIN LATERAL (
   SELECT count(*) AS record_count, min(e.date_start) AS date_start, max(e.date_end) AS date_end,
-         json_agg({EVENT_TREE_JSON} ORDER BY {_SOURCE} NULLS LAST, e.date_start, e.id) AS records
+         json_agg({EVENT_TREE_JSON} ORDER BY {SOURCE_OF.format(id="e.id")} NULLS LAST, e.date_start, e.id) AS records
     FROM members mb
     JOIN events e ON e.id = mb.event_id
     LEFT JOIN places p ON p.id = e.place_id
