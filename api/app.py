@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -17,6 +18,7 @@ from api.body_limits import BodyLimitMiddleware
 from api.deps import AnswerCacheDep, Codec, request_connection
 from api.errors import install_error_handlers
 from api.middleware import ETagMiddleware, HeadAsGetMiddleware, IsalGZipMiddleware
+from api.observability import REQUEST_ID_HEADER, install_observability
 from api.openapi import install_openapi, load_vocabularies
 from api.params import check_query_params
 from api.ratelimit import RateLimitMiddleware, request_charge
@@ -29,13 +31,15 @@ from api.routes import (
     exports,
     happenings,
     health,
+    metrics,
     stats,
     writes,
 )
 from api.security_headers import install_security_headers
 from api.settings import Settings, normalise_database_url
 from db.cache import AnswerCache, GenerationReader
-from db.engine import make_engine
+from db.engine import make_engine, watch_pool
+from db.metrics import process_exited
 from db.pagination import CursorCodec
 from db.rate_limits import RateLimiter
 from schema.app import graphql_router
@@ -65,6 +69,22 @@ async def graphql_context(request: Request, codec: Codec, cache: AnswerCacheDep)
                              charge=request_charge(request.scope))
 
 
+def tune_collector() -> None:
+    """What start-up allocated lives as long as the process: keep the collector from
+    walking it on every collection, and collect less often (answers allocate many
+    short-lived objects; full passes were the p95 outliers)."""
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 50)
+
+
+def worker_app() -> FastAPI:
+    """The app of one worker of `conflictkb serve --workers N`, a process of its own: its
+    settings, the database and Redis URLs included, from the environment `serve` prepared."""
+    app = create_app(Settings())
+    tune_collector()
+    return app
+
+
 def create_app(settings: Settings | None = None, *, database_url: str | None = None,
                redis_url: str | None = None) -> FastAPI:
     settings = settings or Settings()
@@ -79,6 +99,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         app.state.engine = make_engine(database_url, pool_size=settings.db_pool_size,
                                        statement_timeout=settings.read_statement_timeout,
                                        long_statement_timeout=settings.write_statement_timeout)
+        watch_pool(app.state.engine)
         # Short timeouts: Redis is a cache, and a slow cache must never slow an answer.
         app.state.redis = redis.from_url(redis_url, socket_timeout=settings.redis_timeout_seconds,
                                          socket_connect_timeout=settings.redis_timeout_seconds)
@@ -99,6 +120,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             await app.state.read_generation.close()
             await app.state.redis.aclose()
             await app.state.engine.dispose()
+            process_exited(os.getpid())  # this worker's live gauges leave the sums
 
     app = FastAPI(title="conflictkb", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     install_error_handlers(app)
@@ -130,21 +152,23 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         app.add_middleware(RateLimitMiddleware, settings=settings)
     app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
                        allow_headers=["*"], max_age=3600,
-                       expose_headers=["Link", "ETag", "Location", "RateLimit", "RateLimit-Policy", "Retry-After"])
-    v1 = APIRouter(prefix=V1, dependencies=[Depends(check_query_params)])
-    v1.include_router(events.router)
-    v1.include_router(happenings.router)
-    v1.include_router(exports.router)
-    v1.include_router(entities.router)
-    v1.include_router(stats.router)
-    v1.include_router(apikeys.router)
-    v1.include_router(changes.router)
-    v1.include_router(writes.router)
-    app.include_router(v1)
-    app.include_router(health.router)
-    if settings.bench_routes:
-        app.include_router(bench.router)
-    app.include_router(graphql_router(graphql_context), prefix="/graphql")
+                       expose_headers=["Link", "ETag", "Location", "RateLimit", "RateLimit-Policy", "Retry-After",
+                                       REQUEST_ID_HEADER.decode()])
+    # Everything served, by prefix: the routes, and their templates, by which /metrics and
+    # the access log name requests (api/observability.py).
+    served: list[tuple[str, APIRouter]] = [
+        *((V1, router) for router in (events.router, happenings.router, exports.router, entities.router,
+                                      stats.router, apikeys.router, changes.router, writes.router)),
+        ("", health.router),
+        ("", metrics.router),
+        *([("", bench.router)] if settings.bench_routes else []),
+        ("/graphql", graphql_router(graphql_context)),
+    ]
+    for prefix, router in served:
+        app.include_router(router, prefix=prefix, dependencies=[Depends(check_query_params)] if prefix == V1 else None)
     # Outermost, around even the handler of unhandled errors: every answer carries them.
     install_security_headers(app, graphql_path="/graphql", hsts_max_age=settings.hsts_max_age_seconds)
+    # Around everything, the security headers too: every answer is counted and logged as sent.
+    install_observability(app, [prefix + route.path for prefix, router in served for route in router.routes],
+                          settings.trusted_proxies)
     return app

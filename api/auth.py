@@ -81,6 +81,8 @@ async def request_principal(connection: HTTPConnection) -> ApiPrincipal:
                 raise ApiKeyRefused("The API key is not valid: it is unknown or has been revoked.")
         except ApiKeyRefused as exc:
             connection.scope[REFUSED] = exc
+            if not exc.missing:  # a key sent and refused: what an operator watches for (never the key)
+                log.warning("authentication failed: %s", exc.detail)
             raise
         connection.scope[PRINCIPAL] = principal
     return principal

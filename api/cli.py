@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-import gc
 import importlib
 import json
 import logging
@@ -18,10 +17,15 @@ from typing import Iterator
 
 import click
 
+from api.logs import configure_logging
 from api.settings import Settings, normalise_database_url
 from db.embedded import Endpoints, EmbeddedServerError, embedded_servers
 
 log = logging.getLogger("conflictkb")
+
+# prometheus_client's own setting: where each process keeps its series (db/metrics.py). Named
+# here, not imported from there: it must be set before prometheus_client is first imported.
+PROMETHEUS_MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 @contextmanager
@@ -116,10 +120,7 @@ def main(ctx: click.Context, log_level: str | None) -> None:
     settings = Settings()
     if log_level:
         settings.log_level = log_level
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # pgserver narrates every command it runs at INFO; keep its warnings only.
-    for noisy in ("pgserver", "alembic.runtime.plugins"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_logging(settings.log_level, settings.log_format)
     _exit_on_termination_signals()
     ctx.obj = settings
 
@@ -170,10 +171,19 @@ def import_group() -> None:
     """Import a dataset's file (UCDP GED, ACLED): idempotent, streamed, reported."""
 
 
+def _count_in_served_metrics(settings: Settings) -> None:
+    """An import beside `serve` on the same data directory counts its rows in the server's
+    /metrics (the multiprocess directory `serve` made; see _fresh_metrics_dir)."""
+    served = settings.data_dir / "metrics"
+    if served.is_dir() and "prometheus_client" not in sys.modules:
+        os.environ.setdefault(PROMETHEUS_MULTIPROC_DIR, str(served))
+
+
 def _import_command(file_format_name: str):
     """`conflictkb import <dataset> FILE`: one command per dataset format."""
 
     def command(settings: Settings, file: Path, dry_run: bool, batch: int) -> None:
+        _count_in_served_metrics(settings)
         from db.engine import make_engine
         from db.imports import formats
         from db.imports.run import import_file
@@ -254,35 +264,69 @@ def _only_server(settings: Settings, url: str) -> Iterator[None]:
         os.close(fd)
 
 
+def _fresh_metrics_dir(settings: Settings) -> Path:
+    """Where the serving processes keep their /metrics series (db/metrics.py), emptied at
+    every start (prometheus_client's multiprocess mode: a series left by another run
+    would be summed in). Set before anything imports prometheus_client, and inherited by
+    the workers."""
+    if "prometheus_client" in sys.modules:
+        raise RuntimeError("prometheus_client was imported before its multiprocess directory was set")
+    directory = Path(os.environ.get(PROMETHEUS_MULTIPROC_DIR) or settings.data_dir / "metrics")
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+    os.environ[PROMETHEUS_MULTIPROC_DIR] = str(directory)
+    return directory
+
+
 @main.command()
 @click.option("--host", default=None, help="Interface to listen on [HOST, default 127.0.0.1].")
 @click.option("--port", type=int, default=None, help="Port [PORT, default 8000].")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Worker processes [CONFLICTKB_WORKERS, default: the machine's cores].")
 @click.option("--prepare/--no-prepare", default=True, show_default=True,
               help="Migrate and load seeds/ before serving.")
 @click.pass_obj
-def serve(settings: Settings, host: str | None, port: int | None, prepare: bool) -> None:
-    """Serve the REST and GraphQL API (starting embedded servers if no URLs are set)."""
+def serve(settings: Settings, host: str | None, port: int | None, workers: int | None, prepare: bool) -> None:
+    """Serve the REST and GraphQL API (starting embedded servers if no URLs are set).
+
+    With several workers, the embedded servers are started once, here, and each worker is
+    a process of its own on the same port; the answer cache, single-flight, rate limits
+    and the data generation live in Redis and PostgreSQL, so they are the same whichever
+    worker answers, and /metrics sums all of them. SIGTERM or Ctrl-C stops accepting
+    connections and lets requests in flight finish (CONFLICTKB_SHUTDOWN_TIMEOUT)."""
     import uvicorn
 
-    from api.app import create_app
+    from api.logs import logging_config
 
     host = host or settings.host
     port = port or settings.port
+    workers = workers or settings.workers
     url = f"http://{host}:{port}"
     with _only_server(settings, url), _servers(settings, supervise_redis=True) as endpoints:
+        _fresh_metrics_dir(settings)
         if prepare:
             _migrate(endpoints.database_url)
             click.echo(asyncio.run(_seed(endpoints.database_url, settings.seed_datasets)))
-        app = create_app(settings, database_url=endpoints.database_url, redis_url=endpoints.redis_url)
-        # What start-up allocated lives as long as the process: keep the collector
-        # from walking it on every collection, and collect less often (answers
-        # allocate many short-lived objects; full passes were the p95 outliers).
-        gc.freeze()
-        gc.set_threshold(50_000, 20, 50)
-        click.echo(f"conflictkb: serving {url} (REST /v1, GraphQL /graphql, docs /docs); Ctrl-C stops")
-        # the proxies the rate limits believe (api/ratelimit.py) are the ones uvicorn believes
-        uvicorn.run(app, host=host, port=port, log_level=settings.log_level, proxy_headers=True,
-                    forwarded_allow_ips=[str(network) for network in settings.trusted_proxies])
+        click.echo(f"conflictkb: serving {url} with {workers} worker{'s' if workers > 1 else ''} "
+                   "(REST /v1, GraphQL /graphql, docs /docs, metrics /metrics); Ctrl-C stops")
+        served = dict(host=host, port=port, log_config=logging_config(settings.log_level, settings.log_format),
+                      log_level=settings.log_level, access_log=False,  # api/observability.py writes them
+                      timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
+                      # the proxies the rate limits believe (api/ratelimit.py) are the ones uvicorn believes
+                      proxy_headers=True, forwarded_allow_ips=[str(network) for network in settings.trusted_proxies])
+        if workers == 1:
+            from api.app import create_app, tune_collector
+
+            app = create_app(settings, database_url=endpoints.database_url, redis_url=endpoints.redis_url)
+            tune_collector()
+            uvicorn.run(app, **served)
+        else:
+            # each worker makes its app (api.app.worker_app) from the settings, these servers included
+            os.environ.update(DATABASE_URL=endpoints.database_url, REDIS_URL=endpoints.redis_url,
+                              CONFLICTKB_LOG_LEVEL=settings.log_level, CONFLICTKB_LOG_FORMAT=settings.log_format,
+                              CONFLICTKB_DATA_DIR=str(settings.data_dir.resolve()))
+            uvicorn.run("api.app:worker_app", factory=True, workers=workers, **served)
     click.echo("conflictkb: stopped")
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from api.settings import Settings
 from db.cache import AnswerCache
 from db.engine import is_database_unavailable
+from db.metrics import DB_CONNECTIONS_WAITING
 from db.pagination import CursorCodec
 
 
@@ -24,7 +25,8 @@ async def request_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnecti
     """A connection that ends with the request. It is closed after the answer has gone: if
     PostgreSQL dropped it meanwhile (stopped, restarted), the ROLLBACK of closing fails, and
     that failure, too late to answer with, is logged rather than raised."""
-    conn = await engine.connect()
+    with DB_CONNECTIONS_WAITING.track_inprogress():
+        conn = await engine.connect()
     try:
         yield conn
     finally:

@@ -7,7 +7,7 @@ client address is the peer's, or, when the peer is one of the trusted proxies
 trusted proxy. Every request pays one unit on arrival, in RateLimitMiddleware, in front
 of the answer cache (a cached answer counts); a route or a GraphQL operation charges
 more through `charge(scope, units)` once its cost is known (a websocket pays one unit to
-connect, and is closed with 1008 when it cannot). /healthz and /readyz are
+connect, and is closed with 1008 when it cannot). /healthz, /readyz and /metrics are
 free: a probe refused 429 would take a healthy server out of service.
 
 Failed authentication (an unknown, revoked or malformed key) costs the client address
@@ -42,14 +42,15 @@ from api.settings import Settings
 from db.api_keys import ApiKeyRefused, ApiPrincipal
 from db.cost import Charge, QuotaExceeded, no_charge
 from db.engine import is_database_unavailable
+from db.metrics import RATE_LIMIT_REFUSALS
 from db.rate_limits import Policy, RateLimiter, Usage
 
 log = logging.getLogger(__name__)
 
 CHARGE = "conflictkb.charge"  # in the scope: the request's db.cost.Charge
 
-# Probes: never refused, never counted.
-FREE_PATHS = frozenset({"/healthz", "/readyz"})
+# Probes and scrapes: never refused, never counted.
+FREE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 def request_charge(scope: Scope) -> Charge:
@@ -113,6 +114,8 @@ class RequestQuota:
 
     def refusal(self, units: int) -> QuotaExceeded:
         usage, policy = self.usage, self.policy
+        RATE_LIMIT_REFUSALS.labels(policy.name, "lockout" if usage.locked else "cost" if units > policy.quota
+                                   else "quota").inc()
         if usage.locked:
             detail = (f"Too many failed authentications from {self.address}: it is locked out for "
                       f"{usage.reset_seconds} s more.")

@@ -1,5 +1,6 @@
 """Configuration from the environment (and a `.env` file, if present)."""
 
+import os
 from functools import cached_property
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
@@ -27,6 +28,19 @@ class Settings(BaseSettings):
         description="Signs pagination cursors. Unset: a random key kept in the data directory.")
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", validation_alias=AliasChoices("CONFLICTKB_LOG_LEVEL", "log_level"))
+    log_format: Literal["text", "json"] = Field(
+        default="text", validation_alias=AliasChoices("CONFLICTKB_LOG_FORMAT", "log_format"),
+        description="text: a readable line per record; json: one JSON object per line (api/logs.py), "
+                    "for a log collector.")
+    workers: int = Field(
+        default_factory=lambda: len(os.sched_getaffinity(0)), ge=1,
+        validation_alias=AliasChoices("CONFLICTKB_WORKERS", "workers"),
+        description="Worker processes `serve` runs (default: the machine's cores); they share the "
+                    "embedded servers, the answer cache, the rate limits and /metrics.")
+    shutdown_timeout_seconds: int = Field(
+        default=30, ge=1, validation_alias=AliasChoices("CONFLICTKB_SHUTDOWN_TIMEOUT", "shutdown_timeout_seconds"),
+        description="On SIGTERM or Ctrl-C, how long requests in flight may take to finish before "
+                    "their connections are closed.")
     cors_origins: list[str] = Field(
         default=["*"], validation_alias=AliasChoices("CONFLICTKB_CORS_ORIGINS", "cors_origins"),
         description='Origins browsers may call the API from, as a JSON list; ["*"]: any (reads are public).')

@@ -29,6 +29,8 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db.metrics import ANSWER_CACHE
+
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "conflictkb:v1"
@@ -224,15 +226,19 @@ class AnswerCache:
         fresh = _fresh_answers.get()
         if not fresh:
             if full_key in self._storing:
+                ANSWER_CACHE.labels("hit").inc()
                 return CachedAnswer(self._storing[full_key], "hit")
             running = self._in_flight.get(full_key)
             if running is not None:  # the same answer is being found or computed in this process
+                ANSWER_CACHE.labels("wait").inc()
                 result = await asyncio.shield(running)
                 if result is not _LEADER_CANCELLED:
                     return CachedAnswer(result.value, result.status)
         if not self.redis_available:
+            ANSWER_CACHE.labels("bypass").inc()
             return CachedAnswer(await compute(), "bypass")
         if fresh:  # asked afresh: computed here, whoever else is computing it, and stored again
+            ANSWER_CACHE.labels("miss").inc()
             value = await compute()
             self._store_in_background(full_key, None, value, encode)
             return CachedAnswer(value, "miss")
@@ -265,9 +271,11 @@ class AnswerCache:
                                             args=[int(SINGLE_FLIGHT_WAIT_SECONDS * 1000)])
             if found[0] == _FOUND:
                 self._redis_worked()
+                ANSWER_CACHE.labels("hit").inc()
                 return CachedAnswer(decode(found[1]), "hit")
             locked = found[0] == _LOCKED
             if not locked:  # another process computes it: wait for its answer
+                ANSWER_CACHE.labels("wait").inc()
                 deadline = time.monotonic() + SINGLE_FLIGHT_WAIT_SECONDS
                 while time.monotonic() < deadline:
                     await asyncio.sleep(SINGLE_FLIGHT_POLL_SECONDS)
@@ -281,7 +289,10 @@ class AnswerCache:
             self._redis_worked()
         except (RedisError, OSError) as exc:
             self._redis_failed(exc, "looking up")
+            ANSWER_CACHE.labels("bypass").inc()
             return CachedAnswer(await compute(), "bypass")
+        if locked:
+            ANSWER_CACHE.labels("miss").inc()  # (a waiter that gave up was counted as waiting)
         try:
             value = await compute()
         except BaseException:

@@ -67,6 +67,21 @@ def make_engine(database_url: str, pool_size: int = 10, *, statement_timeout: fl
     return engine
 
 
+def watch_pool(engine: AsyncEngine) -> None:
+    """Count the engine's connections in use in /metrics (db/metrics.py)."""
+    from db.metrics import DB_CONNECTIONS_IN_USE
+
+    pool = engine.sync_engine.pool
+
+    @event.listens_for(pool, "checkout")
+    def _checked_out(dbapi_connection, record, proxy) -> None:
+        DB_CONNECTIONS_IN_USE.inc()
+
+    @event.listens_for(pool, "checkin")
+    def _checked_in(dbapi_connection, record) -> None:
+        DB_CONNECTIONS_IN_USE.dec()
+
+
 def long_statement_timeout_setting(conn: AsyncConnection) -> str:
     """The long budget of the connection's engine, in ms (for set_config)."""
     return conn.info.get(_LONG_TIMEOUT, str(round(STATEMENT_TIMEOUT_SECONDS * 1000)))

@@ -13,6 +13,7 @@ from db.imports.formats import seed_dataset_files
 from db.imports.loader import IMPORT_LOCK, Loader
 from db.imports.records import Format, ImportedEvent, ImportReport, Rejected, RowError
 from db.imports.source_file import CsvSource
+from db.metrics import IMPORT_ROWS
 from db.seed import apply_seed_links
 
 
@@ -36,6 +37,20 @@ async def analyze_loaded_tables(conn: AsyncConnection) -> None:
                             "actors, actor_names, event_external_ids, event_matches, happening_members"))
 
 
+class _CommittedRows:
+    """An import's rows in /metrics (db/metrics.py) as their batches commit."""
+
+    def __init__(self, dataset: str):
+        self.dataset = dataset
+        self.counted = {"inserted": 0, "updated": 0, "unchanged": 0, "rejected": 0}
+
+    def __call__(self, report: ImportReport) -> None:
+        for outcome, counted in self.counted.items():
+            now = report.rejected_count if outcome == "rejected" else getattr(report, outcome)
+            IMPORT_ROWS.labels(self.dataset, outcome).inc(now - counted)
+            self.counted[outcome] = now
+
+
 async def import_file(engine: AsyncEngine, path: Path, file_format: Format, *, dry_run: bool = False,
                       batch_size: int = 5000, progress: Callable[[int, int], None] | None = None,
                       on_reject: Callable[[Rejected], None] | None = None, sha256: str | None = None) -> ImportReport:
@@ -49,6 +64,7 @@ async def import_file(engine: AsyncEngine, path: Path, file_format: Format, *, d
         source.require(file_format.required_columns, file_format.name)
         sha256 = sha256 or file_sha256(path)
         report = ImportReport(on_reject=on_reject)
+        committed = _CommittedRows(file_format.dataset)
         loader = Loader()
         async with engine.connect() as conn:
             # for the whole import, across its transactions (released below, or when the session ends)
@@ -75,6 +91,7 @@ async def import_file(engine: AsyncEngine, path: Path, file_format: Format, *, d
                             await analyze_loaded_tables(conn)
                         if not dry_run:
                             await conn.commit()
+                            committed(report)
                         batch = []
                         if progress:
                             progress(source.position, source.size)
@@ -89,6 +106,7 @@ async def import_file(engine: AsyncEngine, path: Path, file_format: Format, *, d
                         {"sha": sha256, "dataset": file_format.dataset, "name": path.name,
                          "summary": report.summary()})
                     await conn.commit()
+                    committed(report)
                 if progress:
                     progress(source.size, source.size)
             finally:
