@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install clean-data bench-data bench bench-ratelimit bench-linking fuzz
+.PHONY: run test install clean-data bench-data bench bench-ratelimit bench-linking bench-workers fuzz
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "conflictkb needs Python 3.11 or newer (PYTHON=$(PYTHON))")'
@@ -53,6 +53,11 @@ bench: bench-data
 # (bench/README.md); needs no generated data (installs wrk with apt-get if missing).
 bench-ratelimit: $(STAMP)
 	$(BIN)/python bench/ratelimit.py
+
+# Requests per second with one worker and with two (serve --workers N), on the shipped
+# data: cached and uncached event list, GraphQL event list (bench/README.md; wrk).
+bench-workers: $(STAMP)
+	$(BIN)/python bench/workers.py
 
 # Cross-source linking against a labelled ACLED re-report of the UCDP extract: precision,
 # recall, top-1 per perturbation, and linking's share of import time (bench/README.md).

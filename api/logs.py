@@ -3,8 +3,8 @@ per line for a log collector (CONFLICTKB_LOG_FORMAT=json), each carrying the id 
 request it was written for.
 
 The request id lives in a context variable that api/observability.py sets for the whole
-of a request, so every line written while answering it, by our code, uvicorn, SQLAlchemy
-(its SQL at `debug`) or any library, carries it, with no logger needing to know. The
+of a request, so every line written while answering it, by our code, uvicorn or any
+library, carries it, with no logger needing to know. The
 same configuration (a `logging.config.dictConfig` document) is applied by the command
 line and by uvicorn in each worker process (`serve --workers N` starts them afresh).
 """

@@ -147,7 +147,9 @@ def _serve(data_dir: Path, database_url: str, redis_url: str, limits: bool) -> t
            "CONFLICTKB_DATA_DIR": str(own_dir), "CONFLICTKB_SECRET_KEY": "bench", "CONFLICTKB_LOG_LEVEL": "warning",
            "CONFLICTKB_RATE_LIMITS": "true" if limits else "false",
            "CONFLICTKB_RATE_LIMIT_ANONYMOUS": str(NEVER_REFUSED)}
-    proc = subprocess.Popen([str(CONFLICTKB), "serve", "--no-prepare"], env=env, start_new_session=True,
+    # one worker each: the comparison is of the limits, not of processes (bench/workers.py)
+    proc = subprocess.Popen([str(CONFLICTKB), "serve", "--no-prepare", "--workers", "1"], env=env,
+                            start_new_session=True,
                             stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
