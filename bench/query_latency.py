@@ -234,15 +234,24 @@ def serve(data_dir: Path, port: int) -> subprocess.Popen:
     proc = subprocess.Popen([CONFLICTKB, "serve", "--no-prepare", "--workers", "1"],
                             env=server_environment(data_dir, port),
                             start_new_session=True)
-    deadline = time.monotonic() + 120
+    wait_ready(proc, f"http://127.0.0.1:{port}")
+    return proc
+
+
+def wait_ready(proc: subprocess.Popen, url: str, timeout: float = 120) -> None:
+    """Until the server at `url` answers /readyz; SystemExit if it exits or takes too long."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"conflictkb serve exited with {proc.returncode}")
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return proc
+            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                return
         except httpx.HTTPError:
-            time.sleep(0.2)
+            pass
+        time.sleep(0.2)
     proc.kill()
-    raise SystemExit("the server did not become ready")
+    raise SystemExit("conflictkb serve did not become ready")
 
 
 def main() -> None:

@@ -48,6 +48,7 @@ from api.app import create_app  # noqa: E402
 from api.cli import _migrate, _seed  # noqa: E402
 from api.settings import Settings, normalise_database_url  # noqa: E402
 from bench.cache_throughput import ensure_wrk, run_wrk  # noqa: E402
+from bench.query_latency import wait_ready  # noqa: E402
 from db.embedded import embedded_servers  # noqa: E402
 from db.rate_limits import Policy  # noqa: E402
 
@@ -152,15 +153,8 @@ def _serve(data_dir: Path, database_url: str, redis_url: str, limits: bool) -> t
                             start_new_session=True,
                             stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("conflictkb serve did not become ready")
+    wait_ready(proc, url, timeout=60)
+    return proc, url
 
 
 def throughput(data_dir: Path, database_url: str, redis_url: str, rounds: int, seconds: int,

@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.cache_throughput import ensure_wrk, run_wrk  # noqa: E402
+from bench.query_latency import wait_ready  # noqa: E402
 from db.embedded import embedded_servers  # noqa: E402
 
 CONFLICTKB = str(Path(sys.executable).parent / "conflictkb")
@@ -63,21 +64,6 @@ def _environment(data_dir: Path, **more: str) -> dict[str, str]:
     return {**env, "CONFLICTKB_DATA_DIR": str(data_dir), "CONFLICTKB_SECRET_KEY": "bench", **more}
 
 
-def _wait_ready(proc: subprocess.Popen, url: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"conflictkb serve exited with {proc.returncode}")
-        try:
-            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("conflictkb serve did not become ready")
-
-
 def _serve(data_dir: Path, database_url: str, redis_url: str, workers: int) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     env = _environment(data_dir / f"server-{workers}", PORT=str(port), DATABASE_URL=database_url,
@@ -85,7 +71,7 @@ def _serve(data_dir: Path, database_url: str, redis_url: str, workers: int) -> t
     proc = subprocess.Popen([CONFLICTKB, "serve", "--no-prepare", "--workers", str(workers)], env=env,
                             start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    _wait_ready(proc, url, timeout=120)
+    wait_ready(proc, url)
     time.sleep(3 * workers)  # every worker started, not just the first
     return proc, url
 
