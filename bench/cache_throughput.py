@@ -70,7 +70,9 @@ def run_wrk(wrk: str, url: str, seconds: int, connections: int, options: Sequenc
                          capture_output=True, text=True, check=True).stdout
     if "Non-2xx" in out:
         raise SystemExit(f"wrk saw errors on {url}:\n{out}")
-    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.MULTILINE))
+    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", out, re.MULTILINE))  # (wrk pads "1.43s ")
+    if len(latency) != 2:
+        raise SystemExit(f"no latency distribution in wrk's output for {url}:\n{out}")
     return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
             "p50": _ms(latency["50"]), "p99": _ms(latency["99"])}
 
