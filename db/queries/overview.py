@@ -2,7 +2,8 @@
 dataset, the dates they span, the latest imports.
 
 One statement building the answer as JSON. Counting events per source reads every event
-once (a hash join with their external ids: about a second at a million events), so the
+once (a hash join with their external ids; measured: 37 ms on the 16,580 shipped events,
+0.13 s on 250,000 generated ones, so about half a second or more at a million), so the
 front page keeps the answer in the answer cache under the data generation
 (db/cache.AnswerCache): it is computed once per write, not once per visit. The dates are
 two index lookups; the imports, a table of one row per file.
