@@ -20,6 +20,7 @@ from api.errors import install_error_handlers
 from api.middleware import ETagMiddleware, HeadAsGetMiddleware, IsalGZipMiddleware
 from api.observability import REQUEST_ID_HEADER, install_observability
 from api.openapi import install_openapi, load_vocabularies
+from api.pages import GRAPHQL_PATH, install_pages, render_graphiql, root_of
 from api.params import check_query_params
 from api.ratelimit import RateLimitMiddleware, request_charge
 from api.routes import (
@@ -56,7 +57,7 @@ answer says which claims.
 Errors are `application/problem+json` (RFC 9457). Lists are paged with opaque
 cursors: follow `next_cursor` (or the `Link: rel="next"` header).
 
-GraphQL (with the GraphiQL explorer) is at [/graphql](/graphql).
+GraphQL (with the GraphiQL explorer) is at [/graphql](/graphql); a page for people at [/](/).
 """
 
 
@@ -122,7 +123,10 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             await app.state.engine.dispose()
             process_exited(os.getpid())  # this worker's live gauges leave the sums
 
-    app = FastAPI(title="conflictkb", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    # Swagger UI at /docs is api/pages.py's (from files the package ships, where FastAPI's
+    # loads it from a CDN); no ReDoc, whose page loads fonts from Google; no OAuth2 flow.
+    app = FastAPI(title="conflictkb", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None, swagger_ui_oauth2_redirect_url=None)
     install_error_handlers(app)
     install_openapi(app, keys_for_reads=settings.require_key_for_reads)
     # Added innermost first: the answer cache (api/answer_cache.py) keeps plain bodies;
@@ -162,12 +166,14 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         ("", health.router),
         ("", metrics.router),
         *([("", bench.router)] if settings.bench_routes else []),
-        ("/graphql", graphql_router(graphql_context)),
+        (GRAPHQL_PATH, graphql_router(graphql_context,
+                                      ide_page=lambda request: render_graphiql(root_of(request.scope)))),
     ]
     for prefix, router in served:
         app.include_router(router, prefix=prefix, dependencies=[Depends(check_query_params)] if prefix == V1 else None)
+    pages = install_pages(app)  # the front page, /docs and /static (GraphiQL: the GraphQL router's)
     # Outermost, around even the handler of unhandled errors: every answer carries them.
-    install_security_headers(app, graphql_path="/graphql", hsts_max_age=settings.hsts_max_age_seconds)
+    install_security_headers(app, pages=pages, hsts_max_age=settings.hsts_max_age_seconds)
     # Around everything, the security headers too: every answer is counted and logged as sent.
     install_observability(app, [prefix + route.path for prefix, router in served for route in router.routes],
                           settings.trusted_proxies)

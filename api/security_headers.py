@@ -6,14 +6,15 @@ exports, errors raised in middleware and unhandled 500s all carry them.
 
 JSON and every other non-HTML answer: `Content-Security-Policy: default-src 'none';
 frame-ancestors 'none'` (a body opened in a browser runs nothing and is framed nowhere).
-The HTML pages (Swagger UI at /docs, ReDoc at /redoc, GraphiQL at /graphql) get a policy
-made from the page their library renders: the scripts and stylesheets it loads, by exact
-URL (today from CDNs), and its inline scripts and styles by SHA-256 hash, nothing broader;
-plus what the page's code does once running (fetch the schema from this origin, images
-from `data:` URLs, ReDoc's blob: worker). The page is rendered here from the same library
-function with the same arguments the route uses, never taken from the answer going out,
-so whatever gets into an answer is not allowed by it; tests/test_security_headers.py
-checks the served pages' inline scripts have their hash in the policy.
+The HTML pages (api/pages.py: the front page, Swagger UI at /docs, GraphiQL at /graphql)
+get a policy made from the page as rendered: the scripts and stylesheets it loads, by
+exact URL for another host's, 'self' for this server's (all of them today: the pages
+load only files this package ships), and inline scripts and styles by SHA-256 hash
+(none today), nothing broader; plus what the page's code does once running (fetch from
+this origin, images and fonts from `data:` URLs, styles a library adds as it runs). The page is rendered here by the same
+function the route uses, never taken from the answer going out, so whatever gets into
+an answer is not allowed by it; tests/test_security_headers.py checks the served pages
+against their policy.
 
 The API is public and read by browsers on other origins (CORS): its answers are
 `Cross-Origin-Resource-Policy: cross-origin`; the HTML pages are `same-origin`, and open
@@ -33,7 +34,6 @@ from html.parser import HTMLParser
 from urllib.parse import quote, urlsplit
 
 from fastapi import FastAPI
-from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from secure import (
     ContentSecurityPolicy,
     CrossOriginOpenerPolicy,
@@ -45,7 +45,6 @@ from secure import (
     XFrameOptions,
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from strawberry.http.ides import get_graphql_ide_html
 
 NONE, SELF = "'none'", "'self'"
 API_CSP = ContentSecurityPolicy().default_src(NONE).frame_ancestors(NONE)
@@ -111,10 +110,13 @@ class PageNeeds:
     """What a page's code needs once it runs, beyond what its HTML names."""
 
     fonts: tuple[str, ...] = ()
-    workers: tuple[str, ...] = ()
-    # A library that adds <style> elements as it runs (ReDoc's styled-components) cannot
+    # A library that adds <style> elements as it runs (styled-components, say) cannot
     # be allowed by hash: its page gets 'unsafe-inline' for styles (never for scripts).
     inline_styles_at_run_time: bool = False
+
+
+# An HTML page: how it is rendered for a root path, and what it needs once running.
+Page = tuple[Callable[[str], str], PageNeeds]
 
 
 def url_source(url: str) -> str:
@@ -146,40 +148,13 @@ def page_csp(html: str, needs: PageNeeds = PageNeeds()) -> ContentSecurityPolicy
            .base_uri(NONE).form_action(NONE).frame_ancestors(NONE))
     if needs.fonts:
         csp = csp.font_src(*needs.fonts)
-    if needs.workers:
-        csp = csp.worker_src(*needs.workers)
     return csp
-
-
-def page_renderers(app: FastAPI, graphql_path: str) -> dict[str, tuple[Callable[[str], str], PageNeeds]]:
-    """Each HTML page by path: how it is rendered (for a root path, as the routes of
-    FastAPI.setup and strawberry's GraphQLRouter do it) and what it needs."""
-    pages: dict[str, tuple[Callable[[str], str], PageNeeds]] = {}
-    if app.openapi_url and app.docs_url:
-        def swagger_ui(root: str) -> str:
-            redirect = app.swagger_ui_oauth2_redirect_url
-            return get_swagger_ui_html(
-                openapi_url=root + app.openapi_url, title=f"{app.title} - Swagger UI",
-                oauth2_redirect_url=root + redirect if redirect else None,
-                init_oauth=app.swagger_ui_init_oauth, swagger_ui_parameters=app.swagger_ui_parameters,
-            ).body.decode()
-
-        pages[app.docs_url] = (swagger_ui, PageNeeds())
-        if app.swagger_ui_oauth2_redirect_url:
-            pages[app.swagger_ui_oauth2_redirect_url] = (
-                lambda root: get_swagger_ui_oauth2_redirect_html().body.decode(), PageNeeds())
-    if app.openapi_url and app.redoc_url:
-        pages[app.redoc_url] = (
-            lambda root: get_redoc_html(openapi_url=root + app.openapi_url, title=f"{app.title} - ReDoc").body.decode(),
-            PageNeeds(fonts=("https://fonts.gstatic.com",), workers=("blob:",), inline_styles_at_run_time=True))
-    pages[graphql_path] = (lambda root: get_graphql_ide_html("graphiql"), PageNeeds(fonts=("data:",)))  # in its CSS
-    return pages
 
 
 class SecurityHeadersMiddleware:
     """Adds the headers at the start of every HTTP answer, replacing any of the same name."""
 
-    def __init__(self, app: ASGIApp, pages: dict[str, tuple[Callable[[str], str], PageNeeds]],
+    def __init__(self, app: ASGIApp, pages: dict[str, Page],
                  hsts_max_age: int = 0):
         self.app = app
         self._pages = pages
@@ -229,12 +204,13 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
-def install_security_headers(app: FastAPI, *, graphql_path: str, hsts_max_age: int) -> None:
+def install_security_headers(app: FastAPI, *, pages: dict[str, Page], hsts_max_age: int) -> None:
     """Wrap the app's whole middleware stack (Starlette puts its ServerErrorMiddleware,
-    which answers unhandled errors with a 500, outside every added middleware)."""
+    which answers unhandled errors with a 500, outside every added middleware); `pages`:
+    the HTML pages by path."""
     build_stack = app.build_middleware_stack
 
     def build_with_security_headers() -> ASGIApp:
-        return SecurityHeadersMiddleware(build_stack(), page_renderers(app, graphql_path), hsts_max_age)
+        return SecurityHeadersMiddleware(build_stack(), pages, hsts_max_age)
 
     app.build_middleware_stack = build_with_security_headers

@@ -136,7 +136,7 @@ def _figures_closeness(one: str, other: str) -> str:
 _IDS = "unnest(CAST(:ids AS uuid[]))"
 
 
-def _sources_of(ids: str) -> str:
+def sources_of(ids: str) -> str:
     """Each record of `ids` (a relation of one column) with its source (as SOURCE_OF):
     one join, where a subquery per row ran as a scan per row when the planner's
     statistics predate an import's batches."""
@@ -355,7 +355,7 @@ def _match_sql(candidates: str):
     return text(f"""
 WITH batch AS (
   SELECT {_CANDIDATE_COLUMNS}, e.type_of_violence, s.source
-    FROM ({_sources_of(_IDS)}) s JOIN events e ON e.id = s.id   -- (a hash, not ANY() per row)
+    FROM ({sources_of(_IDS)}) s JOIN events e ON e.id = s.id   -- (a hash, not ANY() per row)
    WHERE e.country_id IS NOT NULL
 ), others AS MATERIALIZED (
   SELECT o.*, e.type_of_violence FROM {candidates} o JOIN events e ON e.id = o.id
@@ -422,7 +422,7 @@ ranked AS (   -- the rank of each pair among the record's pairs with that source
   SELECT m.event_id, m.other_id, m.score FROM event_matches m
    WHERE m.event_id IN (SELECT b_id FROM ranked) AND m.other_id NOT IN (SELECT id FROM batch)
 ), partner_sources AS (
-  {_sources_of("(SELECT DISTINCT partner FROM kept_pairs)")}
+  {sources_of("(SELECT DISTINCT partner FROM kept_pairs)")}
 ), kept_there AS (   -- ... ranked per source
   SELECT c.b_id, x.source, c.score, row_number() OVER (PARTITION BY c.b_id, x.source ORDER BY c.score DESC) AS rank
     FROM kept_pairs c JOIN partner_sources x ON x.id = c.partner
@@ -469,7 +469,7 @@ WITH touched AS (
 ), around_ends AS (
   SELECT event_id AS id FROM around UNION SELECT other_id FROM around
 ), sources AS (
-  {_sources_of("around_ends")}
+  {sources_of("around_ends")}
 ), ranked AS (
   SELECT m.event_id, m.other_id,
          row_number() OVER (PARTITION BY m.event_id, so.source ORDER BY m.score DESC, m.other_id) AS rank_here,
@@ -545,7 +545,7 @@ WITH first_step AS (
 ), around_ends AS (
   SELECT event_id AS id FROM around UNION SELECT other_id FROM around
 ), sources AS (
-  {_sources_of("around_ends")}
+  {sources_of("around_ends")}
 )
 SELECT m.event_id, m.other_id, m.score, m.status, coalesce(se.source, '') AS event_source,
        coalesce(so.source, '') AS other_source, l.verdict

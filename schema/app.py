@@ -6,7 +6,8 @@ from collections.abc import Callable
 import orjson
 
 from cross_web import HTTPException as TransportError
-from starlette.responses import Response
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
 from strawberry.extensions import AddValidationRules, MaxTokensLimiter, ParserCache, ValidationCache
 from strawberry.extensions.max_aliases import create_validator as alias_rule
 from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
@@ -61,6 +62,15 @@ def transport_error(status: int, message: str, headers: dict[str, str] | None = 
 
 
 class _Router(GraphQLRouter):
+    # The IDE's page for a request (api/pages.py: GraphiQL from files the package ships);
+    # None: strawberry's own page, which loads GraphiQL from a CDN.
+    ide_page: Callable[[Request], str] | None = None
+
+    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
+        if self.ide_page is None:
+            return await super().render_graphql_ide(request)
+        return HTMLResponse(self.ide_page(request))
+
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)  # the standard library's json costs ~1 ms a page of events
 
@@ -104,6 +114,9 @@ class _Router(GraphQLRouter):
                                    headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)})
 
 
-def graphql_router(context_getter: Callable) -> GraphQLRouter:
-    """`context_getter` is a FastAPI dependency returning a schema.context.GraphQLContext."""
-    return _Router(schema, context_getter=context_getter, graphql_ide="graphiql")
+def graphql_router(context_getter: Callable, ide_page: Callable[[Request], str] | None = None) -> GraphQLRouter:
+    """`context_getter` is a FastAPI dependency returning a schema.context.GraphQLContext;
+    `ide_page` renders the GraphiQL page a browser gets (strawberry's own without it)."""
+    router = _Router(schema, context_getter=context_getter, graphql_ide="graphiql")
+    router.ide_page = ide_page
+    return router

@@ -1,0 +1,171 @@
+"""The pages for people: the front page (/), Swagger UI (/docs) and GraphiQL (/graphql),
+served from files this package ships, so they work with no internet.
+
+Why this shape: the strict Content-Security-Policy of api/security_headers.py allows a
+page what its HTML names. Here no page has an inline script or style: each page's code
+and CSS are files under /static (api/static/: ours, and the vendored GraphiQL and React
+of scripts/vendor_graphiql.py; Swagger UI from the swagger-ui-bundle-v2 package), so a
+page's policy is 'self' for scripts and styles, nothing else (GraphiQL's adds
+'unsafe-inline' for styles, never scripts: its dialogs add a <style> as they open). Anything a page's code
+needs from the server (Swagger UI's settings, GraphiQL's examples) travels in data-*
+attributes, which jinja2 escapes like all the text it puts in a page. The front page's
+policy is made from the page rendered without data (FRONT_PAGE_WITHOUT_DATA): no
+figure can change what it allows.
+
+Files under a directory named by a version are cached for a year (a new version is a new
+URL); ours are revalidated (their ETag answers 304 while they are unchanged).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.openapi.docs import swagger_ui_default_parameters
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader
+from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
+from swagger_ui_bundle import swagger_ui_path
+
+from api.deps import request_connection
+from api.security_headers import Page, PageNeeds
+from db.queries.overview import overview
+from schema.examples import EXAMPLES
+
+HERE = Path(__file__).resolve().parent
+STATIC_DIR = HERE / "static"
+VENDOR_MANIFEST = STATIC_DIR / "vendor" / "manifest.json"
+STATIC_PATH = "/static"
+GRAPHQL_PATH = "/graphql"
+# (the package's directory is named by Swagger UI's version: swagger-ui-5.31.0)
+SWAGGER_UI_PATH = f"{STATIC_PATH}/{Path(swagger_ui_path).name}"
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+TEMPLATES = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True,
+                        trim_blocks=True, lstrip_blocks=True)
+
+# Example requests of the front page, by what they show (the GraphQL ones: schema/examples.py).
+REST_EXAMPLES = (
+    ("Air strikes in Hasakah province, under any spelling of its name",
+     "/v1/events?" + urlencode({"admin1": "Hasakah", "sub_event_type": "Air/drone strike"})),
+    ("Strikes per province and month",
+     "/v1/stats/events?" + urlencode({"group_by": "admin1,month",
+                                      "sub_event_type": ["Air/drone strike", "Shelling/artillery/missile attack"]},
+                                     doseq=True)),
+    ("Deaths per province and year", "/v1/stats/events?" + urlencode({"group_by": "admin1,year"})),
+    ("One event with every claim behind it", "/v1/events/conflictkb-seed:al-qasr-strike"),
+    ("The Islamic State's events, by any of its names", "/v1/events?" + urlencode({"actor": "Daesh", "count": "true"})),
+    ("Events with a contested attribution", "/v1/events?attribution=contested"),
+)
+EXPORTS = (("CSV", "/v1/events.csv"), ("GeoJSON", "/v1/events.geojson"), ("NDJSON", "/v1/events.ndjson"))
+CHANGE_FEED = "/v1/changes"
+OVERVIEW_CACHE_KEY = "overview"
+# What the page shows before anything is loaded; its policy is made from this too.
+FRONT_PAGE_WITHOUT_DATA = {"events": 0, "sources": [], "first_date": None, "last_date": None, "imports": []}
+
+
+class AssetFiles(StaticFiles):
+    """StaticFiles with a Cache-Control: `immutable` for a directory named by a version."""
+
+    def __init__(self, directory: Path, *, immutable: bool):
+        super().__init__(directory=directory)
+        self._cache_control = IMMUTABLE if immutable else "no-cache"
+
+    def file_response(self, *args, **kwargs):
+        response = super().file_response(*args, **kwargs)
+        response.headers["cache-control"] = self._cache_control
+        return response
+
+
+@cache
+def vendored() -> dict[str, dict[str, Any]]:
+    """scripts/vendor_graphiql.py's record of the vendored packages (read once)."""
+    return json.loads(VENDOR_MANIFEST.read_text())
+
+
+def root_of(scope: Scope) -> str:
+    """The path the app is served under ('' at the root), as the server passed it."""
+    return scope.get("root_path", "").rstrip("/")
+
+
+def render(template: str, root: str, **context: Any) -> str:
+    """A page under the root path `root`: its templates name every URL through `url`,
+    `static`, `vendor` and `swagger_ui`."""
+    def vendor(package: str, file: str) -> str:
+        return f"{root}{STATIC_PATH}/vendor/{vendored()[package]['directory']}/{file}"
+
+    return TEMPLATES.get_template(template).render(
+        url=lambda path: root + path, static=lambda file: f"{root}{STATIC_PATH}/{file}", vendor=vendor,
+        swagger_ui=lambda file: f"{root}{SWAGGER_UI_PATH}/{file}", **context)
+
+
+def graphiql_url(root: str, query: str) -> str:
+    """GraphiQL with `query` in its editor (its page reads `?q=`, as strawberry's did: a
+    GET with `?query=` is a GraphQL request, answered with its result)."""
+    return f"{root}{GRAPHQL_PATH}?{urlencode({'q': query})}"
+
+
+def render_front_page(root: str, figures: dict[str, Any]) -> str:
+    graphql_examples = [(example, graphiql_url(root, example.query)) for example in EXAMPLES]
+    return render("front.html", root, figures=figures, rest_examples=REST_EXAMPLES, exports=EXPORTS,
+                  change_feed=CHANGE_FEED, graphql_examples=graphql_examples)
+
+
+def render_graphiql(root: str) -> str:
+    examples = [{"title": e.title, "description": e.description, "query": e.query, "operationName": e.operation_name}
+                for e in EXAMPLES]
+    return render("graphiql.html", root, examples=json.dumps(examples))
+
+
+def swagger_ui_renderer(app: FastAPI) -> Callable[[str], str]:
+    def render_swagger_ui(root: str) -> str:
+        # FastAPI's own defaults and the app's swagger_ui_parameters, as its /docs would
+        # use them; no validator badge (it loads an image from swagger.io).
+        parameters = {**swagger_ui_default_parameters, **(app.swagger_ui_parameters or {}),
+                      "url": root + app.openapi_url, "validatorUrl": None}
+        return render("swagger_ui.html", root, title=f"{app.title} - Swagger UI", parameters=json.dumps(parameters))
+    return render_swagger_ui
+
+
+async def front_page_figures(request: Request) -> dict[str, Any]:
+    """db/queries/overview.py's answer, kept under the data generation (db/cache.py)."""
+    async def compute() -> dict[str, Any]:
+        async with request_connection(request.app.state.engine) as conn:
+            return await overview(conn)
+
+    return await request.app.state.answer_cache.get_or_compute(OVERVIEW_CACHE_KEY, compute)
+
+
+def install_pages(app: FastAPI, docs_path: str = "/docs") -> dict[str, Page]:
+    """Mount the static files, add the front page and Swagger UI, and return every HTML
+    page by path for the security headers (GraphiQL's page is rendered by the GraphQL
+    router with render_graphiql, at GRAPHQL_PATH)."""
+    router = APIRouter(include_in_schema=False)
+    render_swagger_ui = swagger_ui_renderer(app)
+
+    @router.get("/", response_class=HTMLResponse)
+    async def front_page(request: Request):
+        return HTMLResponse(render_front_page(root_of(request.scope), await front_page_figures(request)))
+
+    @router.get(docs_path, response_class=HTMLResponse)
+    async def swagger_ui(request: Request):
+        return HTMLResponse(render_swagger_ui(root_of(request.scope)))
+
+    app.include_router(router)
+    # the versioned directories first: Starlette takes the first mount that matches
+    app.mount(f"{STATIC_PATH}/vendor", AssetFiles(STATIC_DIR / "vendor", immutable=True))
+    app.mount(SWAGGER_UI_PATH, AssetFiles(Path(swagger_ui_path), immutable=True))
+    app.mount(STATIC_PATH, AssetFiles(STATIC_DIR, immutable=False), name="static")
+    return {
+        "/": (lambda root: render_front_page(root, FRONT_PAGE_WITHOUT_DATA), PageNeeds()),
+        docs_path: (render_swagger_ui, PageNeeds()),
+        # GraphiQL's CSS has its fonts inline; its dialogs (Radix) add a <style> element
+        # as they open, to stop the page scrolling behind them, sized to the scrollbar
+        GRAPHQL_PATH: (render_graphiql, PageNeeds(fonts=("data:",), inline_styles_at_run_time=True)),
+    }
