@@ -14,6 +14,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from db.queries.history import CHANGE_OPS, FEED_RECORD_TYPES
 from db.queries.matches import LINKED_DESCRIPTION, MATCH_PARTS, SCORE_DESCRIPTION
 from db.queries.vocabulary import in_vocabulary
 
@@ -345,8 +346,8 @@ class HistoryEntry(_Out):
 
 
 class Change(_Out):
-    op: Literal["created", "updated", "deleted", "merged"]
-    type: Literal["event", "claim", "actor", "place", "document"]
+    op: Literal[CHANGE_OPS]
+    type: Literal[FEED_RECORD_TYPES]
     id: UUID
     at: dt.datetime
     merged_into: UUID | None = Field(default=None, description="For a merge: the record that survives.")

@@ -53,6 +53,8 @@ from db.cost import (
 )
 from db.filters import EventWhere as EventWhereGrammar
 
+# The lists that hold a page of `first` items, under the field that takes `first`.
+PAGE_LISTS = ("edges", "data")
 # A list of objects without `first` (an event's claims or actors, a place's ancestors,
 # an actor's memberships): counted as this many items, about what they hold (an event
 # of the shipped data has 1 to 3 claims and 2 or 3 actors, a place 2 to 4 ancestors).
@@ -121,8 +123,9 @@ class _Walk:
         if "groupBy" in args:  # eventStats: rows of scalars
             count = STATS_ROWS_PER_DIMENSION * max(1, len(args["groupBy"])) * (2 if args.get("fill") else 1)
         elif is_list_type(return_type):
-            # a connection's edges are its page; other lists of objects, LIST_ITEMS
-            count = page if page is not None and node.name.value == "edges" else LIST_ITEMS
+            # a page's list (a connection's edges, the change feed's data) holds `first`;
+            # other lists of objects, LIST_ITEMS
+            count = page if page is not None and node.name.value in PAGE_LISTS else LIST_ITEMS
         else:
             count = 1
         if args.get("asOf") is not None and first is not None:

@@ -113,4 +113,18 @@ query ContestedAttributions {
 }
 """)
 
-EXAMPLES = (STRIKES_BY_REGION_AND_MONTH, EVENT_WITH_CLAIMS, ACTOR_EVENTS, CONTESTED_ATTRIBUTIONS)
+CHANGE_FEED = Example(
+    "The change feed",
+    "What was written since your last call, in commit order, for keeping a copy in sync (REST: /v1/changes).",
+    """# Records created, updated, deleted or merged, oldest write first. Keep nextCursor and
+# pass it as `since` on your next call; read each changed record again by its id.
+query ChangeFeed {
+  changes(first: 20) {
+    data { op type id at mergedInto }
+    nextCursor
+    hasMore
+  }
+}
+""")
+
+EXAMPLES = (STRIKES_BY_REGION_AND_MONTH, EVENT_WITH_CLAIMS, ACTOR_EVENTS, CONTESTED_ATTRIBUTIONS, CHANGE_FEED)

@@ -93,13 +93,18 @@ def _wants_total(info: Info) -> bool:
     return any(selects_path(field.selections, ["totalCount"]) for field in info.selected_fields)
 
 
-async def connection(info: Info, first: int, after: str | None, list_page: Callable[..., Awaitable[Page]],
-                     node: Callable[[dict], T], *args: Any, **kwargs: Any) -> Connection[T]:
-    """Run a query-layer list as a Relay connection (totalCount only when selected)."""
-    # (over the most, the operation was refused before it ran: schema/cost.py)
+def check_first(first: int) -> None:
+    """A page's size in range (over the most, the operation was refused before it ran:
+    schema/cost.py; this says so for zero and less)."""
     if not 1 <= first <= LIMITS.page_size:
         raise GraphQLError(f"first must be between 1 and {LIMITS.page_size}, not {first}",
                            extensions={"code": "BAD_USER_INPUT", "argument": "first"})
+
+
+async def connection(info: Info, first: int, after: str | None, list_page: Callable[..., Awaitable[Page]],
+                     node: Callable[[dict], T], *args: Any, **kwargs: Any) -> Connection[T]:
+    """Run a query-layer list as a Relay connection (totalCount only when selected)."""
+    check_first(first)
     request = PageRequest(limit=first, cursor=after, count=_wants_total(info))
     with user_errors():
         page = await info.context.db(list_page, request, info.context.codec, info.context.cache, *args, **kwargs)

@@ -8,15 +8,17 @@ from typing import TypeVar
 
 import orjson
 import strawberry
+from graphql import GraphQLError
 from strawberry.types import Info
 
 from db.filters import EventFilter
+from db.pagination import CursorError
 from db.queries import actors, claims, documents, events, happenings, history, places, stats
 from db.queries.stats import StatsRequest, parse_group_by
 from schema.inputs import Collapse, EventOrder, EventWhere, StatDimension
-from schema.paging import Connection, connection, selections, selects_path, user_errors
+from schema.paging import Connection, check_first, connection, selections, selects_path, user_errors
 from schema.prefetch import load_selected_trees
-from schema.types import Actor, Claim, Document, Event, EventStat, Happening, Place, Stance
+from schema.types import Actor, ChangeFeed, Change, Claim, Document, Event, EventStat, Happening, Place, Stance
 
 T = TypeVar("T")
 
@@ -113,3 +115,15 @@ class Query:
                                    claimant=tuple(claimant or ()), stance=tuple(s.value for s in stance or ()),
                                    predicate=tuple(predicate or ()))
         return await connection(info, first, after, claims.list_claims, Claim.of, where)
+
+    @strawberry.field(description="The change feed: records created, updated, deleted or merged, in the order "
+                                  "the writes committed, one entry per record and write (as GET /v1/changes). "
+                                  "Keep `nextCursor` and pass it as `since` next time.")
+    async def changes(self, info: Info, since: str | None = None, first: int = 500) -> ChangeFeed:
+        check_first(first)
+        try:
+            feed = await info.context.db(history.list_changes, since, first, info.context.codec)
+        except CursorError as exc:
+            raise GraphQLError(f"since: {exc}", extensions={"code": "BAD_USER_INPUT", "argument": "since"}) from exc
+        return ChangeFeed(data=[Change.of(entry) for entry in feed["data"]], next_cursor=feed["next_cursor"],
+                          has_more=feed["has_more"])

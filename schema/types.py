@@ -17,7 +17,7 @@ from uuid import UUID
 import strawberry
 from strawberry.types import Info
 
-from db.queries import matches
+from db.queries import history, matches
 from schema.execution import NOT_READY, PLAIN_READ
 from schema.paging import Connection, connection
 
@@ -436,3 +436,34 @@ class EventStat:
     @classmethod
     def of(cls, row: dict) -> EventStat:
         return cls(**{**row, "day": _date(row["day"])} if "day" in row else row)
+
+
+# (made from the feed's own lists, as REST's Change is)
+ChangeOp = strawberry.enum(Enum("ChangeOp", {op.upper(): op for op in history.CHANGE_OPS}),
+                           description="What a write did to a record.")
+RecordType = strawberry.enum(Enum("RecordType", {kind.upper(): kind for kind in history.FEED_RECORD_TYPES}),
+                             description="The kinds of record the change feed lists.")
+
+
+@strawberry.type(description="One record and one write to it, in the order the writes committed (REST: "
+                             "GET /v1/changes). A mirror reads the record again (`event(id)` and the like; "
+                             "a deleted one is null).")
+class Change:
+    op: ChangeOp
+    type: RecordType
+    id: strawberry.ID
+    at: dt.datetime
+    merged_into: strawberry.ID | None = strawberry.field(default=None, description="For a merge: the record "
+                                                                                   "that survives.")
+
+    @classmethod
+    def of(cls, entry: dict) -> Change:
+        return cls(op=ChangeOp(entry["op"]), type=RecordType(entry["type"]), id=strawberry.ID(entry["id"]),
+                   at=entry["at"], merged_into=entry.get("merged_into"))
+
+
+@strawberry.type(description="A page of the change feed.")
+class ChangeFeed:
+    data: list[Change]
+    next_cursor: str = strawberry.field(description="Pass as `since` to go on from here (also when data is empty).")
+    has_more: bool = strawberry.field(description="More changes wait after this page: ask again at once.")

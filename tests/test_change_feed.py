@@ -72,6 +72,31 @@ async def test_a_cursor_that_is_not_ours_is_refused(fresh_client):
     assert answer.status_code == 400 and answer.json()["errors"][0]["name"] == "since"
 
 
+_GRAPHQL_FEED = "query($since: String, $first: Int!) { changes(since: $since, first: $first) { " \
+                "data { op type id at mergedInto } nextCursor hasMore } }"
+
+
+async def test_graphql_lists_the_same_feed_with_the_same_cursors(fresh_client, keys):
+    editor = as_(keys["editor"])
+    _, start = await _drain(fresh_client, None)
+    event = (await fresh_client.post("/v1/events", json=AIRSTRIKE, headers=editor)).json()
+    await fresh_client.delete(f"/v1/events/{event['id']}", headers=editor)
+    rest = await _feed(fresh_client, start, limit=3)
+
+    async def graphql(variables: dict) -> dict:
+        return (await fresh_client.post("/graphql", json={"query": _GRAPHQL_FEED, "variables": variables})).json()
+
+    answer = (await graphql({"since": start, "first": 3}))["data"]["changes"]
+    assert [{"op": e["op"].lower(), "type": e["type"].lower(), "id": e["id"]} for e in answer["data"]] == \
+        [{k: e[k] for k in ("op", "type", "id")} for e in rest["data"]]
+    assert (answer["nextCursor"], answer["hasMore"]) == (rest["next_cursor"], rest["has_more"])  # one cursor
+
+    refused = (await graphql({"since": "abc.def", "first": 3}))["errors"][0]
+    assert refused["extensions"] == {"code": "BAD_USER_INPUT", "argument": "since"}
+    too_few = (await graphql({"since": start, "first": 0}))["errors"][0]
+    assert too_few["extensions"]["argument"] == "first"
+
+
 def _by_reference(value: Any, top: bool = True) -> Any:
     """A record as a mirror keeps it: what it embeds of other records (an event's place,
     actors and claims; a claim's document) by id only, since those change on their own."""

@@ -200,6 +200,11 @@ async def event_history(conn: AsyncConnection, event_id: UUID, page: PageRequest
                 codec=codec)
 
 
+# What the change feed lists (REST's Change and GraphQL's Change are made from these):
+# the writes, and the kinds of record.
+CHANGE_OPS = ("created", "updated", "deleted", "merged")
+FEED_RECORD_TYPES = ("event", "claim", "actor", "place", "document")
+
 FEED_ORDER = Sort("committed", (ch.generation, ch.seq), (int, int), descending=False, scope="changes")
 
 
