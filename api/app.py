@@ -40,7 +40,7 @@ from api.security_headers import install_security_headers
 from api.settings import Settings, normalise_database_url
 from db.cache import AnswerCache, GenerationReader
 from db.engine import make_engine, watch_pool
-from db.metrics import process_exited
+from db.metrics import forget_killed_processes, process_exited
 from db.pagination import CursorCodec
 from db.rate_limits import RateLimiter
 from schema.app import graphql_router
@@ -101,6 +101,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
                                        statement_timeout=settings.read_statement_timeout,
                                        long_statement_timeout=settings.write_statement_timeout)
         watch_pool(app.state.engine)
+        forget_killed_processes()
         # Short timeouts: Redis is a cache, and a slow cache must never slow an answer.
         app.state.redis = redis.from_url(redis_url, socket_timeout=settings.redis_timeout_seconds,
                                          socket_connect_timeout=settings.redis_timeout_seconds)

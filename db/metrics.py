@@ -16,6 +16,7 @@ a client typed), a status code, a role, a dataset; never a key, an address or an
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 from prometheus_client.exposition import generate_latest
@@ -78,3 +79,19 @@ def process_exited(pid: int) -> None:
     """Drop an exited process's live gauges (its counters keep counting in the sums)."""
     if multiprocess_dir() is not None:
         multiprocess.mark_process_dead(pid)
+
+
+def forget_killed_processes() -> None:
+    """Drop the live gauges of processes that ended without process_exited: a worker
+    killed (the OOM killer, SIGKILL) left its last values (requests in progress,
+    connections in use) in the sums. Called as a worker starts, which is when the server
+    replaces one that died."""
+    import psutil
+
+    directory = multiprocess_dir()
+    if directory is None:
+        return
+    for live_gauge in Path(directory).glob("gauge_live*_*.db"):
+        pid = int(live_gauge.stem.rsplit("_", 1)[1])
+        if not psutil.pid_exists(pid):
+            multiprocess.mark_process_dead(pid)

@@ -131,6 +131,30 @@ async def test_metrics_count_imported_rows(fresh_database_url: str, redis_url: s
             total(before, "conflictkb_import_rows_total", **labels) == count
 
 
+def _in_metrics_process(directory: Path, code: str, exit_code: int = 0) -> str:
+    """Run `code` in a new Python process counting in the multiprocess directory (as a
+    worker does); what it prints."""
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory)}
+    ran = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         cwd=Path(__file__).parent.parent)
+    assert ran.returncode == exit_code, ran.stderr
+    return ran.stdout
+
+
+def test_a_killed_worker_leaves_no_gauge_behind_but_its_counts_stay(tmp_path: Path):
+    # a worker killed in the middle of two requests: it never said it exited
+    _in_metrics_process(tmp_path, "import os; from db.metrics import REQUESTS_IN_PROGRESS, REQUESTS\n"
+                                  "REQUESTS.labels('/v1/events', 'GET', '200').inc(7)\n"
+                                  "REQUESTS_IN_PROGRESS.inc(2); os._exit(9)", exit_code=9)
+    scrape = "from db.metrics import exposition; print(exposition().decode())"
+    assert total(_in_metrics_process(tmp_path, scrape), "conflictkb_http_requests_in_progress") == 2
+    # the worker that replaces it starts
+    after = _in_metrics_process(tmp_path, "from db.metrics import forget_killed_processes\n"
+                                          "forget_killed_processes()\n" + scrape)
+    assert total(after, "conflictkb_http_requests_in_progress") == 0
+    assert total(after, "conflictkb_http_requests_total", route="/v1/events") == 7
+
+
 # ---- `conflictkb serve --workers 2` ------------------------------------------------------
 
 
