@@ -171,10 +171,15 @@ def import_group() -> None:
     """Import a dataset's file (UCDP GED, ACLED): idempotent, streamed, reported."""
 
 
+def _metrics_dir(settings: Settings) -> Path:
+    """Where `serve` keeps its processes' /metrics series, unless PROMETHEUS_MULTIPROC_DIR says."""
+    return Path(os.environ.get(PROMETHEUS_MULTIPROC_DIR) or settings.data_dir / "metrics")
+
+
 def _count_in_served_metrics(settings: Settings) -> None:
     """An import beside `serve` on the same data directory counts its rows in the server's
     /metrics (the multiprocess directory `serve` made; see _fresh_metrics_dir)."""
-    served = settings.data_dir / "metrics"
+    served = _metrics_dir(settings)
     if served.is_dir() and "prometheus_client" not in sys.modules:
         os.environ.setdefault(PROMETHEUS_MULTIPROC_DIR, str(served))
 
@@ -264,19 +269,18 @@ def _only_server(settings: Settings, url: str) -> Iterator[None]:
         os.close(fd)
 
 
-def _fresh_metrics_dir(settings: Settings) -> Path:
+def _fresh_metrics_dir(settings: Settings) -> None:
     """Where the serving processes keep their /metrics series (db/metrics.py), emptied at
     every start (prometheus_client's multiprocess mode: a series left by another run
     would be summed in). Set before anything imports prometheus_client, and inherited by
     the workers."""
     if "prometheus_client" in sys.modules:
         raise RuntimeError("prometheus_client was imported before its multiprocess directory was set")
-    directory = Path(os.environ.get(PROMETHEUS_MULTIPROC_DIR) or settings.data_dir / "metrics")
+    directory = _metrics_dir(settings)
     directory.mkdir(parents=True, exist_ok=True)
     for stale in directory.glob("*.db"):
         stale.unlink()
     os.environ[PROMETHEUS_MULTIPROC_DIR] = str(directory)
-    return directory
 
 
 @main.command()

@@ -27,6 +27,7 @@ import json
 import os
 import signal
 import statistics
+import socket
 import subprocess
 import sys
 import time
@@ -236,6 +237,13 @@ def serve(data_dir: Path, port: int) -> subprocess.Popen:
                             start_new_session=True)
     wait_ready(proc, f"http://127.0.0.1:{port}")
     return proc
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now, for a server a bench starts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def wait_ready(proc: subprocess.Popen, url: str, timeout: float = 120) -> None:

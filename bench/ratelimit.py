@@ -48,7 +48,7 @@ from api.app import create_app  # noqa: E402
 from api.cli import _migrate, _seed  # noqa: E402
 from api.settings import Settings, normalise_database_url  # noqa: E402
 from bench.cache_throughput import ensure_wrk, run_wrk  # noqa: E402
-from bench.query_latency import wait_ready  # noqa: E402
+from bench.query_latency import free_port, wait_ready  # noqa: E402
 from db.embedded import embedded_servers  # noqa: E402
 from db.rate_limits import Policy  # noqa: E402
 
@@ -133,16 +133,8 @@ async def added_latency(data_dir: Path, database_url: str, redis_url: str, reque
     return rows
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _serve(data_dir: Path, database_url: str, redis_url: str, limits: bool) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
+    port = free_port()
     own_dir = data_dir / ("server-limits-on" if limits else "server-limits-off")  # one server per data dir
     env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "PORT": str(port),
            "CONFLICTKB_DATA_DIR": str(own_dir), "CONFLICTKB_SECRET_KEY": "bench", "CONFLICTKB_LOG_LEVEL": "warning",

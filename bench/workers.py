@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.cache_throughput import ensure_wrk, run_wrk  # noqa: E402
-from bench.query_latency import wait_ready  # noqa: E402
+from bench.query_latency import free_port, wait_ready  # noqa: E402
 from db.embedded import embedded_servers  # noqa: E402
 
 CONFLICTKB = str(Path(sys.executable).parent / "conflictkb")
@@ -50,14 +50,6 @@ GRAPHQL_LIST = """{ events(first: 50) { edges { node { id dateStart eventType
   place { name kind } actors { role status actor { name } } fatalities { low best high } } } } }"""
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _environment(data_dir: Path, **more: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CONFLICTKB_", "PROMETHEUS_"))
            and k not in ("DATABASE_URL", "REDIS_URL")}
@@ -65,7 +57,7 @@ def _environment(data_dir: Path, **more: str) -> dict[str, str]:
 
 
 def _serve(data_dir: Path, database_url: str, redis_url: str, workers: int) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
+    port = free_port()
     env = _environment(data_dir / f"server-{workers}", PORT=str(port), DATABASE_URL=database_url,
                        REDIS_URL=redis_url, CONFLICTKB_RATE_LIMITS="false")
     proc = subprocess.Popen([CONFLICTKB, "serve", "--no-prepare", "--workers", str(workers)], env=env,

@@ -17,6 +17,7 @@ import gzip
 import hashlib
 import io
 import os
+import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -179,6 +180,13 @@ def redis_url(embedded_redis: EmbeddedRedis, worker_id_name: str) -> str:
     # One Redis database per worker keeps their keys apart.
     number = int(worker_id_name[2:] or 0) % 16 if worker_id_name.startswith("gw") else 0
     return f"{embedded_redis.url}?db={number}"
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now, for a server a test starts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def make_settings(**overrides) -> Settings:

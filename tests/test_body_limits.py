@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -18,7 +17,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.conftest import AIRSTRIKE, TEST_SECRET, app_client, as_, make_settings
+from tests.conftest import AIRSTRIKE, TEST_SECRET, app_client, as_, free_port, make_settings
 
 SMALL = {"max_body_bytes": 4_000, "max_graphql_body_bytes": 2_000, "body_timeout_seconds": 0.5}
 
@@ -128,12 +127,6 @@ MB = 1 << 20
 LARGE = 50 * MB
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class RssWatch:
     """The peak resident memory of a process, sampled every 10 ms in a thread."""
 
@@ -160,7 +153,7 @@ class RssWatch:
 @pytest.fixture
 def server(fresh_database_url: str, redis_url: str, keys, tmp_path: Path):
     """The app under uvicorn in a process of its own, on the test's database."""
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "server.log").open("wb")  # a file: a pipe nobody reads could fill and stall it
     env = {**os.environ, "DATABASE_URL": fresh_database_url, "REDIS_URL": redis_url,
            "CONFLICTKB_SECRET_KEY": TEST_SECRET, "CONFLICTKB_DATA_DIR": str(Path(__file__).parent.parent / "var/test"),

@@ -8,7 +8,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,7 +21,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from db.imports.acled import ACLED_FORMAT
-from tests.conftest import app_client, import_into, make_settings, write_csv
+from tests.conftest import app_client, free_port, import_into, make_settings, write_csv
 
 CONFLICTKB = Path(sys.executable).parent / "conflictkb"
 
@@ -158,19 +157,13 @@ def test_a_killed_worker_leaves_no_gauge_behind_but_its_counts_stay(tmp_path: Pa
 # ---- `conflictkb serve --workers 2` ------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Workers:
     """`conflictkb serve --workers 2` on a database of its own, JSON logs to a file."""
 
     QUOTA = 30
 
     def __init__(self, database_url: str, redis_url: str, data_dir: Path):
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = data_dir.parent / "serve.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CONFLICTKB_", "PROMETHEUS_"))}

@@ -30,7 +30,7 @@ from db.rate_limits import Policy, RateLimiter
 from schema.context import GraphQLContext
 from schema.errors import ErrorCodes, Schema
 from schema.queries import Query
-from tests.conftest import AIRSTRIKE, as_, make_settings, websocket_handshake
+from tests.conftest import AIRSTRIKE, as_, free_port, make_settings, websocket_handshake
 
 CONFLICTKB = Path(sys.executable).parent / "conflictkb"
 EVENTS = "/v1/events?limit=1"
@@ -262,16 +262,8 @@ async def test_with_redis_down_each_process_still_limits(database_url, caplog):
 # --- two server processes, one Redis --------------------------------------------------
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _serve(database_url: str, redis_url: str, data_dir: Path) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "PORT": str(port),
            "CONFLICTKB_DATA_DIR": str(data_dir), "CONFLICTKB_LOG_LEVEL": "warning",
            "CONFLICTKB_RATE_LIMIT_ANONYMOUS": "4"}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,13 +14,9 @@ import httpx
 import psutil
 import pytest
 
+from tests.conftest import free_port
+
 CONFLICTKB = Path(sys.executable).parent / "conflictkb"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _processes_using(data_dir: Path) -> list[psutil.Process]:
@@ -37,7 +32,7 @@ def _processes_using(data_dir: Path) -> list[psutil.Process]:
 
 class Server:
     def __init__(self, data_dir: Path):
-        self.port = _free_port()
+        self.port = free_port()
         self.env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
         self.env.update(CONFLICTKB_DATA_DIR=str(data_dir), PORT=str(self.port), CONFLICTKB_LOG_LEVEL="warning")
         self.url = f"http://127.0.0.1:{self.port}"
