@@ -46,6 +46,7 @@ from strawberry.utils.str_converters import to_camel_case
 
 from db import graph
 from db.filters import EventFilter
+from db.metrics import GRAPHQL_OPERATIONS
 from db.pagination import Page, PageRequest
 from db.queries import actors, claims, documents, events, places, stats
 from db.queries.common import ids_only, parse_uuid
@@ -416,11 +417,12 @@ class PlannedReads(SchemaExtension):
 
     async def on_execute(self) -> AsyncIterator[None]:
         context = self.execution_context
-        if context.result is None and context.graphql_document is not None and \
-                getattr(context.context, "plan_reads", False):
-            plan = plan_operation(context.schema._schema, context.graphql_document, context.operation_name,
-                                  context.variables)
+        if context.result is None:  # (else refused by the cost limits)
+            plan = None
+            if context.graphql_document is not None and getattr(context.context, "plan_reads", False):
+                plan = plan_operation(context.schema._schema, context.graphql_document, context.operation_name,
+                                      context.variables)
             if plan is not None:
                 context.result = await plan.run(context.context)
+            GRAPHQL_OPERATIONS.labels("planned" if plan is not None else "resolved").inc()
         yield
-

@@ -216,3 +216,18 @@ async def test_what_the_planner_leaves_to_resolvers_is_answered_the_same(both, k
     ):
         assert not _planned(query), query
         await _compare(both, query)
+
+
+async def test_metrics_count_planned_and_resolved_operations(both, known):
+    from prometheus_client import REGISTRY
+
+    def count(path: str) -> float:
+        return REGISTRY.get_sample_value("conflictkb_graphql_operations_total", {"path": path}) or 0
+
+    planned, resolved = both
+    before = count("planned"), count("resolved")
+    for query in ('{ events(first: 1) { totalCount } }',
+                  f'{{ event(id: "{known["event"]}", asOf: "2030-01-01T00:00:00Z") {{ id }} }}'):
+        assert (await planned.post("/graphql", json={"query": query})).status_code == 200
+    await resolved.post("/graphql", json={"query": "{ events(first: 1) { totalCount } }"})
+    assert (count("planned") - before[0], count("resolved") - before[1]) == (1, 2)
