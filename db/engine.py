@@ -1,12 +1,13 @@
 """Engine construction: one async engine per process, asyncpg underneath."""
 
 import asyncio
+import time
 import weakref
 
 import asyncpg
 import orjson
 from sqlalchemy import event, text
-from sqlalchemy.exc import DBAPIError, TimeoutError as PoolTimeoutError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 # Every session of the app. The API runs many small queries at once: a parallel plan's
@@ -45,7 +46,6 @@ def make_engine(database_url: str, pool_size: int = 10, *, statement_timeout: fl
         database_url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
         # Reads run at READ COMMITTED in autocommit-free transactions that the
         # request scope opens and closes; statement timeouts keep a bad query from
         # holding a connection forever.
@@ -65,7 +65,37 @@ def make_engine(database_url: str, pool_size: int = 10, *, statement_timeout: fl
     def _long_budget(dbapi_connection, record) -> None:
         record.info[_LONG_TIMEOUT] = long_ms
 
+    _ping_when_idle(engine)
     return engine
+
+
+# A pooled connection idle for longer than this is pinged before use (one left over from
+# before a database restart is replaced, not handed to a request). One in steady use is
+# not: SQLAlchemy's pool_pre_ping pings at every checkout, and its asyncpg ping is three
+# round trips (BEGIN, an empty statement, ROLLBACK), a third of what a small GraphQL read
+# cost. A connection that breaks between uses anyway fails its request as any database
+# error does (503), and the pool then replaces every connection older than the failure.
+PING_AFTER_IDLE_SECONDS = 1.0
+_IDLE_SINCE = "conflictkb.idle_since"  # in each pooled connection's info: when it came back
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    # (on the engine, not its pool: dispose() replaces the pool)
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _idle_from(dbapi_connection, record) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _ping_if_idle(dbapi_connection, record, proxy) -> None:
+        idle_since = record.info.get(_IDLE_SINCE)
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            engine.sync_engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            # the pool drops this connection and checks out another (or connects anew)
+            raise DisconnectionError(f"a pooled connection failed its ping: {exc!r}") from exc
+
 
 
 # The engines whose connections /metrics counts (the app's; a test process makes many).
