@@ -286,7 +286,7 @@ def _field(spec: FieldSpec, under: Selection | None, row: str, aliases: Iterator
 
 @functools.lru_cache(maxsize=512)
 def records_sql(type_name: str, selection: Selection) -> Any:
-    """The statement giving the ids and JSON of the records :ids of a type (one row
+    """The statement giving the ids and JSON texts of the records :ids of a type (one row
     each, in the order of the ids; an unknown id gives no row), each with exactly
     `selection`.
     Made once per type and selection shape."""
@@ -295,7 +295,7 @@ def records_sql(type_name: str, selection: Selection) -> Any:
         raise NotDeclared(type_name)
     aliases = (f"r{i}" for i in itertools.count(1))
     statement = text(f"""
-SELECT page.id, {_object(type_name, selection, "r0", aliases)} AS record
+SELECT page.id, {_object(type_name, selection, "r0", aliases)}::text AS record
   FROM unnest(:ids) WITH ORDINALITY AS page(id, ord)
   JOIN {record.table} r0 ON r0.id = page.id
  ORDER BY page.ord""")
@@ -303,9 +303,10 @@ SELECT page.id, {_object(type_name, selection, "r0", aliases)} AS record
 
 
 async def records(conn: AsyncConnection, type_name: str, selection: Selection,
-                  ids: list[UUID]) -> list[tuple[UUID, dict]]:
-    """The records :ids of a type as `selection` shapes them, with their ids, in the
-    order of the ids (an id that names no record is left out)."""
+                  ids: list[UUID]) -> list[tuple[UUID, str]]:
+    """The records :ids of a type as `selection` shapes them (JSON text, to go into
+    the answer as it is), with their ids, in the order of the ids (an id that names no
+    record is left out)."""
     if not ids:
         return []
     return [(row.id, row.record) for row in await conn.execute(records_sql(type_name, selection), {"ids": ids})]

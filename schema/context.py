@@ -50,6 +50,7 @@ class GraphQLContext(BaseContext):
         self._authenticate = authenticate
         self.charge = charge
         self.plan_reads = plan_reads
+        self._reads_only = False
         # Resolvers run concurrently, but one connection runs one statement at a time.
         self._lock = asyncio.Lock()
         self.actors = self._loader(actor_trees)
@@ -60,7 +61,16 @@ class GraphQLContext(BaseContext):
     async def _connection(self) -> AsyncConnection:
         if self._conn is None:
             self._conn = await self._connect()
+            if self._reads_only:
+                await self._conn.execution_options(isolation_level="AUTOCOMMIT")
         return self._conn
+
+    def reads_only(self) -> None:
+        """The request only reads (a planned query): its statements run without a
+        transaction around them, which at READ COMMITTED changes nothing they see (each
+        statement has its own snapshot either way) and spares a BEGIN and a ROLLBACK."""
+        assert self._conn is None and not self.writing, "reads_only() before the request's first statement"
+        self._reads_only = True
 
     @asynccontextmanager
     async def write_transaction(self, who: str) -> AsyncIterator[AsyncConnection]:

@@ -17,7 +17,6 @@ from enum import Enum
 from typing import Any
 
 from graphql import (
-    DocumentNode,
     ExecutionResult,
     FieldNode,
     FragmentDefinitionNode,
@@ -31,7 +30,7 @@ from graphql import (
     is_leaf_type,
     is_list_type,
 )
-from graphql.execution.values import get_argument_values, get_variable_values
+from graphql.execution.values import get_argument_values
 from graphql.type import GraphQLNonNull
 from pydantic import ValidationError
 from strawberry.extensions import SchemaExtension
@@ -53,6 +52,7 @@ from db.cost import (
     operation_charge,
 )
 from db.filters import EventFilter, EventWhere as EventWhereGrammar
+from schema.operation import operation_of
 
 # The lists that hold a page of `first` items, under the field that takes `first`.
 PAGE_LISTS = ("edges", "data")
@@ -81,25 +81,6 @@ def event_filter_of(where: dict[str, Any]) -> EventFilter:
     """The filter of a `where` argument as graphql-core coerced it (pydantic's
     ValidationError when it is not one)."""
     return EventWhereGrammar.model_validate(_plain(where)).to_filter()
-
-
-def chosen_operation(schema: GraphQLSchema, document: DocumentNode, operation_name: str | None,
-                     raw_variables: dict[str, Any] | None
-                     ) -> tuple[OperationDefinitionNode, dict[str, FragmentDefinitionNode], Any] | None:
-    """The operation a request runs, its document's fragments and its coerced
-    variables; None when graphql-core's execution will say what is wrong (no such
-    operation, bad variables)."""
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    chosen = [o for o in operations if operation_name is None or
-              (o.name is not None and o.name.value == operation_name)]
-    if len(chosen) != 1:
-        return None
-    operation = chosen[0]
-    variables = get_variable_values(schema, operation.variable_definitions or [], raw_variables or {})
-    if isinstance(variables, list):
-        return None
-    fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
-    return operation, fragments, variables
 
 
 def cost_limit_error(exc: CostLimitExceeded, nodes: Any = None) -> GraphQLError:
@@ -213,18 +194,18 @@ class CostLimit(SchemaExtension):
     async def _price_and_charge(self) -> GraphQLError | None:
         context = self.execution_context
         schema = context.schema._schema
-        chosen = chosen_operation(schema, context.graphql_document, context.operation_name, context.variables)
-        if chosen is None:
+        operation = operation_of(schema, context.graphql_document, context.operation_name, context.variables)
+        if operation is None:
             return None  # graphql-core's execution says what is wrong
-        operation, fragments, variables = chosen
         try:
-            points = operation_points(schema, operation, fragments, variables, LIMITS)
+            points = operation.derived("points", lambda: operation_points(
+                schema, operation.definition, operation.fragments, operation.variables, LIMITS))
         except GraphQLError as error:
             return error
         if points > LIMITS.graphql_points:
             return GraphQLError(
                 f"This operation costs {points} points, more than the limit of {LIMITS.graphql_points}: ask for "
-                "fewer items (first) or fewer nested lists.", nodes=[operation],
+                "fewer items (first) or fewer nested lists.", nodes=[operation.definition],
                 extensions={"code": "COST_LIMIT_EXCEEDED", "cost": points, "maxCost": LIMITS.graphql_points})
         charge = getattr(context.context, "charge", None)
         if charge is not None:

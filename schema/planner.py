@@ -51,7 +51,8 @@ from db.pagination import Page, PageRequest
 from db.queries import actors, claims, documents, events, places, stats
 from db.queries.common import ids_only, parse_uuid
 from db.queries.stats import StatsRequest, parse_group_by
-from schema.cost import chosen_operation, event_filter_of
+from schema.cost import event_filter_of
+from schema.operation import Operation, operation_of
 from schema.paging import check_first, user_errors
 from schema.types import EventStat
 
@@ -214,9 +215,13 @@ def _assemble_connection(shape: _ConnectionShape, page: Page, records: dict[grap
     return answer
 
 
-async def _records_by_id(context: Any, record: str, selection: graph.Selection, ids: list[UUID]) -> dict[Any, dict]:
+async def _records_by_id(context: Any, record: str, selection: graph.Selection, ids: list[UUID],
+                         parse: bool = False) -> dict[UUID, Any]:
+    """The records' JSON by id: as it came from PostgreSQL, spliced into the answer
+    by orjson unread (orjson.Fragment), or parsed when the caller adds to it."""
     found = await context.db(graph.records, record, selection, ids)
-    return {UUID(str(row_id)): tree for row_id, tree in found}
+    wrap = orjson.loads if parse else orjson.Fragment
+    return {UUID(str(row_id)): wrap(text) for row_id, text in found}
 
 
 # A root field's plan: made from the document without touching the database, run later.
@@ -240,35 +245,34 @@ def _list_plan(walk: _Walk, nodes: list[FieldNode], parent: GraphQLObjectType, r
             page = await context.db(list_page, request, context.codec, context.cache, *args, trees=ids_only,
                                     **kwargs)
         ids = [row["id"] for row in page.rows]
-        records = {selection: await _records_by_id(context, record, selection, ids)
-                   for selection in shape.node_selections()}
-        for selection, by_id in records.items():
-            for key, name, _ in selection:
-                if name in annotate:
-                    for row in page.rows:
-                        if row["id"] in by_id:
-                            by_id[row["id"]][key] = row.get(name)
+        records = {}
+        for selection in shape.node_selections():
+            keys = [(key, name) for key, name, _ in selection if name in annotate]
+            by_id = records[selection] = await _records_by_id(context, record, selection, ids, parse=bool(keys))
+            for row in page.rows:
+                for key, name in keys:
+                    if row["id"] in by_id:
+                        by_id[row["id"]][key] = row.get(name)
         return _assemble_connection(shape, page, records)
 
     return run
 
 
 def _record_plan(walk: _Walk, nodes: list[FieldNode], parent: GraphQLObjectType, record: str,
-                 resolve: Callable[[Any, str], Awaitable[UUID | None]]) -> RootRun:
-    """One record by the reference in `id` (None when there is none)."""
+                 resolve: Callable[[Any, str], Awaitable[UUID | None]] | None = None) -> RootRun:
+    """One record by its id, or by another reference `resolve` knows (an event's
+    external id), in the argument `id`; None when there is none."""
     arguments = walk.arguments(parent, nodes[0])
     selection = walk.selection(get_named_type(parent.fields[nodes[0].name.value].type), nodes)
 
     async def run(context: Any) -> Any:
-        record_id = await context.db(resolve, str(arguments["id"]))
+        ref = str(arguments["id"])
+        # (an id is looked up by the records' statement itself: an unknown one gives none)
+        record_id = parse_uuid(ref) or (await context.db(resolve, ref) if resolve else None)
         found = await _records_by_id(context, record, selection, [record_id]) if record_id else {}
         return found.get(record_id)
 
     return run
-
-
-async def _uuid_of(conn: Any, ref: str) -> UUID | None:
-    return parse_uuid(ref)  # (an unknown id gives no record)
 
 
 def _event_filter(arguments: dict[str, Any]) -> EventFilter:
@@ -324,7 +328,7 @@ def _documents(walk: _Walk, nodes: list[FieldNode], parent: GraphQLObjectType) -
 
 def _by_uuid(record: str) -> Callable:
     def plan(walk: _Walk, nodes: list[FieldNode], parent: GraphQLObjectType) -> RootRun:
-        return _record_plan(walk, nodes, parent, record, _uuid_of)
+        return _record_plan(walk, nodes, parent, record)
 
     return plan
 
@@ -374,6 +378,7 @@ class OperationPlan:
         """The answer, with errors where the resolvers would put them: a root's error
         nulls it, or the whole data when the root cannot be null (and, as graphql-core
         cancels the other roots then, ends the operation)."""
+        context.reads_only()
         data: dict[str, Any] = {}
         errors = []
         for key, nodes, nullable, run in self.roots:
@@ -390,17 +395,18 @@ class OperationPlan:
 def plan_operation(schema: GraphQLSchema, document: Any, operation_name: str | None,
                    raw_variables: dict[str, Any] | None) -> OperationPlan | None:
     """The plan of a query whose every field the planner knows; None otherwise."""
-    chosen = chosen_operation(schema, document, operation_name, raw_variables)
-    if chosen is None:
+    operation = operation_of(schema, document, operation_name, raw_variables)
+    if operation is None or operation.definition.operation is not OperationType.QUERY:
         return None
-    operation, fragments, variables = chosen
-    if operation.operation is not OperationType.QUERY:
-        return None
-    walk = _Walk(schema, fragments, variables)
+    return operation.derived("plan", lambda: _plan(schema, operation))
+
+
+def _plan(schema: GraphQLSchema, operation: Operation) -> OperationPlan | None:
+    walk = _Walk(schema, operation.fragments, operation.variables)
     root = schema.query_type
     roots = []
     try:
-        for key, nodes in walk.collect(root, [operation]).items():
+        for key, nodes in walk.collect(root, [operation.definition]).items():
             name = nodes[0].name.value
             if name not in ROOTS:
                 return None
