@@ -51,7 +51,7 @@ from db.cost import (
     filter_charge,
     operation_charge,
 )
-from db.filters import EventWhere as EventWhereGrammar
+from db.filters import EventWhere as EventWhereGrammar, FilterError
 
 # The lists that hold a page of `first` items, under the field that takes `first`.
 PAGE_LISTS = ("edges", "data")
@@ -147,7 +147,7 @@ class _Walk:
             if isinstance(where, dict):
                 try:
                     event_filter = EventWhereGrammar.model_validate(_plain(where)).to_filter()
-                except ValidationError:
+                except (ValidationError, FilterError):
                     return  # the resolver says what is wrong with it
                 size = check_filter(event_filter, self.limits, top_level_name=lambda name: f"where.{to_camel_case(name)}")
                 self.extra_points += filter_charge(size) * POINTS_PER_UNIT

@@ -69,10 +69,11 @@ def parse_group_by(values: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     names = [name.strip() for value in values for name in value.split(",") if name.strip()]
     for name in names:
         if name not in DIMENSIONS:
-            raise FilterError("group_by", f"unknown dimension {name!r}; one of {', '.join(DIMENSIONS)}")
+            raise FilterError("group_by", f"unknown dimension {name!r}; one of {', '.join(DIMENSIONS)}",
+                              "not_one_of")
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
-        raise FilterError("group_by", f"names {repeated[0]!r} twice")
+        raise FilterError("group_by", f"names {repeated[0]!r} twice", "repeated")
     return tuple(names)
 
 
@@ -107,11 +108,10 @@ def _rollup_level(f: EventFilter, group_by: tuple[str, ...]) -> int:
 async def _rollup_condition(conn: AsyncConnection, f: EventFilter, group_by: tuple[str, ...] = ()
                             ) -> ColumnElement[bool]:
     """The filter on the rollup's rows (rollup_answers(f) holds): names resolved and
-    checked as compile_event_filter does, so a bad value is the same error."""
+    checked as compile_event_filter does, so a bad value is the same error (dates out of
+    order are refused by the filter itself)."""
     r = m.event_month_counts.c
     conditions: list[ColumnElement[bool]] = [r.level == _rollup_level(f, group_by), r.events != 0]
-    if f.date_from and f.date_to and f.date_from > f.date_to:
-        raise FilterError("date_to", "is before date_from")
     # interval overlap on month bounds: ends in or after date_from's month, starts by date_to's
     if f.date_from:
         conditions.append(r.end_month >= f.date_from)
@@ -239,7 +239,7 @@ async def _rows_json(conn: AsyncConnection, f: EventFilter, group_by: tuple[str,
     groups, json_rows = (await conn.execute(select(func.count(), body).select_from(source))).one()
     if groups > MAX_ROWS:
         raise FilterError("group_by", f"gives more than {MAX_ROWS:,} groups; narrow the filters or group "
-                                      "more coarsely")
+                                      "more coarsely", "too_large")
     return json_rows
 
 
@@ -269,7 +269,8 @@ def _periods(period: str, first: dt.date, last: dt.date) -> list[str | int]:
         first = first - dt.timedelta(days=first.weekday()) if period == "week" else first
         count = (last - first).days // step + 1
     if count > MAX_ROWS:
-        raise FilterError("fill", f"would give more than {MAX_ROWS:,} rows; narrow the dates or the groups")
+        raise FilterError("fill", f"would give more than {MAX_ROWS:,} rows; narrow the dates or the groups",
+                          "too_large")
     if period == "year":
         return list(range(first.year, last.year + 1))
     if period == "month":
@@ -297,7 +298,8 @@ def _filled(rows: list[dict], f: EventFilter, group_by: tuple[str, ...]) -> list
     the first and last period found), for each combination of the other groups."""
     periods = [name for name in group_by if name in PERIODS]
     if len(periods) != 1:
-        raise FilterError("fill", "needs exactly one of year, month, week, day in group_by")
+        raise FilterError("fill", "needs exactly one of year, month, week, day in {group_by}", "not_applicable",
+                          mentions=("group_by",))
     period = periods[0]
     starts = [_period_start(period, row[period]) for row in rows]
     first = f.date_from or (min(starts) if starts else None)
@@ -311,7 +313,8 @@ def _filled(rows: list[dict], f: EventFilter, group_by: tuple[str, ...]) -> list
         combinations = {()}  # the period alone: every period, found or not
     labels = _periods(period, first, last)
     if len(labels) * len(combinations) > MAX_ROWS:
-        raise FilterError("fill", f"would give more than {MAX_ROWS:,} rows; narrow the dates or the groups")
+        raise FilterError("fill", f"would give more than {MAX_ROWS:,} rows; narrow the dates or the groups",
+                          "too_large")
     seen = {(tuple(row[key] for key in others), row[period]) for row in rows}
     zeros = [{**dict(zip(others, combination)), period: label, **dict.fromkeys(MEASURES, 0)}
              for combination in combinations for label in labels if (combination, label) not in seen]
@@ -323,7 +326,8 @@ async def event_stats(conn: AsyncConnection, cache: AnswerCache | None, f: Event
     """The groups (see the module) as a JSON array, cached per data generation in
     `cache` (None: not cached here, the caller caches whole answers)."""
     if request.fill and not any(name in PERIODS for name in request.group_by):
-        raise FilterError("fill", "needs one of year, month, week, day in group_by")
+        raise FilterError("fill", "needs one of year, month, week, day in {group_by}", "not_applicable",
+                          mentions=("group_by",))
 
     async def compute() -> bytes:
         rows = await _rows_json(conn, f, request.group_by, request.collapse)
