@@ -582,73 +582,108 @@ async def _geo_condition(conn: AsyncConnection, inside: ColumnElement[bool], sca
     return inside.is_(true())
 
 
-# The fields whose values are a vocabulary's.
+# The fields naming areas the events carry (db/migrations 0002: one index each) and the
+# fields whose values are a vocabulary's.
+AREA_FIELDS = ("country", "admin1", "admin2")
 VOCABULARY_FIELDS = tuple(name for name, spec in FILTER_FIELDS.items() if spec.vocabulary)
+# The actor filters: the role each matches (None: any).
+ACTOR_FIELDS = {"actor": None, "perpetrator": "perpetrator", "target": "target"}
 
 
-async def area_and_type_conditions(conn: AsyncConnection, f: EventFilter, table: Table) -> list[ColumnElement[bool]]:
-    """The country/admin1/admin2 and event type filters, names resolved and checked, on a
-    table with the events' columns for them (events, or the monthly rollup)."""
-    conditions = []
-    for field in ("country", "admin1", "admin2"):
-        values = getattr(f, field)
-        if values:
-            conditions.append(table.c[f"{field}_id"].in_(await resolve_places(conn, field, values, field)))
-    for field in VOCABULARY_FIELDS:
-        values = getattr(f, field)
-        if values:
-            table_of_values = m.metadata.tables[FILTER_FIELDS[field].vocabulary]
-            await check_vocabulary(conn, field, values, table_of_values, table_of_values.primary_key.columns[0].name)
-            conditions.append(table.c[field].in_(values))
-    return conditions
+@dataclass(frozen=True)
+class ResolvedFilter:
+    """An EventFilter with what it names looked up: its places' ids, its actors with
+    their members (ActorMatch), its claimants' ids, its external ids' events, its text
+    query parsed and its vocabularies checked. Made once per request
+    (resolve_event_filter): a page, its total and its rollup are all compiled from it."""
+
+    filter: EventFilter
+    places: Mapping[str, tuple[UUID, ...]]  # country, admin1, admin2, place -> ids
+    actor_matches: tuple[ActorMatch, ...]  # actor, perpetrator, target (or attribution alone)
+    claimants: tuple[UUID, ...]
+    external_events: tuple[UUID, ...]
+    tsquery: str | None
+    all_of: tuple[ResolvedFilter, ...] = ()
+    any_of: tuple[ResolvedFilter, ...] = ()
+    none_of: ResolvedFilter | None = None
+
+    def without_near(self) -> ResolvedFilter:
+        return replace(self, filter=replace(self.filter, near=None))
 
 
-async def compile_event_filter(conn: AsyncConnection, f: EventFilter, *, scan_in_order: bool = True,
-                               members_of_nested: bool = False, actor_matches: list[ActorMatch] | None = None
-                               ) -> ColumnElement[bool]:
-    """The SQL condition on `events` for a filter, after resolving its names.
-    `scan_in_order`: the list's order has an index (false for a sort by distance).
-    `include_members` holds for the filters nested under the one that sets it.
-    `actor_matches` receives the actor filters of the top level *instead of* their
-    conditions: the caller reads events through one of them (ActorMatch.events_by_date)
-    and must AND the conditions of the others. (Both for the same filter mislead the
-    planner: it would hash the condition's matches before walking the index.)"""
-    e = m.events.c
-    conditions: list[ColumnElement[bool]] = []
+async def resolve_event_filter(conn: AsyncConnection, f: EventFilter | ResolvedFilter, *,
+                               members_of_nested: bool = False) -> ResolvedFilter:
+    """What `f` names, looked up; every name must name something (FilterError if not).
+    `include_members` holds for the filters nested under the one that sets it. A filter
+    resolved already is returned as it is."""
+    if isinstance(f, ResolvedFilter):
+        return f
     include_members = f.include_members or members_of_nested
     if f.include_members and not members_of_nested and not f.names_actors():
         raise FilterError("include_members", "applies to {actor}, {perpetrator} or {target}, and none is given",
-                          "not_applicable", mentions=("actor", "perpetrator", "target"))
+                          "not_applicable", mentions=tuple(ACTOR_FIELDS))
+    places = {name: tuple(await resolve_places(conn, name, getattr(f, name), name))
+              for name in AREA_FIELDS if getattr(f, name)}
+    for name in VOCABULARY_FIELDS:
+        table = m.metadata.tables[FILTER_FIELDS[name].vocabulary]
+        await check_vocabulary(conn, name, getattr(f, name), table, table.primary_key.columns[0].name)
+    if f.place:
+        places["place"] = tuple(await resolve_places(conn, "place", f.place, None))
+    # attribution applies to the actors named by actor/perpetrator/target, else to any actor
+    actor_matches = [await _resolve_actor_match(conn, await resolve_actors(conn, name, getattr(f, name)), role,
+                                                include_members, f.attribution)
+                     for name, role in ACTOR_FIELDS.items() if getattr(f, name)]
+    if f.attribution and not actor_matches:
+        actor_matches.append(ActorMatch(spans=(), roles=(), statuses=f.attribution))
+    nested = {"members_of_nested": include_members}
+    return ResolvedFilter(
+        filter=f, places=places, actor_matches=tuple(actor_matches),
+        claimants=tuple(await resolve_actors(conn, "claimant", f.claimant)) if f.claimant else (),
+        external_events=tuple(await resolve_external_event_ids(conn, f.external_id)) if f.external_id else (),
+        tsquery=await parse_text_query(conn, f.q) if f.q is not None else None,
+        all_of=tuple([await resolve_event_filter(conn, sub, **nested) for sub in f.all_of]),
+        any_of=tuple([await resolve_event_filter(conn, sub, **nested) for sub in f.any_of]),
+        none_of=await resolve_event_filter(conn, f.none_of, **nested) if f.none_of is not None else None)
+
+
+def area_and_type_conditions(resolved: ResolvedFilter, table: Table) -> list[ColumnElement[bool]]:
+    """The country/admin1/admin2 and event type filters on a table with the events'
+    columns for them (events, or the monthly rollup)."""
+    conditions = [table.c[f"{name}_id"].in_(resolved.places[name]) for name in AREA_FIELDS if name in resolved.places]
+    return conditions + [table.c[name].in_(values) for name in VOCABULARY_FIELDS
+                         if (values := getattr(resolved.filter, name))]
+
+
+async def compile_event_filter(conn: AsyncConnection, f: EventFilter | ResolvedFilter, *,
+                               scan_in_order: bool = True, actor_matches: list[ActorMatch] | None = None
+                               ) -> ColumnElement[bool]:
+    """The SQL condition on `events` for a filter, its names resolved first unless they
+    are (resolve_event_filter). `scan_in_order`: the list's order has an index (false
+    for a sort by distance). `actor_matches` receives the actor filters of the top level
+    *instead of* their conditions: the caller reads events through one of them
+    (ActorMatch.events_by_date) and must AND the conditions of the others. (Both for
+    the same filter mislead the planner: it would hash the condition's matches before
+    walking the index.)"""
+    resolved = await resolve_event_filter(conn, f)
+    f = resolved.filter
+    e = m.events.c
+    conditions: list[ColumnElement[bool]] = []
     # Interval overlap: an event from March 1 to 31 is inside "from March 15".
     if f.date_from:
         conditions.append(e.date_end >= f.date_from)
     if f.date_to:
         conditions.append(e.date_start <= f.date_to)
-    # Events carry their country, admin1 and admin2 (db/migrations 0002): one index each.
-    conditions += await area_and_type_conditions(conn, f, m.events)
+    conditions += area_and_type_conditions(resolved, m.events)
     if f.place:
-        conditions.append(_inside(await resolve_places(conn, "place", f.place, None)))
-    # attribution applies to the actors named by actor/perpetrator/target, else to any actor
-    named_actors = [(field, role) for field, role in (("actor", None), ("perpetrator", "perpetrator"),
-                                                      ("target", "target")) if getattr(f, field)]
-    for field, role in named_actors:
-        actor_ids = await resolve_actors(conn, field, getattr(f, field))
-        match = await _resolve_actor_match(conn, actor_ids, role, include_members, f.attribution)
-        if actor_matches is None:
-            conditions.append(match.condition())
-        else:
-            actor_matches.append(match)
-    if f.attribution and not named_actors:
-        match = ActorMatch(spans=(), roles=(), statuses=f.attribution)
-        if actor_matches is None:
-            conditions.append(match.condition())
-        else:
-            actor_matches.append(match)
+        conditions.append(_inside(resolved.places["place"]))
+    if actor_matches is None:
+        conditions += [match.condition() for match in resolved.actor_matches]
+    else:
+        actor_matches += resolved.actor_matches
     if f.claimant:
-        claimants = await resolve_actors(conn, "claimant", f.claimant)
-        conditions.append(exists().where(m.claims.c.event_id == e.id, m.claims.c.claimant_id.in_(claimants)))
+        conditions.append(exists().where(m.claims.c.event_id == e.id, m.claims.c.claimant_id.in_(resolved.claimants)))
     if f.external_id:
-        conditions.append(e.id.in_(await resolve_external_event_ids(conn, f.external_id)))
+        conditions.append(e.id.in_(resolved.external_events))
     if f.min_fatalities is not None:
         conditions.append(e.fatalities_best >= f.min_fatalities)
     if f.max_fatalities is not None:
@@ -660,17 +695,18 @@ async def compile_event_filter(conn: AsyncConnection, f: EventFilter, *, scan_in
     if f.near is not None:
         conditions.append(await _geo_condition(conn, _inside_boxes(near_boxes(f.near)), scan_in_order))
         conditions.append(distance_km(f.near) <= f.near.radius_km)
-    if f.q is not None:
-        conditions.append(matches_text(await parse_text_query(conn, f.q)))
-    nested = {"scan_in_order": scan_in_order, "members_of_nested": include_members}
-    for sub in f.all_of:
-        conditions.append(await compile_event_filter(conn, sub, **nested))
-    if f.any_of:
-        conditions.append(or_(*[await compile_event_filter(conn, sub, **nested) for sub in f.any_of]))
-    if f.none_of is not None:
+    if resolved.tsquery is not None:
+        conditions.append(matches_text(resolved.tsquery))
+    for sub in resolved.all_of:
+        conditions.append(await compile_event_filter(conn, sub, scan_in_order=scan_in_order))
+    if resolved.any_of:
+        conditions.append(or_(*[await compile_event_filter(conn, sub, scan_in_order=scan_in_order)
+                                for sub in resolved.any_of]))
+    if resolved.none_of is not None:
         # the complement: an event with no figure or no coordinates is NOT "at least 1"
         # or "inside the box", so it matches the negation (SQL's NOT NULL would drop it)
-        conditions.append((await compile_event_filter(conn, f.none_of, **nested)).is_not(true()))
+        conditions.append((await compile_event_filter(conn, resolved.none_of, scan_in_order=scan_in_order))
+                          .is_not(true()))
     return and_(true(), *conditions)
 
 

@@ -45,9 +45,11 @@ from db.filters import (
     Collapse,
     EventFilter,
     FilterError,
+    ResolvedFilter,
     area_and_type_conditions,
     compile_event_filter,
     first_of_its_happening,
+    resolve_event_filter,
 )
 
 PERIODS = ("year", "month", "week", "day")
@@ -105,11 +107,10 @@ def _rollup_level(f: EventFilter, group_by: tuple[str, ...]) -> int:
     return 1 if "admin1" in group_by or f.admin1 else 0
 
 
-async def _rollup_condition(conn: AsyncConnection, f: EventFilter, group_by: tuple[str, ...] = ()
-                            ) -> ColumnElement[bool]:
-    """The filter on the rollup's rows (rollup_answers(f) holds): names resolved and
-    checked as compile_event_filter does, so a bad value is the same error (dates out of
-    order are refused by the filter itself)."""
+def _rollup_condition(resolved: ResolvedFilter, group_by: tuple[str, ...] = ()) -> ColumnElement[bool]:
+    """The filter on the rollup's rows (rollup_answers(f) holds), with the ids its names
+    were resolved to for the request (the events' condition uses the same)."""
+    f = resolved.filter
     r = m.event_month_counts.c
     conditions: list[ColumnElement[bool]] = [r.level == _rollup_level(f, group_by), r.events != 0]
     # interval overlap on month bounds: ends in or after date_from's month, starts by date_to's
@@ -117,13 +118,15 @@ async def _rollup_condition(conn: AsyncConnection, f: EventFilter, group_by: tup
         conditions.append(r.end_month >= f.date_from)
     if f.date_to:
         conditions.append(r.start_month <= f.date_to.replace(day=1))
-    return and_(*conditions, *await area_and_type_conditions(conn, f, m.event_month_counts))
+    return and_(*conditions, *area_and_type_conditions(resolved, m.event_month_counts))
 
 
-async def count_from_rollup(conn: AsyncConnection, f: EventFilter) -> int:
-    """The number of events matching `f` (rollup_answers(f) holds)."""
+async def count_from_rollup(conn: AsyncConnection, f: EventFilter | ResolvedFilter) -> int:
+    """The number of events matching `f` (rollup_answers(f) holds); its names resolved
+    unless they are."""
     r = m.event_month_counts.c
-    stmt = select(func.coalesce(func.bigint_sum(r.events), 0)).where(await _rollup_condition(conn, f))
+    condition = _rollup_condition(await resolve_event_filter(conn, f))
+    stmt = select(func.coalesce(func.bigint_sum(r.events), 0)).where(condition)
     return int(await conn.scalar(stmt))
 
 
@@ -138,10 +141,11 @@ async def _grouped(conn: AsyncConnection, f: EventFilter, group_by: tuple[str, .
                    collapse: Collapse | None = None):
     """The grouping statement: one column per dimension (ids for places and actors),
     then the measures."""
+    resolved = await resolve_event_filter(conn, f)
     if collapse is None and rollup_answers(f, group_by):
         r = m.event_month_counts.c
         source = m.event_month_counts
-        where = await _rollup_condition(conn, f, group_by)
+        where = _rollup_condition(resolved, group_by)
         start = r.start_month
         keys: dict[str, ColumnElement] = {"country": r.country_id, "admin1": r.admin1_id, "admin2": r.admin2_id,
                                           "event_type": r.event_type, "sub_event_type": r.sub_event_type}
@@ -151,7 +155,7 @@ async def _grouped(conn: AsyncConnection, f: EventFilter, group_by: tuple[str, .
     else:
         e = m.events.c
         source = m.events
-        where = await compile_event_filter(conn, f)
+        where = await compile_event_filter(conn, resolved)
         if collapse is Collapse.HAPPENING:
             # (the key of GET /v1/events' default order, newest first: db/queries/events.py)
             where = and_(where, first_of_its_happening(where, (e.date_start, e.id), descending=True))
