@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install clean-data bench-data bench bench-ratelimit bench-linking bench-workers fuzz
+.PHONY: run test install clean-data bench-data bench bench-ratelimit bench-linking bench-workers bench-postgraphile fuzz
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "conflictkb needs Python 3.11 or newer (PYTHON=$(PYTHON))")'
@@ -58,6 +58,13 @@ bench-ratelimit: $(STAMP)
 # data: cached and uncached event list, GraphQL event list (bench/README.md; wrk).
 bench-workers: $(STAMP)
 	$(BIN)/python bench/workers.py
+
+# Our GraphQL next to PostGraphile 5's on the same database, three questions under wrk
+# (bench/README.md). Installs Node 22 and PostGraphile with npm into var/postgraphile the
+# first time. POSTGRAPHILE_DATA=var/bench for the million events (after make bench-data).
+POSTGRAPHILE_DATA ?= var/bench-workers
+bench-postgraphile: $(STAMP)
+	$(BIN)/python bench/graphql_vs_postgraphile.py --data-dir $(POSTGRAPHILE_DATA)
 
 # Cross-source linking against a labelled ACLED re-report of the UCDP extract: precision,
 # recall, top-1 per perturbation, and linking's share of import time (bench/README.md).

@@ -67,7 +67,8 @@ async def graphql_context(request: Request, codec: Codec, cache: AnswerCacheDep)
             return await stack.enter_async_context(request_connection(request.app.state.engine))
 
         yield GraphQLContext(connect, codec, cache, authenticate=lambda: request_principal(request),
-                             charge=request_charge(request.scope))
+                             charge=request_charge(request.scope),
+                             plan_reads=request.app.state.settings.graphql_planner)
 
 
 def tune_collector() -> None:

@@ -154,7 +154,9 @@ def generate(settings: Settings, count: int, seed: int, batch: int) -> None:
     from db.generate import generate as generate_events, log_progress
 
     async def run(url: str) -> None:
-        engine = make_engine(url, pool_size=2)
+        # A million events' index builds and history stamping take minutes: the
+        # generator is maintenance, with no statement budget.
+        engine = make_engine(url, pool_size=2, statement_timeout=0)
         try:
             await generate_events(engine, count, seed=seed, batch=batch, progress=log_progress(count))
         finally:

@@ -70,6 +70,10 @@ class Settings(BaseSettings):
         default=262_144, ge=1,
         validation_alias=AliasChoices("CONFLICTKB_MAX_GRAPHQL_BODY_BYTES", "max_graphql_body_bytes"),
         description="Largest /graphql request body in bytes (read before it is known whether it needs a key).")
+    graphql_planner: bool = Field(
+        default=True, validation_alias=AliasChoices("CONFLICTKB_GRAPHQL_PLANNER", "graphql_planner"),
+        description="GraphQL queries are answered by SQL that builds their JSON (schema/planner.py); off: every "
+                    "field by its resolver, as a way to compare or to rule the planner out.")
     body_timeout_seconds: float = Field(
         default=30.0, gt=0, validation_alias=AliasChoices("CONFLICTKB_BODY_TIMEOUT", "body_timeout_seconds"),
         description="Time a client has to send a request's whole body; slower is answered 408.")

@@ -54,6 +54,10 @@ RATE_LIMIT_REFUSALS = Counter(
     "and reason: quota (spent), cost (one request over the whole quota), lockout (failed authentications).",
     ["policy", "reason"])
 
+GRAPHQL_OPERATIONS = Counter(
+    "conflictkb_graphql_operations",
+    "GraphQL operations run, by path: planned (answered by SQL that builds the JSON: schema/planner.py) or "
+    "resolved (field by field: mutations, asOf, fields the planner leaves to resolvers).", ["path"])
 IMPORT_ROWS = Counter(
     "conflictkb_import_rows", "Rows of dataset files imported, by dataset and outcome "
     "(inserted, updated, unchanged, rejected).", ["dataset", "outcome"])

@@ -19,6 +19,7 @@ from schema.cost import CostLimit
 from schema.errors import DATABASE_UNAVAILABLE_MESSAGE, ErrorCodes, OneTransaction, Schema, classify, http_error
 from schema.execution import PlainFieldExecutionContext
 from schema.mutations import Mutation
+from schema.planner import PlannedReads
 from schema.queries import Query
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ schema = Schema(
         lambda: AddValidationRules(LIMIT_RULES),
         ValidationCache,
         CostLimit,
+        PlannedReads,
         OneTransaction,
         ErrorCodes,
     ],

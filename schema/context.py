@@ -32,12 +32,14 @@ T = TypeVar("T")
 
 class GraphQLContext(BaseContext):
     def __init__(self, connect: Callable[[], Awaitable[AsyncConnection]], codec: CursorCodec, cache: AnswerCache,
-                 authenticate: Callable[[], Awaitable[ApiPrincipal]], charge: Charge = no_charge):
+                 authenticate: Callable[[], Awaitable[ApiPrincipal]], charge: Charge = no_charge,
+                 plan_reads: bool = True):
         """`connect`: the request's one database connection, made when first needed (a
         request that is refused its key never takes one) and kept to the request's end.
         `authenticate`: the request's key, or ApiKeyRefused (api/auth.py's
         request_principal, bound to the request). `charge`: charges the operation's
-        cost to the caller's rate-limit quota once it is known (db.cost.Charge)."""
+        cost to the caller's rate-limit quota once it is known (db.cost.Charge).
+        `plan_reads`: queries the planner knows are answered by it (schema/planner.py)."""
         super().__init__()
         self._connect = connect
         self._conn: AsyncConnection | None = None
@@ -47,6 +49,7 @@ class GraphQLContext(BaseContext):
         self.cache = cache
         self._authenticate = authenticate
         self.charge = charge
+        self.plan_reads = plan_reads
         # Resolvers run concurrently, but one connection runs one statement at a time.
         self._lock = asyncio.Lock()
         self.actors = self._loader(actor_trees)

@@ -17,6 +17,7 @@ from enum import Enum
 from typing import Any
 
 from graphql import (
+    DocumentNode,
     ExecutionResult,
     FieldNode,
     FragmentDefinitionNode,
@@ -51,7 +52,8 @@ from db.cost import (
     filter_charge,
     operation_charge,
 )
-from db.filters import EventWhere as EventWhereGrammar, FilterError
+from db.filters import EventFilter, EventWhere as EventWhereGrammar, FilterError
+from schema.errors import bad_filter
 
 # The lists that hold a page of `first` items, under the field that takes `first`.
 PAGE_LISTS = ("edges", "data")
@@ -74,6 +76,35 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Enum):
         return value.value
     return value
+
+
+def event_filter_of(where: dict[str, Any]) -> EventFilter:
+    """The filter of a `where` argument as graphql-core coerced it (pydantic's
+    ValidationError when it is not one); a value the filter refuses is BAD_USER_INPUT
+    naming `where.<path>`, as the resolvers' EventWhere.to_filter names it."""
+    try:
+        return EventWhereGrammar.model_validate(_plain(where)).to_filter()
+    except FilterError as exc:
+        raise bad_filter(exc, within="where") from exc
+
+
+def chosen_operation(schema: GraphQLSchema, document: DocumentNode, operation_name: str | None,
+                     raw_variables: dict[str, Any] | None
+                     ) -> tuple[OperationDefinitionNode, dict[str, FragmentDefinitionNode], Any] | None:
+    """The operation a request runs, its document's fragments and its coerced
+    variables; None when graphql-core's execution will say what is wrong (no such
+    operation, bad variables)."""
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    chosen = [o for o in operations if operation_name is None or
+              (o.name is not None and o.name.value == operation_name)]
+    if len(chosen) != 1:
+        return None
+    operation = chosen[0]
+    variables = get_variable_values(schema, operation.variable_definitions or [], raw_variables or {})
+    if isinstance(variables, list):
+        return None
+    fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+    return operation, fragments, variables
 
 
 def cost_limit_error(exc: CostLimitExceeded, nodes: Any = None) -> GraphQLError:
@@ -146,8 +177,8 @@ class _Walk:
             where = args.get("where")
             if isinstance(where, dict):
                 try:
-                    event_filter = EventWhereGrammar.model_validate(_plain(where)).to_filter()
-                except (ValidationError, FilterError):
+                    event_filter = event_filter_of(where)
+                except (ValidationError, GraphQLError):
                     return  # the resolver says what is wrong with it
                 size = check_filter(event_filter, self.limits, top_level_name=lambda name: f"where.{to_camel_case(name)}")
                 self.extra_points += filter_charge(size) * POINTS_PER_UNIT
@@ -186,18 +217,11 @@ class CostLimit(SchemaExtension):
 
     async def _price_and_charge(self) -> GraphQLError | None:
         context = self.execution_context
-        document = context.graphql_document
-        operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-        chosen = [o for o in operations if context.operation_name is None or
-                  (o.name is not None and o.name.value == context.operation_name)]
-        if len(chosen) != 1:
-            return None  # graphql-core's execution says what is wrong
-        operation = chosen[0]
         schema = context.schema._schema
-        variables = get_variable_values(schema, operation.variable_definitions or [], context.variables or {})
-        if isinstance(variables, list):
-            return None  # bad variables: execution reports them
-        fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+        chosen = chosen_operation(schema, context.graphql_document, context.operation_name, context.variables)
+        if chosen is None:
+            return None  # graphql-core's execution says what is wrong
+        operation, fragments, variables = chosen
         try:
             points = operation_points(schema, operation, fragments, variables, LIMITS)
         except GraphQLError as error:

@@ -11,7 +11,7 @@ from db import models as m
 from db.filters import check_vocabulary, ids_named_like
 from db.cache import AnswerCache
 from db.pagination import CursorCodec, Page, PageRequest, Sort
-from db.queries.common import ACTOR_REF, keyset_page, tree_by_ref, tree_loader
+from db.queries.common import ACTOR_REF, TreeLoader, keyset_page, tree_by_ref, tree_loader
 
 a = m.actors.c
 ACTOR_SORT = Sort("name", (a.name, a.id), (str, UUID), descending=False, scope="actors")
@@ -54,7 +54,7 @@ async def get_actor(conn: AsyncConnection, ref: str) -> dict | None:
 
 async def list_actors(conn: AsyncConnection, page: PageRequest, codec: CursorCodec,
                       cache: AnswerCache, *, q: str | None = None,
-                      kind: tuple[str, ...] = ()) -> Page:
+                      kind: tuple[str, ...] = (), trees: TreeLoader = actor_trees) -> Page:
     condition = true()
     if q is not None:
         condition = condition & a.id.in_(ids_named_like(m.actor_names, q))
@@ -62,4 +62,4 @@ async def list_actors(conn: AsyncConnection, page: PageRequest, codec: CursorCod
         await check_vocabulary(conn, "kind", kind, m.actor_kinds)
         condition = condition & a.kind.in_(kind)
     return await keyset_page(conn, a.id, condition, sort=ACTOR_SORT, page=page, codec=codec, cache=cache,
-                             trees=actor_trees)
+                             trees=trees)

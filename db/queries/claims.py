@@ -13,7 +13,7 @@ from db import models as m
 from db.filters import FilterError, check_vocabulary, resolve_actors
 from db.cache import AnswerCache
 from db.pagination import CursorCodec, Page, PageRequest, Sort
-from db.queries.common import keyset_page, tree_by_ref, tree_loader
+from db.queries.common import TreeLoader, keyset_page, tree_by_ref, tree_loader
 from db.queries.events import CLAIM_TREE, resolve_event_id
 
 c = m.claims.c
@@ -42,7 +42,7 @@ async def get_claim(conn: AsyncConnection, ref: str) -> dict | None:
 
 
 async def list_claims(conn: AsyncConnection, page: PageRequest, codec: CursorCodec,
-                      cache: AnswerCache, f: ClaimFilter) -> Page:
+                      cache: AnswerCache, f: ClaimFilter, trees: TreeLoader = claim_trees) -> Page:
     condition = true()
     if f.event is not None:
         event_id = await resolve_event_id(conn, f.event)
@@ -58,4 +58,4 @@ async def list_claims(conn: AsyncConnection, page: PageRequest, codec: CursorCod
         await check_vocabulary(conn, "predicate", f.predicate, m.predicates)
         condition = condition & c.predicate.in_(f.predicate)
     return await keyset_page(conn, c.id, condition, sort=CLAIM_SORT, page=page, codec=codec, cache=cache,
-                             trees=claim_trees)
+                             trees=trees)

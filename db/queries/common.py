@@ -52,6 +52,12 @@ def tree_loader(statement: TextClause) -> TreeLoader:
     return trees
 
 
+async def ids_only(conn: AsyncConnection, ids: list[UUID]) -> list[dict]:
+    """A page's records as their ids only (for a caller that builds them its own way:
+    the GraphQL planner, db/graph.py)."""
+    return [{"id": record_id} for record_id in ids]
+
+
 async def tree_of(conn: AsyncConnection, trees: TreeLoader, record_id: UUID | None) -> dict | None:
     """One record's tree; None if there is no id or no such record."""
     found = await trees(conn, [record_id]) if record_id else []

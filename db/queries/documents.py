@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from db import models as m
 from db.cache import AnswerCache
 from db.pagination import CursorCodec, Page, PageRequest, Sort, decode_date
-from db.queries.common import keyset_page, tree_by_ref, tree_loader
+from db.queries.common import TreeLoader, keyset_page, tree_by_ref, tree_loader
 
 d = m.documents.c
 # Undated documents sort last among the newest-first.
@@ -36,6 +36,6 @@ async def get_document(conn: AsyncConnection, ref: str) -> dict | None:
 
 
 async def list_documents(conn: AsyncConnection, page: PageRequest, codec: CursorCodec,
-                         cache: AnswerCache) -> Page:
+                         cache: AnswerCache, trees: TreeLoader = document_trees) -> Page:
     return await keyset_page(conn, d.id, true(), sort=DOCUMENT_SORT, page=page, codec=codec, cache=cache,
-                             trees=document_trees)
+                             trees=trees)

@@ -47,6 +47,7 @@ from db.pagination import CursorCodec, Page, PageRequest, Sort, decode_date
 from db.queries.common import (
     ACTOR_REF,
     PLACE_TREE,
+    TreeLoader,
     keyset_page,
     parse_uuid,
     tree_loader,
@@ -245,17 +246,20 @@ def _collapsed(order: Sort, collapse: Collapse | None) -> Sort:
 
 async def list_events(conn: AsyncConnection, page: PageRequest, codec: CursorCodec,
                       cache: AnswerCache, f: EventFilter | ResolvedFilter, *,
-                      sort: str = "-date", with_claims: bool = False, collapse: Collapse | None = None) -> Page:
+                      sort: str = "-date", with_claims: bool = False, collapse: Collapse | None = None,
+                      trees: TreeLoader | None = None) -> Page:
     """One page of event trees matching a filter, in `sort` order after the page's cursor.
     With `near`, each event carries its `distance_km` from the point. Collapsed by
     happening, one event per happening: the first of its records that match, in `sort`
-    order (db.filters.first_of_its_happening), and the total counts happenings. The
+    order (db.filters.first_of_its_happening), and the total counts happenings. `trees`:
+    how the page's events are loaded (default: their trees, with claims or not). The
     filter's names are resolved once, for the page and its total alike."""
     order = _collapsed(event_sort(sort, f.filter if isinstance(f, ResolvedFilter) else f), collapse)
+    trees = trees or (event_trees if with_claims else event_list_trees)
     resolved = await resolve_event_filter(conn, f)
     f = resolved.filter
     if order.name == "distance":
-        return await _list_nearest_first(conn, page, codec, cache, resolved, order, with_claims, collapse)
+        return await _list_nearest_first(conn, page, codec, cache, resolved, order, trees, collapse)
     actor_matches: list[ActorMatch] = []
     condition = await compile_event_filter(conn, resolved, actor_matches=actor_matches)
     annotate = {"distance_km": _rounded_km(distance_km(f.near))} if f.near else {}
@@ -279,7 +283,7 @@ async def list_events(conn: AsyncConnection, page: PageRequest, codec: CursorCod
         return (await conn.execute(key.apply(stmt, after).limit(limit))).all()
 
     return await keyset_page(conn, e.id, everything, sort=order, page=page, codec=codec, cache=cache,
-                             trees=event_trees if with_claims else event_list_trees, annotate=annotate,
+                             trees=trees, annotate=annotate,
                              fetch_rows=through_actor if by_date is not None else None,
                              count=(lambda: count_from_rollup(conn, resolved)) if rollup_answers(f) and not collapse
                              else None)
@@ -297,7 +301,7 @@ _LOWEST_ID = UUID(int=0)
 
 async def _list_nearest_first(conn: AsyncConnection, page: PageRequest, codec: CursorCodec,
                               cache: AnswerCache, resolved: ResolvedFilter,
-                              order: Sort, with_claims: bool, collapse: Collapse | None) -> Page:
+                              order: Sort, trees: TreeLoader, collapse: Collapse | None) -> Page:
     """sort=distance: the points near the centre nearest first (event_points), and at
     each point its events in id order (ix_events_point), which is the order (distance,
     id) without computing a distance per event or sorting every event in the radius."""
@@ -336,5 +340,5 @@ async def _list_nearest_first(conn: AsyncConnection, page: PageRequest, codec: C
             step *= 4
 
     return await keyset_page(conn, e.id, and_(others, within_near(near)), sort=order, page=page, codec=codec, cache=cache,
-                             trees=event_trees if with_claims else event_list_trees,
+                             trees=trees,
                              annotate={"distance_km": _rounded_km(distance_km(near))}, fetch_rows=nearest)

@@ -13,6 +13,7 @@ from db.cache import AnswerCache
 from db.pagination import CursorCodec, Page, PageRequest, Sort
 from db.queries.common import (
     PLACE_TREE,
+    TreeLoader,
     keyset_page,
     parse_uuid,
     tree_by_ref,
@@ -48,7 +49,8 @@ async def get_place(conn: AsyncConnection, ref: str) -> dict | None:
 
 async def list_places(conn: AsyncConnection, page: PageRequest, codec: CursorCodec,
                       cache: AnswerCache, *, q: str | None = None,
-                      kind: tuple[str, ...] = (), parent: str | None = None) -> Page:
+                      kind: tuple[str, ...] = (), parent: str | None = None,
+                      trees: TreeLoader = place_trees) -> Page:
     condition = true()
     if q is not None:
         condition = condition & p.id.in_(ids_named_like(m.place_names, q))
@@ -61,4 +63,4 @@ async def list_places(conn: AsyncConnection, page: PageRequest, codec: CursorCod
             raise FilterError("parent", f"no place {parent!r}", "unmatched")
         condition = condition & (p.parent_id == parent_id)
     return await keyset_page(conn, p.id, condition, sort=PLACE_SORT, page=page, codec=codec, cache=cache,
-                             trees=place_trees)
+                             trees=trees)

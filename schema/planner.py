@@ -1,0 +1,428 @@
+"""GraphQL reads planned into SQL: a query whose every field the planner knows is
+answered by PostgreSQL building the records' JSON with exactly the selected fields
+(db/graph.py), one statement per list or record whatever the depth, instead of
+resolvers completing each field in Python (a page of 100 events with their place,
+actors and claims is ~2,000 fields).
+
+It runs after parsing, validation and the cost limits (schema/cost.py), as a schema
+extension that answers the operation before graphql-core's execution would: through
+strawberry's documented `on_execute` hook (setting the result skips execution). What
+it does not know (mutations, `asOf`, `matches`, a happening's records, a selection
+on a type without SQL) takes the resolvers' path, whole; tests/test_graphql_planner.py
+checks that both paths give the same answer on a wide set of queries. The lists and
+filters are the query layer's own (db/queries), only the records' JSON differs, so
+paging, cursors, totals and errors are those of the resolvers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import orjson
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from graphql import (
+    ExecutionResult,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLIncludeDirective,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLSchema,
+    GraphQLSkipDirective,
+    InlineFragmentNode,
+    OperationType,
+    SelectionSetNode,
+    get_named_type,
+    located_error,
+)
+from graphql.execution.values import get_argument_values, get_directive_values
+from strawberry.extensions import SchemaExtension
+from strawberry.utils.str_converters import to_camel_case
+
+from db import graph
+from db.filters import EventFilter
+from db.metrics import GRAPHQL_OPERATIONS
+from db.pagination import Page, PageRequest
+from db.queries import actors, claims, documents, events, places, stats
+from db.queries.common import ids_only, parse_uuid
+from db.queries.stats import StatsRequest, parse_group_by
+from schema.cost import chosen_operation, event_filter_of
+from schema.paging import check_first, user_errors
+from schema.types import EventStat
+
+
+class Unplanned(Exception):
+    """The operation (or a part of it) is not the planner's: the resolvers answer it."""
+
+
+# GraphQL's field names per declared type (strawberry names a field by to_camel_case
+# of its Python name, so the declarations' names map exactly).
+_GRAPHQL_NAMES = {name: {to_camel_case(field): field for field in record.fields}
+                  for name, record in graph.TYPES.items()}
+
+
+@dataclass
+class _Walk:
+    """Turns a document's selections into db.graph selections, as graphql-core collects
+    fields: fragments inlined, @skip and @include applied, same keys merged."""
+    schema: GraphQLSchema
+    fragments: dict[str, FragmentDefinitionNode]
+    variables: Any  # graphql-core's coerced variable values
+
+    def included(self, node: Any) -> bool:
+        skip = get_directive_values(GraphQLSkipDirective, node, self.variables)
+        if skip is not None and skip["if"]:
+            return False
+        include = get_directive_values(GraphQLIncludeDirective, node, self.variables)
+        return include is None or include["if"]
+
+    def collect(self, type_: GraphQLObjectType, nodes: list[FieldNode]) -> dict[str, list[FieldNode]]:
+        """The fields selected under `nodes` on `type_`, by response key, in order."""
+        fields: dict[str, list[FieldNode]] = {}
+
+        def visit(selection_set: SelectionSetNode | None) -> None:
+            for selection in selection_set.selections if selection_set else ():
+                if not self.included(selection):
+                    continue
+                if isinstance(selection, FieldNode):
+                    key = selection.alias.value if selection.alias else selection.name.value
+                    fields.setdefault(key, []).append(selection)
+                    continue
+                if isinstance(selection, FragmentSpreadNode):
+                    fragment = self.fragments[selection.name.value]
+                    condition, under = fragment.type_condition, fragment.selection_set
+                else:
+                    assert isinstance(selection, InlineFragmentNode)
+                    condition, under = selection.type_condition, selection.selection_set
+                if condition is not None and condition.name.value != type_.name:
+                    raise Unplanned(f"a fragment on {condition.name.value} inside {type_.name}")
+                visit(under)
+
+        for node in nodes:
+            visit(node.selection_set)
+        return fields
+
+    def selection(self, type_: GraphQLObjectType, nodes: list[FieldNode]) -> graph.Selection:
+        """What `nodes` select on a declared type, as db/graph.py takes it."""
+        names = _GRAPHQL_NAMES.get(type_.name)
+        if names is None:
+            raise Unplanned(f"no SQL for {type_.name}")
+        selected = []
+        for key, field_nodes in self.collect(type_, nodes).items():
+            name = field_nodes[0].name.value
+            if name == "__typename":
+                selected.append((key, graph.TYPENAME, None))
+                continue
+            if name not in names or type_.fields[name].args:
+                raise Unplanned(f"no SQL for {type_.name}.{name}")
+            named = get_named_type(type_.fields[name].type)
+            under = self.selection(named, field_nodes) if isinstance(named, GraphQLObjectType) else None
+            selected.append((key, names[name], under))
+        return tuple(selected)
+
+    def arguments(self, parent: GraphQLObjectType, node: FieldNode) -> dict[str, Any]:
+        return get_argument_values(parent.fields[node.name.value], node, self.variables)
+
+
+def _plain(value: Any) -> Any:
+    """A coerced enum argument as the query layer names it."""
+    return getattr(value, "value", value)
+
+
+# ---- lists (Relay connections) and single records
+
+
+@dataclass(frozen=True)
+class _ConnectionShape:
+    """What a connection's selection asks for: per key, a part and its details."""
+    type_name: str
+    parts: tuple[tuple[str, str, Any], ...]  # (key, "edges" | "pageInfo" | "totalCount" | "__typename", detail)
+
+    @property
+    def wants_total(self) -> bool:
+        return any(part == "totalCount" for _, part, _ in self.parts)
+
+    def node_selections(self) -> list[graph.Selection]:
+        """The distinct selections of the nodes (one per alias of `edges`, usually one)."""
+        found: list[graph.Selection] = []
+        for _, part, edge in self.parts:
+            if part == "edges":
+                for _, edge_part, node in edge:
+                    if edge_part == "node" and node not in found:
+                        found.append(node)
+        return found
+
+
+def _connection_shape(walk: _Walk, type_: GraphQLObjectType, nodes: list[FieldNode],
+                      record: str) -> _ConnectionShape:
+    parts: list[tuple[str, str, Any]] = []
+    for key, field_nodes in walk.collect(type_, nodes).items():
+        name = field_nodes[0].name.value
+        if name == "edges":
+            edge_type = get_named_type(type_.fields["edges"].type)
+            edge = []
+            for edge_key, edge_nodes in walk.collect(edge_type, field_nodes).items():
+                edge_name = edge_nodes[0].name.value
+                if edge_name == "node":
+                    node_type = get_named_type(edge_type.fields["node"].type)
+                    edge.append((edge_key, "node", walk.selection(node_type, edge_nodes)))
+                else:  # cursor, __typename
+                    edge.append((edge_key, edge_name, edge_type.name))
+            parts.append((key, "edges", tuple(edge)))
+        elif name == "pageInfo":
+            info_type = get_named_type(type_.fields["pageInfo"].type)
+            parts.append((key, "pageInfo", tuple((k, n[0].name.value, info_type.name)
+                                                for k, n in walk.collect(info_type, field_nodes).items())))
+        else:  # totalCount, __typename
+            parts.append((key, name, type_.name))
+    return _ConnectionShape(type_.name, tuple(parts))
+
+
+def _assemble_connection(shape: _ConnectionShape, page: Page, records: dict[graph.Selection, dict[Any, dict]]
+                         ) -> dict[str, Any]:
+    ids = [row["id"] for row in page.rows]
+    answer: dict[str, Any] = {}
+    for key, part, detail in shape.parts:
+        if part == "edges":
+            edges = []
+            for index, record_id in enumerate(ids):
+                if any(record_id not in by_id for by_id in records.values()):
+                    continue  # a record gone since its page was read
+                edge: dict[str, Any] = {}
+                for edge_key, edge_part, node in detail:
+                    if edge_part == "node":
+                        edge[edge_key] = records[node].get(record_id)
+                    elif edge_part == "cursor":
+                        edge[edge_key] = page.cursor_at(index)
+                    else:
+                        edge[edge_key] = node  # __typename: the edge type's name
+                edges.append(edge)
+            answer[key] = edges
+        elif part == "pageInfo":
+            answer[key] = {info_key: page.has_next if name == "hasNextPage"
+                           else (page.cursor_at(-1) if ids else None) if name == "endCursor" else type_name
+                           for info_key, name, type_name in detail}
+        elif part == "totalCount":
+            answer[key] = page.total
+        else:
+            answer[key] = shape.type_name
+    return answer
+
+
+async def _records_by_id(context: Any, record: str, selection: graph.Selection, ids: list[UUID]) -> dict[Any, dict]:
+    found = await context.db(graph.records, record, selection, ids)
+    return {UUID(str(row_id)): tree for row_id, tree in found}
+
+
+# A root field's plan: made from the document without touching the database, run later.
+RootRun = Callable[[Any], Awaitable[Any]]
+
+
+def _list_plan(walk: _Walk, nodes: list[FieldNode], parent: GraphQLObjectType, record: str,
+               list_page: Callable[..., Awaitable[Page]], query: Callable[[dict[str, Any]], tuple[tuple, dict]],
+               annotate: tuple[str, ...] = ()) -> RootRun:
+    """A connection over a query-layer list: `query(arguments)` gives the list's own
+    arguments and keywords; `annotate`: per-row figures of the page (an event's
+    distance) copied into the records under their keys."""
+    arguments = walk.arguments(parent, nodes[0])
+    shape = _connection_shape(walk, get_named_type(parent.fields[nodes[0].name.value].type), nodes, record)
+
+    async def run(context: Any) -> Any:
+        check_first(arguments["first"])
+        request = PageRequest(limit=arguments["first"], cursor=arguments.get("after"), count=shape.wants_total)
+        with user_errors():
+            args, kwargs = query(arguments)
+            page = await context.db(list_page, request, context.codec, context.cache, *args, trees=ids_only,
+                                    **kwargs)
+        ids = [row["id"] for row in page.rows]
+        records = {selection: await _records_by_id(context, record, selection, ids)
+                   for selection in shape.node_selections()}
+        for selection, by_id in records.items():
+            for key, name, _ in selection:
+                if name in annotate:
+                    for row in page.rows:
+                        if row["id"] in by_id:
+                            by_id[row["id"]][key] = row.get(name)
+        return _assemble_connection(shape, page, records)
+
+    return run
+
+
+def _record_plan(walk: _Walk, nodes: list[FieldNode], parent: GraphQLObjectType, record: str,
+                 resolve: Callable[[Any, str], Awaitable[UUID | None]]) -> RootRun:
+    """One record by the reference in `id` (None when there is none)."""
+    arguments = walk.arguments(parent, nodes[0])
+    selection = walk.selection(get_named_type(parent.fields[nodes[0].name.value].type), nodes)
+
+    async def run(context: Any) -> Any:
+        record_id = await context.db(resolve, str(arguments["id"]))
+        found = await _records_by_id(context, record, selection, [record_id]) if record_id else {}
+        return found.get(record_id)
+
+    return run
+
+
+async def _uuid_of(conn: Any, ref: str) -> UUID | None:
+    return parse_uuid(ref)  # (an unknown id gives no record)
+
+
+def _event_filter(arguments: dict[str, Any]) -> EventFilter:
+    where = arguments.get("where")
+    return event_filter_of(where) if where is not None else EventFilter()
+
+
+def _events(walk: _Walk, nodes: list[FieldNode], parent: GraphQLObjectType) -> RootRun:
+    arguments = walk.arguments(parent, nodes[0])
+    if arguments.get("asOf") is not None:
+        raise Unplanned("asOf")  # (the records as they stood then: db/queries/history.py)
+
+    def query(args: dict[str, Any]) -> tuple[tuple, dict]:
+        return (_event_filter(args),), {"sort": _plain(args["orderBy"]), "collapse": args.get("collapse")}
+
+    return _list_plan(walk, nodes, parent, "Event", events.list_events, query, annotate=("distance_km",))
+
+
+def _event(walk: _Walk, nodes: list[FieldNode], parent: GraphQLObjectType) -> RootRun:
+    if walk.arguments(parent, nodes[0]).get("asOf") is not None:
+        raise Unplanned("asOf")
+    return _record_plan(walk, nodes, parent, "Event", events.resolve_event_id)
+
+
+def _claims(walk: _Walk, nodes: list[FieldNode], parent: GraphQLObjectType) -> RootRun:
+    def query(args: dict[str, Any]) -> tuple[tuple, dict]:
+        where = claims.ClaimFilter(
+            event=str(args["event"]) if args.get("event") is not None else None,
+            claimant=tuple(args.get("claimant") or ()), stance=tuple(_plain(s) for s in args.get("stance") or ()),
+            predicate=tuple(args.get("predicate") or ()))
+        return (where,), {}
+
+    return _list_plan(walk, nodes, parent, "Claim", claims.list_claims, query)
+
+
+def _named_list(record: str, list_page: Callable[..., Awaitable[Page]], *, with_parent: bool = False) -> Callable:
+    """actors / places: `q`, `kind` (and `parent` for places)."""
+    def plan(walk: _Walk, nodes: list[FieldNode], parent: GraphQLObjectType) -> RootRun:
+        def query(args: dict[str, Any]) -> tuple[tuple, dict]:
+            keywords = {"q": args.get("q"), "kind": tuple(args.get("kind") or ())}
+            if with_parent:
+                keywords["parent"] = str(args["parent"]) if args.get("parent") is not None else None
+            return (), keywords
+
+        return _list_plan(walk, nodes, parent, record, list_page, query)
+
+    return plan
+
+
+def _documents(walk: _Walk, nodes: list[FieldNode], parent: GraphQLObjectType) -> RootRun:
+    return _list_plan(walk, nodes, parent, "Document", documents.list_documents, lambda args: ((), {}))
+
+
+def _by_uuid(record: str) -> Callable:
+    def plan(walk: _Walk, nodes: list[FieldNode], parent: GraphQLObjectType) -> RootRun:
+        return _record_plan(walk, nodes, parent, record, _uuid_of)
+
+    return plan
+
+
+# eventStats' rows carry the keys asked for; the others take EventStat's defaults.
+_STAT_DEFAULTS = {to_camel_case(f.name): (f.name, f.default) for f in dataclasses.fields(EventStat)}
+
+
+def _event_stats(walk: _Walk, nodes: list[FieldNode], parent: GraphQLObjectType) -> RootRun:
+    arguments = walk.arguments(parent, nodes[0])
+    stat_type = get_named_type(parent.fields[nodes[0].name.value].type)
+    keys = [(key, nodes[0].name.value) for key, nodes in walk.collect(stat_type, nodes).items()]
+
+    async def run(context: Any) -> Any:
+        with user_errors():
+            request = StatsRequest(group_by=parse_group_by([_plain(d) for d in arguments["groupBy"]]),
+                                   fill=arguments["fill"], collapse=arguments.get("collapse"))
+            rows = await context.db(stats.event_stats, context.cache, _event_filter(arguments), request)
+        shaped = []
+        for row in orjson.loads(rows):
+            shaped.append({key: stat_type.name if name == "__typename"
+                           else row.get(_STAT_DEFAULTS[name][0], _STAT_DEFAULTS[name][1]) for key, name in keys})
+        return shaped
+
+    return run
+
+
+ROOTS: dict[str, Callable[[_Walk, list[FieldNode], GraphQLObjectType], RootRun]] = {
+    "events": _events,
+    "event": _event,
+    "eventStats": _event_stats,
+    "claims": _claims,
+    "actors": _named_list("Actor", actors.list_actors),
+    "actor": _by_uuid("Actor"),
+    "places": _named_list("Place", places.list_places, with_parent=True),
+    "place": _by_uuid("Place"),
+    "documents": _documents,
+    "document": _by_uuid("Document"),
+}
+
+
+@dataclass
+class OperationPlan:
+    roots: list[tuple[str, list[FieldNode], bool, RootRun]]  # key, nodes, nullable, run
+
+    async def run(self, context: Any) -> ExecutionResult:
+        """The answer, with errors where the resolvers would put them: a root's error
+        nulls it, or the whole data when the root cannot be null (and, as graphql-core
+        cancels the other roots then, ends the operation)."""
+        data: dict[str, Any] = {}
+        errors = []
+        for key, nodes, nullable, run in self.roots:
+            try:
+                data[key] = await run(context)
+            except Exception as error:  # noqa: BLE001 - as graphql-core's execute_field
+                errors.append(located_error(error, nodes, [key]))
+                if not nullable:
+                    return ExecutionResult(data=None, errors=errors)
+                data[key] = None
+        return ExecutionResult(data=data, errors=errors or None)
+
+
+def plan_operation(schema: GraphQLSchema, document: Any, operation_name: str | None,
+                   raw_variables: dict[str, Any] | None) -> OperationPlan | None:
+    """The plan of a query whose every field the planner knows; None otherwise."""
+    chosen = chosen_operation(schema, document, operation_name, raw_variables)
+    if chosen is None:
+        return None
+    operation, fragments, variables = chosen
+    if operation.operation is not OperationType.QUERY:
+        return None
+    walk = _Walk(schema, fragments, variables)
+    root = schema.query_type
+    roots = []
+    try:
+        for key, nodes in walk.collect(root, [operation]).items():
+            name = nodes[0].name.value
+            if name not in ROOTS:
+                return None
+            nullable = not isinstance(root.fields[name].type, GraphQLNonNull)
+            roots.append((key, nodes, nullable, ROOTS[name](walk, nodes, root)))
+    except (Unplanned, graph.NotDeclared):
+        return None
+    return OperationPlan(roots) if roots else None
+
+
+class PlannedReads(SchemaExtension):
+    """Answers a query through its plan when it has one (see the module); placed after
+    the cost limits, so a refused operation never reaches it."""
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        context = self.execution_context
+        if context.result is None:  # (else refused by the cost limits)
+            plan = None
+            if context.graphql_document is not None and getattr(context.context, "plan_reads", False):
+                plan = plan_operation(context.schema._schema, context.graphql_document, context.operation_name,
+                                      context.variables)
+            if plan is not None:
+                context.result = await plan.run(context.context)
+            GRAPHQL_OPERATIONS.labels("planned" if plan is not None else "resolved").inc()
+        yield
