@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from pydantic import BaseModel
+from pydantic.alias_generators import to_camel
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.exc import DBAPIError
 from fastapi.exceptions import RequestValidationError
@@ -124,6 +125,25 @@ async def absent(conn: AsyncConnection, record_type: str, ref: str) -> Problem:
     return Gone(stone) if stone else NotFound(record_type, ref)
 
 
+def filter_problem(exc: FilterError, within: str | None = None) -> Problem:
+    """A value refused by a filter's checks (422), named as REST names it: the query
+    parameter (`near`), with the part at fault in the reason (`radius_km must be ...`);
+    inside the JSON of a parameter `within` (`where`), that parameter, and the dotted
+    path in it in the grammar's camelCase (`_or.0.near.radiusKm`). `code` says which
+    check refused it (db.filters.FILTER_ERROR_CODES), as GraphQL's `inputCode` does."""
+    if within is None:
+        name, message = exc.field, exc.message  # the filter's names are REST's parameters
+        reason = " ".join([*map(str, exc.path[1:]), message])
+    else:
+        name = within
+        reason = f"{'.'.join(to_camel(p) if isinstance(p, str) else str(p) for p in exc.path)}: " \
+                 f"{exc.message_named(to_camel)}"
+    if exc.code == "not_in_vocabulary":
+        reason += "; see GET /v1/vocabularies"
+    return Problem(422, f"{name}: {reason}", errors=[{"name": name, "in": "query", "reason": reason,
+                                                      "code": exc.code}])
+
+
 def problem_response(problem: Problem, instance: str | None = None) -> Response:
     body: dict[str, Any] = {"type": problem.type, "title": problem.title, "status": problem.status,
                             "detail": problem.detail}
@@ -203,8 +223,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(FilterError)
     async def _bad_filter(request: Request, exc: FilterError) -> Response:
-        errors = [{"name": exc.field, "in": "query", "reason": exc.message}]
-        return problem_response(Problem(422, str(exc), errors=errors), request.url.path)
+        return problem_response(filter_problem(exc), request.url.path)
 
     @app.exception_handler(CostLimitExceeded)
     async def _over_cost_limit(request: Request, exc: CostLimitExceeded) -> Response:

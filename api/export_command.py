@@ -23,7 +23,7 @@ from api.exports import EXPORT_FORMATS, export_body
 from api.params import EventSortName, event_filter
 from api.settings import Settings
 from db.engine import make_engine
-from db.filters import EventFilter, FilterError
+from db.filters import FILTER_FIELDS, EventFilter, FilterError
 from db.queries.export import export_statement, stream_rows
 
 
@@ -47,7 +47,7 @@ def _event_filter_options(command: Callable) -> Callable:
         if name == "return":
             continue
         kind, query = typing.get_args(annotation)[:2]
-        flag, help_text = f"--{name.replace('_', '-')}", query.description or ""
+        flag, help_text = _flag(name), query.description or ""
         if kind is bool:
             command = click.option(flag, name, is_flag=True, help=help_text)(command)
             continue
@@ -55,10 +55,10 @@ def _event_filter_options(command: Callable) -> Callable:
         if repeatable and "repeatable" not in help_text:
             help_text += " Repeatable."
         value = typing.get_args(kind)[0]  # list[X] or X | None
-        if typing.get_origin(value) is typing.Literal:
-            value_type = click.Choice(typing.get_args(value))
-        else:
-            value_type = click.STRING
+        if typing.get_origin(value) is typing.Annotated:  # (IsoDate, Count)
+            value = typing.get_args(value)[0]
+        choices = FILTER_FIELDS[name].choices if name in FILTER_FIELDS else ()
+        value_type = click.Choice(choices) if choices else click.STRING
         metavar = {dt.date: "YYYY-MM-DD", int: "N"}.get(value)
         command = click.option(flag, name, type=value_type, multiple=repeatable, metavar=metavar,
                                help=help_text)(command)
@@ -73,8 +73,13 @@ async def _event_filter(options: dict) -> EventFilter:
         try:
             values[name] = TypeAdapter(hints[name]).validate_python(list(value) if isinstance(value, tuple) else value)
         except ValidationError as exc:
-            raise click.BadParameter(exc.errors()[0]["msg"], param_hint=f"--{name.replace('_', '-')}") from None
+            raise click.BadParameter(exc.errors()[0]["msg"], param_hint=_flag(name)) from None
     return await event_filter(**values)
+
+
+def _flag(name: str) -> str:
+    """A filter's option (`--date-from`)."""
+    return f"--{name.replace('_', '-')}"
 
 
 @click.command()
@@ -124,7 +129,8 @@ def export(settings: Settings, format_name: str, output: str, sort: str, **filte
                 with _replaced_when_complete(target) as sink:
                     asyncio.run(run(endpoints.database_url, sink))
         except FilterError as exc:
-            raise click.BadParameter(exc.message, param_hint=f"--{exc.field.replace('_', '-')}") from None
+            message = " ".join([*map(str, exc.path[1:]), exc.message_named(_flag)])
+            raise click.BadParameter(message, param_hint=_flag(exc.field)) from None
         except Problem as exc:  # a `where` the grammar refuses
             raise click.UsageError(exc.detail) from None
         except BrokenPipeError:  # `conflictkb export ... | head`: the reader has what it wanted

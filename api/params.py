@@ -1,25 +1,36 @@
 """Query parameters shared by the REST routes, turned into the query layer's objects."""
 
 import datetime as dt
+import inspect
 import re
 from collections.abc import Callable
 from types import UnionType
-from typing import Annotated, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from fastapi import Depends, Query, Request
 from fastapi.dependencies.models import Dependant
 from pydantic import BaseModel, BeforeValidator, ValidationError, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
-from api.errors import Problem
+from api.errors import Problem, filter_problem
 from api.ratelimit import charge
 from db.cost import LIMITS, at_most, check_filter, filter_charge, page_charge
-from db.filters import Collapse, EventFilter, EventWhere, parse_bbox, parse_near
+from db.filters import (
+    FILTER_FIELDS,
+    MAX_COUNT,
+    Collapse,
+    EventFilter,
+    EventWhere,
+    FilterError,
+    FilterField,
+    FilterKind,
+    Near,
+    filter_of,
+)
 from db.pagination import PageRequest
 from db.queries.claims import ClaimFilter
 from db.queries.vocabulary import in_vocabulary
 
-AttributionStatus = Literal["confirmed", "alleged", "contested", "unknown"]
 Stance = Literal["asserts", "denies", "uncertain", "concedes"]
 EventSortName = Literal["-date", "date", "-fatalities", "fatalities", "relevance", "distance"]
 
@@ -47,8 +58,71 @@ def _iso_datetime(value: object) -> object:
 IsoDateTime = Annotated[dt.datetime, BeforeValidator(_iso_datetime), WithJsonSchema(
     {"type": "string", "pattern": ISO_DATETIME})]
 
-# Counts are stored as 32-bit integers; a larger bound is an error, not an overflow.
-MAX_COUNT = 2**31 - 1
+# A count as the document shows it; its range is checked by the filter (db.filters), as
+# GraphQL's and `where`'s are.
+Count = Annotated[int, WithJsonSchema({"type": "integer", "minimum": 0, "maximum": MAX_COUNT})]
+
+
+def _numbers(name: str, text: str, form: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise FilterError(name, f"must be {form}, numbers separated by commas", "malformed") from None
+
+
+def _bbox(name: str, text: str) -> list[float]:
+    """`min_lon,min_lat,max_lon,max_lat` as written in a URL (how many, and their ranges:
+    the filter's checks)."""
+    return _numbers(name, text, "min_lon,min_lat,max_lon,max_lat")
+
+
+def _near(name: str, text: str) -> Near:
+    """`lat,lon,radius_km` as written in a URL."""
+    numbers = _numbers(name, text, "lat,lon,radius_km")
+    if len(numbers) != 3:
+        raise FilterError(name, "must be lat,lon,radius_km (three numbers)", "malformed")
+    return Near(*numbers)
+
+
+# REST's form of each kind of filter field (db.filters.FilterKind): the parameter's type
+# and default, and how its text becomes the filter's value (None: as FastAPI parsed it).
+_REST_FORMS: dict[FilterKind, tuple[Any, Any, Callable[[str, str], Any] | None]] = {
+    FilterKind.DATE: (IsoDate | None, None, None),
+    FilterKind.NAMES: (list[str], [], None),
+    FilterKind.CHOICES: (list[str], [], None),
+    FilterKind.COUNT: (Count | None, None, None),
+    FilterKind.FLAG: (bool, False, None),
+    FilterKind.BBOX: (str | None, None, _bbox),
+    FilterKind.NEAR: (str | None, None, _near),
+    FilterKind.TEXT: (str | None, None, None),
+}
+
+
+def _filter_parameter(name: str, spec: FilterField) -> inspect.Parameter:
+    kind, default, _ = _REST_FORMS[spec.kind]
+    if spec.choices:  # shown in the document; checked by the filter
+        kind = list[Annotated[str, WithJsonSchema({"type": "string", "enum": list(spec.choices)})]]
+    extra = {"json_schema_extra": in_vocabulary(spec.vocabulary)} if spec.vocabulary else {}
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                             annotation=Annotated[kind, Query(description=spec.description, **extra)])
+
+
+_WHERE = inspect.Parameter("where", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
+    str | None, Query(description='JSON in the GraphQL EventWhere grammar, e.g. '
+                                  '{"_or": [{"admin1": "Hasakah"}, {"country": "IRQ"}]}.')])
+_FILTER_PARAMETERS = [*(_filter_parameter(name, spec) for name, spec in FILTER_FIELDS.items()), _WHERE]
+
+
+def _where_filter(where: str) -> EventFilter:
+    """The `where` parameter's filter; what is wrong in it is named `where`, then where in it."""
+    try:
+        return EventWhere.model_validate_json(where).to_filter()
+    except ValidationError as exc:
+        errors = [{"name": "where", "in": "query",
+                   "reason": f"{'.'.join(map(str, e['loc'])) or 'JSON'}: {e['msg']}"} for e in exc.errors()]
+        raise Problem(422, "where: " + "; ".join(e["reason"] for e in errors), errors=errors) from exc
+    except FilterError as exc:
+        raise filter_problem(exc, within="where") from exc
 
 
 # A text parameter given empty (`bbox=`, as a form with the field left blank sends it)
@@ -57,51 +131,26 @@ MAX_COUNT = 2**31 - 1
 
 # The dependencies below do no I/O but are `async def`: FastAPI runs a plain `def`
 # dependency in a worker thread, a thread hop per parameter group per request.
-async def event_filter(
-    date_from: Annotated[IsoDate | None, Query(description="Events whose interval ends on or after this ISO date.")] = None,
-    date_to: Annotated[IsoDate | None, Query(description="Events whose interval starts on or before this ISO date.")] = None,
-    country: Annotated[list[str], Query(description="ISO3/ISO2 code or name (any alias); repeatable.")] = [],
-    admin1: Annotated[list[str], Query(description="Province or governorate name, any alias or spelling; repeatable.")] = [],
-    admin2: Annotated[list[str], Query(description="District name, any alias or spelling; repeatable.")] = [],
-    place: Annotated[list[str], Query(description="Place id or name; includes everything inside it; repeatable.")] = [],
-    event_type: Annotated[list[str], Query(description="ACLED event type; repeatable.",
-                                           json_schema_extra=in_vocabulary("event_types"))] = [],
-    sub_event_type: Annotated[list[str], Query(description="ACLED sub-event type; repeatable.",
-                                               json_schema_extra=in_vocabulary("sub_event_types"))] = [],
-    actor: Annotated[list[str], Query(description="Actor id, name or alias, in any role; repeatable.")] = [],
-    perpetrator: Annotated[list[str], Query(description="Actor id, name or alias as perpetrator.")] = [],
-    target: Annotated[list[str], Query(description="Actor id, name or alias as target.")] = [],
-    claimant: Annotated[list[str], Query(description="Events with a claim by this source (id or name).")] = [],
-    attribution: Annotated[list[AttributionStatus], Query(description="Events with an actor of this status.")] = [],
-    external_id: Annotated[list[str], Query(description="dataset:id, e.g. ucdp-ged:214797.")] = [],
-    min_fatalities: Annotated[int | None, Query(ge=0, le=MAX_COUNT, description="Best fatality estimate at least this.")] = None,
-    max_fatalities: Annotated[int | None, Query(ge=0, le=MAX_COUNT, description="Best fatality estimate at most this.")] = None,
-    min_civilian_fatalities: Annotated[int | None, Query(
-        ge=0, le=MAX_COUNT, description="Best civilian fatality estimate at least this.")] = None,
-    include_members: Annotated[bool, Query(
-        description="actor/perpetrator/target also match members (at the event's date) and sub-units.")] = False,
-    bbox: Annotated[str | None, Query(description="min_lon,min_lat,max_lon,max_lat (may cross 180°).")] = None,
-    near: Annotated[str | None, Query(description="lat,lon,radius_km: great-circle; adds distance_km.")] = None,
-    q: Annotated[str | None, Query(description="Full-text search: summaries, quotes, place and actor names.")] = None,
-    where: Annotated[str | None, Query(description='JSON in the GraphQL EventWhere grammar, e.g. '
-                                       '{"_or": [{"admin1": "Hasakah"}, {"country": "IRQ"}]}.')] = None,
-) -> EventFilter:
-    try:
-        parsed_where = EventWhere.model_validate_json(where).to_filter() if where else None
-    except ValidationError as exc:
-        errors = [{"name": "where", "in": "query",
-                   "reason": f"{'.'.join(map(str, e['loc'])) or 'JSON'}: {e['msg']}"} for e in exc.errors()]
-        raise Problem(422, "where: " + "; ".join(e["reason"] for e in errors), errors=errors) from exc
-    given = EventFilter(
-        date_from=date_from, date_to=date_to, country=tuple(country), admin1=tuple(admin1), admin2=tuple(admin2),
-        place=tuple(place), event_type=tuple(event_type), sub_event_type=tuple(sub_event_type),
-        actor=tuple(actor), perpetrator=tuple(perpetrator), target=tuple(target), claimant=tuple(claimant),
-        attribution=tuple(attribution), external_id=tuple(external_id), min_fatalities=min_fatalities,
-        max_fatalities=max_fatalities, min_civilian_fatalities=min_civilian_fatalities,
-        include_members=include_members, bbox=parse_bbox(bbox) if bbox else None,
-        near=parse_near(near) if near else None, q=q or None,
-    )
-    return given.combined_with(parsed_where) if parsed_where else given
+async def event_filter(**given: Any) -> EventFilter:
+    """The filter of GET /v1/events' query parameters: one per field of the filter
+    (db.filters.EventFilter, its description theirs), and `where`."""
+    where = given.get("where")
+    parsed_where = _where_filter(where) if where else None
+    values = {}
+    for name, spec in FILTER_FIELDS.items():
+        value = given.get(name)
+        parse = _REST_FORMS[spec.kind][2]
+        if value == "":
+            value = None
+        values[name] = parse(name, value) if parse is not None and value is not None else value
+    own = filter_of(values)
+    return own.combined_with(parsed_where) if parsed_where else own
+
+
+# what FastAPI reads (and `conflictkb export`'s options: api/export_command.py)
+event_filter.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    _FILTER_PARAMETERS, return_annotation=EventFilter)
+event_filter.__annotations__ = {p.name: p.annotation for p in _FILTER_PARAMETERS} | {"return": EventFilter}
 
 
 async def checked_event_filter(request: Request, f: Annotated[EventFilter, Depends(event_filter)]) -> EventFilter:

@@ -14,6 +14,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from db.filters import FILTER_ERROR_CODES
 from db.queries.history import CHANGE_OPS, FEED_RECORD_TYPES
 from db.queries.matches import LINKED_DESCRIPTION, MATCH_PARTS, SCORE_DESCRIPTION
 from db.queries.vocabulary import in_vocabulary
@@ -445,6 +446,9 @@ class ProblemField(BaseModel):
     name: str = Field(description="The parameter, header or body field (a dotted path) at fault.")
     in_: str | None = Field(alias="in", description="query, path, header, body; null when it is the request.")
     reason: str
+    code: str | None = Field(default=None, description=(
+        f"For a filter's value, which check refused it: {', '.join(FILTER_ERROR_CODES)} (GraphQL: the same in "
+        "`extensions.inputCode` of an error in `where`)."))
 
 
 class ProblemDetail(BaseModel):

@@ -18,10 +18,8 @@ import math
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from db.filters import EventFilter
+from db.filters import LIST_FIELDS, EventFilter
 
 
 class CostLimitExceeded(ValueError):
@@ -166,14 +164,14 @@ class FilterSize:
                     continue
                 items += 1
                 value = getattr(node, name)
-                if isinstance(value, tuple) and name not in ("bbox",):
+                if name in LIST_FIELDS:
                     values += len(value)
                     if largest is None or len(value) > largest[1]:
                         largest = (name, len(value))
                 if name == "q":
                     size = TextSearchSize.of(value)
                     q_terms, q_ops, q_len = q_terms + size.terms, q_ops + size.operators, q_len + size.length
-            children = (*node.all_of, *node.any_of, *((node.none_of,) if node.none_of is not None else ()))
+            children = node.nested()
             items += len(children)
             stack.extend((child, level + 1) for child in children)
         return cls(items=items, depth=depth, values=values, largest_list=largest, q_terms=q_terms,
@@ -189,7 +187,7 @@ def check_filter(f: EventFilter, limits: Limits = LIMITS, *, where: str = "where
         value = getattr(f, name)
         if name == "q":
             check_text_search(value, limits, top_level_name("q"))
-        elif isinstance(value, tuple) and name not in ("bbox", *_NESTED):
+        elif name in LIST_FIELDS:
             at_most(top_level_name(name), len(value), limits.filter_values, "values")
     size = FilterSize.of(f)
     at_most(where, size.depth, limits.filter_depth, "levels of _and/_or/_not")

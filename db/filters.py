@@ -1,21 +1,26 @@
-"""The event filter: one typed object, compiled to SQL in one place.
+"""The event filter: declared once, compiled to SQL in one place.
 
-REST query parameters and GraphQL `EventWhere` both become an `EventFilter`, so a
-filter means the same on both interfaces. Names (countries, provinces, actors) are
-resolved to ids first, through every alias and spelling, and a name that matches
-nothing is an error that names the filter rather than a silently empty answer.
+`EventFilter` is the one model of the filter: each field with its kind, description
+and checks. REST's query parameters (api/params.py), GraphQL's `EventWhere` input
+(schema/inputs.py) and the `where` grammar (EventWhere, below) are made from it, and
+every one of them becomes an `EventFilter`, checked on construction by the same checks,
+so a filter means the same, and is refused the same way, on every interface. Names
+(countries, provinces, actors) are then resolved to ids once (`resolve_event_filter`),
+through every alias and spelling, and a name that matches nothing is an error that
+names the filter rather than a silently empty answer.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass, fields, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
 from enum import Enum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BeforeValidator, ConfigDict, Field, create_model
 from pydantic.alias_generators import to_camel
 from sqlalchemy import (
     ColumnElement,
@@ -43,19 +48,67 @@ from db.names import name_variants, normalize_name
 
 ATTRIBUTION_STATUSES = ("confirmed", "alleged", "contested", "unknown")
 
+# What a FilterError's `code` says was wrong: the same on every interface (REST's
+# problem `errors[].code`, GraphQL's `extensions.inputCode` for `where`).
+FILTER_ERROR_CODES = {
+    "malformed": "not written as the field is (a bbox's four numbers, an external id's dataset:id)",
+    "out_of_range": "a number outside the field's range",
+    "out_of_order": "bounds the wrong way round (a bbox's latitudes, date_to before date_from)",
+    "not_one_of": "not one of the field's values",
+    "not_in_vocabulary": "not a value of the field's vocabulary",
+    "unmatched": "a name or id that matches nothing",
+    "no_words": "a text search with no word to search for",
+    "not_applicable": "does not apply with the rest of the request (include_members without an actor, "
+                      "sort=relevance without q)",
+    "repeated": "a value given twice where each may be given once",
+    "too_large": "the answer would be larger than allowed",
+}
+
 
 class FilterError(ValueError):
-    """A filter value that cannot be used; `field` names the filter."""
+    """A filter value that cannot be used, in the filter's own terms: `path` is the field
+    by its name here, then the part of it at fault (`("near", "radius_km")`; under a
+    nested filter `("_or", 0, "near", ...)`), `code` which check refused it
+    (FILTER_ERROR_CODES) and `message` what is wrong. A message may name other fields,
+    written `{date_from}` and listed in `mentions`: each interface writes those, like the
+    path, by its own names (`message_named`)."""
 
-    def __init__(self, field: str, message: str):
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
+    def __init__(self, path: str | tuple[str | int, ...], message: str, code: str,
+                 mentions: tuple[str, ...] = ()):
+        assert code in FILTER_ERROR_CODES, code
+        self.path = (path,) if isinstance(path, str) else tuple(path)
+        self.code = code
+        self.template = message
+        self.mentions = mentions
+        super().__init__(f"{'.'.join(map(str, self.path))}: {self.message}")
+
+    @property
+    def field(self) -> str:
+        """The field (or other parameter) at fault, at the top of the path."""
+        return str(self.path[0])
+
+    @property
+    def message(self) -> str:
+        return self.message_named(str)
+
+    def message_named(self, name: Callable[[str], str]) -> str:
+        """The message with the fields it mentions named by `name`."""
+        message = self.template
+        for mentioned in self.mentions:
+            message = message.replace(f"{{{mentioned}}}", name(mentioned))
+        return message
+
+    def under(self, *prefix: str | int) -> FilterError:
+        """The same error, found in a filter nested at `prefix`."""
+        return FilterError((*prefix, *self.path), self.template, self.code, self.mentions)
 
 
 EARTH_RADIUS_KM = 6371.0088
 KM_PER_DEGREE = EARTH_RADIUS_KM * math.pi / 180
+MAX_RADIUS_KM = math.pi * EARTH_RADIUS_KM  # half the earth's circumference: every point
 TEXT_SEARCH_CONFIG = "english"
+# Counts are stored as 32-bit integers; a larger bound is an error, not an overflow.
+MAX_COUNT = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -67,34 +120,165 @@ class Near:
     radius_km: float
 
 
+# --------------------------------------------------------------------------- the model
+
+
+class FilterKind(Enum):
+    """What a filter field holds. Each interface has its own form of each kind (REST:
+    api/params.py, GraphQL: schema/inputs.py, the `where` grammar: EventWhere below)."""
+
+    DATE = "date"  # an ISO date
+    NAMES = "names"  # texts (ids, names, codes), ORed
+    CHOICES = "choices"  # some of the field's `choices`, ORed
+    COUNT = "count"  # a whole number from 0 to MAX_COUNT
+    FLAG = "flag"
+    BBOX = "bbox"  # min_lon, min_lat, max_lon, max_lat
+    NEAR = "near"  # a Near
+    TEXT = "text"
+
+
+LIST_KINDS = (FilterKind.NAMES, FilterKind.CHOICES)
+
+
+def _check_count(name: str, value: int) -> None:
+    if not 0 <= value <= MAX_COUNT:
+        raise FilterError(name, f"must be between 0 and {MAX_COUNT}", "out_of_range")
+
+
+def _check_bbox(name: str, bbox: tuple[float, ...]) -> None:
+    if len(bbox) != 4:
+        raise FilterError(name, "must be four numbers: the least longitude and latitude, then the greatest",
+                          "malformed")
+    min_lon, min_lat, max_lon, max_lat = bbox
+    if not (-180 <= min_lon <= 180 and -180 <= max_lon <= 180):
+        raise FilterError(name, "longitudes must be between -180 and 180", "out_of_range")
+    if not (-90 <= min_lat <= 90 and -90 <= max_lat <= 90):
+        raise FilterError(name, "latitudes must be between -90 and 90", "out_of_range")
+    if min_lat > max_lat:
+        raise FilterError(name, "the least latitude (the second number) is above the greatest (the fourth)",
+                          "out_of_order")
+
+
+def _check_near(name: str, near: Near) -> None:
+    if not -90 <= near.latitude <= 90:
+        raise FilterError((name, "latitude"), "must be between -90 and 90", "out_of_range")
+    if not -180 <= near.longitude <= 180:
+        raise FilterError((name, "longitude"), "must be between -180 and 180", "out_of_range")
+    if not 0 < near.radius_km <= MAX_RADIUS_KM:
+        raise FilterError((name, "radius_km"), f"must be above 0 and at most {MAX_RADIUS_KM:.0f}", "out_of_range")
+
+
+def split_external_id(value: str) -> tuple[str, str] | None:
+    """`ucdp-ged:123` -> ("ucdp-ged", "123"); None if it has no dataset prefix."""
+    dataset, sep, external = value.partition(":")
+    return (dataset, external) if sep and dataset and external else None
+
+
+def _check_external_ids(name: str, values: tuple[str, ...]) -> None:
+    if not all(map(split_external_id, values)):
+        raise FilterError(name, "must be written dataset:id, for example ucdp-ged:214797", "malformed")
+
+
+# The checks of each kind (a field may add its own).
+_KIND_CHECKS: dict[FilterKind, Callable[[str, Any], None]] = {
+    FilterKind.COUNT: _check_count, FilterKind.BBOX: _check_bbox, FilterKind.NEAR: _check_near}
+
+
+@dataclass(frozen=True)
+class FilterField:
+    """One field of the event filter, as every interface shows it: its kind, its
+    description (REST's parameter's and GraphQL's input field's), for CHOICES the
+    values, for NAMES the vocabulary its values must be in (a table of db/models.py),
+    and a check of its own beyond its kind's."""
+
+    kind: FilterKind
+    description: str
+    choices: tuple[str, ...] = ()
+    vocabulary: str | None = None
+    check: Callable[[str, Any], None] | None = None
+
+    def check_value(self, name: str, value: Any) -> None:
+        if self.kind is FilterKind.CHOICES:
+            bad = [v for v in value if v not in self.choices]
+            if bad:
+                raise FilterError(name, f"must be one of {', '.join(self.choices)}, not {bad[0]!r}", "not_one_of")
+        if (kind_check := _KIND_CHECKS.get(self.kind)) is not None:
+            kind_check(name, value)
+        if self.check is not None:
+            self.check(name, value)
+
+    @property
+    def default(self) -> Any:
+        return () if self.kind in LIST_KINDS else False if self.kind is FilterKind.FLAG else None
+
+    def value_of(self, value: Any) -> Any:
+        """A plain value (a list, one text for a list, a mapping for near) as the field holds it."""
+        if self.kind in LIST_KINDS:
+            return (value,) if isinstance(value, str) else tuple(value)
+        if self.kind is FilterKind.BBOX:
+            return tuple(value)
+        if self.kind is FilterKind.NEAR and isinstance(value, Mapping):
+            return Near(**value)
+        return value
+
+
+def _declared(kind: FilterKind, description: str, **more: Any) -> Any:
+    spec = FilterField(kind, description, **more)
+    return field(default=spec.default, metadata={"filter": spec})
+
+
+# The nested filters' names in the `where` grammar (REST's and GraphQL's alike), and in an
+# error's path.
+NESTING = {"all_of": "_and", "any_of": "_or", "none_of": "_not"}
+
+
 @dataclass(frozen=True)
 class EventFilter:
-    """Every event filter of the API. Lists are ORed within, fields ANDed together."""
+    """Every event filter of the API. Lists are ORed within, fields ANDed together. The
+    descriptions are REST's parameters' and GraphQL's input fields'; a filter is
+    checked when made (FilterError)."""
 
-    date_from: dt.date | None = None
-    date_to: dt.date | None = None
-    country: tuple[str, ...] = ()
-    admin1: tuple[str, ...] = ()
-    admin2: tuple[str, ...] = ()
-    place: tuple[str, ...] = ()
-    event_type: tuple[str, ...] = ()
-    sub_event_type: tuple[str, ...] = ()
-    actor: tuple[str, ...] = ()
-    perpetrator: tuple[str, ...] = ()
-    target: tuple[str, ...] = ()
-    claimant: tuple[str, ...] = ()
-    attribution: tuple[str, ...] = ()
-    external_id: tuple[str, ...] = ()
-    min_fatalities: int | None = None
-    max_fatalities: int | None = None
-    min_civilian_fatalities: int | None = None
-    include_members: bool = False
-    bbox: tuple[float, float, float, float] | None = None
-    near: Near | None = None
-    q: str | None = None
-    all_of: tuple["EventFilter", ...] = ()
-    any_of: tuple["EventFilter", ...] = ()
-    none_of: "EventFilter | None" = None
+    date_from: dt.date | None = _declared(FilterKind.DATE, "Events whose interval ends on or after this ISO date.")
+    date_to: dt.date | None = _declared(FilterKind.DATE, "Events whose interval starts on or before this ISO date.")
+    country: tuple[str, ...] = _declared(FilterKind.NAMES, "ISO3/ISO2 code or name (any alias); repeatable.")
+    admin1: tuple[str, ...] = _declared(
+        FilterKind.NAMES, "Province or governorate name, any alias or spelling; repeatable.")
+    admin2: tuple[str, ...] = _declared(FilterKind.NAMES, "District name, any alias or spelling; repeatable.")
+    place: tuple[str, ...] = _declared(
+        FilterKind.NAMES, "Place id or name; includes everything inside it; repeatable.")
+    event_type: tuple[str, ...] = _declared(
+        FilterKind.NAMES, "ACLED event type; repeatable.", vocabulary="event_types")
+    sub_event_type: tuple[str, ...] = _declared(
+        FilterKind.NAMES, "ACLED sub-event type; repeatable.", vocabulary="sub_event_types")
+    actor: tuple[str, ...] = _declared(FilterKind.NAMES, "Actor id, name or alias, in any role; repeatable.")
+    perpetrator: tuple[str, ...] = _declared(FilterKind.NAMES, "Actor id, name or alias as perpetrator.")
+    target: tuple[str, ...] = _declared(FilterKind.NAMES, "Actor id, name or alias as target.")
+    claimant: tuple[str, ...] = _declared(FilterKind.NAMES, "Events with a claim by this source (id or name).")
+    attribution: tuple[str, ...] = _declared(
+        FilterKind.CHOICES, "Events with an actor of this status.", choices=ATTRIBUTION_STATUSES)
+    external_id: tuple[str, ...] = _declared(
+        FilterKind.NAMES, "dataset:id, e.g. ucdp-ged:214797.", check=_check_external_ids)
+    min_fatalities: int | None = _declared(FilterKind.COUNT, "Best fatality estimate at least this.")
+    max_fatalities: int | None = _declared(FilterKind.COUNT, "Best fatality estimate at most this.")
+    min_civilian_fatalities: int | None = _declared(
+        FilterKind.COUNT, "Best civilian fatality estimate at least this.")
+    include_members: bool = _declared(
+        FilterKind.FLAG, "actor/perpetrator/target also match members (at the event's date) and sub-units.")
+    bbox: tuple[float, float, float, float] | None = _declared(
+        FilterKind.BBOX, "min_lon,min_lat,max_lon,max_lat (may cross 180°).")
+    near: Near | None = _declared(FilterKind.NEAR, "lat,lon,radius_km: great-circle; adds distance_km.")
+    q: str | None = _declared(FilterKind.TEXT, "Full-text search: summaries, quotes, place and actor names.")
+    all_of: tuple[EventFilter, ...] = ()
+    any_of: tuple[EventFilter, ...] = ()
+    none_of: EventFilter | None = None
+
+    def __post_init__(self) -> None:
+        # the checks of every interface; nested filters were checked when made
+        for name in self.given():
+            if name not in NESTING:
+                FILTER_FIELDS[name].check_value(name, getattr(self, name))
+        if self.date_from and self.date_to and self.date_from > self.date_to:
+            raise FilterError("date_to", "is before {date_from}", "out_of_order", mentions=("date_from",))
 
     def given(self) -> set[str]:
         """The names of the filters set (not at their defaults)."""
@@ -102,12 +286,14 @@ class EventFilter:
         return {f.name for f in fields(self)
                 if (value := getattr(self, f.name)) is not None and value is not False and value != ()}
 
+    def nested(self) -> tuple[EventFilter, ...]:
+        return (*self.all_of, *self.any_of, *((self.none_of,) if self.none_of is not None else ()))
+
     def names_actors(self) -> bool:
         """Whether an actor filter is set here or in a nested filter."""
-        nested = (*self.all_of, *self.any_of, *((self.none_of,) if self.none_of else ()))
-        return bool(self.actor or self.perpetrator or self.target) or any(f.names_actors() for f in nested)
+        return bool(self.actor or self.perpetrator or self.target) or any(f.names_actors() for f in self.nested())
 
-    def combined_with(self, other: "EventFilter") -> "EventFilter":
+    def combined_with(self, other: EventFilter) -> EventFilter:
         """Both filters ANDed: merged into one level when they set different filters
         (so `include_members`, `attribution`, `q` and `near` act as if written side by
         side), else `other` nested under this one."""
@@ -116,12 +302,42 @@ class EventFilter:
         return replace(other, **{name: getattr(self, name) for name in self.given()})
 
 
+# The model: every filter field by its name, in the order the interfaces show them.
+FILTER_FIELDS: dict[str, FilterField] = {f.name: f.metadata["filter"] for f in fields(EventFilter)
+                                         if "filter" in f.metadata}
+LIST_FIELDS = tuple(name for name, spec in FILTER_FIELDS.items() if spec.kind in LIST_KINDS)
+
+
+def filter_of(values: Mapping[str, Any]) -> EventFilter:
+    """The EventFilter of plain values by the filter's names (None or absent: not given;
+    a list, or one text, for a list field; a mapping of latitude, longitude, radius_km
+    for near), and of nested ones under `_and`, `_or` (lists of such mappings) and
+    `_not` (one). Checked: a FilterError's path says where in the tree it is."""
+    given = {name: FILTER_FIELDS[name].value_of(value) for name, value in values.items()
+             if name not in NESTING.values() and value is not None}
+    nested: dict[str, Any] = {}
+    for name, key in NESTING.items():
+        value = values.get(key)
+        if name == "none_of":
+            nested[name] = _nested_filter(value, key) if value is not None else None
+        else:
+            nested[name] = tuple(_nested_filter(item, key, i) for i, item in enumerate(value or ()))
+    return EventFilter(**given, **nested)
+
+
+def _nested_filter(values: Mapping[str, Any], *at: str | int) -> EventFilter:
+    try:
+        return filter_of(values)
+    except FilterError as exc:
+        raise exc.under(*at) from None
+
+
 def ids_named_like(names: Table, q: str) -> Select:
     """Ids of the places or actors (by their `names` table) with a name containing `q`,
     ignoring case, accents and punctuation."""
     norm = normalize_name(q)
     if not norm:
-        raise FilterError("q", "needs at least one letter or digit")
+        raise FilterError("q", "needs at least one letter or digit", "no_words")
     owner_id = names.c[names.name.removesuffix("_names") + "_id"]
     return select(owner_id).where(names.c.name_norm.contains(norm, autoescape=True))
 
@@ -134,7 +350,7 @@ def _as_uuid(value: str) -> UUID | None:
 
 
 def _unmatched(field: str, what: str, missing: list[str]) -> FilterError:
-    return FilterError(field, f"no {what} matches {', '.join(map(repr, missing))}")
+    return FilterError(field, f"no {what} matches {', '.join(map(repr, missing))}", "unmatched")
 
 
 async def resolve_places(conn: AsyncConnection, field: str, values: tuple[str, ...],
@@ -192,27 +408,7 @@ async def check_vocabulary(conn: AsyncConnection, field: str, values: tuple[str,
     known = set((await conn.scalars(select(table.c[column]).where(table.c[column].in_(values)))).all())
     unknown = [v for v in values if v not in known]
     if unknown:
-        raise FilterError(field, f"unknown value(s) {', '.join(map(repr, unknown))}; see GET /v1/vocabularies")
-
-
-def parse_bbox(text: str) -> tuple[float, float, float, float]:
-    """`min_lon,min_lat,max_lon,max_lat` as written in a URL."""
-    try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        values = ()
-    if len(values) != 4 or not all(math.isfinite(v) for v in values):
-        raise FilterError("bbox", "must be min_lon,min_lat,max_lon,max_lat (four numbers)")
-    return values  # type: ignore[return-value]
-
-
-def parse_near(text: str) -> Near:
-    """`lat,lon,radius_km` as written in a URL."""
-    try:
-        lat, lon, radius = (float(v) for v in text.split(","))
-    except ValueError:
-        raise FilterError("near", "must be lat,lon,radius_km (three numbers)") from None
-    return Near(lat, lon, radius)
+        raise FilterError(field, f"unknown value(s) {', '.join(map(repr, unknown))}", "not_in_vocabulary")
 
 
 def _boxes(min_lon: float, min_lat: float, max_lon: float, max_lat: float) -> list[ColumnElement]:
@@ -225,21 +421,9 @@ def _boxes(min_lon: float, min_lat: float, max_lon: float, max_lat: float) -> li
     return [box(min_lon, 180.0), box(-180.0, max_lon)]
 
 
-def _check_bbox(bbox: tuple[float, float, float, float]) -> None:
-    min_lon, min_lat, max_lon, max_lat = bbox
-    if not (-180 <= min_lon <= 180 and -180 <= max_lon <= 180):
-        raise FilterError("bbox", "longitudes must be between -180 and 180")
-    if not (-90 <= min_lat <= max_lat <= 90):
-        raise FilterError("bbox", "latitudes must be between -90 and 90, min_lat <= max_lat")
-
-
 def near_boxes(near: Near) -> list[ColumnElement]:
     """Boxes that hold the whole circle: the index narrows to them, the exact
     great-circle distance decides. Right at the poles and across the antimeridian."""
-    if not (-90 <= near.latitude <= 90 and -180 <= near.longitude <= 180):
-        raise FilterError("near", "latitude must be between -90 and 90, longitude between -180 and 180")
-    if not 0 < near.radius_km <= math.pi * EARTH_RADIUS_KM:
-        raise FilterError("near", f"radius_km must be above 0 and at most {math.pi * EARTH_RADIUS_KM:.0f}")
     angular = near.radius_km / EARTH_RADIUS_KM
     min_lat = near.latitude - math.degrees(angular)
     max_lat = near.latitude + math.degrees(angular)
@@ -281,7 +465,7 @@ async def parse_text_query(conn: AsyncConnection, q: str) -> str:
     parsed = await conn.scalar(select(cast(func.websearch_to_tsquery(
         literal(TEXT_SEARCH_CONFIG).cast(REGCONFIG), q), Text)))
     if not parsed:
-        raise FilterError("q", f"has no words to search for in {q!r}")
+        raise FilterError("q", f"has no words to search for in {q!r}", "no_words")
     return parsed
 
 
@@ -398,73 +582,108 @@ async def _geo_condition(conn: AsyncConnection, inside: ColumnElement[bool], sca
     return inside.is_(true())
 
 
-async def area_and_type_conditions(conn: AsyncConnection, f: EventFilter, table: Table) -> list[ColumnElement[bool]]:
-    """The country/admin1/admin2 and event type filters, names resolved and checked, on a
-    table with the events' columns for them (events, or the monthly rollup)."""
-    conditions = []
-    for field in ("country", "admin1", "admin2"):
-        values = getattr(f, field)
-        if values:
-            conditions.append(table.c[f"{field}_id"].in_(await resolve_places(conn, field, values, field)))
-    for field, vocabulary in (("event_type", m.event_types), ("sub_event_type", m.sub_event_types)):
-        values = getattr(f, field)
-        if values:
-            await check_vocabulary(conn, field, values, vocabulary, "name")
-            conditions.append(table.c[field].in_(values))
-    return conditions
+# The fields naming areas the events carry (db/migrations 0002: one index each) and the
+# fields whose values are a vocabulary's.
+AREA_FIELDS = ("country", "admin1", "admin2")
+VOCABULARY_FIELDS = tuple(name for name, spec in FILTER_FIELDS.items() if spec.vocabulary)
+# The actor filters: the role each matches (None: any).
+ACTOR_FIELDS = {"actor": None, "perpetrator": "perpetrator", "target": "target"}
 
 
-async def compile_event_filter(conn: AsyncConnection, f: EventFilter, *, scan_in_order: bool = True,
-                               members_of_nested: bool = False, actor_matches: list[ActorMatch] | None = None
-                               ) -> ColumnElement[bool]:
-    """The SQL condition on `events` for a filter, after resolving its names.
-    `scan_in_order`: the list's order has an index (false for a sort by distance).
-    `include_members` holds for the filters nested under the one that sets it.
-    `actor_matches` receives the actor filters of the top level *instead of* their
-    conditions: the caller reads events through one of them (ActorMatch.events_by_date)
-    and must AND the conditions of the others. (Both for the same filter mislead the
-    planner: it would hash the condition's matches before walking the index.)"""
-    e = m.events.c
-    conditions: list[ColumnElement[bool]] = []
+@dataclass(frozen=True)
+class ResolvedFilter:
+    """An EventFilter with what it names looked up: its places' ids, its actors with
+    their members (ActorMatch), its claimants' ids, its external ids' events, its text
+    query parsed and its vocabularies checked. Made once per request
+    (resolve_event_filter): a page, its total and its rollup are all compiled from it."""
+
+    filter: EventFilter
+    places: Mapping[str, tuple[UUID, ...]]  # country, admin1, admin2, place -> ids
+    actor_matches: tuple[ActorMatch, ...]  # actor, perpetrator, target (or attribution alone)
+    claimants: tuple[UUID, ...]
+    external_events: tuple[UUID, ...]
+    tsquery: str | None
+    all_of: tuple[ResolvedFilter, ...] = ()
+    any_of: tuple[ResolvedFilter, ...] = ()
+    none_of: ResolvedFilter | None = None
+
+    def without_near(self) -> ResolvedFilter:
+        return replace(self, filter=replace(self.filter, near=None))
+
+
+async def resolve_event_filter(conn: AsyncConnection, f: EventFilter | ResolvedFilter, *,
+                               members_of_nested: bool = False) -> ResolvedFilter:
+    """What `f` names, looked up; every name must name something (FilterError if not).
+    `include_members` holds for the filters nested under the one that sets it. A filter
+    resolved already is returned as it is."""
+    if isinstance(f, ResolvedFilter):
+        return f
     include_members = f.include_members or members_of_nested
     if f.include_members and not members_of_nested and not f.names_actors():
-        raise FilterError("include_members", "applies to actor, perpetrator or target, and none is given")
+        raise FilterError("include_members", "applies to {actor}, {perpetrator} or {target}, and none is given",
+                          "not_applicable", mentions=tuple(ACTOR_FIELDS))
+    places = {name: tuple(await resolve_places(conn, name, getattr(f, name), name))
+              for name in AREA_FIELDS if getattr(f, name)}
+    for name in VOCABULARY_FIELDS:
+        table = m.metadata.tables[FILTER_FIELDS[name].vocabulary]
+        await check_vocabulary(conn, name, getattr(f, name), table, table.primary_key.columns[0].name)
+    if f.place:
+        places["place"] = tuple(await resolve_places(conn, "place", f.place, None))
+    # attribution applies to the actors named by actor/perpetrator/target, else to any actor
+    actor_matches = [await _resolve_actor_match(conn, await resolve_actors(conn, name, getattr(f, name)), role,
+                                                include_members, f.attribution)
+                     for name, role in ACTOR_FIELDS.items() if getattr(f, name)]
+    if f.attribution and not actor_matches:
+        actor_matches.append(ActorMatch(spans=(), roles=(), statuses=f.attribution))
+    nested = {"members_of_nested": include_members}
+    return ResolvedFilter(
+        filter=f, places=places, actor_matches=tuple(actor_matches),
+        claimants=tuple(await resolve_actors(conn, "claimant", f.claimant)) if f.claimant else (),
+        external_events=tuple(await resolve_external_event_ids(conn, f.external_id)) if f.external_id else (),
+        tsquery=await parse_text_query(conn, f.q) if f.q is not None else None,
+        all_of=tuple([await resolve_event_filter(conn, sub, **nested) for sub in f.all_of]),
+        any_of=tuple([await resolve_event_filter(conn, sub, **nested) for sub in f.any_of]),
+        none_of=await resolve_event_filter(conn, f.none_of, **nested) if f.none_of is not None else None)
+
+
+def area_and_type_conditions(resolved: ResolvedFilter, table: Table) -> list[ColumnElement[bool]]:
+    """The country/admin1/admin2 and event type filters on a table with the events'
+    columns for them (events, or the monthly rollup)."""
+    conditions = [table.c[f"{name}_id"].in_(resolved.places[name]) for name in AREA_FIELDS if name in resolved.places]
+    return conditions + [table.c[name].in_(values) for name in VOCABULARY_FIELDS
+                         if (values := getattr(resolved.filter, name))]
+
+
+async def compile_event_filter(conn: AsyncConnection, f: EventFilter | ResolvedFilter, *,
+                               scan_in_order: bool = True, actor_matches: list[ActorMatch] | None = None
+                               ) -> ColumnElement[bool]:
+    """The SQL condition on `events` for a filter, its names resolved first unless they
+    are (resolve_event_filter). `scan_in_order`: the list's order has an index (false
+    for a sort by distance). `actor_matches` receives the actor filters of the top level
+    *instead of* their conditions: the caller reads events through one of them
+    (ActorMatch.events_by_date) and must AND the conditions of the others. (Both for
+    the same filter mislead the planner: it would hash the condition's matches before
+    walking the index.)"""
+    resolved = await resolve_event_filter(conn, f)
+    f = resolved.filter
+    e = m.events.c
+    conditions: list[ColumnElement[bool]] = []
     # Interval overlap: an event from March 1 to 31 is inside "from March 15".
     if f.date_from:
         conditions.append(e.date_end >= f.date_from)
     if f.date_to:
         conditions.append(e.date_start <= f.date_to)
-    if f.date_from and f.date_to and f.date_from > f.date_to:
-        raise FilterError("date_to", "is before date_from")
-    # Events carry their country, admin1 and admin2 (db/migrations 0002): one index each.
-    conditions += await area_and_type_conditions(conn, f, m.events)
+    conditions += area_and_type_conditions(resolved, m.events)
     if f.place:
-        conditions.append(_inside(await resolve_places(conn, "place", f.place, None)))
-    if f.attribution:
-        bad = [a for a in f.attribution if a not in ATTRIBUTION_STATUSES]
-        if bad:
-            raise FilterError("attribution", f"must be one of {', '.join(ATTRIBUTION_STATUSES)}, not {bad[0]!r}")
-    # attribution applies to the actors named by actor/perpetrator/target, else to any actor
-    named_actors = [(field, role) for field, role in (("actor", None), ("perpetrator", "perpetrator"),
-                                                      ("target", "target")) if getattr(f, field)]
-    for field, role in named_actors:
-        actor_ids = await resolve_actors(conn, field, getattr(f, field))
-        match = await _resolve_actor_match(conn, actor_ids, role, include_members, f.attribution)
-        if actor_matches is None:
-            conditions.append(match.condition())
-        else:
-            actor_matches.append(match)
-    if f.attribution and not named_actors:
-        match = ActorMatch(spans=(), roles=(), statuses=f.attribution)
-        if actor_matches is None:
-            conditions.append(match.condition())
-        else:
-            actor_matches.append(match)
+        conditions.append(_inside(resolved.places["place"]))
+    if actor_matches is None:
+        conditions += [match.condition() for match in resolved.actor_matches]
+    else:
+        actor_matches += resolved.actor_matches
     if f.claimant:
-        claimants = await resolve_actors(conn, "claimant", f.claimant)
-        conditions.append(exists().where(m.claims.c.event_id == e.id, m.claims.c.claimant_id.in_(claimants)))
+        conditions.append(exists().where(m.claims.c.event_id == e.id, m.claims.c.claimant_id.in_(resolved.claimants)))
     if f.external_id:
-        conditions.append(e.id.in_(await resolve_external_event_ids(conn, f.external_id)))
+        conditions.append(e.id.in_(resolved.external_events))
     if f.min_fatalities is not None:
         conditions.append(e.fatalities_best >= f.min_fatalities)
     if f.max_fatalities is not None:
@@ -472,22 +691,22 @@ async def compile_event_filter(conn: AsyncConnection, f: EventFilter, *, scan_in
     if f.min_civilian_fatalities is not None:
         conditions.append(e.civilian_fatalities_best >= f.min_civilian_fatalities)
     if f.bbox is not None:
-        _check_bbox(f.bbox)
         conditions.append(await _geo_condition(conn, _inside_boxes(_boxes(*f.bbox)), scan_in_order))
     if f.near is not None:
         conditions.append(await _geo_condition(conn, _inside_boxes(near_boxes(f.near)), scan_in_order))
         conditions.append(distance_km(f.near) <= f.near.radius_km)
-    if f.q is not None:
-        conditions.append(matches_text(await parse_text_query(conn, f.q)))
-    nested = {"scan_in_order": scan_in_order, "members_of_nested": include_members}
-    for sub in f.all_of:
-        conditions.append(await compile_event_filter(conn, sub, **nested))
-    if f.any_of:
-        conditions.append(or_(*[await compile_event_filter(conn, sub, **nested) for sub in f.any_of]))
-    if f.none_of is not None:
+    if resolved.tsquery is not None:
+        conditions.append(matches_text(resolved.tsquery))
+    for sub in resolved.all_of:
+        conditions.append(await compile_event_filter(conn, sub, scan_in_order=scan_in_order))
+    if resolved.any_of:
+        conditions.append(or_(*[await compile_event_filter(conn, sub, scan_in_order=scan_in_order)
+                                for sub in resolved.any_of]))
+    if resolved.none_of is not None:
         # the complement: an event with no figure or no coordinates is NOT "at least 1"
         # or "inside the box", so it matches the negation (SQL's NOT NULL would drop it)
-        conditions.append((await compile_event_filter(conn, f.none_of, **nested)).is_not(true()))
+        conditions.append((await compile_event_filter(conn, resolved.none_of, scan_in_order=scan_in_order))
+                          .is_not(true()))
     return and_(true(), *conditions)
 
 
@@ -517,16 +736,8 @@ def first_of_its_happening(condition: ColumnElement[bool], key: tuple[ColumnElem
             there > here if descending else there < here)
 
 
-def split_external_id(value: str) -> tuple[str, str] | None:
-    """`ucdp-ged:123` -> ("ucdp-ged", "123"); None if it has no dataset prefix."""
-    dataset, sep, external = value.partition(":")
-    return (dataset, external) if sep and dataset and external else None
-
-
 async def resolve_external_event_ids(conn: AsyncConnection, values: tuple[str, ...]) -> list[UUID]:
-    pairs = {v: split_external_id(v) for v in values}
-    if not all(pairs.values()):
-        raise FilterError("external_id", "must be written dataset:id, for example ucdp-ged:214797")
+    pairs = {v: split_external_id(v) for v in values}  # (all of them dataset:id: the model checks)
     x = m.event_external_ids.c
     rows = (await conn.execute(select(x.dataset, x.external_id, x.event_id).where(
         or_(*(and_(x.dataset == d, x.external_id == i) for d, i in pairs.values()))))).all()
@@ -545,57 +756,33 @@ def _listify(value: Any) -> Any:
 
 
 Names = Annotated[list[str], BeforeValidator(_listify)]
+_GRAMMAR = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True)
+NearWhere = create_model("NearWhere", __config__=_GRAMMAR, **{part.name: (float, ...) for part in fields(Near)})
+# The grammar's form of each kind: a type and a default. The values are checked by the
+# model (EventFilter), not here: the grammar says what JSON it reads.
+_GRAMMAR_FORMS: dict[FilterKind, tuple[Any, Any]] = {
+    FilterKind.DATE: (dt.date | None, None), FilterKind.NAMES: (Names, []), FilterKind.CHOICES: (Names, []),
+    FilterKind.COUNT: (int | None, None), FilterKind.FLAG: (bool, False), FilterKind.BBOX: (list[float] | None, None),
+    FilterKind.NEAR: (NearWhere | None, None), FilterKind.TEXT: (str | None, None)}
+_EventWhereFields = create_model("EventWhereFields", __config__=_GRAMMAR,
+                                 **{name: _GRAMMAR_FORMS[spec.kind] for name, spec in FILTER_FIELDS.items()})
 
 
-class NearWhere(BaseModel):
-    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
-
-    latitude: float = Field(ge=-90, le=90)
-    longitude: float = Field(ge=-180, le=180)
-    radius_km: float = Field(gt=0, le=math.pi * EARTH_RADIUS_KM)
-
-
-class EventWhere(BaseModel):
+class EventWhere(_EventWhereFields):  # type: ignore[misc, valid-type]
     """The filter grammar shared by GraphQL `EventWhere` and REST's `where=` JSON:
     keys in camelCase (as in GraphQL) or snake_case, plus `_and`, `_or`, `_not`."""
 
-    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True)
+    and_: list[EventWhere] = Field(default=[], alias="_and")
+    or_: list[EventWhere] = Field(default=[], alias="_or")
+    not_: EventWhere | None = Field(default=None, alias="_not")
 
-    date_from: dt.date | None = None
-    date_to: dt.date | None = None
-    country: Names = []
-    admin1: Names = []
-    admin2: Names = []
-    place: Names = []
-    event_type: Names = []
-    sub_event_type: Names = []
-    actor: Names = []
-    perpetrator: Names = []
-    target: Names = []
-    claimant: Names = []
-    attribution: Annotated[list[Literal["confirmed", "alleged", "contested", "unknown"]], BeforeValidator(_listify)] = []
-    external_id: Names = []
-    min_fatalities: int | None = Field(default=None, ge=0, le=2**31 - 1)
-    max_fatalities: int | None = Field(default=None, ge=0, le=2**31 - 1)
-    min_civilian_fatalities: int | None = Field(default=None, ge=0, le=2**31 - 1)
-    include_members: bool = False
-    bbox: tuple[float, float, float, float] | None = None
-    near: NearWhere | None = None
-    q: str | None = None
-    and_: list["EventWhere"] = Field(default=[], alias="_and")
-    or_: list["EventWhere"] = Field(default=[], alias="_or")
-    not_: "EventWhere | None" = Field(default=None, alias="_not")
+    def values(self) -> dict[str, Any]:
+        """The filter's values by its names, nested ones included (filter_of)."""
+        given = {name: getattr(self, name) for name in FILTER_FIELDS if name in self.model_fields_set}
+        if given.get("near") is not None:
+            given["near"] = given["near"].model_dump()
+        return {**given, "_and": [w.values() for w in self.and_], "_or": [w.values() for w in self.or_],
+                "_not": self.not_.values() if self.not_ is not None else None}
 
     def to_filter(self) -> EventFilter:
-        return EventFilter(
-            date_from=self.date_from, date_to=self.date_to, country=tuple(self.country), admin1=tuple(self.admin1),
-            admin2=tuple(self.admin2), place=tuple(self.place), event_type=tuple(self.event_type),
-            sub_event_type=tuple(self.sub_event_type), actor=tuple(self.actor), perpetrator=tuple(self.perpetrator),
-            target=tuple(self.target), claimant=tuple(self.claimant), attribution=tuple(self.attribution),
-            external_id=tuple(self.external_id), min_fatalities=self.min_fatalities,
-            max_fatalities=self.max_fatalities, min_civilian_fatalities=self.min_civilian_fatalities,
-            include_members=self.include_members, bbox=self.bbox,
-            near=Near(self.near.latitude, self.near.longitude, self.near.radius_km) if self.near else None,
-            q=self.q, all_of=tuple(w.to_filter() for w in self.and_),
-            any_of=tuple(w.to_filter() for w in self.or_),
-            none_of=self.not_.to_filter() if self.not_ else None)
+        return filter_of(self.values())

@@ -51,7 +51,8 @@ from db.cost import (
     filter_charge,
     operation_charge,
 )
-from db.filters import EventFilter, EventWhere as EventWhereGrammar
+from db.filters import EventFilter, EventWhere as EventWhereGrammar, FilterError
+from schema.errors import bad_filter
 from schema.operation import operation_of
 
 # The lists that hold a page of `first` items, under the field that takes `first`.
@@ -79,8 +80,12 @@ def _plain(value: Any) -> Any:
 
 def event_filter_of(where: dict[str, Any]) -> EventFilter:
     """The filter of a `where` argument as graphql-core coerced it (pydantic's
-    ValidationError when it is not one)."""
-    return EventWhereGrammar.model_validate(_plain(where)).to_filter()
+    ValidationError when it is not one); a value the filter refuses is BAD_USER_INPUT
+    naming `where.<path>`, as the resolvers' EventWhere.to_filter names it."""
+    try:
+        return EventWhereGrammar.model_validate(_plain(where)).to_filter()
+    except FilterError as exc:
+        raise bad_filter(exc, within="where") from exc
 
 
 def cost_limit_error(exc: CostLimitExceeded, nodes: Any = None) -> GraphQLError:
@@ -154,7 +159,7 @@ class _Walk:
             if isinstance(where, dict):
                 try:
                     event_filter = event_filter_of(where)
-                except ValidationError:
+                except (ValidationError, GraphQLError):
                     return  # the resolver says what is wrong with it
                 size = check_filter(event_filter, self.limits, top_level_name=lambda name: f"where.{to_camel_case(name)}")
                 self.extra_points += filter_charge(size) * POINTS_PER_UNIT

@@ -23,6 +23,7 @@ from strawberry.utils.str_converters import to_camel_case
 
 from db.cost import QuotaExceeded
 from db.engine import is_database_unavailable
+from db.filters import FilterError
 from db.writes import FieldError, InvalidInput, RecordGone, RecordNotFound, StaleRecord, StillReferenced, WriteError
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,31 @@ def bad_user_input(errors: list[FieldError]) -> GraphQLError:
     return GraphQLError("Invalid input: " + "; ".join(f"{e.name}: {e.reason}" for e in errors),
                         extensions={"code": "BAD_USER_INPUT",
                                     "errors": [{"name": e.name, "reason": e.reason} for e in errors]})
+
+
+# The query layer's names of arguments that GraphQL names otherwise (the rest: camelCase).
+GRAPHQL_ARGUMENTS = {"sort": "orderBy", "cursor": "after", "limit": "first"}
+
+
+def graphql_name(name: str | int) -> str:
+    """A field or argument of the query layer, or a step of a path in one (`_or`, 0), as
+    GraphQL names it."""
+    if isinstance(name, int) or name.startswith("_"):
+        return str(name)
+    return GRAPHQL_ARGUMENTS.get(name, to_camel_case(name))
+
+
+def bad_filter(exc: FilterError, within: str | None = None) -> GraphQLError:
+    """A value a filter refused, named as GraphQL names it: inside an input argument
+    `within`, its path there (`where.near.radiusKm`), with which check refused it in
+    `inputCode` (db.filters.FILTER_ERROR_CODES, as REST's `errors[].code`); else the
+    argument it is (`admin1`, `orderBy`)."""
+    path = ".".join(graphql_name(step) for step in exc.path)
+    argument = f"{within}.{path}" if within else path
+    extensions = {"code": "BAD_USER_INPUT", "argument": argument}
+    if within:
+        extensions["inputCode"] = exc.code
+    return GraphQLError(f"{argument}: {exc.message_named(graphql_name)}", extensions=extensions)
 
 
 _CODE_OF_REFUSAL = {RecordNotFound: "NOT_FOUND", RecordGone: "GONE", StaleRecord: "PRECONDITION_FAILED",

@@ -4,71 +4,81 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
 import strawberry
 
-from db.filters import Collapse as CollapseValues, EventFilter, EventWhere as EventWhereGrammar
+from db.filters import (
+    ATTRIBUTION_STATUSES,
+    FILTER_FIELDS,
+    NESTING,
+    Collapse as CollapseValues,
+    EventFilter,
+    FilterError,
+    FilterField,
+    FilterKind,
+    Near,
+    filter_of,
+)
+from schema.errors import bad_filter
 from schema.types import AttributionStatus
 
+# (its parts as db.filters.Near names them: latitude, longitude, radiusKm)
+NearInput = strawberry.input(type("NearInput", (), {
+    "__annotations__": {part.name: float for part in dataclasses.fields(Near)}}),
+    description="A point and a great-circle radius in km.")
 
-@strawberry.input(description="A point and a great-circle radius in km.")
-class NearInput:
-    latitude: float
-    longitude: float
-    radius_km: float
+# GraphQL's enum of a CHOICES field's values.
+_CHOICE_ENUMS: dict[tuple[str, ...], type[Enum]] = {ATTRIBUTION_STATUSES: AttributionStatus}
+assert all(tuple(v.value for v in enum) == choices for choices, enum in _CHOICE_ENUMS.items())
+
+# GraphQL's form of each kind of filter field (db.filters.FilterKind).
+_GRAPHQL_FORMS: dict[FilterKind, Any] = {
+    FilterKind.DATE: dt.date, FilterKind.NAMES: list[str], FilterKind.COUNT: int, FilterKind.FLAG: bool,
+    FilterKind.BBOX: list[float], FilterKind.NEAR: NearInput, FilterKind.TEXT: str}
 
 
-@strawberry.input(description="Event filters: the same as REST's, ANDed; lists OR within themselves.")
-class EventWhere:
-    date_from: dt.date | None = strawberry.field(default=None, description="Interval ends on or after.")
-    date_to: dt.date | None = strawberry.field(default=None, description="Interval starts on or before.")
-    country: list[str] | None = strawberry.field(default=None, description="ISO3/ISO2 code or name.")
-    admin1: list[str] | None = None
-    admin2: list[str] | None = None
-    place: list[str] | None = strawberry.field(default=None, description="Place id or name, with all inside it.")
-    event_type: list[str] | None = None
-    sub_event_type: list[str] | None = None
-    actor: list[str] | None = None
-    perpetrator: list[str] | None = None
-    target: list[str] | None = None
-    claimant: list[str] | None = None
-    attribution: list[AttributionStatus] | None = strawberry.field(
-        default=None, description="Of the actors named by actor/perpetrator/target, else of any actor.")
-    external_id: list[str] | None = None
-    min_fatalities: int | None = None
-    max_fatalities: int | None = None
-    min_civilian_fatalities: int | None = None
-    include_members: bool | None = strawberry.field(
-        default=None, description="Actor filters also match members (at the event's date) and sub-units.")
-    bbox: list[float] | None = strawberry.field(default=None, description="[minLon, minLat, maxLon, maxLat]")
-    near: NearInput | None = None
-    q: str | None = strawberry.field(default=None, description="Full-text search.")
-    and_: list[EventWhere] | None = strawberry.field(default=None, name="_and")
-    or_: list[EventWhere] | None = strawberry.field(default=None, name="_or")
-    not_: EventWhere | None = strawberry.field(default=None, name="_not")
+def _graphql_form(spec: FilterField) -> Any:
+    if spec.kind is FilterKind.CHOICES:
+        return list[_CHOICE_ENUMS[spec.choices]]  # type: ignore[valid-type]
+    return _GRAPHQL_FORMS[spec.kind]
 
-    def as_grammar(self) -> dict[str, Any]:
-        """This input as the shared `where` grammar (db.filters.EventWhere)."""
-        grammar: dict[str, Any] = {}
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if value is None:
-                continue
-            if field.name in ("and_", "or_"):
-                value = [w.as_grammar() for w in value]
-            elif field.name == "not_":
-                value = value.as_grammar()
-            elif field.name == "near":
-                value = dataclasses.asdict(value)
-            elif field.name == "attribution":
-                value = [a.value for a in value]
-            grammar[{"and_": "_and", "or_": "_or", "not_": "_not"}.get(field.name, field.name)] = value
-        return grammar
 
-    def to_filter(self) -> EventFilter:
-        return EventWhereGrammar.model_validate(self.as_grammar()).to_filter()
+# How a value in GraphQL's form becomes the filter's (db.filters.filter_of); others are the same.
+_FILTER_VALUES: dict[FilterKind, Callable[[Any], Any]] = {
+    FilterKind.CHOICES: lambda choices: [choice.value for choice in choices], FilterKind.NEAR: dataclasses.asdict}
+
+
+def _values(self: Any) -> dict[str, Any]:
+    """This input's values by the filter's names, nested ones included."""
+    values = {name: _FILTER_VALUES.get(spec.kind, lambda value: value)(value)
+              for name, spec in FILTER_FIELDS.items() if (value := getattr(self, name)) is not None}
+    return values | {"_and": [w.values() for w in self.all_of or ()], "_or": [w.values() for w in self.any_of or ()],
+                     "_not": self.none_of.values() if self.none_of is not None else None}
+
+
+def _to_filter(self: Any, argument: str = "where") -> EventFilter:
+    """The filter, checked by its model; a refusal names the field under `argument`."""
+    try:
+        return filter_of(self.values())
+    except FilterError as exc:
+        raise bad_filter(exc, within=argument) from exc
+
+
+# Made from the filter's model (db.filters.EventFilter): a field per filter, with its
+# description, then the nested filters.
+EventWhere = strawberry.input(type("EventWhere", (), {
+    "__module__": __name__,
+    "__annotations__": {**{name: _graphql_form(spec) | None for name, spec in FILTER_FIELDS.items()},
+                        "all_of": "list[EventWhere] | None", "any_of": "list[EventWhere] | None",
+                        "none_of": "EventWhere | None"},
+    **{name: strawberry.field(default=None, description=spec.description) for name, spec in FILTER_FIELDS.items()},
+    **{name: strawberry.field(default=None, name=key) for name, key in NESTING.items()},
+    "values": _values,
+    "to_filter": _to_filter,
+}), description="Event filters: the same as REST's, ANDed; lists OR within themselves.")
 
 
 @strawberry.enum

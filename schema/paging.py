@@ -10,14 +10,13 @@ from typing import Any, Generic, TypeVar
 
 import strawberry
 from graphql import GraphQLError
-from pydantic import ValidationError
-from pydantic.alias_generators import to_camel
 from strawberry.types import Info
 from strawberry.types.nodes import FragmentSpread, InlineFragment
 
 from db.cost import LIMITS
 from db.filters import FilterError
 from db.pagination import CursorError, Page, PageRequest
+from schema.errors import bad_filter
 from schema.execution import plain_read
 from schema.prefetch import load_selected_trees, selections_at
 
@@ -51,26 +50,16 @@ class Connection(Generic[T]):
     total_count: int | None = strawberry.field(description="The number of matches (computed only when asked).")
 
 
-# The query layer names REST's parameters; these are their GraphQL names.
-GRAPHQL_ARGUMENTS = {"sort": "orderBy", "cursor": "after", "limit": "first"}
-
-
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Bad input becomes a GraphQL error with a code and the name of the argument."""
+    """Bad input becomes a GraphQL error with a code and the name of the argument (a bad
+    `where` is named within it when it is read: schema/inputs.py)."""
     try:
         yield
     except FilterError as exc:
-        argument = GRAPHQL_ARGUMENTS.get(exc.field, to_camel(exc.field))
-        raise GraphQLError(f"{argument}: {exc.message}",
-                           extensions={"code": "BAD_USER_INPUT", "argument": argument}) from exc
+        raise bad_filter(exc) from exc
     except CursorError as exc:
         raise GraphQLError(f"after: {exc}", extensions={"code": "BAD_USER_INPUT", "argument": "after"}) from exc
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(to_camel(part) if isinstance(part, str) else str(part) for part in first["loc"])
-        raise GraphQLError(f"where.{where}: {first['msg']}",
-                           extensions={"code": "BAD_USER_INPUT", "argument": f"where.{where}"}) from exc
 
 
 def selects_path(selections: list, path: list[str]) -> bool:

@@ -47,7 +47,7 @@ async def list_claims(conn: AsyncConnection, page: PageRequest, codec: CursorCod
     if f.event is not None:
         event_id = await resolve_event_id(conn, f.event)
         if event_id is None:
-            raise FilterError("event", f"no event {f.event!r}")
+            raise FilterError("event", f"no event {f.event!r}", "unmatched")
         condition = condition & (c.event_id == event_id)
     if f.claimant:
         condition = condition & c.claimant_id.in_(await resolve_actors(conn, "claimant", f.claimant))

@@ -34,9 +34,11 @@ from db.filters import (
     Collapse,
     EventFilter,
     FilterError,
+    ResolvedFilter,
     compile_event_filter,
     distance_km,
     first_of_its_happening,
+    resolve_event_filter,
     split_external_id,
     text_query,
     within_near,
@@ -70,18 +72,20 @@ def event_sort(name: str, f: EventFilter) -> Sort:
     """The sort of that name; `relevance` ranks by the text query `q`, `distance` from `near`."""
     if name == "relevance":
         if f.q is None:
-            raise FilterError("sort", "relevance needs a text query (q) beside it, not only inside _and/_or/_not")
+            raise FilterError("sort", "relevance needs a text query ({q}) beside it, not only inside _and/_or/_not",
+                              "not_applicable", mentions=("q",))
         return Sort("relevance", (func.ts_rank_cd(e.search_vector, text_query(f.q)), e.id), (float, UUID),
                     descending=True, scope="events", variant=hashlib.sha256(f.q.encode()).hexdigest()[:16])
     if name == "distance":
         if f.near is None:
-            raise FilterError("sort", "distance needs a point (near) beside it, not only inside _and/_or/_not")
+            raise FilterError("sort", "distance needs a point ({near}) beside it, not only inside _and/_or/_not",
+                              "not_applicable", mentions=("near",))
         return Sort("distance", (distance_km(f.near), e.id), (float, UUID), descending=False, scope="events",
                     variant=f"{f.near.latitude},{f.near.longitude}")
     try:
         return EVENT_SORTS[name]
     except KeyError:
-        raise FilterError("sort", f"must be one of {', '.join(SORT_NAMES)}, not {name!r}") from None
+        raise FilterError("sort", f"must be one of {', '.join(SORT_NAMES)}, not {name!r}", "not_one_of") from None
 
 CLAIM_TREE = f"""json_build_object(
   'id', c.id,
@@ -241,20 +245,23 @@ def _collapsed(order: Sort, collapse: Collapse | None) -> Sort:
 
 
 async def list_events(conn: AsyncConnection, page: PageRequest, codec: CursorCodec,
-                      cache: AnswerCache, f: EventFilter, *,
+                      cache: AnswerCache, f: EventFilter | ResolvedFilter, *,
                       sort: str = "-date", with_claims: bool = False, collapse: Collapse | None = None,
                       trees: TreeLoader | None = None) -> Page:
     """One page of event trees matching a filter, in `sort` order after the page's cursor.
     With `near`, each event carries its `distance_km` from the point. Collapsed by
     happening, one event per happening: the first of its records that match, in `sort`
     order (db.filters.first_of_its_happening), and the total counts happenings. `trees`:
-    how the page's events are loaded (default: their trees, with claims or not)."""
-    order = _collapsed(event_sort(sort, f), collapse)
+    how the page's events are loaded (default: their trees, with claims or not). The
+    filter's names are resolved once, for the page and its total alike."""
+    order = _collapsed(event_sort(sort, f.filter if isinstance(f, ResolvedFilter) else f), collapse)
     trees = trees or (event_trees if with_claims else event_list_trees)
+    resolved = await resolve_event_filter(conn, f)
+    f = resolved.filter
     if order.name == "distance":
-        return await _list_nearest_first(conn, page, codec, cache, f, order, trees, collapse)
+        return await _list_nearest_first(conn, page, codec, cache, resolved, order, trees, collapse)
     actor_matches: list[ActorMatch] = []
-    condition = await compile_event_filter(conn, f, actor_matches=actor_matches)
+    condition = await compile_event_filter(conn, resolved, actor_matches=actor_matches)
     annotate = {"distance_km": _rounded_km(distance_km(f.near))} if f.near else {}
     everything = and_(condition, *(match.condition() for match in actor_matches))
     first_of_happening = true()
@@ -278,7 +285,7 @@ async def list_events(conn: AsyncConnection, page: PageRequest, codec: CursorCod
     return await keyset_page(conn, e.id, everything, sort=order, page=page, codec=codec, cache=cache,
                              trees=trees, annotate=annotate,
                              fetch_rows=through_actor if by_date is not None else None,
-                             count=(lambda: count_from_rollup(conn, f)) if rollup_answers(f) and not collapse
+                             count=(lambda: count_from_rollup(conn, resolved)) if rollup_answers(f) and not collapse
                              else None)
 
 
@@ -293,14 +300,14 @@ _LOWEST_ID = UUID(int=0)
 
 
 async def _list_nearest_first(conn: AsyncConnection, page: PageRequest, codec: CursorCodec,
-                              cache: AnswerCache, f: EventFilter,
+                              cache: AnswerCache, resolved: ResolvedFilter,
                               order: Sort, trees: TreeLoader, collapse: Collapse | None) -> Page:
     """sort=distance: the points near the centre nearest first (event_points), and at
     each point its events in id order (ix_events_point), which is the order (distance,
     id) without computing a distance per event or sorting every event in the radius."""
-    near = f.near
+    near = resolved.filter.near
     assert near is not None  # event_sort refuses sort=distance without near
-    others = await compile_event_filter(conn, replace(f, near=None), scan_in_order=False)
+    others = await compile_event_filter(conn, resolved.without_near(), scan_in_order=False)
     if collapse is Collapse.HAPPENING:
         others = and_(others, first_of_its_happening(and_(others, within_near(near)), order.columns,
                                                      order.descending))

@@ -91,7 +91,7 @@ def _checked(as_of: dt.datetime) -> dt.datetime:
     Python's in 9999, and a zone offset near either end overflows); without an offset,
     UTC."""
     if not 1000 <= as_of.year <= 2999:
-        raise FilterError("as_of", "must be a time between the years 1000 and 2999")
+        raise FilterError("as_of", "must be a time between the years 1000 and 2999", "out_of_range")
     return as_of if as_of.tzinfo is not None else as_of.replace(tzinfo=dt.timezone.utc)
 
 
@@ -110,11 +110,12 @@ async def list_events_as_of(conn: AsyncConnection, page: PageRequest, codec: Cur
     """A page of the events that matched the filter at `as_of`, as they stood then
     (with their claims then, if asked)."""
     if collapse is not None:
-        raise FilterError("collapse", "cannot be combined with as_of: the history keeps no happenings")
+        raise FilterError("collapse", "cannot be combined with {as_of}: the history keeps no happenings",
+                          "not_applicable", mentions=("as_of",))
     for name, what in _NOT_AS_OF.items():
         if name in f.given():
-            raise FilterError(name, f"{what} cannot be combined with as_of: the history keeps no derived search "
-                                    "text or points")
+            raise FilterError(name, f"{what} cannot be combined with {{as_of}}: the history keeps no derived "
+                                    "search text or points", "not_applicable", mentions=("as_of",))
     as_of = _checked(as_of)
     order = event_sort(sort, f)
     actor_matches: list[ActorMatch] = []

@@ -60,7 +60,7 @@ async def list_places(conn: AsyncConnection, page: PageRequest, codec: CursorCod
     if parent is not None:
         parent_id = parse_uuid(parent)
         if parent_id is None or await conn.scalar(select(p.id).where(p.id == parent_id)) is None:
-            raise FilterError("parent", f"no place {parent!r}")
+            raise FilterError("parent", f"no place {parent!r}", "unmatched")
         condition = condition & (p.parent_id == parent_id)
     return await keyset_page(conn, p.id, condition, sort=PLACE_SORT, page=page, codec=codec, cache=cache,
                              trees=trees)

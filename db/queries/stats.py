@@ -45,9 +45,11 @@ from db.filters import (
     Collapse,
     EventFilter,
     FilterError,
+    ResolvedFilter,
     area_and_type_conditions,
     compile_event_filter,
     first_of_its_happening,
+    resolve_event_filter,
 )
 
 PERIODS = ("year", "month", "week", "day")
@@ -69,10 +71,11 @@ def parse_group_by(values: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     names = [name.strip() for value in values for name in value.split(",") if name.strip()]
     for name in names:
         if name not in DIMENSIONS:
-            raise FilterError("group_by", f"unknown dimension {name!r}; one of {', '.join(DIMENSIONS)}")
+            raise FilterError("group_by", f"unknown dimension {name!r}; one of {', '.join(DIMENSIONS)}",
+                              "not_one_of")
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
-        raise FilterError("group_by", f"names {repeated[0]!r} twice")
+        raise FilterError("group_by", f"names {repeated[0]!r} twice", "repeated")
     return tuple(names)
 
 
@@ -104,26 +107,26 @@ def _rollup_level(f: EventFilter, group_by: tuple[str, ...]) -> int:
     return 1 if "admin1" in group_by or f.admin1 else 0
 
 
-async def _rollup_condition(conn: AsyncConnection, f: EventFilter, group_by: tuple[str, ...] = ()
-                            ) -> ColumnElement[bool]:
-    """The filter on the rollup's rows (rollup_answers(f) holds): names resolved and
-    checked as compile_event_filter does, so a bad value is the same error."""
+def _rollup_condition(resolved: ResolvedFilter, group_by: tuple[str, ...] = ()) -> ColumnElement[bool]:
+    """The filter on the rollup's rows (rollup_answers(f) holds), with the ids its names
+    were resolved to for the request (the events' condition uses the same)."""
+    f = resolved.filter
     r = m.event_month_counts.c
     conditions: list[ColumnElement[bool]] = [r.level == _rollup_level(f, group_by), r.events != 0]
-    if f.date_from and f.date_to and f.date_from > f.date_to:
-        raise FilterError("date_to", "is before date_from")
     # interval overlap on month bounds: ends in or after date_from's month, starts by date_to's
     if f.date_from:
         conditions.append(r.end_month >= f.date_from)
     if f.date_to:
         conditions.append(r.start_month <= f.date_to.replace(day=1))
-    return and_(*conditions, *await area_and_type_conditions(conn, f, m.event_month_counts))
+    return and_(*conditions, *area_and_type_conditions(resolved, m.event_month_counts))
 
 
-async def count_from_rollup(conn: AsyncConnection, f: EventFilter) -> int:
-    """The number of events matching `f` (rollup_answers(f) holds)."""
+async def count_from_rollup(conn: AsyncConnection, f: EventFilter | ResolvedFilter) -> int:
+    """The number of events matching `f` (rollup_answers(f) holds); its names resolved
+    unless they are."""
     r = m.event_month_counts.c
-    stmt = select(func.coalesce(func.bigint_sum(r.events), 0)).where(await _rollup_condition(conn, f))
+    condition = _rollup_condition(await resolve_event_filter(conn, f))
+    stmt = select(func.coalesce(func.bigint_sum(r.events), 0)).where(condition)
     return int(await conn.scalar(stmt))
 
 
@@ -138,10 +141,11 @@ async def _grouped(conn: AsyncConnection, f: EventFilter, group_by: tuple[str, .
                    collapse: Collapse | None = None):
     """The grouping statement: one column per dimension (ids for places and actors),
     then the measures."""
+    resolved = await resolve_event_filter(conn, f)
     if collapse is None and rollup_answers(f, group_by):
         r = m.event_month_counts.c
         source = m.event_month_counts
-        where = await _rollup_condition(conn, f, group_by)
+        where = _rollup_condition(resolved, group_by)
         start = r.start_month
         keys: dict[str, ColumnElement] = {"country": r.country_id, "admin1": r.admin1_id, "admin2": r.admin2_id,
                                           "event_type": r.event_type, "sub_event_type": r.sub_event_type}
@@ -151,7 +155,7 @@ async def _grouped(conn: AsyncConnection, f: EventFilter, group_by: tuple[str, .
     else:
         e = m.events.c
         source = m.events
-        where = await compile_event_filter(conn, f)
+        where = await compile_event_filter(conn, resolved)
         if collapse is Collapse.HAPPENING:
             # (the key of GET /v1/events' default order, newest first: db/queries/events.py)
             where = and_(where, first_of_its_happening(where, (e.date_start, e.id), descending=True))
@@ -239,7 +243,7 @@ async def _rows_json(conn: AsyncConnection, f: EventFilter, group_by: tuple[str,
     groups, json_rows = (await conn.execute(select(func.count(), body).select_from(source))).one()
     if groups > MAX_ROWS:
         raise FilterError("group_by", f"gives more than {MAX_ROWS:,} groups; narrow the filters or group "
-                                      "more coarsely")
+                                      "more coarsely", "too_large")
     return json_rows
 
 
@@ -269,7 +273,8 @@ def _periods(period: str, first: dt.date, last: dt.date) -> list[str | int]:
         first = first - dt.timedelta(days=first.weekday()) if period == "week" else first
         count = (last - first).days // step + 1
     if count > MAX_ROWS:
-        raise FilterError("fill", f"would give more than {MAX_ROWS:,} rows; narrow the dates or the groups")
+        raise FilterError("fill", f"would give more than {MAX_ROWS:,} rows; narrow the dates or the groups",
+                          "too_large")
     if period == "year":
         return list(range(first.year, last.year + 1))
     if period == "month":
@@ -297,7 +302,8 @@ def _filled(rows: list[dict], f: EventFilter, group_by: tuple[str, ...]) -> list
     the first and last period found), for each combination of the other groups."""
     periods = [name for name in group_by if name in PERIODS]
     if len(periods) != 1:
-        raise FilterError("fill", "needs exactly one of year, month, week, day in group_by")
+        raise FilterError("fill", "needs exactly one of year, month, week, day in {group_by}", "not_applicable",
+                          mentions=("group_by",))
     period = periods[0]
     starts = [_period_start(period, row[period]) for row in rows]
     first = f.date_from or (min(starts) if starts else None)
@@ -311,7 +317,8 @@ def _filled(rows: list[dict], f: EventFilter, group_by: tuple[str, ...]) -> list
         combinations = {()}  # the period alone: every period, found or not
     labels = _periods(period, first, last)
     if len(labels) * len(combinations) > MAX_ROWS:
-        raise FilterError("fill", f"would give more than {MAX_ROWS:,} rows; narrow the dates or the groups")
+        raise FilterError("fill", f"would give more than {MAX_ROWS:,} rows; narrow the dates or the groups",
+                          "too_large")
     seen = {(tuple(row[key] for key in others), row[period]) for row in rows}
     zeros = [{**dict(zip(others, combination)), period: label, **dict.fromkeys(MEASURES, 0)}
              for combination in combinations for label in labels if (combination, label) not in seen]
@@ -323,7 +330,8 @@ async def event_stats(conn: AsyncConnection, cache: AnswerCache | None, f: Event
     """The groups (see the module) as a JSON array, cached per data generation in
     `cache` (None: not cached here, the caller caches whole answers)."""
     if request.fill and not any(name in PERIODS for name in request.group_by):
-        raise FilterError("fill", "needs one of year, month, week, day in group_by")
+        raise FilterError("fill", "needs one of year, month, week, day in {group_by}", "not_applicable",
+                          mentions=("group_by",))
 
     async def compute() -> bytes:
         rows = await _rows_json(conn, f, request.group_by, request.collapse)
