@@ -23,6 +23,7 @@ from db.engine import is_unstorable_text
 from db.pagination import CursorCodec
 from db.queries.actors import actor_trees
 from db.queries.documents import document_trees
+from db.queries.events import event_trees
 from db.queries.happenings import happening_trees
 from db.queries.places import place_trees
 from db.writes import start_writing
@@ -56,6 +57,8 @@ class GraphQLContext(BaseContext):
         self.places = self._loader(place_trees)
         self.documents = self._loader(document_trees)
         self.happenings = self._loader(happening_trees)
+        # (an event's detail tree: what a list's lacks, its linked events)
+        self.events = self._loader(event_trees)
 
     async def _connection(self) -> AsyncConnection:
         if self._conn is None:
@@ -120,7 +123,7 @@ class GraphQLContext(BaseContext):
     def forget_loaded(self) -> None:
         """After a write: trees loaded before it are of the old version (a second
         mutation in the same request may read a record the first one changed)."""
-        for loader in (self.actors, self.places, self.documents, self.happenings):
+        for loader in (self.actors, self.places, self.documents, self.happenings, self.events):
             loader.clear_all()
 
     def _loader(self, trees: Callable[[AsyncConnection, list[UUID]], Awaitable[list[dict]]]) -> DataLoader:

@@ -351,6 +351,19 @@ class EventMatch:
                    if verdict else None)
 
 
+@strawberry.type(description="Another source's record of the same happening (a linked match), as REST's event "
+                             "detail lists it.")
+class LinkedEvent:
+    id: strawberry.ID
+    score: float
+    external_ids: list[ExternalId]
+
+
+def _linked_events(items: list[dict]) -> list[LinkedEvent]:
+    return [LinkedEvent(id=strawberry.ID(x["id"]), score=x["score"], external_ids=_external_ids(x["external_ids"]))
+            for x in items]
+
+
 @strawberry.type(description="Something that happened at a place over a time interval.")
 class Event(_TreeNode):
     event_type: str
@@ -372,6 +385,13 @@ class Event(_TreeNode):
     happening: Happening = strawberry.field(description="The happening it is a record of (linked records of "
                                                         "other sources), or its own.")
     claims: list[Claim]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    _loader = "events"
+
+    @from_tree("linked_events", _linked_events, description="Other sources' records of the same happening, best "
+                                                            "score first (the linked ones of `matches`).")
+    def linked_events(self, info: Info) -> list[LinkedEvent]: ...
 
     @strawberry.field(description="Other sources' events that may be the same happening, best score first "
                                   "(cross-source linking; `linked` ones are).")
@@ -395,7 +415,8 @@ class Event(_TreeNode):
             distance_km=tree.get("distance_km"), claim_count=tree["claim_count"],
             external_ids=_external_ids(tree["external_ids"]), happening=Happening.of(tree["happening"]),
             # lists carry claims only when they are selected (schema/queries.py)
-            claims=[Claim.of(c) for c in tree.get("claims") or ()])
+            claims=[Claim.of(c) for c in tree.get("claims") or ()],
+            created_at=_datetime(tree["created_at"]), updated_at=_datetime(tree["updated_at"]))
 
 
 @strawberry.type(description="One actor in one role: its attribution status and the claims behind it.")
