@@ -320,8 +320,30 @@ class LinkVerdict:
     decided_at: dt.datetime
 
 
+@strawberry.type(description="The other record of a match: what REST's /v1/events/{id}/matches nests as `event`.")
+class MatchedEvent:
+    id: strawberry.ID
+    event_type: str
+    sub_event_type: str
+    date_start: dt.date
+    date_end: dt.date
+    date_precision: str
+    place: Place
+    fatalities_best: int | None
+    external_ids: list[ExternalId]
+
+    @classmethod
+    def of(cls, e: dict) -> MatchedEvent:
+        return cls(id=strawberry.ID(e["id"]), event_type=e["event_type"], sub_event_type=e["sub_event_type"],
+                   date_start=_date(e["date_start"]), date_end=_date(e["date_end"]),
+                   date_precision=e["date_precision"], place=Place.of(e["place"]),
+                   fatalities_best=e["fatalities_best"], external_ids=_external_ids(e["external_ids"]))
+
+
 @strawberry.type(description="Another source's event that may be the same happening.")
 class EventMatch:
+    event: MatchedEvent = strawberry.field(description="The other record, as REST nests it (eventId, externalIds, "
+                                                       "dateStart... repeat parts of it).")
     event_id: strawberry.ID
     external_ids: list[ExternalId]
     date_start: dt.date
@@ -339,11 +361,10 @@ class EventMatch:
 
     @classmethod
     def of(cls, match: dict) -> EventMatch:
-        e, verdict = match["event"], match["verdict"]
-        return cls(event_id=strawberry.ID(e["id"]), external_ids=_external_ids(e["external_ids"]),
-                   date_start=_date(e["date_start"]), date_end=_date(e["date_end"]),
-                   sub_event_type=e["sub_event_type"], place_name=e["place"]["name"],
-                   fatalities_best=e["fatalities_best"], score=match["score"], status=MatchStatus(match["status"]),
+        other, verdict = MatchedEvent.of(match["event"]), match["verdict"]
+        return cls(event=other, event_id=other.id, external_ids=other.external_ids, date_start=other.date_start,
+                   date_end=other.date_end, sub_event_type=other.sub_event_type, place_name=other.place.name,
+                   fatalities_best=other.fatalities_best, score=match["score"], status=MatchStatus(match["status"]),
                    linked=match["linked"], days_apart=match["days_apart"], distance_km=match["distance_km"],
                    parts=MatchParts(**match["parts"]),
                    verdict=LinkVerdict(verdict=verdict["verdict"], note=verdict["note"],
