@@ -57,8 +57,10 @@ class GraphQLContext(BaseContext):
         self.places = self._loader(place_trees)
         self.documents = self._loader(document_trees)
         self.happenings = self._loader(happening_trees)
-        # (an event's detail tree: what a list's lacks, its linked events)
-        self.events = self._loader(event_trees)
+        # An event's detail tree: what a list's lacks, its linked events. An event read as
+        # of a time and deleted since has none, and is linked to nothing now (its matches
+        # went with it, as they are gone from the detail read as of that time).
+        self.events = self._loader(event_trees, gone=lambda event_id: {"id": str(event_id), "linked_events": []})
 
     async def _connection(self) -> AsyncConnection:
         if self._conn is None:
@@ -126,9 +128,11 @@ class GraphQLContext(BaseContext):
         for loader in (self.actors, self.places, self.documents, self.happenings, self.events):
             loader.clear_all()
 
-    def _loader(self, trees: Callable[[AsyncConnection, list[UUID]], Awaitable[list[dict]]]) -> DataLoader:
+    def _loader(self, trees: Callable[[AsyncConnection, list[UUID]], Awaitable[list[dict]]], *,
+                gone: Callable[[UUID], dict | None] = lambda record_id: None) -> DataLoader:
+        """The trees of records by id; `gone(id)` for a record that has none."""
         async def load(ids: Sequence[UUID]) -> list[dict | None]:
             by_id = {tree["id"]: tree for tree in await self.db(trees, list(ids))}
-            return [by_id.get(str(i)) for i in ids]
+            return [by_id[str(i)] if str(i) in by_id else gone(i) for i in ids]
 
         return DataLoader(load_fn=load)

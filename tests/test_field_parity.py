@@ -27,7 +27,7 @@ from strawberry.utils.str_converters import to_camel_case
 from api.app import create_app
 from api.openapi import GRAPHQL_PATH
 from schema.app import schema
-from tests.conftest import event_url, make_settings
+from tests.conftest import AIRSTRIKE, as_, event_url, make_settings
 from tests.test_graphql import gql
 
 # --- the tables: every difference between the two interfaces, and why ----------------
@@ -488,3 +488,20 @@ async def test_actors_places_documents_and_claims_have_rests_fields(client):
     # (a claim's document and claimant are references: their other fields load)
     with_document = next(node for node in nodes.values() if node["document"])
     assert with_document["document"]["claimCount"] >= 1 and with_document["claimant"]["createdAt"]
+
+
+async def test_an_event_deleted_since_a_list_as_of_a_time_has_no_linked_events(fresh_client, keys):
+    # (its node asks the detail tree it no longer has: it is linked to nothing now, as
+    # the detail read as of that time says)
+    editor = as_(keys["editor"])
+    event = (await fresh_client.post("/v1/events", json=AIRSTRIKE, headers=editor)).json()
+    then = dt.datetime.now(dt.timezone.utc).isoformat()
+    assert (await fresh_client.delete(f"/v1/events/{event['id']}", headers=editor)).status_code == 204
+    query = """query ($at: DateTime, $id: ID!) {
+        events(asOf: $at, where: {admin1: ["Hasakah"]}) { edges { node { id createdAt linkedEvents { id } } } }
+        event(id: $id, asOf: $at) { linkedEvents { id } } }"""
+    body = await gql(fresh_client, query, at=then, id=event["id"])
+    assert "errors" not in body, body
+    nodes = {edge["node"]["id"]: edge["node"] for edge in body["data"]["events"]["edges"]}
+    assert nodes[event["id"]]["linkedEvents"] == body["data"]["event"]["linkedEvents"] == []
+    assert _instant(nodes[event["id"]]["createdAt"]) == _instant(event["created_at"])
