@@ -103,6 +103,17 @@ def _place(column: str) -> One:
     return One("Place", f"FROM places {{r}} WHERE {{r}}.id = {{t}}.{column}")
 
 
+def _spans(side: str, other: str) -> Many:
+    """An actor's memberships (`side` member_id: the groups it is in) or members (`side`
+    group_id), as REST's actor tree orders them."""
+    return Many(other, f"FROM actor_memberships {{r}} WHERE {{r}}.{side} = {{t}}.id",
+                "{r}.valid_from NULLS FIRST, {r}.id")
+
+
+# When a record was created and last changed (written by the API's writes and imports).
+_DATES = {"created_at": Value("{t}.created_at", "datetime"), "updated_at": Value("{t}.updated_at", "datetime")}
+
+
 def _place_coordinate(axis: str) -> Value:
     """An event's coordinate, else its place's."""
     return Value(f"coalesce({{t}}.{axis}, (SELECT pc.{axis} FROM places pc WHERE pc.id = {{t}}.place_id))")
@@ -117,12 +128,19 @@ TYPES: dict[str, RecordType] = {t.name: t for t in (
         "description": Value("{t}.description"),
         "aliases": _aliases("actor_names", "actor_id"),
         "parent": _actor("parent_id"),
-        "memberships": Many("Membership", "FROM actor_memberships {r} WHERE {r}.member_id = {t}.id",
-                            "{r}.valid_from NULLS FIRST, {r}.id"),
+        "memberships": _spans("member_id", "Membership"),
+        "members": _spans("group_id", "Member"),
         "external_ids": _external_ids("actor_external_ids", "actor_id"),
+        **_DATES,
     }),
     RecordType("Membership", {
         "group": _actor("group_id"),
+        "relation": Value("{t}.relation"),
+        "valid_from": Value("{t}.valid_from"),
+        "valid_to": Value("{t}.valid_to"),
+    }),
+    RecordType("Member", {
+        "member": _actor("member_id"),
         "relation": Value("{t}.relation"),
         "valid_from": Value("{t}.valid_from"),
         "valid_to": Value("{t}.valid_to"),
@@ -140,6 +158,7 @@ TYPES: dict[str, RecordType] = {t.name: t for t in (
         "parent": _place("parent_id"),
         "aliases": _aliases("place_names", "place_id"),
         "external_ids": _external_ids("place_external_ids", "place_id"),
+        **_DATES,
     }),
     RecordType("Document", table="documents", fields={
         "id": Value("{t}.id"),
@@ -149,6 +168,8 @@ TYPES: dict[str, RecordType] = {t.name: t for t in (
         "published_at": Value("{t}.published_at"),
         "language": Value("{t}.language"),
         "excerpt": Value("{t}.excerpt"),
+        "claim_count": Value("(SELECT count(*) FROM claims dc WHERE dc.document_id = {t}.id)"),
+        **_DATES,
     }),
     RecordType("ClaimValue", {
         "low": Value("{t}.value_low"),
@@ -172,7 +193,7 @@ TYPES: dict[str, RecordType] = {t.name: t for t in (
                                             "{t}.value_actor_id, {t}.value_place_id, {t}.value_date, "
                                             "{t}.value_text) > 0"),
         "quote": Value("{t}.quote"),
-        "created_at": Value("{t}.created_at", "datetime"),
+        **_DATES,
     }),
     RecordType("Fatalities", {
         "low": Value("{t}.fatalities_low"),
@@ -220,6 +241,7 @@ TYPES: dict[str, RecordType] = {t.name: t for t in (
         "happening": Part("Happening"),
         "claims": Many("Claim", "FROM claims {r} WHERE {r}.event_id = {t}.id",
                        "{r}.predicate, {r}.created_at, {r}.id"),
+        **_DATES,
     }),
 )}
 

@@ -23,6 +23,7 @@ from db.engine import is_unstorable_text
 from db.pagination import CursorCodec
 from db.queries.actors import actor_trees
 from db.queries.documents import document_trees
+from db.queries.events import event_trees
 from db.queries.happenings import happening_trees
 from db.queries.places import place_trees
 from db.writes import start_writing
@@ -57,6 +58,10 @@ class GraphQLContext(BaseContext):
         self.places = self._loader(place_trees)
         self.documents = self._loader(document_trees)
         self.happenings = self._loader(happening_trees)
+        # An event's detail tree: what a list's lacks, its linked events. An event read as
+        # of a time and deleted since has none, and is linked to nothing now (its matches
+        # went with it, as they are gone from the detail read as of that time).
+        self.events = self._loader(event_trees, gone=lambda event_id: {"id": str(event_id), "linked_events": []})
 
     async def _connection(self) -> AsyncConnection:
         if self._conn is None:
@@ -130,12 +135,14 @@ class GraphQLContext(BaseContext):
     def forget_loaded(self) -> None:
         """After a write: trees loaded before it are of the old version (a second
         mutation in the same request may read a record the first one changed)."""
-        for loader in (self.actors, self.places, self.documents, self.happenings):
+        for loader in (self.actors, self.places, self.documents, self.happenings, self.events):
             loader.clear_all()
 
-    def _loader(self, trees: Callable[[AsyncConnection, list[UUID]], Awaitable[list[dict]]]) -> DataLoader:
+    def _loader(self, trees: Callable[[AsyncConnection, list[UUID]], Awaitable[list[dict]]], *,
+                gone: Callable[[UUID], dict | None] = lambda record_id: None) -> DataLoader:
+        """The trees of records by id; `gone(id)` for a record that has none."""
         async def load(ids: Sequence[UUID]) -> list[dict | None]:
             by_id = {tree["id"]: tree for tree in await self.db(trees, list(ids))}
-            return [by_id.get(str(i)) for i in ids]
+            return [by_id[str(i)] if str(i) in by_id else gone(i) for i in ids]
 
         return DataLoader(load_fn=load)

@@ -29,6 +29,7 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLError,
     GraphQLIncludeDirective,
     GraphQLNonNull,
     GraphQLObjectType,
@@ -41,6 +42,7 @@ from graphql import (
     located_error,
 )
 from graphql.execution.values import get_argument_values, get_directive_values
+from graphql.pyutils import gather_with_cancel
 from strawberry.extensions import SchemaExtension
 from strawberry.utils.str_converters import to_camel_case
 
@@ -377,19 +379,29 @@ class OperationPlan:
     async def run(self, context: Any) -> ExecutionResult:
         """The answer, with errors where the resolvers would put them: a root's error
         nulls it, or the whole data when the root cannot be null (and, as graphql-core
-        cancels the other roots then, ends the operation)."""
+        cancels the other roots then, ends the operation). The roots start together, as
+        graphql-core runs a query's, so when several fail the error that ends the
+        operation is the one that happens first there too (a bad `first` before a
+        filter that has to ask the database)."""
         context.reads_only()
-        data: dict[str, Any] = {}
-        errors = []
-        for key, nodes, nullable, run in self.roots:
+        errors: list[GraphQLError] = []
+
+        async def answer(key: str, nodes: list[FieldNode], nullable: bool, run: RootRun) -> Any:
             try:
-                data[key] = await run(context)
+                return await run(context)
             except Exception as error:  # noqa: BLE001 - as graphql-core's execute_field
-                errors.append(located_error(error, nodes, [key]))
+                located = located_error(error, nodes, [key])
                 if not nullable:
-                    return ExecutionResult(data=None, errors=errors)
-                data[key] = None
-        return ExecutionResult(data=data, errors=errors or None)
+                    raise located from error
+                errors.append(located)
+                return None
+
+        try:
+            values = await gather_with_cancel(*(answer(*root) for root in self.roots))
+        except GraphQLError as error:
+            return ExecutionResult(data=None, errors=[*errors, error])
+        return ExecutionResult(data={key: value for (key, *_), value in zip(self.roots, values)},
+                               errors=errors or None)
 
 
 def plan_operation(schema: GraphQLSchema, document: Any, operation_name: str | None,

@@ -97,6 +97,18 @@ def from_tree(key: str, shape: Callable[[Any], Any] = lambda value: value, *,
 
 
 @strawberry.type
+class _Record(_TreeNode):
+    """A record the API writes: when it was created and last changed. A reference to
+    it (an event's place, a claim's claimant) lacks them, so they load its full tree."""
+
+    @from_tree("created_at", _datetime)
+    def created_at(self, info: Info) -> dt.datetime: ...
+
+    @from_tree("updated_at", _datetime)
+    def updated_at(self, info: Info) -> dt.datetime: ...
+
+
+@strawberry.type
 class ExternalId:
     dataset: str
     id: str
@@ -106,8 +118,14 @@ def _external_ids(items: list[dict]) -> list[ExternalId]:
     return [ExternalId(dataset=x["dataset"], id=x["id"]) for x in items]
 
 
+def _spans(span: type, side: str) -> Callable[[list[dict]], list]:
+    """An actor's memberships (`side` group) or members (`side` member) from its tree."""
+    return lambda items: [span(**{side: Actor.of(ms[side])}, relation=ms["relation"],
+                               valid_from=_date(ms["valid_from"]), valid_to=_date(ms["valid_to"])) for ms in items]
+
+
 @strawberry.type(description="A state, force, armed group, or a source that speaks about events.")
-class Actor(_TreeNode):
+class Actor(_Record):
     name: str
     kind: str
     _loader = "actors"
@@ -125,10 +143,12 @@ class Actor(_TreeNode):
     @from_tree("parent", lambda parent: Actor.of(parent) if parent else None)
     def parent(self, info: Info) -> Actor | None: ...
 
-    @from_tree("memberships", lambda items: [
-            Membership(group=Actor.of(ms["group"]), relation=ms["relation"], valid_from=_date(ms["valid_from"]),
-                       valid_to=_date(ms["valid_to"])) for ms in items])
+    @from_tree("memberships", lambda items: _spans(Membership, "group")(items))
     def memberships(self, info: Info) -> list[Membership]: ...
+
+    @from_tree("members", lambda items: _spans(Member, "member")(items),
+               description="The actors that are members or partners of this one (the other side of memberships).")
+    def members(self, info: Info) -> list[Member]: ...
 
     @from_tree("external_ids", _external_ids)
     def external_ids(self, info: Info) -> list[ExternalId]: ...
@@ -142,8 +162,16 @@ class Membership:
     valid_to: dt.date | None
 
 
+@strawberry.type(description="An actor that is a member or partner of a group over a time span (open ends are null).")
+class Member:
+    member: Actor
+    relation: str
+    valid_from: dt.date | None
+    valid_to: dt.date | None
+
+
 @strawberry.type(description="A country, province (admin1), district (admin2), area or locality.")
-class Place(_TreeNode):
+class Place(_Record):
     name: str
     kind: str
     _loader = "places"
@@ -178,7 +206,7 @@ class Place(_TreeNode):
 
 
 @strawberry.type(description="A published report that claims come from.")
-class Document(_TreeNode):
+class Document(_Record):
     title: str | None
     publisher: str | None
     url: str | None
@@ -195,6 +223,9 @@ class Document(_TreeNode):
 
     @from_tree("excerpt")
     def excerpt(self, info: Info) -> str | None: ...
+
+    @from_tree("claim_count", description="How many claims come from the document.")
+    def claim_count(self, info: Info) -> int: ...
 
 
 @strawberry.type(description="The value a claim states: a figure, an actor, a place, a date or a text.")
@@ -229,6 +260,7 @@ class Claim(_TreeNode):
     value: ClaimValue | None
     quote: str | None = strawberry.field(description="The source's words, verbatim.")
     created_at: dt.datetime
+    updated_at: dt.datetime
 
     @classmethod
     def of(cls, tree: dict) -> Claim:
@@ -236,7 +268,8 @@ class Claim(_TreeNode):
                    claimant=Actor.of(tree["claimant"]), via=Actor.of(tree["via"]) if tree["via"] else None,
                    speaker=tree["speaker"], document=Document.of(tree["document"]) if tree["document"] else None,
                    predicate=tree["predicate"], stance=Stance(tree["stance"]), value=_claim_value(tree["value"]),
-                   quote=tree["quote"], created_at=_datetime(tree["created_at"]))
+                   quote=tree["quote"], created_at=_datetime(tree["created_at"]),
+                   updated_at=_datetime(tree["updated_at"]))
 
 
 @strawberry.type(description="Fatalities derived from the claims (see the README for the rule).")
@@ -287,8 +320,30 @@ class LinkVerdict:
     decided_at: dt.datetime
 
 
+@strawberry.type(description="The other record of a match: what REST's /v1/events/{id}/matches nests as `event`.")
+class MatchedEvent:
+    id: strawberry.ID
+    event_type: str
+    sub_event_type: str
+    date_start: dt.date
+    date_end: dt.date
+    date_precision: str
+    place: Place
+    fatalities_best: int | None
+    external_ids: list[ExternalId]
+
+    @classmethod
+    def of(cls, e: dict) -> MatchedEvent:
+        return cls(id=strawberry.ID(e["id"]), event_type=e["event_type"], sub_event_type=e["sub_event_type"],
+                   date_start=_date(e["date_start"]), date_end=_date(e["date_end"]),
+                   date_precision=e["date_precision"], place=Place.of(e["place"]),
+                   fatalities_best=e["fatalities_best"], external_ids=_external_ids(e["external_ids"]))
+
+
 @strawberry.type(description="Another source's event that may be the same happening.")
 class EventMatch:
+    event: MatchedEvent = strawberry.field(description="The other record, as REST nests it (eventId, externalIds, "
+                                                       "dateStart... repeat parts of it).")
     event_id: strawberry.ID
     external_ids: list[ExternalId]
     date_start: dt.date
@@ -306,16 +361,28 @@ class EventMatch:
 
     @classmethod
     def of(cls, match: dict) -> EventMatch:
-        e, verdict = match["event"], match["verdict"]
-        return cls(event_id=strawberry.ID(e["id"]), external_ids=_external_ids(e["external_ids"]),
-                   date_start=_date(e["date_start"]), date_end=_date(e["date_end"]),
-                   sub_event_type=e["sub_event_type"], place_name=e["place"]["name"],
-                   fatalities_best=e["fatalities_best"], score=match["score"], status=MatchStatus(match["status"]),
+        other, verdict = MatchedEvent.of(match["event"]), match["verdict"]
+        return cls(event=other, event_id=other.id, external_ids=other.external_ids, date_start=other.date_start,
+                   date_end=other.date_end, sub_event_type=other.sub_event_type, place_name=other.place.name,
+                   fatalities_best=other.fatalities_best, score=match["score"], status=MatchStatus(match["status"]),
                    linked=match["linked"], days_apart=match["days_apart"], distance_km=match["distance_km"],
                    parts=MatchParts(**match["parts"]),
                    verdict=LinkVerdict(verdict=verdict["verdict"], note=verdict["note"],
                                        decided_by=verdict["decided_by"], decided_at=_datetime(verdict["decided_at"]))
                    if verdict else None)
+
+
+@strawberry.type(description="Another source's record of the same happening (a linked match), as REST's event "
+                             "detail lists it.")
+class LinkedEvent:
+    id: strawberry.ID
+    score: float
+    external_ids: list[ExternalId]
+
+
+def _linked_events(items: list[dict]) -> list[LinkedEvent]:
+    return [LinkedEvent(id=strawberry.ID(x["id"]), score=x["score"], external_ids=_external_ids(x["external_ids"]))
+            for x in items]
 
 
 @strawberry.type(description="Something that happened at a place over a time interval.")
@@ -339,6 +406,13 @@ class Event(_TreeNode):
     happening: Happening = strawberry.field(description="The happening it is a record of (linked records of "
                                                         "other sources), or its own.")
     claims: list[Claim]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    _loader = "events"
+
+    @from_tree("linked_events", _linked_events, description="Other sources' records of the same happening, best "
+                                                            "score first (the linked ones of `matches`).")
+    def linked_events(self, info: Info) -> list[LinkedEvent]: ...
 
     @strawberry.field(description="Other sources' events that may be the same happening, best score first "
                                   "(cross-source linking; `linked` ones are).")
@@ -362,7 +436,8 @@ class Event(_TreeNode):
             distance_km=tree.get("distance_km"), claim_count=tree["claim_count"],
             external_ids=_external_ids(tree["external_ids"]), happening=Happening.of(tree["happening"]),
             # lists carry claims only when they are selected (schema/queries.py)
-            claims=[Claim.of(c) for c in tree.get("claims") or ()])
+            claims=[Claim.of(c) for c in tree.get("claims") or ()],
+            created_at=_datetime(tree["created_at"]), updated_at=_datetime(tree["updated_at"]))
 
 
 @strawberry.type(description="One actor in one role: its attribution status and the claims behind it.")

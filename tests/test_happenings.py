@@ -336,3 +336,51 @@ async def test_collapsing_is_priced_before_it_runs(database_url, redis_url):
             assert "errors" not in body, body
             points.append(sum(charges))
         assert points[1] > points[0] > 0
+
+
+async def test_graphql_gives_an_events_linked_events_and_a_matchs_event_as_rest(linked):
+    ucdp = (await linked.get(f"/v1/events/ucdp-ged:{UCDP_ID}")).json()
+    matches = (await linked.get(f"/v1/events/ucdp-ged:{UCDP_ID}/matches")).json()["data"]
+    assert ucdp["linked_events"] and ucdp["linked_events"][0]["id"] == linked.acled["id"]
+    body = (await linked.post("/graphql", json={"query": """query ($id: ID!) {
+        event(id: $id) { linkedEvents { id score externalIds { dataset id } }
+          matches { edges { node { eventId externalIds { dataset id } dateStart dateEnd subEventType placeName
+                                   fatalitiesBest
+                                   event { id eventType subEventType dateStart dateEnd datePrecision
+                                           place { id name kind } fatalitiesBest externalIds { dataset id } } } } } }
+        events(where: {externalId: ["ucdp-ged:214797", "acled:SYR-MISS"]}, orderBy: DATE_ASC) {
+          edges { node { id linkedEvents { id score externalIds { dataset id } } } } } }""",
+                                                "variables": {"id": ucdp["id"]}})).json()
+    assert "errors" not in body, body
+    as_rest = [{"id": e["id"], "score": e["score"], "external_ids": e["externalIds"]}
+               for e in body["data"]["event"]["linkedEvents"]]
+    assert as_rest == ucdp["linked_events"]
+    listed = {edge["node"]["id"]: edge["node"]["linkedEvents"] for edge in body["data"]["events"]["edges"]}
+    assert listed[ucdp["id"]] == body["data"]["event"]["linkedEvents"]
+    assert [lists for event_id, lists in listed.items() if event_id != ucdp["id"]] == [[]]  # the near miss
+    nodes = [edge["node"] for edge in body["data"]["event"]["matches"]["edges"]]
+    assert [{"id": n["event"]["id"], "event_type": n["event"]["eventType"],
+             "sub_event_type": n["event"]["subEventType"], "date_start": n["event"]["dateStart"],
+             "date_end": n["event"]["dateEnd"], "date_precision": n["event"]["datePrecision"],
+             "place": n["event"]["place"], "fatalities_best": n["event"]["fatalitiesBest"],
+             "external_ids": n["event"]["externalIds"]} for n in nodes] == [m["event"] for m in matches]
+    for node in nodes:  # the flat fields are the same record's
+        other = node["event"]
+        assert (node["eventId"], node["externalIds"], node["dateStart"], node["dateEnd"], node["subEventType"],
+                node["placeName"], node["fatalitiesBest"]) == (
+            other["id"], other["externalIds"], other["dateStart"], other["dateEnd"], other["subEventType"],
+            other["place"]["name"], other["fatalitiesBest"])
+
+
+async def test_the_linked_events_of_a_page_of_events_load_in_one_batch(linked):
+    # (the resolvers' path: the planner leaves linkedEvents to them)
+    query = """query ($first: Int) {
+                 events(first: $first, orderBy: DATE_ASC) { edges { node { id linkedEvents { id } } } } }"""
+
+    async def statements_for(first: int) -> int:
+        with statements_run(linked) as statements:
+            body = (await linked.post("/graphql", json={"query": query, "variables": {"first": first}})).json()
+        assert "errors" not in body and len(body["data"]["events"]["edges"]) == first, body
+        return len(statements)
+
+    assert await statements_for(1) == await statements_for(14)
