@@ -17,7 +17,6 @@ from strawberry.types.unset import UNSET
 from db.engine import DATABASE_RETRY_AFTER_SECONDS, is_database_unavailable
 from schema.cost import CostLimit
 from schema.errors import DATABASE_UNAVAILABLE_MESSAGE, ErrorCodes, OneTransaction, Schema, classify, http_error
-from schema.execution import PlainFieldExecutionContext
 from schema.mutations import Mutation
 from schema.planner import PlannedReads
 from schema.queries import Query
@@ -48,7 +47,6 @@ schema = Schema(
         OneTransaction,
         ErrorCodes,
     ],
-    execution_context_class=PlainFieldExecutionContext,
 )
 
 _JSON_KINDS = {type(None): "null", bool: "a boolean", int: "a number", float: "a number", str: "a string",

@@ -17,7 +17,6 @@ from db.cost import LIMITS
 from db.filters import FilterError
 from db.pagination import CursorError, Page, PageRequest
 from schema.errors import bad_filter
-from schema.execution import plain_read
 from schema.prefetch import load_selected_trees, selections_at
 
 T = TypeVar("T")
@@ -35,12 +34,9 @@ class Edge(Generic[T]):
     page: strawberry.Private[Page]
     index: strawberry.Private[int]
 
-    @staticmethod
-    def _cursor(edge: Edge) -> str:
-        return edge.page.cursor_at(edge.index)
-
-    # signed only when selected (an HMAC per edge); no Info needed (schema/execution.py)
-    cursor: str = strawberry.field(resolver=plain_read(_cursor))
+    @strawberry.field(description="Pass as `after` to go on from this edge.")
+    def cursor(self) -> str:
+        return self.page.cursor_at(self.index)  # signed only when selected (an HMAC per edge)
 
 
 @strawberry.type(description="A Relay connection: pass pageInfo.endCursor as `after` for the next page.")

@@ -18,7 +18,6 @@ import strawberry
 from strawberry.types import Info
 
 from db.queries import history, matches
-from schema.execution import NOT_READY, PLAIN_READ
 from schema.paging import Connection, connection
 
 
@@ -86,11 +85,7 @@ def from_tree(key: str, shape: Callable[[Any], Any] = lambda value: value, *,
 
             return load()
 
-        def read(node: _TreeNode) -> Any:
-            return NOT_READY if node.needs_full_tree(key) else shape(node.tree[key])
-
         resolve.tree_key = key
-        setattr(resolve, PLAIN_READ, read)  # schema/execution.py: no Info needed when the tree has the key
         return strawberry.field(resolve, description=description)
 
     return field
