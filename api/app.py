@@ -68,7 +68,8 @@ async def graphql_context(request: Request, codec: Codec, cache: AnswerCacheDep)
 
         yield GraphQLContext(connect, codec, cache, authenticate=lambda: request_principal(request),
                              charge=request_charge(request.scope),
-                             plan_reads=request.app.state.settings.graphql_planner)
+                             plan_reads=request.app.state.settings.graphql_planner,
+                             fresh="no-cache" in request.headers.get("cache-control", ""))
 
 
 def tune_collector() -> None:

@@ -127,6 +127,11 @@ _fresh_answers: ContextVar[bool] = ContextVar("_fresh_answers", default=False)
 _request_generation: ContextVar[str | None] = ContextVar("request_generation", default=None)
 
 
+def request_generation() -> str | None:
+    """The generation the current request's answers are keyed by, if it has one."""
+    return _request_generation.get()
+
+
 @contextmanager
 def answering_request(generation: str, fresh: bool) -> Iterator[None]:
     """The generation and freshness of one request's answers, for the code under it

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from enum import Enum
@@ -44,6 +45,7 @@ from sqlalchemy.sql.util import ClauseAdapter
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models as m
+from db.cache import request_generation
 from db.names import name_variants, normalize_name
 
 ATTRIBUTION_STATUSES = ("confirmed", "alleged", "contested", "unknown")
@@ -611,6 +613,15 @@ class ResolvedFilter:
         return replace(self, filter=replace(self.filter, near=None))
 
 
+# Filters resolved at a data generation, most recently used last: until a write moves
+# the generation, the same names name the same ids, and a request that knows its
+# generation (db.cache.answering_request) skips the look-ups (a statement or more per
+# name, ~0.4 ms of a page of 50 events in a province). Exact, as the generation
+# moves with every write, so it holds under `no-cache` too.
+_resolved: OrderedDict[tuple[str, EventFilter], ResolvedFilter] = OrderedDict()
+KEPT_RESOLVED_FILTERS = 256
+
+
 async def resolve_event_filter(conn: AsyncConnection, f: EventFilter | ResolvedFilter, *,
                                members_of_nested: bool = False) -> ResolvedFilter:
     """What `f` names, looked up; every name must name something (FilterError if not).
@@ -618,6 +629,22 @@ async def resolve_event_filter(conn: AsyncConnection, f: EventFilter | ResolvedF
     resolved already is returned as it is."""
     if isinstance(f, ResolvedFilter):
         return f
+    generation = request_generation()
+    if generation is None or members_of_nested:
+        return await _resolve_event_filter(conn, f, members_of_nested=members_of_nested)
+    key = (generation, f)
+    found = _resolved.get(key)
+    if found is not None:
+        _resolved.move_to_end(key)
+        return found
+    found = _resolved[key] = await _resolve_event_filter(conn, f)
+    if len(_resolved) > KEPT_RESOLVED_FILTERS:
+        _resolved.popitem(last=False)
+    return found
+
+
+async def _resolve_event_filter(conn: AsyncConnection, f: EventFilter, *,
+                                members_of_nested: bool = False) -> ResolvedFilter:
     include_members = f.include_members or members_of_nested
     if f.include_members and not members_of_nested and not f.names_actors():
         raise FilterError("include_members", "applies to {actor}, {perpetrator} or {target}, and none is given",

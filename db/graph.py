@@ -19,11 +19,10 @@ import functools
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Union
 from uuid import UUID
 
 import orjson
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 
@@ -324,11 +323,10 @@ def _field(spec: FieldSpec, under: Selection | None, row: str, scope: _Scope) ->
 
 
 @functools.lru_cache(maxsize=512)
-def records_sql(type_name: str, selection: Selection) -> Any:
-    """The statement giving the ids and JSON texts of the records :ids of a type (one row
-    each, in the order of the ids; an unknown id gives no row), each with exactly
-    `selection`.
-    Made once per type and selection shape."""
+def records_sql(type_name: str, selection: Selection) -> str:
+    """The statement giving, for the records $1 (a JSON array of ids) of a type, each
+    one's position in $1 and its JSON text with exactly `selection` (an unknown id gives
+    no row). Made once per type and selection shape."""
     record = TYPES.get(type_name)
     if record is None or record.table is None:
         raise NotDeclared(type_name)
@@ -338,19 +336,22 @@ def records_sql(type_name: str, selection: Selection) -> Any:
     # length from its value, so each call got a plan of its own (0.9 ms of planning
     # for an event with its claims, twice the statement's run); a JSON array's is a
     # constant, and after five calls the statement keeps one generic plan.
-    return text(f"""
-SELECT r0.id, {built}::text AS record
-  FROM jsonb_array_elements_text(CAST(CAST(:ids AS text) AS jsonb)) WITH ORDINALITY AS page(id, ord)
-  JOIN {record.table} r0 ON r0.id = page.id::uuid {' '.join(scope.joins)}
- ORDER BY page.ord""")
+    return f"""
+SELECT page.ord, {built}::text
+  FROM jsonb_array_elements_text($1::text::jsonb) WITH ORDINALITY AS page(id, ord)
+  JOIN {record.table} r0 ON r0.id = page.id::uuid {' '.join(scope.joins)}"""
 
 
 async def records(conn: AsyncConnection, type_name: str, selection: Selection,
-                  ids: list[UUID]) -> list[tuple[UUID, str]]:
-    """The records :ids of a type as `selection` shapes them (JSON text, to go into
-    the answer as it is), with their ids, in the order of the ids (an id that names no
-    record is left out)."""
-    if not ids:
-        return []
-    found = await conn.execute(records_sql(type_name, selection), {"ids": orjson.dumps([str(i) for i in ids]).decode()})
-    return [(row.id, row.record) for row in found]
+                  ids: list[UUID]) -> list[str | None]:
+    """The records `ids` of a type as `selection` shapes them, as JSON text (to go into
+    the answer as it is), in the order of the ids: None for an id that names no record.
+    On the connection's asyncpg connection itself: SQLAlchemy adds nothing to a
+    statement of one parameter and text rows but its time (~0.1 ms a call)."""
+    found: list[str | None] = [None] * len(ids)
+    if ids:
+        driver = (await conn.get_raw_connection()).driver_connection
+        for position, record in await driver.fetch(records_sql(type_name, selection),
+                                                   orjson.dumps([str(i) for i in ids]).decode()):
+            found[position - 1] = record
+    return found

@@ -34,13 +34,15 @@ T = TypeVar("T")
 class GraphQLContext(BaseContext):
     def __init__(self, connect: Callable[[], Awaitable[AsyncConnection]], codec: CursorCodec, cache: AnswerCache,
                  authenticate: Callable[[], Awaitable[ApiPrincipal]], charge: Charge = no_charge,
-                 plan_reads: bool = True):
+                 plan_reads: bool = True, fresh: bool = False):
         """`connect`: the request's one database connection, made when first needed (a
         request that is refused its key never takes one) and kept to the request's end.
         `authenticate`: the request's key, or ApiKeyRefused (api/auth.py's
         request_principal, bound to the request). `charge`: charges the operation's
         cost to the caller's rate-limit quota once it is known (db.cost.Charge).
-        `plan_reads`: queries the planner knows are answered by it (schema/planner.py)."""
+        `plan_reads`: queries the planner knows are answered by it (schema/planner.py).
+        `fresh`: the request asked for fresh answers (HTTP `Cache-Control: no-cache`),
+        its totals and stats computed rather than read from the answer cache."""
         super().__init__()
         self._connect = connect
         self._conn: AsyncConnection | None = None
@@ -51,6 +53,7 @@ class GraphQLContext(BaseContext):
         self._authenticate = authenticate
         self.charge = charge
         self.plan_reads = plan_reads
+        self.fresh = fresh
         self._reads_only = False
         # Resolvers run concurrently, but one connection runs one statement at a time.
         self._lock = asyncio.Lock()

@@ -21,7 +21,7 @@ import dataclasses
 import orjson
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from graphql import (
@@ -48,6 +48,7 @@ from strawberry.utils.str_converters import to_camel_case
 
 from db import graph
 from db.filters import EventFilter
+from db.cache import answering_request
 from db.metrics import GRAPHQL_OPERATIONS
 from db.pagination import Page, PageRequest
 from db.queries import actors, claims, documents, events, places, stats
@@ -57,6 +58,8 @@ from schema.cost import event_filter_of
 from schema.operation import Operation, operation_of
 from schema.paging import check_first, user_errors
 from schema.types import EventStat
+
+T = TypeVar("T")
 
 
 class Unplanned(Exception):
@@ -186,20 +189,22 @@ def _connection_shape(walk: _Walk, type_: GraphQLObjectType, nodes: list[FieldNo
     return _ConnectionShape(type_.name, tuple(parts))
 
 
-def _assemble_connection(shape: _ConnectionShape, page: Page, records: dict[graph.Selection, dict[Any, dict]]
+def _assemble_connection(shape: _ConnectionShape, page: Page, records: dict[graph.Selection, list[Any]]
                          ) -> dict[str, Any]:
-    ids = [row["id"] for row in page.rows]
+    """The connection's answer from its page and its nodes' records (by selection, in
+    the page's order)."""
+    count = len(page.rows)
+    # (a record gone since its page was read has no edge)
+    present = [i for i in range(count) if all(found[i] is not None for found in records.values())]
     answer: dict[str, Any] = {}
     for key, part, detail in shape.parts:
         if part == "edges":
             edges = []
-            for index, record_id in enumerate(ids):
-                if any(record_id not in by_id for by_id in records.values()):
-                    continue  # a record gone since its page was read
+            for index in present:
                 edge: dict[str, Any] = {}
                 for edge_key, edge_part, node in detail:
                     if edge_part == "node":
-                        edge[edge_key] = records[node].get(record_id)
+                        edge[edge_key] = records[node][index]
                     elif edge_part == "cursor":
                         edge[edge_key] = page.cursor_at(index)
                     else:
@@ -208,7 +213,7 @@ def _assemble_connection(shape: _ConnectionShape, page: Page, records: dict[grap
             answer[key] = edges
         elif part == "pageInfo":
             answer[key] = {info_key: page.has_next if name == "hasNextPage"
-                           else (page.cursor_at(-1) if ids else None) if name == "endCursor" else type_name
+                           else (page.cursor_at(-1) if count else None) if name == "endCursor" else type_name
                            for info_key, name, type_name in detail}
         elif part == "totalCount":
             answer[key] = page.total
@@ -217,13 +222,13 @@ def _assemble_connection(shape: _ConnectionShape, page: Page, records: dict[grap
     return answer
 
 
-async def _records_by_id(context: Any, record: str, selection: graph.Selection, ids: list[UUID],
-                         parse: bool = False) -> dict[UUID, Any]:
-    """The records' JSON by id: as it came from PostgreSQL, spliced into the answer
-    by orjson unread (orjson.Fragment), or parsed when the caller adds to it."""
-    found = await context.db(graph.records, record, selection, ids)
+async def _records(context: Any, record: str, selection: graph.Selection, ids: list[UUID],
+                   parse: bool = False) -> list[Any]:
+    """The records' JSON in the order of the ids (None for one that is gone): as it came
+    from PostgreSQL, spliced into the answer by orjson unread (orjson.Fragment), or
+    parsed when the caller adds to it."""
     wrap = orjson.loads if parse else orjson.Fragment
-    return {UUID(str(row_id)): wrap(text) for row_id, text in found}
+    return [None if text is None else wrap(text) for text in await context.db(graph.records, record, selection, ids)]
 
 
 # A root field's plan: made from the document without touching the database, run later.
@@ -239,22 +244,24 @@ def _list_plan(walk: _Walk, nodes: list[FieldNode], parent: GraphQLObjectType, r
     arguments = walk.arguments(parent, nodes[0])
     shape = _connection_shape(walk, get_named_type(parent.fields[nodes[0].name.value].type), nodes, record)
 
+    list_arguments = _once(lambda: query(arguments))  # (a plan serves every request of its query)
+
     async def run(context: Any) -> Any:
         check_first(arguments["first"])
         request = PageRequest(limit=arguments["first"], cursor=arguments.get("after"), count=shape.wants_total)
         with user_errors():
-            args, kwargs = query(arguments)
+            args, kwargs = list_arguments()
             page = await context.db(list_page, request, context.codec, context.cache, *args, trees=ids_only,
                                     **kwargs)
         ids = [row["id"] for row in page.rows]
         records = {}
         for selection in shape.node_selections():
             keys = [(key, name) for key, name, _ in selection if name in annotate]
-            by_id = records[selection] = await _records_by_id(context, record, selection, ids, parse=bool(keys))
-            for row in page.rows:
+            found = records[selection] = await _records(context, record, selection, ids, parse=bool(keys))
+            for row, tree in zip(page.rows, found):
                 for key, name in keys:
-                    if row["id"] in by_id:
-                        by_id[row["id"]][key] = row.get(name)
+                    if tree is not None:
+                        tree[key] = row.get(name)
         return _assemble_connection(shape, page, records)
 
     return run
@@ -271,10 +278,27 @@ def _record_plan(walk: _Walk, nodes: list[FieldNode], parent: GraphQLObjectType,
         ref = str(arguments["id"])
         # (an id is looked up by the records' statement itself: an unknown one gives none)
         record_id = parse_uuid(ref) or (await context.db(resolve, ref) if resolve else None)
-        found = await _records_by_id(context, record, selection, [record_id]) if record_id else {}
-        return found.get(record_id)
+        return (await _records(context, record, selection, [record_id]))[0] if record_id else None
 
     return run
+
+
+def _once(make: Callable[[], T]) -> Callable[[], T]:
+    """`make()`, worked out at the first call (its value, or its exception raised again)."""
+    made: list[tuple[bool, Any]] = []
+
+    def value() -> T:
+        if not made:
+            try:
+                made.append((True, make()))
+            except Exception as exc:  # noqa: BLE001 - raised again at every call
+                made.append((False, exc))
+        ok, found = made[0]
+        if not ok:
+            raise found
+        return found
+
+    return value
 
 
 def _event_filter(arguments: dict[str, Any]) -> EventFilter:
@@ -344,11 +368,13 @@ def _event_stats(walk: _Walk, nodes: list[FieldNode], parent: GraphQLObjectType)
     stat_type = get_named_type(parent.fields[nodes[0].name.value].type)
     keys = [(key, nodes[0].name.value) for key, nodes in walk.collect(stat_type, nodes).items()]
 
+    event_filter = _once(lambda: _event_filter(arguments))
+
     async def run(context: Any) -> Any:
         with user_errors():
             request = StatsRequest(group_by=parse_group_by([_plain(d) for d in arguments["groupBy"]]),
                                    fill=arguments["fill"], collapse=arguments.get("collapse"))
-            rows = await context.db(stats.event_stats, context.cache, _event_filter(arguments), request)
+            rows = await context.db(stats.event_stats, context.cache, event_filter(), request)
         shaped = []
         for row in orjson.loads(rows):
             shaped.append({key: stat_type.name if name == "__typename"
@@ -375,6 +401,9 @@ ROOTS: dict[str, Callable[[_Walk, list[FieldNode], GraphQLObjectType], RootRun]]
 @dataclass
 class OperationPlan:
     roots: list[tuple[str, list[FieldNode], bool, RootRun]]  # key, nodes, nullable, run
+    # Whether it filters events (or counts them): then the request's data generation is
+    # read once, for the names its filters resolve and its totals and stats.
+    filters_events: bool = False
 
     async def run(self, context: Any) -> ExecutionResult:
         """The answer, with errors where the resolvers would put them: a root's error
@@ -384,6 +413,20 @@ class OperationPlan:
         operation is the one that happens first there too (a bad `first` before a
         filter that has to ask the database)."""
         context.reads_only()
+        generation = await self._generation(context) if self.filters_events else None
+        if generation is None:
+            return await self._run(context)
+        with answering_request(generation, fresh=context.fresh):
+            return await self._run(context)
+
+    @staticmethod
+    async def _generation(context: Any) -> str | None:
+        try:
+            return await context.cache.read_generation()
+        except Exception:  # noqa: BLE001 - the database is down: the statements say so where they fail
+            return None
+
+    async def _run(self, context: Any) -> ExecutionResult:
         errors: list[GraphQLError] = []
 
         async def answer(key: str, nodes: list[FieldNode], nullable: bool, run: RootRun) -> Any:
@@ -426,7 +469,10 @@ def _plan(schema: GraphQLSchema, operation: Operation) -> OperationPlan | None:
             roots.append((key, nodes, nullable, ROOTS[name](walk, nodes, root)))
     except (Unplanned, graph.NotDeclared):
         return None
-    return OperationPlan(roots) if roots else None
+    if not roots:
+        return None
+    return OperationPlan(roots, filters_events=any(nodes[0].name.value in ("events", "eventStats")
+                                                   for _, nodes, _, _ in roots))
 
 
 class PlannedReads(SchemaExtension):
