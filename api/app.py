@@ -163,14 +163,16 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
                                        REQUEST_ID_HEADER.decode()])
     # Everything served, by prefix: the routes, and their templates, by which /metrics and
     # the access log name requests (api/observability.py).
+    # (GraphQL first: a request is matched against the routes in order, and /graphql is
+    # one path where /v1 is dozens)
     served: list[tuple[str, APIRouter]] = [
+        (GRAPHQL_PATH, graphql_router(graphql_context,
+                                      ide_page=lambda request: render_graphiql(root_of(request.scope)))),
         *((V1, router) for router in (events.router, happenings.router, exports.router, entities.router,
                                       stats.router, apikeys.router, changes.router, writes.router)),
         ("", health.router),
         ("", metrics.router),
         *([("", bench.router)] if settings.bench_routes else []),
-        (GRAPHQL_PATH, graphql_router(graphql_context,
-                                      ide_page=lambda request: render_graphiql(root_of(request.scope)))),
     ]
     for prefix, router in served:
         app.include_router(router, prefix=prefix, dependencies=[Depends(check_query_params)] if prefix == V1 else None)

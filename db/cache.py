@@ -56,6 +56,12 @@ async def current_generation(conn: AsyncConnection) -> str:
     return await conn.scalar(text(_GENERATION_SQL))
 
 
+async def _leave_as_is(connection: asyncpg.Connection) -> None:
+    """A generation reader's connection runs one read and nothing else: there is no
+    session state to reset when it goes back to its pool (asyncpg's default reset is a
+    round trip per read: advisory locks, cursors, listeners and settings)."""
+
+
 class GenerationReader:
     """current_generation on a small pool of its own (asyncpg, no ORM layer): a cached
     answer costs this one query and one Redis read, no more."""
@@ -71,7 +77,7 @@ class GenerationReader:
             async with self._creating:
                 if self._pool is None:
                     self._pool = await asyncpg.create_pool(
-                        self._dsn, min_size=1, max_size=self._size,
+                        self._dsn, min_size=1, max_size=self._size, reset=_leave_as_is,
                         server_settings={"application_name": "conflictkb-generation"})
         return await self._pool.fetchval(_GENERATION_SQL)
 

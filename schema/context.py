@@ -5,6 +5,7 @@ the resolvers that need one (mutations)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -57,14 +58,6 @@ class GraphQLContext(BaseContext):
         self._reads_only = False
         # Resolvers run concurrently, but one connection runs one statement at a time.
         self._lock = asyncio.Lock()
-        self.actors = self._loader(actor_trees)
-        self.places = self._loader(place_trees)
-        self.documents = self._loader(document_trees)
-        self.happenings = self._loader(happening_trees)
-        # An event's detail tree: what a list's lacks, its linked events. An event read as
-        # of a time and deleted since has none, and is linked to nothing now (its matches
-        # went with it, as they are gone from the detail read as of that time).
-        self.events = self._loader(event_trees, gone=lambda event_id: {"id": str(event_id), "linked_events": []})
 
     async def _connection(self) -> AsyncConnection:
         if self._conn is None:
@@ -135,11 +128,37 @@ class GraphQLContext(BaseContext):
         except ApiRoleTooLow as exc:
             raise GraphQLError(exc.detail, extensions={"code": "FORBIDDEN", "requiredRole": exc.needed}) from exc
 
+    # The dataloaders of the records' full trees, made when first used (a planned query
+    # uses none).
+    @functools.cached_property
+    def actors(self) -> DataLoader:
+        return self._loader(actor_trees)
+
+    @functools.cached_property
+    def places(self) -> DataLoader:
+        return self._loader(place_trees)
+
+    @functools.cached_property
+    def documents(self) -> DataLoader:
+        return self._loader(document_trees)
+
+    @functools.cached_property
+    def happenings(self) -> DataLoader:
+        return self._loader(happening_trees)
+
+    @functools.cached_property
+    def events(self) -> DataLoader:
+        """An event's detail tree: what a list's lacks, its linked events. An event read
+        as of a time and deleted since has none, and is linked to nothing now (its
+        matches went with it, as they are gone from the detail read as of that time)."""
+        return self._loader(event_trees, gone=lambda event_id: {"id": str(event_id), "linked_events": []})
+
     def forget_loaded(self) -> None:
         """After a write: trees loaded before it are of the old version (a second
         mutation in the same request may read a record the first one changed)."""
-        for loader in (self.actors, self.places, self.documents, self.happenings, self.events):
-            loader.clear_all()
+        for name in ("actors", "places", "documents", "happenings", "events"):
+            if name in self.__dict__:
+                self.__dict__[name].clear_all()
 
     def _loader(self, trees: Callable[[AsyncConnection, list[UUID]], Awaitable[list[dict]]], *,
                 gone: Callable[[UUID], dict | None] = lambda record_id: None) -> DataLoader:

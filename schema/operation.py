@@ -34,20 +34,14 @@ class Operation:
     definition: OperationDefinitionNode
     fragments: dict[str, FragmentDefinitionNode]
     variables: Any  # as graphql-core coerced them for the operation
-    _derived: dict[str, tuple[bool, Any]] = field(default_factory=dict)
+    _derived: dict[str, Any] = field(default_factory=dict)
 
     def derived(self, name: str, make: Callable[[], T]) -> T:
-        """`make()`'s value (or exception), worked out at the first call for this
-        operation and variables: it must depend on nothing else."""
+        """`make()`'s value, worked out at the first call for this operation and
+        variables (it must depend on nothing else); one that raises is not kept."""
         if name not in self._derived:
-            try:
-                self._derived[name] = (True, make())
-            except Exception as exc:  # noqa: BLE001 - raised again at every call
-                self._derived[name] = (False, exc)
-        ok, value = self._derived[name]
-        if not ok:
-            raise value
-        return value
+            self._derived[name] = make()
+        return self._derived[name]
 
 
 _kept: OrderedDict[tuple, Operation | None] = OrderedDict()

@@ -17,13 +17,13 @@ paging, cursors, totals and errors are those of the resolvers.
 from __future__ import annotations
 
 import dataclasses
-
-import orjson
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 from uuid import UUID
 
+import orjson
 from graphql import (
     ExecutionResult,
     FieldNode,
@@ -47,8 +47,8 @@ from strawberry.extensions import SchemaExtension
 from strawberry.utils.str_converters import to_camel_case
 
 from db import graph
-from db.filters import EventFilter
 from db.cache import answering_request
+from db.filters import EventFilter
 from db.metrics import GRAPHQL_OPERATIONS
 from db.pagination import Page, PageRequest
 from db.queries import actors, claims, documents, events, places, stats
@@ -58,9 +58,6 @@ from schema.cost import event_filter_of
 from schema.operation import Operation, operation_of
 from schema.paging import check_first, user_errors
 from schema.types import EventStat
-
-T = TypeVar("T")
-
 
 class Unplanned(Exception):
     """The operation (or a part of it) is not the planner's: the resolvers answer it."""
@@ -244,7 +241,8 @@ def _list_plan(walk: _Walk, nodes: list[FieldNode], parent: GraphQLObjectType, r
     arguments = walk.arguments(parent, nodes[0])
     shape = _connection_shape(walk, get_named_type(parent.fields[nodes[0].name.value].type), nodes, record)
 
-    list_arguments = _once(lambda: query(arguments))  # (a plan serves every request of its query)
+    # (a plan serves every request of its query: worked out once, unless it fails)
+    list_arguments = functools.cache(lambda: query(arguments))
 
     async def run(context: Any) -> Any:
         check_first(arguments["first"])
@@ -281,24 +279,6 @@ def _record_plan(walk: _Walk, nodes: list[FieldNode], parent: GraphQLObjectType,
         return (await _records(context, record, selection, [record_id]))[0] if record_id else None
 
     return run
-
-
-def _once(make: Callable[[], T]) -> Callable[[], T]:
-    """`make()`, worked out at the first call (its value, or its exception raised again)."""
-    made: list[tuple[bool, Any]] = []
-
-    def value() -> T:
-        if not made:
-            try:
-                made.append((True, make()))
-            except Exception as exc:  # noqa: BLE001 - raised again at every call
-                made.append((False, exc))
-        ok, found = made[0]
-        if not ok:
-            raise found
-        return found
-
-    return value
 
 
 def _event_filter(arguments: dict[str, Any]) -> EventFilter:
@@ -368,7 +348,7 @@ def _event_stats(walk: _Walk, nodes: list[FieldNode], parent: GraphQLObjectType)
     stat_type = get_named_type(parent.fields[nodes[0].name.value].type)
     keys = [(key, nodes[0].name.value) for key, nodes in walk.collect(stat_type, nodes).items()]
 
-    event_filter = _once(lambda: _event_filter(arguments))
+    event_filter = functools.cache(lambda: _event_filter(arguments))
 
     async def run(context: Any) -> Any:
         with user_errors():
@@ -440,7 +420,10 @@ class OperationPlan:
                 return None
 
         try:
-            values = await gather_with_cancel(*(answer(*root) for root in self.roots))
+            if len(self.roots) == 1:  # (the usual query: no task to start)
+                values = [await answer(*self.roots[0])]
+            else:
+                values = await gather_with_cancel(*(answer(*root) for root in self.roots))
         except GraphQLError as error:
             return ExecutionResult(data=None, errors=[*errors, error])
         return ExecutionResult(data={key: value for (key, *_), value in zip(self.roots, values)},
