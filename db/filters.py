@@ -608,6 +608,10 @@ class ResolvedFilter:
     all_of: tuple[ResolvedFilter, ...] = ()
     any_of: tuple[ResolvedFilter, ...] = ()
     none_of: ResolvedFilter | None = None
+    # compile_event_filter's conditions, by how they were asked for: a filter resolved
+    # at a generation (kept across requests) is compiled once there too
+    compiled: dict[tuple[bool, bool], tuple[ColumnElement[bool], tuple[ActorMatch, ...]]] = field(
+        default_factory=dict, init=False, compare=False, hash=False, repr=False)
 
     def without_near(self) -> ResolvedFilter:
         return replace(self, filter=replace(self.filter, near=None))
@@ -692,6 +696,20 @@ async def compile_event_filter(conn: AsyncConnection, f: EventFilter | ResolvedF
     the same filter mislead the planner: it would hash the condition's matches before
     walking the index.)"""
     resolved = await resolve_event_filter(conn, f)
+    key = (scan_in_order, actor_matches is not None)
+    if key not in resolved.compiled:
+        matches: list[ActorMatch] = []
+        condition = await _compile_event_filter(conn, resolved, scan_in_order=scan_in_order,
+                                                actor_matches=matches if actor_matches is not None else None)
+        resolved.compiled[key] = (condition, tuple(matches))
+    condition, matches_apart = resolved.compiled[key]
+    if actor_matches is not None:
+        actor_matches += matches_apart
+    return condition
+
+
+async def _compile_event_filter(conn: AsyncConnection, resolved: ResolvedFilter, *, scan_in_order: bool,
+                                actor_matches: list[ActorMatch] | None) -> ColumnElement[bool]:
     f = resolved.filter
     e = m.events.c
     conditions: list[ColumnElement[bool]] = []

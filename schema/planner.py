@@ -196,6 +196,11 @@ def _assemble_connection(shape: _ConnectionShape, page: Page, records: dict[grap
     answer: dict[str, Any] = {}
     for key, part, detail in shape.parts:
         if part == "edges":
+            if len(detail) == 1 and detail[0][1] == "node":  # the usual `edges { node { ... } }`
+                edge_key, _, node = detail[0]
+                found = records[node]
+                answer[key] = [{edge_key: found[index]} for index in present]
+                continue
             edges = []
             for index in present:
                 edge: dict[str, Any] = {}
