@@ -396,6 +396,19 @@ def cpu_seconds(proc: subprocess.Popen) -> float:
     return sum(sum(p.cpu_times()[:2]) for p in (process, *process.children(recursive=True)))
 
 
+def postgres_cpu_seconds(data_dir: Path) -> float:
+    """User + system CPU time so far of the embedded PostgreSQL's processes (the
+    postmaster's children: each server's pooled backends live through the bench)."""
+    postmaster = psutil.Process(int((data_dir / "postgres" / "postmaster.pid").read_text().split()[0]))
+    total = 0.0
+    for process in (postmaster, *postmaster.children(recursive=True)):
+        try:
+            total += sum(process.cpu_times()[:2])
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
 def stop(proc: subprocess.Popen) -> None:
     """SIGTERM to the process group it leads (started with start_new_session), SIGKILL if it lingers."""
     if proc.poll() is None:
@@ -537,10 +550,13 @@ def main() -> None:
         for round_ in range(args.rounds):
             for q in only:
                 for side in (list(servers) if round_ % 2 == 0 else list(servers)[::-1]):
-                    cpu = cpu_seconds(processes[side])
+                    cpu, pg_cpu = cpu_seconds(processes[side]), postgres_cpu_seconds(data_dir)
                     run = run_wrk(wrk, servers[side] + "/graphql", args.seconds, args.connections, options[q, side])
-                    # the server process's own CPU (PostgreSQL's backends not counted) per request
-                    run["cpu_ms"] = (cpu_seconds(processes[side]) - cpu) * 1000 / max(1.0, run["rps"] * args.seconds)
+                    # per request: the server process's own CPU, and PostgreSQL's (only
+                    # this side's statements run meanwhile)
+                    requests = max(1.0, run["rps"] * args.seconds)
+                    run["cpu_ms"] = (cpu_seconds(processes[side]) - cpu) * 1000 / requests
+                    run["pg_cpu_ms"] = (postgres_cpu_seconds(data_dir) - pg_cpu) * 1000 / requests
                     runs[q, side].append(run)
 
     database = f"{data_dir.name} ({picked['events']:,} events)"
@@ -549,8 +565,9 @@ def main() -> None:
           f"{POSTGRAPHILE_VERSION} process (node {NODE_VERSION}); (b) by {args.province_filter}\n")
     print("| question | database | answer KB (conflictkb / PostGraphile) | conflictkb req/s | PostGraphile req/s | "
           "conflictkb / PostGraphile | conflictkb p50 / p99 ms | PostGraphile p50 / p99 ms | "
-          "server CPU ms / request (conflictkb / PostGraphile) |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+          "server CPU ms / request (conflictkb / PostGraphile) | PostgreSQL CPU ms / request "
+          "(conflictkb / PostGraphile) |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for q in only:
         cells = {}
         for side in servers:
@@ -558,11 +575,13 @@ def main() -> None:
             cells[side] = (statistics.median(r["rps"] for r in measured),
                            f"{statistics.median(r['p50'] for r in measured):.1f} / "
                            f"{statistics.median(r['p99'] for r in measured):.1f}",
-                           statistics.median(r["cpu_ms"] for r in measured))
-        (ours, our_latency, our_cpu), (theirs, their_latency, their_cpu) = cells["conflictkb"], cells["postgraphile"]
+                           statistics.median(r["cpu_ms"] for r in measured),
+                           statistics.median(r["pg_cpu_ms"] for r in measured))
+        (ours, our_latency, our_cpu, our_pg), (theirs, their_latency, their_cpu, their_pg) = (
+            cells["conflictkb"], cells["postgraphile"])
         print(f"| {NAMES[q]} | {database} | {sizes[q]['conflictkb'] / 1024:.1f} / {sizes[q]['postgraphile'] / 1024:.1f}"
               f" | {ours:,.0f} | {theirs:,.0f} | {ours / theirs:.2f} | {our_latency} | {their_latency} | "
-              f"{our_cpu:.1f} / {their_cpu:.1f} |")
+              f"{our_cpu:.1f} / {their_cpu:.1f} | {our_pg:.1f} / {their_pg:.1f} |")
 
 
 if __name__ == "__main__":
