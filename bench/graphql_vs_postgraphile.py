@@ -495,6 +495,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10, help="Length of each wrk run.")
     parser.add_argument("--warmup", type=int, default=2, help="Seconds of an unmeasured wrk run of each first.")
     parser.add_argument("--connections", type=int, default=8, help="wrk's open connections.")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="conflictkb's worker processes (1: one process next to PostGraphile's one; "
+                             "`conflictkb serve` runs one per core by default)")
     parser.add_argument("--province-filter", choices=sorted(PROVINCE_FILTERS), default="admin1",
                         help="How PostGraphile finds (b)'s province: the events' admin1_id, or place_lineage.")
     parser.add_argument("--postgraphile-pg-defaults", action="store_true",
@@ -523,7 +526,7 @@ def main() -> None:
         print(f"{picked['events']:,} events; (b): {picked['admin1_name']} ({picked['admin1']}), "
               f"{picked['from']} to {picked['to']}; (c): {picked['event']} ({picked['event_claims']} claims)",
               flush=True)
-        ckb, ckb_url = _serve(data_dir, endpoints.database_url, endpoints.redis_url, 1)
+        ckb, ckb_url = _serve(data_dir, endpoints.database_url, endpoints.redis_url, args.workers)
         stack.callback(stop, ckb)
         pg, pg_url = start_postgraphile(node, cache_dir, endpoints.database_url, not args.postgraphile_pg_defaults)
         stack.callback(stop, pg)
@@ -561,7 +564,7 @@ def main() -> None:
 
     database = f"{data_dir.name} ({picked['events']:,} events)"
     print(f"\n{args.rounds} alternating wrk runs of {args.seconds} s each per question and server (medians), "
-          f"{args.connections} connections, {os.cpu_count()} cores; conflictkb serve --workers 1, one PostGraphile "
+          f"{args.connections} connections, {os.cpu_count()} cores; conflictkb serve --workers {args.workers}, one PostGraphile "
           f"{POSTGRAPHILE_VERSION} process (node {NODE_VERSION}); (b) by {args.province_filter}\n")
     print("| question | database | answer KB (conflictkb / PostGraphile) | conflictkb req/s | PostGraphile req/s | "
           "conflictkb / PostGraphile | conflictkb p50 / p99 ms | PostGraphile p50 / p99 ms | "

@@ -285,8 +285,8 @@ async def list_events(conn: AsyncConnection, page: PageRequest, codec: CursorCod
     return await keyset_page(conn, e.id, everything, sort=order, page=page, codec=codec, cache=cache,
                              trees=trees, annotate=annotate,
                              fetch_rows=through_actor if by_date is not None else None,
-                             count=(lambda: count_from_rollup(conn, resolved)) if rollup_answers(f) and not collapse
-                             else None)
+                             count=(lambda: count_from_rollup(conn, resolved))
+                             if page.count and not collapse and rollup_answers(f) else None)
 
 
 # "Nearest first" probes this share of the radius beyond the cursor first, then four
