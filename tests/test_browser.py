@@ -211,8 +211,11 @@ def test_graphiql_runs_an_example_from_the_front_page_and_from_its_panel(page, s
     assert explorer.get_by_text("claims").count() >= 1
 
     # the documentation, the history and the dialogs (which add styles as they open)
-    for panel in ("Show Documentation Explorer", "Show History"):
+    # (each panel shown before the next is asked for: a click while the previous one is
+    # still rendering can be lost on a loaded machine)
+    for panel, shown in (("Show Documentation Explorer", ".graphiql-doc-explorer"), ("Show History", ".graphiql-history")):
         page.get_by_role("button", name=panel).click()
+        page.locator(shown).first.wait_for()
     page.locator(".graphiql-history").get_by_text("EventWithClaims").first.wait_for()
     for dialog in ("Open settings dialog", "Open short keys dialog"):
         page.get_by_role("button", name=dialog).click()
