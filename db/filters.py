@@ -608,10 +608,11 @@ class ResolvedFilter:
     all_of: tuple[ResolvedFilter, ...] = ()
     any_of: tuple[ResolvedFilter, ...] = ()
     none_of: ResolvedFilter | None = None
-    # compile_event_filter's conditions, by how they were asked for: a filter resolved
-    # at a generation (kept across requests) is compiled once there too
-    compiled: dict[tuple[bool, bool], tuple[ColumnElement[bool], tuple[ActorMatch, ...]]] = field(
-        default_factory=dict, init=False, compare=False, hash=False, repr=False)
+    # What is made from it and depends on nothing else: compile_event_filter's conditions
+    # by how they were asked for, and first pages' SQL by order and size
+    # (db.queries.common.first_page_rows). A filter resolved at a generation is kept
+    # across requests, and so is what is made from it.
+    compiled: dict[Any, Any] = field(default_factory=dict, init=False, compare=False, hash=False, repr=False)
 
     def without_near(self) -> ResolvedFilter:
         return replace(self, filter=replace(self.filter, near=None))

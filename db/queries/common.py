@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, TextClause, bindparam, func, select
+from sqlalchemy import ColumnElement, Select, TextClause, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -69,20 +69,45 @@ async def tree_by_ref(conn: AsyncConnection, trees: TreeLoader, ref: str) -> dic
     return await tree_of(conn, trees, parse_uuid(ref))
 
 
+async def first_page_rows(conn: AsyncConnection, statement: Callable[[], Select],
+                          compiled: dict[Any, tuple[str, list[Any]]], key: Any) -> list[tuple]:
+    """The rows of a page's statement(), its SQL compiled once and kept in `compiled` under
+    `key` (a dict that lives as long as what the statement was made from: a filter
+    resolved at a data generation), then run on the asyncpg connection itself: building
+    the statement, its cache key and SQLAlchemy's execution were 0.2 ms of CPU a page,
+    four times the query's own."""
+    if key not in compiled:
+        made = statement().compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+        values = made.construct_params()
+        compiled[key] = (str(made), [values[name] for name in made.positiontup])
+    sql, arguments = compiled[key]
+    driver = (await conn.get_raw_connection()).driver_connection
+    return [tuple(row) for row in await driver.fetch(sql, *arguments)]
+
+
 async def keyset_page(conn: AsyncConnection, id_column: ColumnElement, condition: ColumnElement[bool], *,
                       sort: Sort, page: PageRequest, codec: CursorCodec, cache: AnswerCache, trees: TreeLoader,
                       annotate: dict[str, ColumnElement] | None = None, fetch_rows: RowFetcher | None = None,
-                      count: Callable[[], Awaitable[int]] | None = None) -> Page:
+                      count: Callable[[], Awaitable[int]] | None = None,
+                      compiled: dict[Any, tuple[str, list[Any]]] | None = None) -> Page:
     """One page of trees in `sort` order after the page's cursor (and the total, if asked).
     `annotate` adds per-row values computed by the page query (a distance) to the trees.
     `fetch_rows(after, n)` replaces the page query by a faster one of the same rows (id,
     the `annotate` values, the sort key); `condition` still defines the total, unless
-    `count()` gives it faster (from a rollup)."""
+    `count()` gives it faster (from a rollup). `compiled`: where the first page's
+    statement, compiled to SQL, is kept for the next request (see first_page_rows)."""
     annotate = annotate or {}
     after = codec.decode(page.cursor, sort) if page.cursor is not None else None
     if fetch_rows is None:
-        stmt = select(id_column, *annotate.values(), *sort.columns).where(condition)
-        rows: Sequence[Any] = (await conn.execute(sort.apply(stmt, after).limit(page.limit + 1))).all()
+        def statement() -> Select:
+            stmt = select(id_column, *annotate.values(), *sort.columns).where(condition)
+            return sort.apply(stmt, after).limit(page.limit + 1)
+
+        rows: Sequence[Any]
+        if compiled is not None and after is None:
+            rows = await first_page_rows(conn, statement, compiled, (sort.key, page.limit))
+        else:
+            rows = (await conn.execute(statement())).all()
     else:
         rows = await fetch_rows(after, page.limit + 1)
     more = len(rows) > page.limit

@@ -286,7 +286,8 @@ async def list_events(conn: AsyncConnection, page: PageRequest, codec: CursorCod
                              trees=trees, annotate=annotate,
                              fetch_rows=through_actor if by_date is not None else None,
                              count=(lambda: count_from_rollup(conn, resolved))
-                             if page.count and not collapse and rollup_answers(f) else None)
+                             if page.count and not collapse and rollup_answers(f) else None,
+                             compiled=resolved.compiled)
 
 
 # "Nearest first" probes this share of the radius beyond the cursor first, then four
