@@ -9,6 +9,7 @@ from uuid import UUID
 from sqlalchemy import ColumnElement, Select, TextClause, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
+from sqlalchemy.exc import CompileError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.cache import AnswerCache, statement_key
@@ -75,11 +76,17 @@ async def first_page_rows(conn: AsyncConnection, statement: Callable[[], Select]
     `key` (a dict that lives as long as what the statement was made from: a filter
     resolved at a data generation), then run on the asyncpg connection itself: building
     the statement, its cache key and SQLAlchemy's execution were 0.2 ms of CPU a page,
-    four times the query's own."""
+    four times the query's own. Its values are written into the SQL when they can be (as
+    SQLAlchemy renders literals): a statement without parameters is planned once per
+    connection, where PostgreSQL planned the parameterized one anew at every call (0.17
+    ms, three times its run)."""
     if key not in compiled:
-        made = statement().compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-        values = made.construct_params()
-        compiled[key] = (str(made), [values[name] for name in made.positiontup])
+        try:
+            compiled[key] = (str(statement().compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})), [])
+        except CompileError:  # a value with no literal form: sent as a parameter
+            made = statement().compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+            values = made.construct_params()
+            compiled[key] = (str(made), [values[name] for name in made.positiontup])
     sql, arguments = compiled[key]
     driver = (await conn.get_raw_connection()).driver_connection
     return [tuple(row) for row in await driver.fetch(sql, *arguments)]
