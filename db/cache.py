@@ -78,6 +78,8 @@ class GenerationReader:
                 if self._pool is None:
                     self._pool = await asyncpg.create_pool(
                         self._dsn, min_size=1, max_size=self._size, reset=_leave_as_is,
+                        # (no timer set at every release to close idle connections)
+                        max_inactive_connection_lifetime=0,
                         server_settings={"application_name": "conflictkb-generation"})
         return await self._pool.fetchval(_GENERATION_SQL)
 
