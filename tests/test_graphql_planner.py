@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 import pytest
 from graphql import GraphQLObjectType, get_named_type, parse
 
-from db import graph
 from schema.app import schema
 from schema.planner import _GRAPHQL_NAMES, plan_operation
 from tests.conftest import app_client, make_settings
