@@ -323,15 +323,22 @@ def _field(spec: FieldSpec, under: Selection | None, row: str, scope: _Scope) ->
 
 
 @functools.lru_cache(maxsize=512)
-def records_sql(type_name: str, selection: Selection) -> str:
-    """The statement giving, for the records $1 (a JSON array of ids) of a type, each
-    one's position in $1 and its JSON text with exactly `selection` (an unknown id gives
-    no row). Made once per type and selection shape."""
+def _record_json(type_name: str, selection: Selection) -> tuple[str, str, str]:
+    """A record's table, its JSON expression over `r0` and the joins it needs."""
     record = TYPES.get(type_name)
     if record is None or record.table is None:
         raise NotDeclared(type_name)
     scope = _Scope((f"r{i}" for i in itertools.count(1)), [])
     built = _object(type_name, selection, "r0", scope)
+    return record.table, built, " ".join(scope.joins)
+
+
+@functools.lru_cache(maxsize=512)
+def records_sql(type_name: str, selection: Selection) -> str:
+    """The statement giving, for the records $1 (a JSON array of ids) of a type, each
+    one's position in $1 and its JSON text with exactly `selection` (an unknown id gives
+    no row). Made once per type and selection shape."""
+    table, built, joins = _record_json(type_name, selection)
     # The ids come as a JSON array, not a uuid[]: PostgreSQL estimates a uuid[]'s
     # length from its value, so each call got a plan of its own (0.9 ms of planning
     # for an event with its claims, twice the statement's run); a JSON array's is a
@@ -339,7 +346,19 @@ def records_sql(type_name: str, selection: Selection) -> str:
     return f"""
 SELECT page.ord, {built}::text
   FROM jsonb_array_elements_text($1::text::jsonb) WITH ORDINALITY AS page(id, ord)
-  JOIN {record.table} r0 ON r0.id = page.id::uuid {' '.join(scope.joins)}"""
+  JOIN {table} r0 ON r0.id = page.id::uuid {joins}"""
+
+
+def with_records(type_name: str, selection: Selection, page_sql: str) -> str:
+    """A page's statement (its first column the records' ids) extended with each row's
+    record JSON as its last column, in the page's order: the page and its records in one
+    round trip. The page's own columns come first, then its position (`page_ord`)."""
+    table, built, joins = _record_json(type_name, selection)
+    return f"""
+SELECT page.*, {built}::text
+  FROM (SELECT p.*, row_number() OVER () AS page_ord FROM ({page_sql}) AS p) AS page
+  JOIN {table} r0 ON r0.id = page.id {joins}
+ ORDER BY page.page_ord"""
 
 
 async def records(conn: AsyncConnection, type_name: str, selection: Selection,

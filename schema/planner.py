@@ -239,15 +239,22 @@ RootRun = Callable[[Any], Awaitable[Any]]
 
 def _list_plan(walk: _Walk, nodes: list[FieldNode], parent: GraphQLObjectType, record: str,
                list_page: Callable[..., Awaitable[Page]], query: Callable[[dict[str, Any]], tuple[tuple, dict]],
-               annotate: tuple[str, ...] = ()) -> RootRun:
+               annotate: tuple[str, ...] = (), with_records: bool = False) -> RootRun:
     """A connection over a query-layer list: `query(arguments)` gives the list's own
     arguments and keywords; `annotate`: per-row figures of the page (an event's
-    distance) copied into the records under their keys."""
+    distance) copied into the records under their keys. `with_records`: the list can
+    bring its records in its page's own statement (list_events), which it is asked to
+    when the nodes have one selection and no figure of the page."""
     arguments = walk.arguments(parent, nodes[0])
     shape = _connection_shape(walk, get_named_type(parent.fields[nodes[0].name.value].type), nodes, record)
 
     # (a plan serves every request of its query: worked out once, unless it fails)
     list_arguments = functools.cache(lambda: query(arguments))
+
+    selections = shape.node_selections()
+    fused = None
+    if with_records and len(selections) == 1 and not any(name in annotate for _, name, _ in selections[0]):
+        fused = (selections[0], functools.partial(graph.with_records, record, selections[0]))
 
     async def run(context: Any) -> Any:
         check_first(arguments["first"])
@@ -255,10 +262,13 @@ def _list_plan(walk: _Walk, nodes: list[FieldNode], parent: GraphQLObjectType, r
         with user_errors():
             args, kwargs = list_arguments()
             page = await context.db(list_page, request, context.codec, context.cache, *args, trees=ids_only,
-                                    **kwargs)
+                                    **({"with_records": fused} if fused else {}), **kwargs)
+        if fused and all("record" in row for row in page.rows):  # (a first page: its records came with it)
+            return _assemble_connection(shape, page, {fused[0]: [orjson.Fragment(row["record"])
+                                                                 for row in page.rows]})
         ids = [row["id"] for row in page.rows]
         records = {}
-        for selection in shape.node_selections():
+        for selection in selections:
             keys = [(key, name) for key, name, _ in selection if name in annotate]
             found = records[selection] = await _records(context, record, selection, ids, parse=bool(keys))
             for row, tree in zip(page.rows, found):
@@ -299,7 +309,8 @@ def _events(walk: _Walk, nodes: list[FieldNode], parent: GraphQLObjectType) -> R
     def query(args: dict[str, Any]) -> tuple[tuple, dict]:
         return (_event_filter(args),), {"sort": _plain(args["orderBy"]), "collapse": args.get("collapse")}
 
-    return _list_plan(walk, nodes, parent, "Event", events.list_events, query, annotate=("distance_km",))
+    return _list_plan(walk, nodes, parent, "Event", events.list_events, query, annotate=("distance_km",),
+                      with_records=True)
 
 
 def _event(walk: _Walk, nodes: list[FieldNode], parent: GraphQLObjectType) -> RootRun:

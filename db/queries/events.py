@@ -8,6 +8,7 @@ statement for a whole page of events, so a page costs two statements whatever it
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Hashable
 from dataclasses import replace
 from uuid import UUID
 
@@ -247,13 +248,16 @@ def _collapsed(order: Sort, collapse: Collapse | None) -> Sort:
 async def list_events(conn: AsyncConnection, page: PageRequest, codec: CursorCodec,
                       cache: AnswerCache, f: EventFilter | ResolvedFilter, *,
                       sort: str = "-date", with_claims: bool = False, collapse: Collapse | None = None,
-                      trees: TreeLoader | None = None) -> Page:
+                      trees: TreeLoader | None = None,
+                      with_records: tuple[Hashable, Callable[[str], str]] | None = None) -> Page:
     """One page of event trees matching a filter, in `sort` order after the page's cursor.
     With `near`, each event carries its `distance_km` from the point. Collapsed by
     happening, one event per happening: the first of its records that match, in `sort`
     order (db.filters.first_of_its_happening), and the total counts happenings. `trees`:
-    how the page's events are loaded (default: their trees, with claims or not). The
-    filter's names are resolved once, for the page and its total alike."""
+    how the page's events are loaded (default: their trees, with claims or not), or
+    `with_records`, their JSON brought by the page's own statement when it can
+    (db.queries.common.keyset_page). The filter's names are resolved once, for the page
+    and its total alike."""
     order = _collapsed(event_sort(sort, f.filter if isinstance(f, ResolvedFilter) else f), collapse)
     trees = trees or (event_trees if with_claims else event_list_trees)
     resolved = await resolve_event_filter(conn, f)
@@ -287,7 +291,7 @@ async def list_events(conn: AsyncConnection, page: PageRequest, codec: CursorCod
                              fetch_rows=through_actor if by_date is not None else None,
                              count=(lambda: count_from_rollup(conn, resolved))
                              if page.count and not collapse and rollup_answers(f) else None,
-                             compiled=resolved.compiled)
+                             compiled=resolved.compiled, with_records=with_records)
 
 
 # "Nearest first" probes this share of the radius beyond the cursor first, then four
