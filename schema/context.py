@@ -5,7 +5,6 @@ the resolvers that need one (mutations)."""
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -30,6 +29,29 @@ from db.queries.places import place_trees
 from db.writes import start_writing
 
 T = TypeVar("T")
+
+
+class _TreeLoader:
+    """A context's dataloader of the trees of records by id (`gone(id)` for a record
+    that has none), made at its first use in a request and kept in the context."""
+
+    def __init__(self, trees: Callable[[AsyncConnection, list[UUID]], Awaitable[list[dict]]], *,
+                 gone: Callable[[UUID], dict | None] = lambda record_id: None):
+        self.trees, self.gone = trees, gone
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, context: GraphQLContext | None, owner: type) -> Any:
+        if context is None:
+            return self
+
+        async def load(ids: Sequence[UUID]) -> list[dict | None]:
+            by_id = {tree["id"]: tree for tree in await context.db(self.trees, list(ids))}
+            return [by_id[str(i)] if str(i) in by_id else self.gone(i) for i in ids]
+
+        loader = context.__dict__[self.name] = DataLoader(load_fn=load)  # (found there from now on)
+        return loader
 
 
 class GraphQLContext(BaseContext):
@@ -130,41 +152,18 @@ class GraphQLContext(BaseContext):
 
     # The dataloaders of the records' full trees, made when first used (a planned query
     # uses none).
-    @functools.cached_property
-    def actors(self) -> DataLoader:
-        return self._loader(actor_trees)
-
-    @functools.cached_property
-    def places(self) -> DataLoader:
-        return self._loader(place_trees)
-
-    @functools.cached_property
-    def documents(self) -> DataLoader:
-        return self._loader(document_trees)
-
-    @functools.cached_property
-    def happenings(self) -> DataLoader:
-        return self._loader(happening_trees)
-
-    @functools.cached_property
-    def events(self) -> DataLoader:
-        """An event's detail tree: what a list's lacks, its linked events. An event read
-        as of a time and deleted since has none, and is linked to nothing now (its
-        matches went with it, as they are gone from the detail read as of that time)."""
-        return self._loader(event_trees, gone=lambda event_id: {"id": str(event_id), "linked_events": []})
+    actors = _TreeLoader(actor_trees)
+    places = _TreeLoader(place_trees)
+    documents = _TreeLoader(document_trees)
+    happenings = _TreeLoader(happening_trees)
+    # An event's detail tree: what a list's lacks, its linked events. An event read as of
+    # a time and deleted since has none, and is linked to nothing now (its matches went
+    # with it, as they are gone from the detail read as of that time).
+    events = _TreeLoader(event_trees, gone=lambda event_id: {"id": str(event_id), "linked_events": []})
 
     def forget_loaded(self) -> None:
         """After a write: trees loaded before it are of the old version (a second
         mutation in the same request may read a record the first one changed)."""
-        for name in ("actors", "places", "documents", "happenings", "events"):
-            if name in self.__dict__:
-                self.__dict__[name].clear_all()
-
-    def _loader(self, trees: Callable[[AsyncConnection, list[UUID]], Awaitable[list[dict]]], *,
-                gone: Callable[[UUID], dict | None] = lambda record_id: None) -> DataLoader:
-        """The trees of records by id; `gone(id)` for a record that has none."""
-        async def load(ids: Sequence[UUID]) -> list[dict | None]:
-            by_id = {tree["id"]: tree for tree in await self.db(trees, list(ids))}
-            return [by_id[str(i)] if str(i) in by_id else gone(i) for i in ids]
-
-        return DataLoader(load_fn=load)
+        for loader in self.__dict__.values():
+            if isinstance(loader, DataLoader):
+                loader.clear_all()

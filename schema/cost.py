@@ -66,13 +66,13 @@ LIST_ITEMS = 5
 STATS_ROWS_PER_DIMENSION = 100
 
 
-def _plain(value: Any) -> Any:
+def plain_argument(value: Any) -> Any:
     """An argument as graphql-core coerced it (GraphQL names, unset fields as None,
     enums as members) in the form of the shared `where` grammar (db.filters.EventWhere)."""
     if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items() if item is not None}
+        return {key: plain_argument(item) for key, item in value.items() if item is not None}
     if isinstance(value, list):
-        return [_plain(item) for item in value]
+        return [plain_argument(item) for item in value]
     if isinstance(value, Enum):
         return value.value
     return value
@@ -83,7 +83,7 @@ def event_filter_of(where: dict[str, Any]) -> EventFilter:
     ValidationError when it is not one); a value the filter refuses is BAD_USER_INPUT
     naming `where.<path>`, as the resolvers' EventWhere.to_filter names it."""
     try:
-        return EventWhereGrammar.model_validate(_plain(where)).to_filter()
+        return EventWhereGrammar.model_validate(plain_argument(where)).to_filter()
     except FilterError as exc:
         raise bad_filter(exc, within="where") from exc
 

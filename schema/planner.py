@@ -54,7 +54,7 @@ from db.pagination import Page, PageRequest
 from db.queries import actors, claims, documents, events, places, stats
 from db.queries.common import ids_only, parse_uuid
 from db.queries.stats import StatsRequest, parse_group_by
-from schema.cost import event_filter_of
+from schema.cost import event_filter_of, plain_argument
 from schema.operation import Operation, operation_of
 from schema.paging import check_first, user_errors
 from schema.types import EventStat
@@ -130,11 +130,6 @@ class _Walk:
 
     def arguments(self, parent: GraphQLObjectType, node: FieldNode) -> dict[str, Any]:
         return get_argument_values(parent.fields[node.name.value], node, self.variables)
-
-
-def _plain(value: Any) -> Any:
-    """A coerced enum argument as the query layer names it."""
-    return getattr(value, "value", value)
 
 
 # ---- lists (Relay connections) and single records
@@ -307,7 +302,7 @@ def _events(walk: _Walk, nodes: list[FieldNode], parent: GraphQLObjectType) -> R
         raise Unplanned("asOf")  # (the records as they stood then: db/queries/history.py)
 
     def query(args: dict[str, Any]) -> tuple[tuple, dict]:
-        return (_event_filter(args),), {"sort": _plain(args["orderBy"]), "collapse": args.get("collapse")}
+        return (_event_filter(args),), {"sort": plain_argument(args["orderBy"]), "collapse": args.get("collapse")}
 
     return _list_plan(walk, nodes, parent, "Event", events.list_events, query, annotate=("distance_km",),
                       with_records=True)
@@ -323,7 +318,8 @@ def _claims(walk: _Walk, nodes: list[FieldNode], parent: GraphQLObjectType) -> R
     def query(args: dict[str, Any]) -> tuple[tuple, dict]:
         where = claims.ClaimFilter(
             event=str(args["event"]) if args.get("event") is not None else None,
-            claimant=tuple(args.get("claimant") or ()), stance=tuple(_plain(s) for s in args.get("stance") or ()),
+            claimant=tuple(args.get("claimant") or ()),
+            stance=tuple(plain_argument(s) for s in args.get("stance") or ()),
             predicate=tuple(args.get("predicate") or ()))
         return (where,), {}
 
@@ -368,7 +364,7 @@ def _event_stats(walk: _Walk, nodes: list[FieldNode], parent: GraphQLObjectType)
 
     async def run(context: Any) -> Any:
         with user_errors():
-            request = StatsRequest(group_by=parse_group_by([_plain(d) for d in arguments["groupBy"]]),
+            request = StatsRequest(group_by=parse_group_by([plain_argument(d) for d in arguments["groupBy"]]),
                                    fill=arguments["fill"], collapse=arguments.get("collapse"))
             rows = await context.db(stats.event_stats, context.cache, event_filter(), request)
         shaped = []
