@@ -71,6 +71,9 @@ class GenerationReader:
         self._size = size
         self._pool: asyncpg.Pool | None = None
         self._creating = asyncio.Lock()  # the first requests arrive together: one pool
+        # The generation this process saw last (read here, or reported by a statement
+        # that read it: see with_generation): what a request may guess (see guessing).
+        self.last_seen: str | None = None
 
     async def __call__(self) -> str:
         if self._pool is None:
@@ -81,7 +84,8 @@ class GenerationReader:
                         # (no timer set at every release to close idle connections)
                         max_inactive_connection_lifetime=0,
                         server_settings={"application_name": "conflictkb-generation"})
-        return await self._pool.fetchval(_GENERATION_SQL)
+        self.last_seen = await self._pool.fetchval(_GENERATION_SQL)
+        return self.last_seen
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -151,6 +155,56 @@ def answering_request(generation: str, fresh: bool) -> Iterator[None]:
     finally:
         _fresh_answers.reset(fresh_token)
         _request_generation.reset(generation_token)
+
+
+# A request answering on a guess of the generation (the last one seen, see guessing):
+# the generations the statements that report theirs (with_generation) ran at.
+_reported_generations: ContextVar[list[str] | None] = ContextVar("reported_generations", default=None)
+
+
+def with_generation(sql: str) -> str:
+    """A statement's rows, in its order, each followed by the data generation it ran at
+    (in its own snapshot), then a column to drop; no rows gives one row of NULLs and
+    the generation. A request that guessed its generation learns so whether the guess
+    held without a round trip of its own (see report_generation)."""
+    return f"""
+WITH answer AS (SELECT a.*, row_number() OVER () AS answer_position FROM ({sql}) AS a)
+SELECT answer.*, current.generation
+  FROM ({_GENERATION_SQL}) AS current(generation) LEFT JOIN answer ON true
+ ORDER BY answer.answer_position"""
+
+
+def generation_reports_wanted() -> bool:
+    """Whether the current request answers on a guess its statements should check."""
+    return _reported_generations.get() is not None
+
+
+def report_generation(rows: list[tuple]) -> list[tuple]:
+    """The rows of a with_generation statement, after noting its generation for the
+    request that guessed (the last two columns dropped; the empty answer's row too)."""
+    reported = _reported_generations.get()
+    if reported is not None:
+        reported.append(rows[0][-1])
+    return [row[:-2] for row in rows if row[0] is not None]
+
+
+@contextmanager
+def guessing(generation: str, fresh: bool) -> Iterator[list[str]]:
+    """answering_request on a guess of the generation (the last one this process saw),
+    instead of a round trip to read it before the request's own. Yields the
+    generations that the request's statements reported (with_generation): the answer
+    stands when they all equal the guess, or, if none reported, when the generation
+    read after the answer still equals it (generations only move forward, so nothing
+    was written between the guess and that read). Otherwise the caller answers again,
+    at the generation reported or read. What the guess made meanwhile (a name resolved,
+    a total stored under its key) belongs to a generation no request will read again."""
+    reported: list[str] = []
+    token = _reported_generations.set(reported)
+    try:
+        with answering_request(generation, fresh):
+            yield reported
+    finally:
+        _reported_generations.reset(token)
 
 
 @dataclass(frozen=True)

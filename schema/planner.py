@@ -47,7 +47,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.utils.str_converters import to_camel_case
 
 from db import graph
-from db.cache import answering_request
+from db.cache import answering_request, guessing
 from db.filters import EventFilter
 from db.metrics import GRAPHQL_OPERATIONS
 from db.pagination import Page, PageRequest
@@ -393,8 +393,9 @@ ROOTS: dict[str, Callable[[_Walk, list[FieldNode], GraphQLObjectType], RootRun]]
 @dataclass
 class OperationPlan:
     roots: list[tuple[str, list[FieldNode], bool, RootRun]]  # key, nodes, nullable, run
-    # Whether it filters events (or counts them): then the request's data generation is
-    # read once, for the names its filters resolve and its totals and stats.
+    # Whether it filters events (or counts them): then the request is answered at one
+    # data generation (its names resolved, its totals and stats), guessed when it can
+    # be (db.cache.guessing: no round trip of its own), else read first.
     filters_events: bool = False
 
     async def run(self, context: Any) -> ExecutionResult:
@@ -405,7 +406,24 @@ class OperationPlan:
         operation is the one that happens first there too (a bad `first` before a
         filter that has to ask the database)."""
         context.reads_only()
-        generation = await self._generation(context) if self.filters_events else None
+        if not self.filters_events:
+            return await self._run(context)
+        reader = context.cache.read_generation
+        guess = getattr(reader, "last_seen", None)
+        # The generation is guessed (no round trip before the statements, a third of a
+        # small query's time) when this process has seen one; a wrong guess costs the
+        # answer made again, after writes only.
+        if guess is not None:
+            with guessing(guess, fresh=context.fresh) as reported:
+                result = await self._run(context)
+            if reported:
+                generation = reader.last_seen = next((seen for seen in reported if seen != guess), guess)
+            else:
+                generation = await self._generation(context)
+            if generation in (guess, None):
+                return result
+        else:
+            generation = await self._generation(context)
         if generation is None:
             return await self._run(context)
         with answering_request(generation, fresh=context.fresh):

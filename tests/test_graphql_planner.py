@@ -12,7 +12,7 @@ from graphql import GraphQLObjectType, get_named_type, parse
 
 from schema.app import schema
 from schema.planner import _GRAPHQL_NAMES, plan_operation
-from tests.conftest import app_client, make_settings
+from tests.conftest import app_client, execute_statements, make_settings
 
 GRAPHQL = schema._schema
 
@@ -230,3 +230,63 @@ async def test_metrics_count_planned_and_resolved_operations(both, known):
         assert (await planned.post("/graphql", json={"query": query})).status_code == 200
     await resolved.post("/graphql", json={"query": "{ events(first: 1) { totalCount } }"})
     assert (count("planned") - before[0], count("resolved") - before[1]) == (1, 2)
+
+
+# A planned read does not read the data generation before its statements: it guesses
+# the last one its process saw, its page statement reports the one it ran at, and a
+# wrong guess is answered again (db.cache.guessing). Writes beside the app (another
+# process, a migration, psql) are what make the guess wrong.
+
+HASAKAH_2018 = '''{ events(first: 5, where: {admin1: ["Hasakah"], dateFrom: "2018-01-01"}) {
+    totalCount edges { node { id summary } } } }'''
+HASAKAH = '{ events(first: 50, where: {admin1: ["Hasakah"]}) { totalCount edges { node { id } } } }'
+STATS = '{ eventStats(groupBy: [YEAR], where: {admin1: ["Hasakah"]}) { year events } }'
+
+
+@pytest.fixture
+async def planned_on_its_own(fresh_database_url: str, redis_url: str) -> AsyncIterator:
+    async with app_client(fresh_database_url, redis_url, make_settings(graphql_planner=True)) as client:
+        yield client
+
+
+async def _answer(client, query: str) -> dict:
+    response = await client.post("/graphql", json={"query": query})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def test_a_write_beside_the_app_shows_in_the_totals_of_the_next_planned_read(
+        planned_on_its_own, fresh_database_url):
+    before = (await _answer(planned_on_its_own, HASAKAH_2018))["data"]["events"]
+    (edge,) = before["edges"]
+    assert before["totalCount"] == 1
+    await execute_statements(fresh_database_url, "UPDATE events SET date_start = '2017-06-01', date_end = '2017-06-01'"
+                                                 f" WHERE id = '{edge['node']['id']}'")
+    # (the total of the guessed generation is still in Redis: the page's statement says
+    # the guess is old, and the answer is made again)
+    assert (await _answer(planned_on_its_own, HASAKAH_2018))["data"]["events"] == {"totalCount": 0, "edges": []}
+
+
+async def test_a_name_given_beside_the_app_widens_the_next_planned_read(planned_on_its_own, fresh_database_url):
+    before = (await _answer(planned_on_its_own, HASAKAH))["data"]["events"]
+    # The province with the most events is called Hasakah too, now.
+    await execute_statements(fresh_database_url, """
+        INSERT INTO place_names (place_id, name, name_norm)
+        SELECT p.id, 'Hasakah', 'hasakah' FROM events e
+          JOIN place_lineage l ON l.descendant_id = e.place_id JOIN places p ON p.id = l.ancestor_id
+         WHERE p.kind = 'admin1' AND p.name NOT LIKE '%Hasakah%'
+         GROUP BY p.id ORDER BY count(*) DESC LIMIT 1""")
+    after = (await _answer(planned_on_its_own, HASAKAH))["data"]["events"]
+    # (the guessed generation's filter still named Hasakah's ids alone)
+    assert after["totalCount"] > before["totalCount"]
+    assert len(after["edges"]) == min(after["totalCount"], 50)
+
+
+async def test_stats_follow_a_write_beside_the_app(planned_on_its_own, fresh_database_url):
+    before = {row["year"]: row["events"] for row in (await _answer(planned_on_its_own, STATS))["data"]["eventStats"]}
+    await execute_statements(fresh_database_url, "UPDATE events SET date_start = '2019-06-01', date_end = '2019-06-01'"
+                                                 " WHERE id IN (SELECT e.id FROM events e JOIN places p ON p.id = e.place_id"
+                                                 " WHERE p.name = 'Al-Qasr')")
+    after = {row["year"]: row["events"] for row in (await _answer(planned_on_its_own, STATS))["data"]["eventStats"]}
+    assert sum(after.values()) == sum(before.values()) and after != before
+    assert after.get(2019, 0) == before.get(2019, 0) + 1

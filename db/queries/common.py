@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.exc import CompileError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.cache import AnswerCache, statement_key
+from db.cache import AnswerCache, generation_reports_wanted, report_generation, statement_key, with_generation
 from db.pagination import CursorCodec, Page, PageRequest, Sort
 
 TreeLoader = Callable[[AsyncConnection, list[UUID]], Awaitable[list[dict]]]
@@ -87,7 +87,11 @@ async def first_page_rows(conn: AsyncConnection, statement: Callable[[], Select]
     four times the query's own. Its values are written into the SQL when they can be (as
     SQLAlchemy renders literals): a statement without parameters is planned once per
     connection, where PostgreSQL planned the parameterized one anew at every call (0.17
-    ms, three times its run). `extend(sql)` makes a statement of more columns of it."""
+    ms, three times its run). `extend(sql)` makes a statement of more columns of it.
+    For a request answering on a guessed generation, the statement reports the one it
+    ran at (db.cache.with_generation)."""
+    reporting = generation_reports_wanted()
+    key = (key, reporting)
     if key not in compiled:
         try:
             sql, arguments = str(statement().compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})), []
@@ -95,10 +99,12 @@ async def first_page_rows(conn: AsyncConnection, statement: Callable[[], Select]
             made = statement().compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
             values = made.construct_params()
             sql, arguments = str(made), [values[name] for name in made.positiontup]
-        compiled[key] = (extend(sql) if extend else sql, arguments)
+        sql = extend(sql) if extend else sql
+        compiled[key] = (with_generation(sql) if reporting else sql, arguments)
     sql, arguments = compiled[key]
     driver = (await conn.get_raw_connection()).driver_connection
-    return [tuple(row) for row in await driver.fetch(sql, *arguments)]
+    rows = [tuple(row) for row in await driver.fetch(sql, *arguments)]
+    return report_generation(rows) if reporting else rows
 
 
 async def keyset_page(conn: AsyncConnection, id_column: ColumnElement, condition: ColumnElement[bool], *,
