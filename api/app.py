@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from api.answer_cache import AnswerCacheMiddleware
 from api.auth import RequireKeyForReads, request_principal
 from api.body_limits import BodyLimitMiddleware
-from api.deps import AnswerCacheDep, Codec, request_connection
+from api.deps import request_connection
 from api.errors import install_error_handlers
 from api.middleware import ETagMiddleware, HeadAsGetMiddleware, IsalGZipMiddleware
 from api.observability import REQUEST_ID_HEADER, install_observability
@@ -61,14 +61,17 @@ GraphQL (with the GraphiQL explorer) is at [/graphql](/graphql); a page for peop
 """
 
 
-async def graphql_context(request: Request, codec: Codec, cache: AnswerCacheDep) -> AsyncIterator[GraphQLContext]:
+async def graphql_context(request: Request) -> AsyncIterator[GraphQLContext]:
+    # (the app's parts from its state, not as dependencies of their own: FastAPI solves
+    # each dependency at every request, and this one is on every GraphQL request's path)
+    state = request.app.state
     async with AsyncExitStack() as stack:
         async def connect() -> AsyncConnection:
-            return await stack.enter_async_context(request_connection(request.app.state.engine))
+            return await stack.enter_async_context(request_connection(state.engine))
 
-        yield GraphQLContext(connect, codec, cache, authenticate=lambda: request_principal(request),
+        yield GraphQLContext(connect, state.cursor_codec, state.answer_cache, authenticate=lambda: request_principal(request),
                              charge=request_charge(request.scope),
-                             plan_reads=request.app.state.settings.graphql_planner,
+                             plan_reads=state.settings.graphql_planner,
                              fresh="no-cache" in request.headers.get("cache-control", ""))
 
 
