@@ -16,6 +16,7 @@ from api.answer_cache import AnswerCacheMiddleware
 from api.auth import RequireKeyForReads, request_principal
 from api.body_limits import BodyLimitMiddleware
 from api.deps import request_connection
+from api.read_routing import ReadRoutingMiddleware
 from api.errors import install_error_handlers
 from api.middleware import ETagMiddleware, HeadAsGetMiddleware, IsalGZipMiddleware
 from api.observability import REQUEST_ID_HEADER, install_observability
@@ -39,6 +40,7 @@ from api.routes import (
 from api.security_headers import install_security_headers
 from api.settings import Settings, normalise_database_url
 from db.cache import AnswerCache, GenerationReader
+from db.replicas import ReadRouting, RoutedGenerationReader
 from db.engine import make_engine, watch_pool
 from db.metrics import forget_killed_processes, process_exited
 from db.pagination import CursorCodec
@@ -67,7 +69,9 @@ async def graphql_context(request: Request) -> AsyncIterator[GraphQLContext]:
     state = request.app.state
     async with AsyncExitStack() as stack:
         async def connect() -> AsyncConnection:
-            return await stack.enter_async_context(request_connection(state.engine))
+            # (on the server the request reads on: the primary for a mutation, see
+            # schema/routing.py)
+            return await stack.enter_async_context(request_connection(state.engine, reads=True))
 
         yield GraphQLContext(connect, state.cursor_codec, state.answer_cache, authenticate=lambda: request_principal(request),
                              charge=request_charge(request.scope),
@@ -92,9 +96,12 @@ def worker_app() -> FastAPI:
 
 
 def create_app(settings: Settings | None = None, *, database_url: str | None = None,
-               redis_url: str | None = None) -> FastAPI:
+               redis_url: str | None = None, replica_urls: list[str] | None = None) -> FastAPI:
+    """`replica_urls` (else DATABASE_REPLICA_URLS): streaming replicas of the database,
+    for reads (db/replicas.py)."""
     settings = settings or Settings()
     database_url = normalise_database_url(database_url or settings.database_url or "")
+    replica_urls = [normalise_database_url(url) for url in (replica_urls or settings.replica_urls())]
     redis_url = redis_url or settings.redis_url
     if not database_url or not redis_url:
         raise ValueError("create_app needs a database URL and a Redis URL (`conflictkb serve` starts both)")
@@ -113,7 +120,15 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         app.state.cursor_codec = CursorCodec(settings.cursor_key)
         await load_vocabularies(app, app.state.engine)  # the OpenAPI document's enums
         app.state.read_generation = GenerationReader(database_url)
-        app.state.answer_cache = AnswerCache(app.state.redis, app.state.read_generation,
+        app.state.read_routing = ReadRouting(
+            app.state.engine, app.state.read_generation,
+            [(f"replica-{number}", make_engine(url, pool_size=settings.db_pool_size,
+                                               statement_timeout=settings.read_statement_timeout))
+             for number, url in enumerate(replica_urls, 1)],
+            max_lag_seconds=settings.replica_max_lag_seconds)
+        await app.state.read_routing.start()
+        # (the generation of the server a request reads on)
+        app.state.answer_cache = AnswerCache(app.state.redis, RoutedGenerationReader(app.state.read_generation),
                                              retry_after=settings.redis_retry_seconds)
         app.state.rate_limiter = RateLimiter(app.state.redis, retry_after=settings.redis_retry_seconds)
         # Everything alive now (modules, the schema, the app) lives as long as the
@@ -124,6 +139,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             yield
         finally:
             await app.state.answer_cache.drain()
+            await app.state.read_routing.close()
             await app.state.read_generation.close()
             await app.state.redis.aclose()
             await app.state.engine.dispose()
@@ -140,6 +156,8 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     # on the bodies; HEAD outside (the tag of the body it drops); gzip; CORS outermost.
     app.add_middleware(AnswerCacheMiddleware,
                        uncached_paths=[V1 + path for path in (*exports.EXPORT_PATHS, *apikeys.PER_CALLER_PATHS)])
+    # Which server a request reads on, chosen before the answer cache reads its generation.
+    app.add_middleware(ReadRoutingMiddleware)
     if settings.require_key_for_reads:
         app.add_middleware(RequireKeyForReads)
     app.add_middleware(ETagMiddleware)

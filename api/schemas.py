@@ -400,9 +400,21 @@ class Health(_Out):
     status: Literal["ok"]
 
 
+class ReplicaReadiness(BaseModel):
+    """A read replica (DATABASE_REPLICA_URLS) as the router last checked it."""
+    name: str = Field(description="replica-1, replica-2, ... in the order of DATABASE_REPLICA_URLS.")
+    up: bool = Field(description="It answered the last check (every second) as a server in recovery.")
+    takes_reads: bool = Field(description="Up and within CONFLICTKB_REPLICA_MAX_LAG_SECONDS of the primary.")
+    lag_seconds: float | None = Field(description="How long ago the primary was where this replica has replayed to.")
+    replayed: str | None = Field(description="Its replay position, in the form of a consistency token.")
+
+
 class Readiness(BaseModel):
     """What /readyz found (the same shape with 503)."""
-    status: str = Field(description="ok, degraded (Redis down: answers still come from PostgreSQL) or down.")
+    status: str = Field(description="ok, degraded (Redis down: answers still come from PostgreSQL; or a replica "
+                                    "takes no reads: the primary answers them) or down.")
+    replicas: list[ReplicaReadiness] | None = Field(
+        default=None, description="Each read replica (DATABASE_REPLICA_URLS); absent without replicas.")
 
 
 class SubEventTypeEntry(_Out):

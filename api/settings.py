@@ -16,6 +16,14 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, validation_alias=AliasChoices("DATABASE_URL", "database_url"),
         description="PostgreSQL >= 14. Unset: an embedded PostgreSQL in the data directory.")
+    database_replica_urls: str = Field(
+        default="", validation_alias=AliasChoices("DATABASE_REPLICA_URLS", "database_replica_urls"),
+        description="Streaming replicas of DATABASE_URL, comma-separated: reads go to one that is up and within "
+                    "CONFLICTKB_REPLICA_MAX_LAG_SECONDS, writes (and a read sending a newer write's "
+                    "X-Consistency-Token) to the primary.")
+    replica_max_lag_seconds: float = Field(
+        default=10.0, gt=0, validation_alias=AliasChoices("CONFLICTKB_REPLICA_MAX_LAG_SECONDS", "replica_max_lag_seconds"),
+        description="A replica further behind the primary than this gets no reads until it catches up.")
     redis_url: str | None = Field(
         default=None, validation_alias=AliasChoices("REDIS_URL", "redis_url"),
         description="Redis >= 6. Unset: an embedded redis-server in the data directory.")
@@ -124,6 +132,9 @@ class Settings(BaseSettings):
     failed_auth_lockout_seconds: int = Field(
         default=300, ge=1, validation_alias=AliasChoices("CONFLICTKB_FAILED_AUTH_LOCKOUT", "failed_auth_lockout_seconds"),
         description="How long a locked-out address is answered 429, whatever key it sends.")
+
+    def replica_urls(self) -> list[str]:
+        return [url.strip() for url in self.database_replica_urls.split(",") if url.strip()]
 
     @cached_property
     def cursor_key(self) -> bytes:

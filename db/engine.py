@@ -87,6 +87,10 @@ def _ping_when_idle(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "checkout")
     def _ping_if_idle(dbapi_connection, record, proxy) -> None:
+        # (one the server closed, as a stopped replica's or a restarted database's, asyncpg
+        # knows to be closed without asking: replaced at no cost, however recently used)
+        if dbapi_connection._connection.is_closed():
+            raise DisconnectionError("a pooled connection was closed by the server")
         idle_since = record.info.get(_IDLE_SINCE)
         if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
             return

@@ -20,6 +20,7 @@ from schema.errors import DATABASE_UNAVAILABLE_MESSAGE, ErrorCodes, OneTransacti
 from schema.mutations import Mutation
 from schema.planner import PlannedReads
 from schema.queries import Query
+from schema.routing import ConsistencyToken
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ schema = Schema(
         ParserCache,
         lambda: AddValidationRules(LIMIT_RULES),
         ValidationCache,
+        ConsistencyToken,
         CostLimit,
         PlannedReads,
         OneTransaction,

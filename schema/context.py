@@ -26,6 +26,7 @@ from db.queries.documents import document_trees
 from db.queries.events import event_trees
 from db.queries.happenings import happening_trees
 from db.queries.places import place_trees
+from db.replicas import note_commit
 from db.writes import start_writing
 
 T = TypeVar("T")
@@ -123,6 +124,8 @@ class GraphQLContext(BaseContext):
             self.writing = False
             conn = await self._connection()
             await (conn.commit() if keep else conn.rollback())
+            if keep:
+                await note_commit(conn)  # (the answer's consistency token)
 
     async def db(self, query: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         """Run a query-layer function on the request's connection."""

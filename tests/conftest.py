@@ -198,10 +198,11 @@ def make_settings(**overrides) -> Settings:
 
 
 @asynccontextmanager
-async def app_client(database_url: str, redis_url: str, settings: Settings | None = None
-                     ) -> AsyncIterator[httpx.AsyncClient]:
+async def app_client(database_url: str, redis_url: str, settings: Settings | None = None, *,
+                     replica_urls: list[str] | None = None) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client talking to the app in-process, with its lifespan run."""
-    app = create_app(settings or make_settings(), database_url=database_url, redis_url=redis_url)
+    app = create_app(settings or make_settings(), database_url=database_url, redis_url=redis_url,
+                     replica_urls=replica_urls)
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:

@@ -48,4 +48,7 @@ async def readyz(request: Request):
     if not postgres:
         return JSONResponse({"status": "down", "checks": checks}, status_code=503,
                             headers={**NOT_STORED, "Retry-After": str(RETRY_AFTER_SECONDS)})
-    return JSONResponse({"status": "ok" if redis else "degraded", "checks": checks}, headers=NOT_STORED)
+    replicas = state.read_routing.status()
+    degraded = not redis or not all(replica["takes_reads"] for replica in replicas)
+    return JSONResponse({"status": "degraded" if degraded else "ok", "checks": checks,
+                         **({"replicas": replicas} if replicas else {})}, headers=NOT_STORED)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from db.replicas import note_commit
 from db.api_keys import ApiPrincipal
 from db.engine import allow_long_statements
 
@@ -89,8 +90,10 @@ def who(principal: ApiPrincipal) -> str:
 @asynccontextmanager
 async def writing(engine: AsyncEngine, who: str) -> AsyncIterator[AsyncConnection]:
     """One write transaction on a connection of its own (see writing_on)."""
-    async with engine.connect() as conn, writing_on(conn, who):
-        yield conn
+    async with engine.connect() as conn:
+        async with writing_on(conn, who):
+            yield conn
+        await note_commit(conn)  # (the answer's consistency token)
 
 
 @asynccontextmanager
