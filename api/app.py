@@ -92,7 +92,8 @@ def worker_app() -> FastAPI:
 
 
 def create_app(settings: Settings | None = None, *, database_url: str | None = None,
-               redis_url: str | None = None) -> FastAPI:
+               redis_url: str | None = None,
+               replica_urls: list[str] | None = None) -> FastAPI:  # routed by the lead's branch
     settings = settings or Settings()
     database_url = normalise_database_url(database_url or settings.database_url or "")
     redis_url = redis_url or settings.redis_url
