@@ -29,12 +29,15 @@ PROMETHEUS_MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 @contextmanager
-def _servers(settings: Settings, need_redis: bool = True, supervise_redis: bool = False) -> Iterator[Endpoints]:
+def _servers(settings: Settings, need_redis: bool = True, supervise_redis: bool = False,
+             replicas: int = 0) -> Iterator[Endpoints]:
     """The database and Redis to use: the configured URLs, or embedded servers (an
-    embedded Redis restarted whenever it dies, if `supervise_redis`)."""
+    embedded Redis restarted whenever it dies, if `supervise_redis`; with an embedded
+    PostgreSQL, `replicas` streaming replicas of it)."""
     try:
         with embedded_servers(settings.data_dir, settings.database_url, settings.redis_url,
-                              need_redis=need_redis, supervise_redis=supervise_redis) as endpoints:
+                              need_redis=need_redis, supervise_redis=supervise_redis,
+                              replicas=replicas) as endpoints:
             endpoints.database_url = normalise_database_url(endpoints.database_url)
             yield endpoints
     except EmbeddedServerError as exc:
@@ -309,7 +312,8 @@ def serve(settings: Settings, host: str | None, port: int | None, workers: int |
     port = port or settings.port
     workers = workers or settings.workers
     url = f"http://{host}:{port}"
-    with _only_server(settings, url), _servers(settings, supervise_redis=True) as endpoints:
+    with _only_server(settings, url), _servers(settings, supervise_redis=True,
+                                               replicas=settings.local_replicas) as endpoints:
         _fresh_metrics_dir(settings)
         if prepare:
             _migrate(endpoints.database_url)
@@ -324,7 +328,8 @@ def serve(settings: Settings, host: str | None, port: int | None, workers: int |
         if workers == 1:
             from api.app import create_app, tune_collector
 
-            app = create_app(settings, database_url=endpoints.database_url, redis_url=endpoints.redis_url)
+            app = create_app(settings, database_url=endpoints.database_url, redis_url=endpoints.redis_url,
+                             replica_urls=endpoints.replica_urls or None)
             tune_collector()
             uvicorn.run(app, **served)
         else:
@@ -332,6 +337,8 @@ def serve(settings: Settings, host: str | None, port: int | None, workers: int |
             os.environ.update(DATABASE_URL=endpoints.database_url, REDIS_URL=endpoints.redis_url,
                               CONFLICTKB_LOG_LEVEL=settings.log_level, CONFLICTKB_LOG_FORMAT=settings.log_format,
                               CONFLICTKB_DATA_DIR=str(settings.data_dir.resolve()))
+            if endpoints.replica_urls:
+                os.environ["DATABASE_REPLICA_URLS"] = ",".join(endpoints.replica_urls)
             uvicorn.run("api.app:worker_app", factory=True, workers=workers, **served)
     click.echo("conflictkb: stopped")
 

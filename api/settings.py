@@ -29,6 +29,10 @@ class Settings(BaseSettings):
         description="Redis >= 6. Unset: an embedded redis-server in the data directory.")
     data_dir: Path = Field(
         default=Path("var"), validation_alias=AliasChoices("CONFLICTKB_DATA_DIR", "data_dir"))
+    local_replicas: int = Field(
+        default=0, ge=0, validation_alias=AliasChoices("CONFLICTKB_LOCAL_REPLICAS", "local_replicas"),
+        description="With the embedded PostgreSQL (no DATABASE_URL): `serve` also starts this many hot-standby "
+                    "streaming replicas of it in the data directory and reads from them.")
     host: str = Field(default="127.0.0.1", validation_alias=AliasChoices("HOST", "host"))
     port: int = Field(default=8000, validation_alias=AliasChoices("PORT", "port"))
     secret_key: str | None = Field(

@@ -24,7 +24,7 @@ import threading
 import time
 import warnings
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -146,13 +146,7 @@ class EmbeddedPostgres:
             self._psql(f'CREATE DATABASE "{self.database}"')
 
     def _psql(self, sql: str) -> str:
-        from pgserver._commands import POSTGRES_BIN_PATH
-
-        out = subprocess.run(
-            [str(POSTGRES_BIN_PATH / "psql"), "-tA", "-v", "ON_ERROR_STOP=1", self._server.get_uri(), "-c", sql],
-            check=True, capture_output=True, text=True,
-        )
-        return out.stdout
+        return _psql(self._server.get_uri(), sql)
 
     @property
     def socket_dir(self) -> str:
@@ -178,6 +172,215 @@ class EmbeddedPostgres:
         finally:
             self._use.close()
             self._server = None
+
+
+def _psql(uri: str, sql: str) -> str:
+    from pgserver._commands import POSTGRES_BIN_PATH
+
+    out = subprocess.run(
+        [str(POSTGRES_BIN_PATH / "psql"), "-tA", "-v", "ON_ERROR_STOP=1", uri, "-c", sql],
+        check=True, capture_output=True, text=True,
+    )
+    return out.stdout
+
+
+def _wal_file_name(timeline: int, lsn: str) -> str:
+    """The name of the WAL segment (16 MB, the default) holding `lsn` (`0/6000000`)."""
+    high, low = (int(part, 16) for part in lsn.split("/"))
+    segment = ((high << 32) | low) // (16 * 2**20)
+    return f"{timeline:08X}{segment // 256:08X}{segment % 256:08X}"
+
+
+class EmbeddedReplica:
+    """A hot-standby streaming replica of an EmbeddedPostgres in `<data_dir>/replica-<n>`,
+    made by `pg_basebackup -R` over the primary's socket and listening on a socket of its
+    own. It replicates the whole cluster, so databases created on the primary later (the
+    test suite's, from templates) appear on it too.
+
+    Shared like the primary (`replica-<n>.users`): the last user stops it, and one left
+    running by a crashed user is adopted. While it runs, a physical replication slot on the
+    primary keeps the WAL it has yet to receive; the slot is dropped when it stops, so a
+    stopped replica holds no WAL back. A directory that is not a complete base backup of
+    this primary (a crash during the backup), or whose WAL the primary has recycled since
+    it stopped, is rebuilt."""
+
+    START_TIMEOUT_SECONDS = 60
+    # Ours, in the replica's directory once its base backup is complete: the primary's
+    # system identifier, so a backup of an earlier primary (deleted and made anew) is not
+    # taken for one of this one.
+    BUILT_MARK = "conflictkb-replica-of"
+
+    def __init__(self, primary: EmbeddedPostgres, number: int = 1):
+        self.primary = primary
+        self.number = number
+        self.pgdata = primary.data_dir / f"replica-{number}"
+        self.slot = f"conflictkb_replica_{number}"
+        self._use = _SharedUse(primary.data_dir / f"replica-{number}.users")
+        self._socket_dir: Path | None = None
+
+    @property
+    def _system_user(self) -> str | None:
+        """The OS user the servers run as (pgserver's own when we are root)."""
+        return self.primary._server.system_user
+
+    def start(self) -> None:
+        """Start the replica (making it first if need be) or share the running one; returns
+        once it accepts connections. The primary must be started."""
+        from pgserver.utils import PostmasterInfo
+
+        try:
+            with _flock(self.primary.data_dir / f"replica-{self.number}.start", fcntl.LOCK_EX):
+                self._use.acquire()
+                running = PostmasterInfo.read_from_pgdata(self.pgdata)
+                if running is not None and running.is_running():
+                    self._socket_dir = running.socket_dir
+                else:
+                    if not self._usable():
+                        self._build()
+                    self._ensure_slot()
+                    self._launch()
+        except BaseException:
+            self._use.close()
+            self._socket_dir = None
+            raise
+        log.info("embedded PostgreSQL replica %d of %s: socket %s", self.number, self.primary.pgdata, self.socket_dir)
+
+    def _usable(self) -> bool:
+        """Whether the directory holds a complete base backup of this primary, and the
+        primary still has the WAL it would stream from (one stopped long ago needs WAL
+        recycled since)."""
+        from pgserver._commands import pg_controldata
+
+        mark = self.pgdata / self.BUILT_MARK
+        if not mark.exists() or mark.read_text().strip() != self._primary_system_identifier():
+            return False
+        try:
+            control = dict(line.split(":", 1) for line in pg_controldata(
+                [], pgdata=self.pgdata, user=self._system_user).splitlines() if ":" in line)
+        except subprocess.CalledProcessError:
+            return False
+        # where it has replayed to (stopped cleanly), else where it would start replaying
+        resume_at = control.get("Minimum recovery ending location", "0/0").strip()
+        if resume_at == "0/0":
+            resume_at = control.get("Latest checkpoint's REDO location", "0/0").strip()
+        timeline = int(control.get("Latest checkpoint's TimeLineID", "1"))
+        return (self.primary.pgdata / "pg_wal" / _wal_file_name(timeline, resume_at)).exists()
+
+    def _primary_system_identifier(self) -> str:
+        return self.primary._psql("SELECT system_identifier FROM pg_control_system()").strip()
+
+    def _build(self) -> None:
+        import shutil
+
+        from pgserver._commands import pg_basebackup
+
+        log.info("embedded PostgreSQL replica %d: base backup of %s into %s",
+                 self.number, self.primary.pgdata, self.pgdata)
+        self._allow_local_replication()
+        shutil.rmtree(self.pgdata, ignore_errors=True)
+        self.pgdata.mkdir(mode=0o700)
+        if self._system_user is not None:
+            import pwd
+
+            account = pwd.getpwnam(self._system_user)
+            os.chown(self.pgdata, account.pw_uid, account.pw_gid)
+        self._drop_slot()
+        # -R: standby.signal and primary_conninfo; -C -S: the slot, made with the backup so
+        # no WAL between the two is lost; -c fast: no waiting for the primary's next checkpoint.
+        pg_basebackup(["-D", str(self.pgdata), "-d", f"host={self.primary.socket_dir} user=postgres",
+                       "-R", "-X", "stream", "-c", "fast", "-C", "-S", self.slot], user=self._system_user)
+        # The primary keeps its socket's lock file, its log and pgserver's list of users in
+        # its data directory: copied along, they are not the replica's.
+        for copied in [*self.pgdata.glob(".s.PGSQL.*"), self.pgdata / "log", self.pgdata / ".handle_pids.json"]:
+            copied.unlink(missing_ok=True)
+        (self.pgdata / self.BUILT_MARK).write_text(self._primary_system_identifier() + "\n")
+
+    def _allow_local_replication(self) -> None:
+        """The primary's pg_hba.conf lets local sockets replicate (initdb's default; added if not)."""
+        hba = self.primary.pgdata / "pg_hba.conf"
+        rules = [line.split() for line in hba.read_text().splitlines() if not line.lstrip().startswith("#")]
+        if any(rule[:2] == ["local", "replication"] for rule in rules):
+            return
+        with hba.open("a") as file:
+            file.write("local   replication     all                                     trust\n")
+        self.primary._psql("SELECT pg_reload_conf()")
+
+    def _ensure_slot(self) -> None:
+        self.primary._psql(f"SELECT pg_create_physical_replication_slot('{self.slot}') WHERE NOT EXISTS "
+                           f"(SELECT 1 FROM pg_replication_slots WHERE slot_name = '{self.slot}')")
+
+    def _drop_slot(self) -> None:
+        self.primary._psql(f"SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                           f"WHERE slot_name = '{self.slot}' AND NOT active")
+
+    def _launch(self) -> None:
+        from pgserver._commands import pg_ctl
+        from pgserver.postgres_server import PostgresServer
+        from pgserver.utils import find_suitable_socket_dir
+
+        # A socket directory of its own (its data directory, unless that path is too long
+        # for a socket), so it keeps PostgreSQL's default port beside the primary.
+        socket_dir = find_suitable_socket_dir(self.pgdata, PostgresServer.runtime_path)
+        if socket_dir != self.pgdata:
+            socket_dir.chmod(0o777)
+        log_file = self.pgdata / "log"
+        try:
+            # -w: returns once the standby accepts connections (consistent, hot_standby on)
+            pg_ctl(["-w", "-t", str(self.START_TIMEOUT_SECONDS), "-o", '-h ""', "-o", f"-k {socket_dir}",
+                    "-o", "-c hot_standby=on", "-o", f"-c cluster_name=conflictkb-replica-{self.number}",
+                    "-l", str(log_file), "start"], pgdata=self.pgdata, user=self._system_user)
+        except subprocess.CalledProcessError as exc:
+            tail = log_file.read_text()[-2000:] if log_file.exists() else ""
+            raise EmbeddedServerError(f"replica {self.number} did not start; {log_file} ends:\n{tail}") from exc
+        self._socket_dir = socket_dir
+
+    @property
+    def socket_dir(self) -> str:
+        return str(self._socket_dir)
+
+    def url(self, database: str | None = None) -> str:
+        """SQLAlchemy URL (asyncpg driver) of a database on this replica."""
+        return f"postgresql+asyncpg://postgres@/{database or self.primary.database}?host={self.socket_dir}"
+
+    def psql(self, sql: str, database: str = "postgres") -> str:
+        return _psql(f"postgresql://postgres@/{database}?host={self.socket_dir}", sql)
+
+    def pause_replay(self) -> None:
+        """Stop applying WAL (it is still received); returns once replay has stopped."""
+        self.psql("SELECT pg_wal_replay_pause()")
+        deadline = time.monotonic() + 10
+        while self.psql("SELECT pg_get_wal_replay_pause_state()").strip() != "paused":
+            if time.monotonic() > deadline:
+                raise EmbeddedServerError(f"replica {self.number}: replay did not pause within 10 s")
+            time.sleep(0.01)
+
+    def resume_replay(self) -> None:
+        self.psql("SELECT pg_wal_replay_resume()")
+
+    def replay_lsn(self) -> str:
+        """The last WAL location applied here, as PostgreSQL writes it (`0/3000148`)."""
+        return self.psql("SELECT pg_last_wal_replay_lsn()").strip()
+
+    def stop(self) -> None:
+        """Stop the replica if no other process is using it, and then drop its slot."""
+        if self._socket_dir is None:
+            return
+        try:
+            if self._use.release_is_last():
+                from pgserver._commands import pg_ctl
+
+                log.info("stopping embedded PostgreSQL replica %d in %s", self.number, self.pgdata)
+                try:
+                    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=self._system_user)
+                except subprocess.CalledProcessError:
+                    pass  # already stopped
+                try:
+                    self._drop_slot()
+                except subprocess.CalledProcessError:  # the primary stopped first
+                    log.warning("replica %d: its slot %s is left on the primary", self.number, self.slot)
+        finally:
+            self._use.close()
+            self._socket_dir = None
 
 
 # --------------------------------------------------------------------------- Redis
@@ -350,24 +553,32 @@ def _wait_for_exit(pid: int, timeout: float) -> None:
 class Endpoints:
     database_url: str
     redis_url: str | None
+    replica_urls: list[str] = field(default_factory=list)
 
 
 @contextmanager
 def embedded_servers(data_dir: Path, database_url: str | None, redis_url: str | None,
                      database: str = "conflictkb", need_redis: bool = True,
-                     supervise_redis: bool = False) -> Iterator[Endpoints]:
+                     supervise_redis: bool = False, replicas: int = 0) -> Iterator[Endpoints]:
     """Yield the URLs to use, starting embedded servers for whichever URL is missing
     (Redis only if `need_redis`: schema and seed commands talk to PostgreSQL alone;
-    restarted whenever it dies if `supervise_redis`: a server's Redis)."""
+    restarted whenever it dies if `supervise_redis`: a server's Redis; and with an embedded
+    PostgreSQL, `replicas` streaming replicas of it)."""
+    replica_urls = []
     with ExitStack() as stack:
         if not database_url:
             pg = EmbeddedPostgres(data_dir, database)
             pg.start()
             stack.callback(pg.stop)
             database_url = pg.url()
+            for number in range(1, replicas + 1):
+                replica = EmbeddedReplica(pg, number)
+                replica.start()
+                stack.callback(replica.stop)  # stopped before the primary
+                replica_urls.append(replica.url())
         if not redis_url and need_redis:
             redis = EmbeddedRedis(data_dir)
             redis.start(supervise=supervise_redis)
             stack.callback(redis.stop)
             redis_url = redis.url
-        yield Endpoints(database_url=database_url, redis_url=redis_url)
+        yield Endpoints(database_url=database_url, redis_url=redis_url, replica_urls=replica_urls)

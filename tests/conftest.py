@@ -18,20 +18,21 @@ import hashlib
 import io
 import os
 import socket
+import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from sqlalchemy import event, text
+from sqlalchemy import event, make_url, text
 
 from api.app import create_app
 from api.settings import Settings
 from db.api_keys import create_api_key
-from db.embedded import EmbeddedPostgres, EmbeddedRedis
+from db.embedded import EmbeddedPostgres, EmbeddedRedis, EmbeddedReplica
 from db.engine import make_engine
 from db.generate import generate
 from db.imports.records import Format, ImportReport
@@ -132,6 +133,32 @@ def embedded_postgres() -> Iterator[EmbeddedPostgres]:
     pg.start()
     yield pg
     pg.stop()
+
+
+@pytest.fixture(scope="session")
+def embedded_replica(embedded_postgres: EmbeddedPostgres) -> Iterator[EmbeddedReplica]:
+    """A hot-standby streaming replica of the suite's PostgreSQL (`var/test/replica-1`),
+    shared by the workers that ask for it; every database of the primary is on it."""
+    replica = EmbeddedReplica(embedded_postgres, 1)
+    replica.start()
+    yield replica
+    replica.stop()
+
+
+@pytest.fixture(scope="session")
+def replica_url_of(embedded_replica: EmbeddedReplica) -> Callable[[str], str]:
+    """replica_url_of(database_url): the URL of the same database on `embedded_replica`,
+    once the replica has it (a database just created on the primary takes a moment)."""
+
+    def replica_url(database_url: str) -> str:
+        name = make_url(database_url).database
+        deadline = time.monotonic() + 10
+        while "1" not in embedded_replica.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'").split():
+            assert time.monotonic() < deadline, f"database {name} not on the replica after 10 s"
+            time.sleep(0.02)
+        return embedded_replica.url(name)
+
+    return replica_url
 
 
 @pytest.fixture(scope="session")
