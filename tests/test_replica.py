@@ -145,3 +145,154 @@ def test_a_half_made_replica_directory_is_rebuilt(private_primary: EmbeddedPostg
     finally:
         replica.stop()
         private_primary._psql("DELETE FROM probe")
+
+
+# --- reads routed to the replica (db/replicas.py) --------------------------------------
+
+import asyncio as _asyncio
+
+from sqlalchemy import event as _sa_event
+from sqlalchemy import text as _text
+from sqlalchemy.engine import make_url as _make_url
+
+from tests.conftest import AIRSTRIKE, app_client, as_, make_settings
+
+EVENT_BY_ID = "query ($id: ID!) { event(id: $id) { id summary } }"
+
+
+async def _until(condition, what: str, seconds: float = 20.0) -> None:
+    deadline = _asyncio.get_running_loop().time() + seconds
+    while not await condition():
+        assert _asyncio.get_running_loop().time() < deadline, f"still not {what} after {seconds} s"
+        await _asyncio.sleep(0.1)
+
+
+@pytest.fixture
+async def routed(replica_url_of, fresh_database_url, redis_url):
+    """The app on a fresh database, reading on the suite replica's copy of it."""
+    async with app_client(fresh_database_url, redis_url, make_settings(replica_max_lag_seconds=60),
+                          replica_urls=[replica_url_of(fresh_database_url)]) as client:
+        async def replica_takes_reads() -> bool:
+            return (await client.get("/readyz")).json()["replicas"][0]["takes_reads"]
+        await _until(replica_takes_reads, "taking reads")
+        yield client
+
+
+async def test_reads_are_served_by_the_replica(routed):
+    replica = routed.app.state.read_routing.replicas[0]
+    checked_out = []
+
+    def count_checkout(*args) -> None:
+        checked_out.append(1)
+    _sa_event.listen(replica.engine.sync_engine, "checkout", count_checkout)
+    try:
+        assert (await routed.get("/v1/events", params={"limit": 2, "country": "SYR"})).status_code == 200
+        body = (await routed.post("/graphql", json={"query": "{ events(first: 2) { edges { node { id } } } }"})).json()
+        assert "errors" not in body
+    finally:
+        _sa_event.remove(replica.engine.sync_engine, "checkout", count_checkout)
+    assert len(checked_out) >= 2
+    async with replica.engine.connect() as conn:  # the server those reads went to
+        assert await conn.scalar(_text("SELECT pg_is_in_recovery()")) is True
+    ready = (await routed.get("/readyz")).json()
+    assert ready["status"] == "ok" and ready["replicas"][0]["up"] is True
+
+
+async def test_a_token_reads_its_write_while_the_replica_is_paused(routed, embedded_replica, keys):
+    embedded_replica.pause_replay()
+    try:
+        created = await routed.post("/v1/events", json=AIRSTRIKE, headers=as_(keys["editor"]))
+        assert created.status_code == 201, created.text
+        token = created.headers["X-Consistency-Token"]
+        path = created.headers["Location"]
+        # without the token: the paused replica answers, from before the write
+        assert (await routed.get(path)).status_code == 404
+        # with it: the primary
+        seen = await routed.get(path, headers={"X-Consistency-Token": token})
+        assert seen.status_code == 200 and seen.json()["summary"] == AIRSTRIKE["summary"]
+        event_id = seen.json()["id"]
+        gql = {"query": EVENT_BY_ID, "variables": {"id": event_id}}
+        assert (await routed.post("/graphql", json=gql)).json()["data"]["event"] is None
+        by_extension = (await routed.post("/graphql", json={**gql, "extensions": {"consistencyToken": token}})).json()
+        assert by_extension["data"]["event"]["summary"] == AIRSTRIKE["summary"]
+        by_header = (await routed.post("/graphql", json=gql, headers={"X-Consistency-Token": token})).json()
+        assert by_header["data"]["event"]["id"] == event_id
+    finally:
+        embedded_replica.resume_replay()
+
+    async def replayed() -> bool:
+        return (await routed.get(path)).status_code == 200
+    await _until(replayed, "replayed")
+
+
+async def test_a_graphql_write_carries_its_token(routed, keys):
+    mutation = """mutation ($input: EventInput!) { createEvent(input: $input) { id } }"""
+    answer = await routed.post("/graphql", headers=as_(keys["editor"]), json={"query": mutation, "variables": {
+        "input": {"eventType": AIRSTRIKE["event_type"], "subEventType": AIRSTRIKE["sub_event_type"],
+                  "dateStart": AIRSTRIKE["date_start"], "place": AIRSTRIKE["place"], "summary": AIRSTRIKE["summary"]}}})
+    body = answer.json()
+    assert "errors" not in body, body
+    assert body["extensions"]["consistencyToken"] == answer.headers["X-Consistency-Token"]
+
+
+async def test_a_bad_token_is_named(routed):
+    refused = await routed.get("/v1/events", headers={"X-Consistency-Token": "yesterday"})
+    assert refused.status_code == 400 and "X-Consistency-Token" in refused.json()["detail"]
+    body = (await routed.post("/graphql", json={"query": "{ events(first: 1) { totalCount } }",
+                                                "extensions": {"consistencyToken": 42}})).json()
+    assert body["data"] is None and "consistencyToken" in body["errors"][0]["message"]
+
+
+async def test_the_answer_cache_never_answers_older_after_a_write(routed, embedded_replica, keys):
+    listing = {"limit": 500, "date_from": "2018-05-01", "date_to": "2018-05-01"}
+    before = (await routed.get("/v1/events", params=listing)).json()["data"]
+    embedded_replica.pause_replay()
+    try:
+        created = await routed.post("/v1/events", json=AIRSTRIKE, headers=as_(keys["editor"]))
+        token = created.headers["X-Consistency-Token"]
+        fresh = (await routed.get("/v1/events", params=listing, headers={"X-Consistency-Token": token})).json()["data"]
+        assert len(fresh) == len(before) + 1
+        # the paused replica still answers without the token: its own (older) generation
+        assert len((await routed.get("/v1/events", params=listing)).json()["data"]) == len(before)
+    finally:
+        embedded_replica.resume_replay()
+
+    async def caught_up() -> bool:
+        return len((await routed.get("/v1/events", params=listing)).json()["data"]) == len(before) + 1
+    await _until(caught_up, "showing the write once replayed")
+    # and from then on, never the older answer again
+    for _ in range(5):
+        assert len((await routed.get("/v1/events", params=listing)).json()["data"]) == len(before) + 1
+
+
+async def test_a_stopped_replica_costs_no_failed_request(embedded_postgres, fresh_database_url, redis_url):
+    # (a replica of its own, that no other test reads from: this one stops it)
+    own = EmbeddedReplica(embedded_postgres, 2)
+    own.start()
+    try:
+        async with app_client(fresh_database_url, redis_url, make_settings(replica_max_lag_seconds=60),
+                              replica_urls=[own.url(_make_url(fresh_database_url).database)]) as routed:
+            await _stopping_costs_nothing(routed, own)
+    finally:
+        own.stop()
+
+
+async def _stopping_costs_nothing(routed, replica: EmbeddedReplica) -> None:
+    async def takes_reads() -> bool:
+        return (await routed.get("/readyz")).json()["replicas"][0]["takes_reads"]
+    await _until(takes_reads, "taking reads")
+    queries = [lambda: routed.get("/v1/events", params={"limit": 3}),
+               lambda: routed.get("/v1/stats/events", params={"group_by": "year"}),
+               lambda: routed.post("/graphql", json={"query": "{ events(first: 3) { totalCount edges { node { id } } } }"})]
+    for query in queries:
+        assert (await query()).status_code == 200  # (connections to the replica pooled)
+    replica.stop()
+    for _ in range(3):
+        for query in queries:
+            answer = await query()
+            assert answer.status_code == 200, answer.text
+            assert "errors" not in answer.json()
+    ready = (await routed.get("/readyz")).json()
+    assert ready["status"] == "degraded" and ready["replicas"][0]["takes_reads"] is False
+    replica.start()
+    await _until(takes_reads, "taking reads again")
