@@ -35,10 +35,6 @@ SCHEMAS = Path(__file__).resolve().parent / "schemas"
 KUBERNETES_VERSIONS = ("1.29", kubernetes_validate.utils.latest_version())
 CNPG_API_VERSION = "postgresql.cnpg.io/v1"
 
-# Named by the public contract (shared docs API.md, "Replicas") and added to Settings by
-# issue 17's replica routing, built beside this; until that lands api/settings.py lacks it.
-# Once it does, this set is empty and the name is checked like any other.
-AWAITED_SETTINGS = {"DATABASE_REPLICA_URLS"}
 
 
 # --- loading -----------------------------------------------------------------------------
@@ -95,7 +91,7 @@ def _settings_env_names() -> frozenset[str]:
 
 
 def _unknown_settings(names: set[str]) -> set[str]:
-    return names - _settings_env_names() - AWAITED_SETTINGS
+    return names - _settings_env_names()
 
 
 @cache
