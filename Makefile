@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install clean-data bench-data bench bench-ratelimit bench-linking bench-workers bench-postgraphile fuzz
+.PHONY: run test install clean-data bench-data bench bench-ratelimit bench-linking bench-workers bench-postgraphile bench-replicas fuzz
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "conflictkb needs Python 3.11 or newer (PYTHON=$(PYTHON))")'
@@ -63,6 +63,11 @@ bench-workers: $(STAMP)
 # (bench/README.md). Installs Node 22 and PostGraphile with npm into var/postgraphile the
 # first time. POSTGRAPHILE_DATA=var/bench for the million events (after make bench-data).
 POSTGRAPHILE_DATA ?= var/bench-workers
+# Reads per second on the primary alone and with a local streaming replica, and the p50
+# that routing adds (bench/README.md).
+bench-replicas: $(STAMP)
+	$(BIN)/python bench/replicas.py
+
 bench-postgraphile: $(STAMP)
 	$(BIN)/python bench/graphql_vs_postgraphile.py --data-dir $(POSTGRAPHILE_DATA)
 

@@ -68,7 +68,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.cache_throughput import ensure_wrk, run_wrk  # noqa: E402
 from bench.query_latency import free_port, migrate  # noqa: E402
-from bench.workers import CONFLICTKB, _environment, _serve  # noqa: E402
+from bench.workers import CONFLICTKB, environment, serve_beside  # noqa: E402
 from db.embedded import embedded_servers  # noqa: E402
 from db.engine import SESSION_SETTINGS  # noqa: E402
 
@@ -518,7 +518,7 @@ def main() -> None:
         dsn = endpoints.database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
         if asyncio.run(count_events(dsn)) == 0:
             print(f"seeding {data_dir} with the shipped data (conflictkb seed)", flush=True)
-            subprocess.run([CONFLICTKB, "seed"], env=_environment(data_dir, CONFLICTKB_LOG_LEVEL="warning"),
+            subprocess.run([CONFLICTKB, "seed"], env=environment(data_dir, CONFLICTKB_LOG_LEVEL="warning"),
                            check=True)
         else:
             migrate(data_dir)  # the schema up to date (serve --no-prepare does not migrate)
@@ -526,7 +526,7 @@ def main() -> None:
         print(f"{picked['events']:,} events; (b): {picked['admin1_name']} ({picked['admin1']}), "
               f"{picked['from']} to {picked['to']}; (c): {picked['event']} ({picked['event_claims']} claims)",
               flush=True)
-        ckb, ckb_url = _serve(data_dir, endpoints.database_url, endpoints.redis_url, args.workers)
+        ckb, ckb_url = serve_beside(data_dir, endpoints.database_url, endpoints.redis_url, args.workers)
         stack.callback(stop, ckb)
         pg, pg_url = start_postgraphile(node, cache_dir, endpoints.database_url, not args.postgraphile_pg_defaults)
         stack.callback(stop, pg)

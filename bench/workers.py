@@ -50,16 +50,19 @@ GRAPHQL_LIST = """{ events(first: 50) { edges { node { id dateStart eventType
   place { name kind } actors { role status actor { name } } fatalities { low best high } } } } }"""
 
 
-def _environment(data_dir: Path, **more: str) -> dict[str, str]:
+def environment(data_dir: Path, **more: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CONFLICTKB_", "PROMETHEUS_"))
            and k not in ("DATABASE_URL", "REDIS_URL")}
     return {**env, "CONFLICTKB_DATA_DIR": str(data_dir), "CONFLICTKB_SECRET_KEY": "bench", **more}
 
 
-def _serve(data_dir: Path, database_url: str, redis_url: str, workers: int) -> tuple[subprocess.Popen, str]:
+def serve_beside(data_dir: Path, database_url: str, redis_url: str, workers: int, name: str | None = None,
+                 **more_env: str) -> tuple[subprocess.Popen, str]:
+    """`conflictkb serve` on the given servers (rate limits off), as a process of its own
+    with a data directory of its own (`name`) under `data_dir`; its process and URL."""
     port = free_port()
-    env = _environment(data_dir / f"server-{workers}", PORT=str(port), DATABASE_URL=database_url,
-                       REDIS_URL=redis_url, CONFLICTKB_RATE_LIMITS="false")
+    env = environment(data_dir / f"server-{name or workers}", PORT=str(port), DATABASE_URL=database_url,
+                       REDIS_URL=redis_url, CONFLICTKB_RATE_LIMITS="false", **more_env)
     proc = subprocess.Popen([CONFLICTKB, "serve", "--no-prepare", "--workers", str(workers)], env=env,
                             start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
@@ -78,7 +81,7 @@ def main() -> None:
 
     wrk = ensure_wrk()
     # the shipped data in the data directory (the first time, the extract is imported)
-    subprocess.run([CONFLICTKB, "seed"], env=_environment(args.data_dir, CONFLICTKB_LOG_LEVEL="warning"), check=True)
+    subprocess.run([CONFLICTKB, "seed"], env=environment(args.data_dir, CONFLICTKB_LOG_LEVEL="warning"), check=True)
     with embedded_servers(args.data_dir, None, None) as endpoints, tempfile.TemporaryDirectory() as scripts:
         database_url, redis_url = endpoints.database_url, endpoints.redis_url
         post = Path(scripts) / "graphql.lua"
@@ -88,7 +91,7 @@ def main() -> None:
                     ("uncached event list (Cache-Control: no-cache)", "/v1/events?limit=50",
                      ["-H", "Cache-Control: no-cache"]),
                     ("GraphQL event list (50 events, place, actors, fatalities)", "/graphql", ["-s", str(post)])]
-        servers = {workers: _serve(args.data_dir, database_url, redis_url, workers) for workers in (1, 2)}
+        servers = {workers: serve_beside(args.data_dir, database_url, redis_url, workers) for workers in (1, 2)}
         try:
             for _, url in servers.values():
                 total = httpx.get(url + "/v1/events", params={"limit": 1, "count": "true"}).json()["total"]

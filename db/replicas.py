@@ -172,9 +172,11 @@ class ReadRouting:
                 replica.up, replica.error = True, None
                 replica.lag_seconds = self._lag(replica.replayed, now)
         replica.checked_at = now
-        if self._usable(replica) != was_usable:
-            log.warning("replicas: %s %s", replica.name, "takes reads" if self._usable(replica)
-                        else f"gets no reads ({replica.error or f'{replica.lag_seconds:.1f} s behind'})")
+        if self._usable(replica) and not was_usable:
+            log.info("replicas: %s takes reads", replica.name)
+        elif was_usable and not self._usable(replica):
+            log.warning("replicas: %s gets no reads (%s)", replica.name,
+                        replica.error or f"{replica.lag_seconds:.1f} s behind")
 
     def _lag(self, replayed: int, now: float) -> float:
         """How long ago the primary was at `replayed` (0 when it has moved on since only

@@ -296,3 +296,50 @@ async def _stopping_costs_nothing(routed, replica: EmbeddedReplica) -> None:
     assert ready["status"] == "degraded" and ready["replicas"][0]["takes_reads"] is False
     replica.start()
     await _until(takes_reads, "taking reads again")
+
+
+# A token no server has reached yet: the read goes to the primary (a test's way to pick it).
+ON_THE_PRIMARY = {"X-Consistency-Token": "FFFFFFFF/0"}
+
+
+async def test_cursors_and_the_change_feed_go_on_whichever_server_answers(routed, keys):
+    await routed.post("/v1/events", json=AIRSTRIKE, headers=as_(keys["editor"]))
+
+    async def replayed() -> bool:
+        on_replica = (await routed.get("/v1/changes", params={"limit": 1000})).json()
+        on_primary = (await routed.get("/v1/changes", params={"limit": 1000}, headers=ON_THE_PRIMARY)).json()
+        return on_replica == on_primary
+    await _until(replayed, "the same feed on both")
+
+    for path, after in (("/v1/events", "cursor"), ("/v1/changes", "since")):
+        on_primary, mixed, params, mixed_params = [], [], {"limit": 4}, {"limit": 4}
+        for turn in range(3):  # three pages on the primary; three taking turns, cursor and all
+            page = (await routed.get(path, params=params, headers=ON_THE_PRIMARY)).json()
+            on_primary += page["data"]
+            params = {"limit": 4, after: page["next_cursor"]}
+            page = (await routed.get(path, params=mixed_params, headers=ON_THE_PRIMARY if turn % 2 else None)).json()
+            mixed += page["data"]
+            mixed_params = {"limit": 4, after: page["next_cursor"]}
+        assert len(on_primary) == 12 and mixed == on_primary, path
+
+
+async def test_a_replica_past_the_lag_bound_gets_no_reads_until_it_catches_up(
+        replica_url_of, embedded_replica, fresh_database_url, redis_url, keys):
+    async with app_client(fresh_database_url, redis_url, make_settings(replica_max_lag_seconds=0.5),
+                          replica_urls=[replica_url_of(fresh_database_url)]) as client:
+        async def takes_reads() -> bool:
+            return (await client.get("/readyz")).json()["replicas"][0]["takes_reads"]
+        await _until(takes_reads, "taking reads")
+        embedded_replica.pause_replay()
+        try:
+            created = await client.post("/v1/events", json=AIRSTRIKE, headers=as_(keys["editor"]))
+
+            async def left() -> bool:
+                return not await takes_reads()
+            await _until(left, "left for lagging")
+            # no token, yet the write shows: the primary answers while the replica lags
+            assert (await client.get(created.headers["Location"])).status_code == 200
+            assert (await client.get("/readyz")).json()["status"] == "degraded"
+        finally:
+            embedded_replica.resume_replay()
+        await _until(takes_reads, "taking reads again, caught up")
