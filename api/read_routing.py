@@ -21,8 +21,10 @@ class ReadRoutingMiddleware:
             await self.app(scope, receive, send)
             return
         routing = scope["app"].state.read_routing
+        # (a websocket's token is not read: a subscription outlives any one write)
+        token = Headers(scope=scope).get(_TOKEN_HEADER_LOWER) if scope["type"] == "http" else None
         try:
-            routed_request = routing.request(Headers(scope=scope).get(_TOKEN_HEADER_LOWER))
+            routed_request = routing.request(token)
             routed = routed_request.__enter__()
         except BadToken as exc:
             await problem_response(Problem(400, str(exc), errors=[{"header": TOKEN_HEADER, "code": "bad_token",
