@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+import asyncpg
 import orjson
 from graphql import (
     ExecutionResult,
@@ -43,6 +44,7 @@ from graphql import (
 )
 from graphql.execution.values import get_argument_values, get_directive_values
 from graphql.pyutils import gather_with_cancel
+from sqlalchemy.exc import DBAPIError
 from strawberry.extensions import SchemaExtension
 from strawberry.utils.str_converters import to_camel_case
 
@@ -420,7 +422,9 @@ class OperationPlan:
                 generation = reader.last_seen = next((seen for seen in reported if seen != guess), guess)
             else:
                 generation = await self._generation(context)
-            if generation in (guess, None):
+            # (an answer that failed on the database, not on its input, is not made again:
+            # what failed may have left the request's connection unusable)
+            if generation in (guess, None) or _failed_on_the_database(result):
                 return result
         else:
             generation = await self._generation(context)
@@ -458,6 +462,14 @@ class OperationPlan:
             return ExecutionResult(data=None, errors=[*errors, error])
         return ExecutionResult(data={key: value for (key, *_), value in zip(self.roots, values)},
                                errors=errors or None)
+
+
+# What a statement raises when the database, not the request, failed.
+_DATABASE_FAILURES = (DBAPIError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError)
+
+
+def _failed_on_the_database(result: ExecutionResult) -> bool:
+    return any(isinstance(error.original_error, _DATABASE_FAILURES) for error in result.errors or ())
 
 
 def plan_operation(schema: GraphQLSchema, document: Any, operation_name: str | None,

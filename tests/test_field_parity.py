@@ -49,6 +49,7 @@ REST_ONLY_TYPES = {
     "CallingApiKey": "GET /v1/apikeys/me says which key an HTTP request carries",
     "Health": "/healthz, a probe for load balancers and orchestrators",
     "Readiness": "/readyz, a probe for load balancers and orchestrators",
+    "ReplicaReadiness": "a replica in Readiness (above)",
     "GeoJSONFeatureCollection": "a file format (GET /v1/events.geojson), as are CSV and NDJSON",
     "GeoJSONFeature": "a file format (GET /v1/events.geojson), as are CSV and NDJSON",
 }
