@@ -7,7 +7,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import Problem, problem_response
-from db.replicas import TOKEN_HEADER, BadToken, format_token
+from db.replicas import TOKEN_HEADER, BadToken, format_token, read_on_primary
 
 _TOKEN_HEADER_LOWER = TOKEN_HEADER.lower()
 
@@ -31,6 +31,11 @@ class ReadRoutingMiddleware:
                                                                     "message": str(exc)}]),
                                    scope["path"])(scope, receive, send)
             return
+
+        if b"as_of=" in scope.get("query_string", b""):
+            # (a replica has every commit up to a moment ago, not necessarily up to the
+            # time asked for: as_of reads are the primary's, to be exact)
+            read_on_primary()
 
         async def send_with_token(message: Message) -> None:
             if message["type"] == "http.response.start" and routed.written is not None:

@@ -150,6 +150,7 @@ def test_a_half_made_replica_directory_is_rebuilt(private_primary: EmbeddedPostg
 # --- reads routed to the replica (db/replicas.py) --------------------------------------
 
 import asyncio as _asyncio
+import datetime as _dt
 
 from sqlalchemy import event as _sa_event
 from sqlalchemy import text as _text
@@ -343,3 +344,18 @@ async def test_a_replica_past_the_lag_bound_gets_no_reads_until_it_catches_up(
         finally:
             embedded_replica.resume_replay()
         await _until(takes_reads, "taking reads again, caught up")
+
+
+async def test_a_read_as_of_a_time_is_exact_whichever_server_lags(routed, embedded_replica, keys):
+    embedded_replica.pause_replay()
+    try:
+        created = await routed.post("/v1/events", json=AIRSTRIKE, headers=as_(keys["editor"]))
+        event_id = (await routed.get(created.headers["Location"], headers=ON_THE_PRIMARY)).json()["id"]
+        as_of = (_dt.datetime.now(_dt.timezone.utc) + _dt.timedelta(seconds=1)).isoformat()  # after the write
+        # no token: the replica has not replayed the write, but a read as of a later time
+        # must show it (answered by the primary)
+        assert (await routed.get(f"/v1/events/{event_id}", params={"as_of": as_of})).status_code == 200
+        gql = {"query": f'{{ event(id: "{event_id}", asOf: "{as_of}") {{ id }} }}'}
+        assert (await routed.post("/graphql", json=gql)).json()["data"]["event"]["id"] == event_id
+    finally:
+        embedded_replica.resume_replay()
