@@ -2,6 +2,8 @@
 suite's PostgreSQL that follows its new databases and their writes, and one of a private
 primary of its own for stopping, crashing and rebuilding."""
 
+import asyncio
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -11,10 +13,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from db.embedded import EmbeddedPostgres, EmbeddedReplica
-from tests.conftest import count_rows, execute_statements
+from tests.conftest import AIRSTRIKE, app_client, as_, count_rows, execute_statements, make_settings
 
 DEADLINE_SECONDS = 10
 
@@ -149,23 +153,15 @@ def test_a_half_made_replica_directory_is_rebuilt(private_primary: EmbeddedPostg
 
 # --- reads routed to the replica (db/replicas.py) --------------------------------------
 
-import asyncio as _asyncio
-import datetime as _dt
-
-from sqlalchemy import event as _sa_event
-from sqlalchemy import text as _text
-from sqlalchemy.engine import make_url as _make_url
-
-from tests.conftest import AIRSTRIKE, app_client, as_, make_settings
 
 EVENT_BY_ID = "query ($id: ID!) { event(id: $id) { id summary } }"
 
 
 async def _until(condition, what: str, seconds: float = 20.0) -> None:
-    deadline = _asyncio.get_running_loop().time() + seconds
+    deadline = asyncio.get_running_loop().time() + seconds
     while not await condition():
-        assert _asyncio.get_running_loop().time() < deadline, f"still not {what} after {seconds} s"
-        await _asyncio.sleep(0.1)
+        assert asyncio.get_running_loop().time() < deadline, f"still not {what} after {seconds} s"
+        await asyncio.sleep(0.1)
 
 
 @pytest.fixture
@@ -185,16 +181,16 @@ async def test_reads_are_served_by_the_replica(routed):
 
     def count_checkout(*args) -> None:
         checked_out.append(1)
-    _sa_event.listen(replica.engine.sync_engine, "checkout", count_checkout)
+    event.listen(replica.engine.sync_engine, "checkout", count_checkout)
     try:
         assert (await routed.get("/v1/events", params={"limit": 2, "country": "SYR"})).status_code == 200
         body = (await routed.post("/graphql", json={"query": "{ events(first: 2) { edges { node { id } } } }"})).json()
         assert "errors" not in body
     finally:
-        _sa_event.remove(replica.engine.sync_engine, "checkout", count_checkout)
+        event.remove(replica.engine.sync_engine, "checkout", count_checkout)
     assert len(checked_out) >= 2
     async with replica.engine.connect() as conn:  # the server those reads went to
-        assert await conn.scalar(_text("SELECT pg_is_in_recovery()")) is True
+        assert await conn.scalar(text("SELECT pg_is_in_recovery()")) is True
     ready = (await routed.get("/readyz")).json()
     assert ready["status"] == "ok" and ready["replicas"][0]["up"] is True
 
@@ -272,7 +268,7 @@ async def test_a_stopped_replica_costs_no_failed_request(embedded_postgres, fres
     own.start()
     try:
         async with app_client(fresh_database_url, redis_url, make_settings(replica_max_lag_seconds=60),
-                              replica_urls=[own.url(_make_url(fresh_database_url).database)]) as routed:
+                              replica_urls=[own.url(make_url(fresh_database_url).database)]) as routed:
             await _stopping_costs_nothing(routed, own)
     finally:
         own.stop()
@@ -351,7 +347,7 @@ async def test_a_read_as_of_a_time_is_exact_whichever_server_lags(routed, embedd
     try:
         created = await routed.post("/v1/events", json=AIRSTRIKE, headers=as_(keys["editor"]))
         event_id = (await routed.get(created.headers["Location"], headers=ON_THE_PRIMARY)).json()["id"]
-        as_of = (_dt.datetime.now(_dt.timezone.utc) + _dt.timedelta(seconds=1)).isoformat()  # after the write
+        as_of = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=1)).isoformat()  # after the write
         # no token: the replica has not replayed the write, but a read as of a later time
         # must show it (answered by the primary)
         assert (await routed.get(f"/v1/events/{event_id}", params={"as_of": as_of})).status_code == 200
