@@ -106,12 +106,12 @@ async def begin_bulk_load(conn: AsyncConnection) -> None:
 
 async def finish_bulk_load(conn: AsyncConnection) -> None:
     """After bulk loads: the monthly rollup rebuilt (migration 0006), the generation
-    moved, and the history and change feed the loads wrote stamped with it (migration
-    0013: unstamped, the feed does not show them yet)."""
+    moved, and the history and change feed the loads wrote stamped with it (migrations
+    0013 and 0018: unstamped, the feed and history do not show them yet)."""
     await conn.execute(text("SELECT rebuild_event_month_counts()"))
     generation = await conn.scalar(text(
         "UPDATE data_generation SET rollup_stale = false, generation = generation + 1 RETURNING generation"))
-    for table in ("record_versions", "changes"):
+    for table in ("change_sets", "changes"):
         await conn.execute(text(f"UPDATE {table} SET generation = :generation WHERE generation IS NULL"),
                            {"generation": generation})
 

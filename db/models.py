@@ -378,20 +378,21 @@ event_month_counts = Table(
 )
 
 
-# Every row version of the knowledge base's tables, and the change feed (migration 0013).
-record_versions = Table(
-    "record_versions", metadata,
+# The history of the knowledge base's tables, one change set per statement and table,
+# the rows as they were before it (migration 0018), and the change feed (0013).
+change_sets = Table(
+    "change_sets", metadata,
     Column("id", BigInteger, Identity(always=True), primary_key=True),
     Column("generation", BigInteger),
-    Column("at", TIMESTAMP(timezone=True), nullable=False, server_default=func.now()),
+    Column("at", TIMESTAMP(timezone=True), nullable=False),
     Column("who", Text, nullable=False),
     Column("table_name", Text, nullable=False),
-    Column("record_key", Text, nullable=False),
     Column("op", Text, CheckConstraint("op IN ('created', 'updated', 'deleted')"), nullable=False),
-    Column("event_id", UUID(as_uuid=True)),
-    Column("image", JSONB),
-    Index("ix_record_versions_event", "event_id", "id", postgresql_where=text("event_id IS NOT NULL")),
-    Index("ix_record_versions_unstamped", "id", postgresql_where=text("generation IS NULL")),
+    Column("keys", ARRAY(Text), nullable=False),
+    Column("event_ids", ARRAY(UUID(as_uuid=True))),
+    Column("events_after", ARRAY(UUID(as_uuid=True))),
+    Column("befores", ARRAY(JSONB)),
+    Column("events_touched", ARRAY(UUID(as_uuid=True))),
 )
 
 changes = Table(

@@ -76,7 +76,7 @@ async def _acled_records(url: str) -> list[tuple[str, int, str]]:
 async def _written(url: str) -> list[tuple]:
     """What the knowledge base holds and has recorded: events, change feed entries, row versions."""
     return await _query(url, "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM changes), "
-                             "(SELECT count(*) FROM record_versions)")
+                             "(SELECT count(*) FROM change_sets)")
 
 
 async def test_an_api_export_imports_with_its_actors_sources_and_figures(fresh_database_url, redis_url, tmp_path):

@@ -263,14 +263,20 @@ async def test_a_write_moves_the_cache_generation(fresh_client, keys):
     assert after.headers["x-cache"] == "miss" and after.json()["summary"] == "Changed." != first.json()["summary"]
 
 
-async def test_merged_events_and_actors_point_to_the_survivor(fresh_client, keys):
-    editor = as_(keys["editor"])
-    survivor = (await fresh_client.post("/v1/events", json=AIRSTRIKE, headers=editor)).json()
-    duplicate = (await fresh_client.post("/v1/events", json={**AIRSTRIKE, "summary": "The same strike."},
-                                         headers=editor)).json()
-    claim = (await fresh_client.post("/v1/claims", headers=editor, json={
+async def _event_and_duplicate_with_a_claim(client, editor: dict) -> tuple[dict, dict, dict]:
+    """An air strike, the same strike entered again, and a claim on the second."""
+    survivor = (await client.post("/v1/events", json=AIRSTRIKE, headers=editor)).json()
+    duplicate = (await client.post("/v1/events", json={**AIRSTRIKE, "summary": "The same strike."},
+                                   headers=editor)).json()
+    claim = (await client.post("/v1/claims", headers=editor, json={
         "event": duplicate["id"], "claimant": "SOHR", "predicate": "fatalities", "stance": "asserts",
         "value": 12})).json()
+    return survivor, duplicate, claim
+
+
+async def test_merged_events_and_actors_point_to_the_survivor(fresh_client, keys):
+    editor = as_(keys["editor"])
+    survivor, duplicate, claim = await _event_and_duplicate_with_a_claim(fresh_client, editor)
     merged = await fresh_client.post(f"/v1/events/{duplicate['id']}/merge", json={"into": survivor["id"]},
                                      headers=editor)
     assert merged.status_code == 200, merged.text
@@ -300,6 +306,41 @@ async def test_merged_events_and_actors_point_to_the_survivor(fresh_client, keys
     self_merge = await fresh_client.post(f"/v1/actors/{islamic_state}/merge", json={"into": islamic_state},
                                          headers=editor)
     assert self_merge.status_code == 422 and self_merge.json()["errors"][0]["name"] == "into"
+
+
+async def test_the_past_of_a_merge_is_each_event_as_it_was(fresh_client, keys):
+    """A merge moves the duplicate's claims to the survivor: as of before it, each event
+    has its own claims; the survivor's history lists the move, from the duplicate, with
+    the claim as the move left it (not as a later edit did)."""
+    editor = as_(keys["editor"])
+    survivor, duplicate, claim = await _event_and_duplicate_with_a_claim(fresh_client, editor)
+    before_merge = dt.datetime.now(dt.timezone.utc)
+    await asyncio.sleep(0.01)
+    merged = await fresh_client.post(f"/v1/events/{duplicate['id']}/merge", json={"into": survivor["id"]},
+                                     headers=editor)
+    assert merged.status_code == 200, merged.text
+    edited = await fresh_client.patch(f"/v1/claims/{claim['id']}", headers=editor, json={"value": 14})
+    assert edited.status_code == 200, edited.text
+
+    then = {"as_of": before_merge.isoformat()}
+    survivor_then = (await fresh_client.get(f"/v1/events/{survivor['id']}", params=then)).json()
+    assert survivor_then["claims"] == [] and survivor_then["fatalities"]["best"] is None
+    duplicate_then = (await fresh_client.get(f"/v1/events/{duplicate['id']}", params=then)).json()
+    assert [(c["id"], c["value"]["best"]) for c in duplicate_then["claims"]] == [(claim["id"], 12)]
+    assert duplicate_then["summary"] == "The same strike."
+    survivor_now = (await fresh_client.get(f"/v1/events/{survivor['id']}")).json()
+    assert [(c["id"], c["value"]["best"]) for c in survivor_now["claims"]] == [(claim["id"], 14)]
+
+    history = (await fresh_client.get(f"/v1/events/{survivor['id']}/history")).json()["data"]
+    claim_changes = [h for h in history if h["record"] == {"type": "claim", "key": claim["id"]}]
+    move, edit = [h for h in claim_changes if h["op"] == "updated"]
+    assert move["changed"] == ["event_id"]
+    assert (move["before"]["event_id"], move["after"]["event_id"]) == (duplicate["id"], survivor["id"])
+    assert move["after"]["value_best"] == 12 and edit["after"]["value_best"] == 14
+    duplicate_history = (await fresh_client.get(f"/v1/events/{duplicate['id']}/history")).json()["data"]
+    ops = [h["op"] for h in duplicate_history if h["record"]["type"] == "event"]
+    assert (ops[0], ops[-1]) == ("created", "deleted")  # (updated between: its figures, by the claim)
+    assert next(h for h in duplicate_history if h["op"] == "deleted")["after"] is None
 
 
 async def test_a_field_of_two_forms_is_named_by_the_form_given(fresh_client, keys):

@@ -1,8 +1,12 @@
-"""Reads of the past (migration 0013): an event's history, the knowledge base as it
+"""Reads of the past (migration 0018): an event's history, the knowledge base as it
 stood at a time (`as_of`), the change feed and tombstones.
 
-Every row version is in `record_versions`, ordered by (generation, id): generations
-are handed out in commit order, so that order is the order writes committed.
+The history is in `change_sets`: one per statement and table, with each changed row's
+key and the row as it was before the change (none when the statement created it). The
+row after a change is the next change's before, or the row as it is now. So a row as it
+stood at a time T is the before of its first change after T (absent if that change
+created it), or the row now if nothing changed it since. Changes are ordered by
+(generation, change set, row): generations are handed out in commit order.
 """
 
 from __future__ import annotations
@@ -30,33 +34,67 @@ from db.queries.events import (
     event_id_of,
 )
 
-v = m.record_versions.c
+cs = m.change_sets.c
 ch = m.changes.c
 
 # The record types of the feed and the tables that hold them.
 TABLE_OF_TYPE = {"event": "events", "claim": "claims", "actor": "actors", "place": "places",
                  "document": "documents"}
-# How the history names the rows that make up an event.
-_PART_OF_EVENT = {"events": "event", "claims": "claim", "event_actors": "event_actor",
-                  "event_external_ids": "external_id"}
-# ... and what else it lists: an editor's verdict on the event and another (migration
-# 0015; the key: this event/the other), which no state of the event holds.
-_IN_HISTORY = {**_PART_OF_EVENT, "event_links": "link"}
+
+
+class _Part:
+    """A table an event's history lists: what the history calls its rows, the columns
+    that key a row (as the history triggers were given them, migrations 0013 and 0015)
+    and the column naming the event."""
+
+    def __init__(self, name: str, key_columns: str, event_column: str):
+        self.name, self.event_column = name, event_column
+        self.key_columns = key_columns.split(",")
+
+    def key(self, alias: str) -> str:
+        """SQL for a row's key as the history writes it: the columns' text joined by '/'."""
+        return " || '/' || ".join(f"{alias}.{c}::text" for c in self.key_columns)
+
+
+# The rows that make up an event (its state at a time is made of them) ...
+_PART_OF_EVENT = {"events": _Part("event", "id", "id"), "claims": _Part("claim", "id", "event_id"),
+                  "event_actors": _Part("event_actor", "event_id,actor_id,role", "event_id"),
+                  "event_external_ids": _Part("external_id", "dataset,external_id", "event_id")}
+# ... and what else its history lists: an editor's verdict on the event and another
+# (migration 0015; the key: this event/the other), which no state of the event holds.
+_IN_HISTORY = {**_PART_OF_EVENT, "event_links": _Part("link", "event_id,other_id", "event_id")}
 # Columns no reader needs to see change: they move with every write.
 _NOT_COMPARED = frozenset({"updated_at"})
+
+# Every row a change set changed, in order: its key, the event it was part of before the
+# change and after it (an update may move a row to another event), its before.
+_CHANGED_ROWS = ("unnest(s.keys, s.event_ids, s.events_after, s.befores) WITH ORDINALITY "
+                 "AS k(key, event_id, event_after, before, n)")
+
+
+def _table_list(tables) -> str:
+    return ", ".join(f"'{t}'" for t in tables)
+
 
 # The rows of one event's tables as they stood at :as_of, under the tables' own names:
 # a CTE shadows the table it is named after, so the event tree's SQL reads the past
 # unchanged. Actors, places and documents are read as they are now (their names).
-_STATE_AS_OF = "WITH versions_then AS (\n" \
-    "  SELECT DISTINCT ON (v.table_name, v.record_key) v.table_name, v.image\n" \
-    "    FROM record_versions v\n" \
-    "   WHERE v.event_id = ANY(:ids) AND v.at <= :as_of AND v.generation IS NOT NULL\n" \
-    "   ORDER BY v.table_name, v.record_key, v.generation DESC, v.id DESC\n)" + "".join(f""",
+# (A row moved here from another event since is the other's then: its before says so.)
+_STATE_AS_OF = f"""WITH later_changes AS MATERIALIZED (  -- each row's first change after :as_of
+  SELECT DISTINCT ON (s.table_name, k.key) s.table_name, k.key, s.op, k.before
+    FROM change_sets s, {_CHANGED_ROWS}
+   WHERE s.events_touched && :ids AND s.at > :as_of AND s.table_name IN ({_table_list(_PART_OF_EVENT)})
+     AND (k.event_id = ANY(:ids) OR k.event_after = ANY(:ids))
+   ORDER BY s.table_name, k.key, s.at, s.id, k.n
+)""" + "".join(f""",
 {table} AS MATERIALIZED (
-  SELECT r.* FROM versions_then v, jsonb_populate_record(NULL::public.{table}, v.image) r
-   WHERE v.table_name = '{table}' AND v.image IS NOT NULL
-)""" for table in _PART_OF_EVENT) + "\n"
+  SELECT t.* FROM public.{table} t
+   WHERE t.{part.event_column} = ANY(:ids)
+     AND NOT EXISTS (SELECT 1 FROM later_changes l WHERE l.table_name = '{table}' AND l.key = {part.key("t")})
+  UNION ALL
+  SELECT r.* FROM later_changes l, jsonb_populate_record(NULL::public.{table}, l.before) r
+   WHERE l.table_name = '{table}' AND l.op <> 'created' AND r.{part.event_column} = ANY(:ids)
+)""" for table, part in _PART_OF_EVENT.items()) + "\n"
 
 _AS_OF_PARAMS = (bindparam("ids", type_=ARRAY(PG_UUID(as_uuid=True))),
                  bindparam("as_of", type_=TIMESTAMP(timezone=True)))
@@ -64,14 +102,19 @@ _EVENT_TREES_AS_OF = text(_STATE_AS_OF + EVENT_TREE_SQL).bindparams(*_AS_OF_PARA
 _EVENT_LIST_TREES_AS_OF = text(_STATE_AS_OF + EVENT_LIST_TREE_SQL).bindparams(*_AS_OF_PARAMS)
 
 # A table as it stood at :as_of_<table>, every row of it (for lists as of a time): the
-# latest version of each row then. It reads the table's whole history, so a list as of
-# a time costs what the history's size does, not what the page's.
+# rows no change since has touched, and the befores of the first changes since. It
+# reads the table and the changes made since :as_of, so it costs what the table's size
+# and the changes since do, not what the page's.
 _TABLE_AS_OF = """
-SELECT r.* FROM (SELECT DISTINCT ON (v.record_key) v.image FROM record_versions v
-                  WHERE v.table_name = '{table}' AND v.at <= :as_of_{table} AND v.generation IS NOT NULL
-                  ORDER BY v.record_key, v.generation DESC, v.id DESC) v,
-               jsonb_populate_record(NULL::public.{table}, v.image) r
- WHERE v.image IS NOT NULL"""
+WITH later_changes AS MATERIALIZED (
+  SELECT DISTINCT ON (k.key) k.key, s.op, k.before
+    FROM change_sets s, {changed_rows}
+   WHERE s.table_name = '{table}' AND s.at > :as_of_{table}
+   ORDER BY k.key, s.at, s.id, k.n
+)
+SELECT t.* FROM public.{table} t WHERE NOT EXISTS (SELECT 1 FROM later_changes l WHERE l.key = {key})
+UNION ALL
+SELECT r.* FROM later_changes l, jsonb_populate_record(NULL::public.{table}, l.before) r WHERE l.op <> 'created'"""
 # What an event list reads that has a history (places and actors are read as they are now).
 _LISTED_TABLES = (m.events, m.claims, m.event_actors, m.event_external_ids)
 # Filters on what the history does not keep (search text and points are derived).
@@ -98,7 +141,8 @@ def _checked(as_of: dt.datetime) -> dt.datetime:
 def tables_as_of(as_of: dt.datetime) -> list[CTE]:
     """CTEs named like the tables they stand for, so a statement that reads the tables
     reads them as they stood at `as_of` (add them with `add_cte`)."""
-    return [text(_TABLE_AS_OF.format(table=table.name))
+    return [text(_TABLE_AS_OF.format(table=table.name, key=_PART_OF_EVENT[table.name].key("t"),
+                                     changed_rows=_CHANGED_ROWS))
             .bindparams(bindparam(f"as_of_{table.name}", as_of, type_=TIMESTAMP(timezone=True)))
             .columns(*(column(c.name, c.type) for c in table.c)).cte(table.name).prefix_with("MATERIALIZED")
             for table in _LISTED_TABLES]
@@ -158,25 +202,49 @@ async def event_attribution(conn: AsyncConnection, event_id: UUID, as_of: dt.dat
 
 
 async def existed_at(conn: AsyncConnection, event_id: UUID, as_of: dt.datetime) -> bool:
-    return bool(await conn.scalar(text("""
-        SELECT v.image IS NOT NULL FROM record_versions v
-         WHERE v.event_id = :event AND v.table_name = 'events' AND v.at <= :as_of AND v.generation IS NOT NULL
-         ORDER BY v.generation DESC, v.id DESC LIMIT 1"""), {"event": event_id, "as_of": _checked(as_of)}))
+    """Whether the event existed at `as_of`: its first change since did not create it,
+    or nothing changed it since and it exists now."""
+    return bool(await conn.scalar(text(f"""
+        SELECT coalesce(
+          (SELECT s.op <> 'created' FROM change_sets s, {_CHANGED_ROWS}
+            WHERE s.events_touched @> ARRAY[CAST(:event AS uuid)] AND s.table_name = 'events' AND s.at > :as_of
+              AND k.key = CAST(:event AS text)
+            ORDER BY s.at, s.id, k.n LIMIT 1),
+          EXISTS (SELECT 1 FROM events WHERE id = :event))"""), {"event": event_id, "as_of": _checked(as_of)}))
 
 
-HISTORY_ORDER = Sort("committed", (v.generation, v.id), (int, int), descending=False, scope="history")
+HISTORY_ORDER = Sort("committed", (cs.generation, cs.id, column("n")), (int, int, int), descending=False,
+                     scope="history")
 
-_HISTORY = text("""
-SELECT * FROM (
-  SELECT v.generation, v.id, v.at, v.who, v.table_name, v.record_key, v.op,
-         lag(v.image) OVER (PARTITION BY v.table_name, v.record_key ORDER BY v.generation, v.id) AS before,
-         v.image AS after
-    FROM record_versions v
-   WHERE v.event_id = :event AND v.generation IS NOT NULL
-) h
-WHERE (h.generation, h.id) > (:after_generation, :after_id)
-ORDER BY h.generation, h.id
-LIMIT :limit
+# An event's changes: those after which the row is the event's (a row moved here is
+# listed here, with its before from the other event), each with the row after it: the
+# next change's before (found among the changes of the event's rows, the next being
+# the event's row before it), or the row as it is now. Changes of a bulk load still
+# running (no generation yet) are not listed, but are the next change of a row.
+_HISTORY = text(f"""
+WITH changed AS MATERIALIZED (
+  SELECT s.generation, s.id, k.n, s.at, s.who, s.table_name, k.key, s.op, k.before,
+         CASE WHEN s.op = 'deleted' THEN k.event_id ELSE coalesce(k.event_after, k.event_id) END AS event_after
+    FROM change_sets s, {_CHANGED_ROWS}
+   WHERE s.events_touched @> ARRAY[CAST(:event AS uuid)] AND s.table_name IN ({_table_list(_IN_HISTORY)})
+     AND (k.event_id = :event OR k.event_after = :event)
+), now_rows AS (
+  {" UNION ALL ".join(f"SELECT '{table}' AS table_name, {part.key('t')} AS key, "
+                      f"to_jsonb(t) - 'search_vector' - 'location' AS image FROM {table} t "
+                      f"WHERE t.{part.event_column} = :event" for table, part in _IN_HISTORY.items())}
+), listed AS (
+  SELECT c.*, CASE WHEN c.op = 'deleted' THEN NULL
+                   WHEN lead(c.id) OVER later IS NULL THEN (SELECT image FROM now_rows n
+                                                             WHERE n.table_name = c.table_name AND n.key = c.key)
+                   ELSE lead(c.before) OVER later END AS after
+    FROM changed c
+  WINDOW later AS (PARTITION BY c.table_name, c.key ORDER BY c.at, c.id, c.n)
+)
+SELECT * FROM listed
+ WHERE event_after = :event AND generation IS NOT NULL
+   AND (generation, id, n) > (:after_generation, :after_id, :after_n)
+ ORDER BY generation, id, n
+ LIMIT :limit
 """)
 
 
@@ -188,16 +256,16 @@ def _changed_fields(before: dict | None, after: dict | None) -> list[str]:
 async def event_history(conn: AsyncConnection, event_id: UUID, page: PageRequest, codec: CursorCodec) -> Page:
     """Every change to the event and its claims, roles, external ids and curation
     verdicts, oldest first: who, when, the row before and after, and which fields changed."""
-    after = codec.decode(page.cursor, HISTORY_ORDER) if page.cursor else (-1, -1)
+    after = codec.decode(page.cursor, HISTORY_ORDER) if page.cursor else (-1, -1, -1)
     rows = (await conn.execute(_HISTORY, {"event": event_id, "after_generation": after[0], "after_id": after[1],
-                                          "limit": page.limit + 1})).all()
+                                          "after_n": after[2], "limit": page.limit + 1})).all()
     more = len(rows) > page.limit
     rows = rows[:page.limit]
     entries = [{"at": r.at, "who": r.who, "op": r.op,
-                "record": {"type": _IN_HISTORY[r.table_name], "key": r.record_key},
+                "record": {"type": _IN_HISTORY[r.table_name].name, "key": r.key},
                 "changed": _changed_fields(r.before, r.after), "before": r.before, "after": r.after}
                for r in rows]
-    return Page(rows=entries, keys=[(r.generation, r.id) for r in rows], has_next=more, sort=HISTORY_ORDER,
+    return Page(rows=entries, keys=[(r.generation, r.id, r.n) for r in rows], has_next=more, sort=HISTORY_ORDER,
                 codec=codec)
 
 

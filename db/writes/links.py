@@ -28,8 +28,8 @@ from db.writes import Checks, FieldError, InvalidInput
 from db.writes.records import event_named, lock_record
 
 # Both rows of the pair in one statement (one history entry per event), signed and
-# dated as the history records the write (its who and at: migration 0013's
-# record_versions(), which dates a write by its first change, as here). A new verdict
+# dated as the history records the write (its who and at: the history
+# triggers' record_versions(), which dates a write by its first change, as here). A new verdict
 # replaces the note too and is signed anew; the same verdict again only takes a new note.
 _JUDGE = text("""
 WITH stamp AS (

@@ -64,64 +64,9 @@ TRACKED = {
 _LEFT_OUT = "- 'search_vector' - 'location'"
 
 
-def upgrade() -> None:
-    backfill = []
-    for table, (keys, event_column, feeds, versioned) in TRACKED.items():
-        at = "t.created_at" if table in ("events", "claims", "actors", "places", "documents") else "now()"
-        key = " || '/' || ".join(f"t.{c}::text" for c in keys.split(","))
-        own_type = feeds.split(",")[0].split(":")[0]
-        if keys == "id":
-            backfill.append(f"""
-INSERT INTO changes (generation, at, record_type, record_id, op)
-SELECT (SELECT generation FROM data_generation), {at}, '{own_type}', t.id, 'created' FROM {table} t ORDER BY t.id;""")
-        if not versioned:
-            continue
-        backfill.append(f"""
-INSERT INTO record_versions (generation, at, who, table_name, record_key, op, event_id, image)
-SELECT (SELECT generation FROM data_generation), {at}, 'before history', '{table}', {key}, 'created',
-       {f't.{event_column}' if event_column else 'NULL'}, to_jsonb(t) {_LEFT_OUT}
-  FROM {table} t;""")
-    triggers = []
-    for table, (keys, event_column, feeds, versioned) in TRACKED.items():
-        argv = f"'{keys}', '{event_column}', '{feeds}', '{'versions' if versioned else 'feed only'}'"
-        triggers.append(f"""
-CREATE TRIGGER tr_{table}_versions_insert AFTER INSERT ON {table}
-  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION record_versions({argv});
-CREATE TRIGGER tr_{table}_versions_update AFTER UPDATE ON {table}
-  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION record_versions({argv});
-CREATE TRIGGER tr_{table}_versions_delete AFTER DELETE ON {table}
-  REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION record_versions({argv});""")
-    execute_script("""
-CREATE TABLE record_versions (
-  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-  generation bigint,            -- NULL while the bulk load that wrote it runs
-  at timestamptz NOT NULL DEFAULT now(),
-  who text NOT NULL,
-  table_name text NOT NULL,
-  record_key text NOT NULL,
-  op text NOT NULL CHECK (op IN ('created', 'updated', 'deleted')),
-  event_id uuid,                -- the event the row is part of (the event itself, its claims, roles, ids)
-  image jsonb                   -- the row after the change; NULL once deleted
-);
--- what finish_bulk_load stamps (db/cache.py)
-CREATE INDEX ix_record_versions_unstamped ON record_versions (id) WHERE generation IS NULL;
-CREATE INDEX ix_record_versions_event ON record_versions (event_id, id) WHERE event_id IS NOT NULL;
-
-CREATE TABLE changes (
-  seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-  generation bigint,
-  txid xid8 NOT NULL DEFAULT pg_current_xact_id(),
-  at timestamptz NOT NULL DEFAULT now(),
-  record_type text NOT NULL CHECK (record_type IN ('event', 'claim', 'actor', 'place', 'document')),
-  record_id uuid NOT NULL,
-  op text NOT NULL CHECK (op IN ('created', 'updated', 'deleted', 'merged')),
-  merged_into uuid,
-  CONSTRAINT uq_changes_per_transaction UNIQUE (txid, record_type, record_id)
-);
-CREATE INDEX ix_changes_feed ON changes (generation, seq);
-CREATE INDEX ix_changes_record ON changes (record_type, record_id, seq);
-CREATE INDEX ix_changes_unstamped ON changes (seq) WHERE generation IS NULL;
-
+# The functions the triggers call (as this migration made them: 0018 restores them on
+# its way down).
+RECORD_FUNCTIONS_SQL = """
 -- Records rows as versions and feed entries; `images` are the rows (jsonb, derived
 -- columns left out); the other arguments as record_versions() below takes them. Static
 -- SQL in PL/pgSQL: its plans are made once per session, where a dynamic statement per
@@ -189,7 +134,68 @@ BEGIN
   END IF;
   RETURN NULL;
 END $$;
+"""
 
+
+def upgrade() -> None:
+    backfill = []
+    for table, (keys, event_column, feeds, versioned) in TRACKED.items():
+        at = "t.created_at" if table in ("events", "claims", "actors", "places", "documents") else "now()"
+        key = " || '/' || ".join(f"t.{c}::text" for c in keys.split(","))
+        own_type = feeds.split(",")[0].split(":")[0]
+        if keys == "id":
+            backfill.append(f"""
+INSERT INTO changes (generation, at, record_type, record_id, op)
+SELECT (SELECT generation FROM data_generation), {at}, '{own_type}', t.id, 'created' FROM {table} t ORDER BY t.id;""")
+        if not versioned:
+            continue
+        backfill.append(f"""
+INSERT INTO record_versions (generation, at, who, table_name, record_key, op, event_id, image)
+SELECT (SELECT generation FROM data_generation), {at}, 'before history', '{table}', {key}, 'created',
+       {f't.{event_column}' if event_column else 'NULL'}, to_jsonb(t) {_LEFT_OUT}
+  FROM {table} t;""")
+    triggers = []
+    for table, (keys, event_column, feeds, versioned) in TRACKED.items():
+        argv = f"'{keys}', '{event_column}', '{feeds}', '{'versions' if versioned else 'feed only'}'"
+        triggers.append(f"""
+CREATE TRIGGER tr_{table}_versions_insert AFTER INSERT ON {table}
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION record_versions({argv});
+CREATE TRIGGER tr_{table}_versions_update AFTER UPDATE ON {table}
+  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION record_versions({argv});
+CREATE TRIGGER tr_{table}_versions_delete AFTER DELETE ON {table}
+  REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION record_versions({argv});""")
+    execute_script("""
+CREATE TABLE record_versions (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  generation bigint,            -- NULL while the bulk load that wrote it runs
+  at timestamptz NOT NULL DEFAULT now(),
+  who text NOT NULL,
+  table_name text NOT NULL,
+  record_key text NOT NULL,
+  op text NOT NULL CHECK (op IN ('created', 'updated', 'deleted')),
+  event_id uuid,                -- the event the row is part of (the event itself, its claims, roles, ids)
+  image jsonb                   -- the row after the change; NULL once deleted
+);
+-- what finish_bulk_load stamps (db/cache.py)
+CREATE INDEX ix_record_versions_unstamped ON record_versions (id) WHERE generation IS NULL;
+CREATE INDEX ix_record_versions_event ON record_versions (event_id, id) WHERE event_id IS NOT NULL;
+
+CREATE TABLE changes (
+  seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  generation bigint,
+  txid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+  at timestamptz NOT NULL DEFAULT now(),
+  record_type text NOT NULL CHECK (record_type IN ('event', 'claim', 'actor', 'place', 'document')),
+  record_id uuid NOT NULL,
+  op text NOT NULL CHECK (op IN ('created', 'updated', 'deleted', 'merged')),
+  merged_into uuid,
+  CONSTRAINT uq_changes_per_transaction UNIQUE (txid, record_type, record_id)
+);
+CREATE INDEX ix_changes_feed ON changes (generation, seq);
+CREATE INDEX ix_changes_record ON changes (record_type, record_id, seq);
+CREATE INDEX ix_changes_unstamped ON changes (seq) WHERE generation IS NULL;
+
+""" + RECORD_FUNCTIONS_SQL + """
 -- A record's updated_at moves when its own content does, not when only derived search
 -- text is rebuilt (a new claim's quote): such an update is then no change to history.
 CREATE OR REPLACE FUNCTION touch_updated_at() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -50,8 +50,8 @@ _PAIRS_FEED_ONLY = "record_versions('event_id,other_id', '', 'event:event_id,eve
 _MEMBERS_FEED_ONLY = "record_versions('event_id', '', 'event:event_id', 'feed only')"
 
 
-def upgrade() -> None:
-    execute_script("""
+# As this migration made it (0018 restores it on its way down).
+RECORD_EVENT_UPDATES_SQL = """
 -- These events changed in this transaction (an update each, in the feed only),
 -- stamped as record_versions() stamps: the transaction's generation, the time of its
 -- first change, who made it.
@@ -75,7 +75,12 @@ BEGIN
   PERFORM record_row_changes(ARRAY(SELECT jsonb_build_object('event_id', e) FROM unnest(event_ids) e),
                              gen, changed_at, who, source_table, 'updated', 'event_id', '', 'event:event_id', false);
 END $$;
+"""
 
+
+def upgrade() -> None:
+    execute_script("""
+""" + RECORD_EVENT_UPDATES_SQL + """
 -- A pair is in both events' answers while it is linked: it counts when it is linked
 -- after the change or was before it, and its score or status changed.
 CREATE FUNCTION record_linked_pair_changes() RETURNS trigger LANGUAGE plpgsql AS $$
