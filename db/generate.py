@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from db import models as m
 from db.cache import begin_bulk_load, finish_bulk_load, start_bulk_load
 from db.derive import empty_staging, insert_staged_events
+from db.engine import copy_rows
 from db.names import name_variants
 
 # name, iso2, iso3, (min_lat, min_lon, max_lat, max_lon), share of events
@@ -320,17 +321,12 @@ CLAIM_COLUMNS = ["id", "event_id", "claimant_id", "document_id", "predicate", "s
                  "value_high", "value_actor_id", "quote"]
 
 
-async def _copy(conn: AsyncConnection, table: str, columns: list[str], rows: list[dict]) -> None:
-    raw = (await conn.get_raw_connection()).driver_connection
-    await raw.copy_records_to_table(table, records=[tuple(r[c] for c in columns) for r in rows], columns=columns)
-
-
 async def stage_batch(conn: AsyncConnection, batch: Sequence[tuple[dict, list[dict], list[dict]]]) -> None:
     """COPY a batch of `Generator.events` into the staging tables of db/derive.py, emptied first."""
     await empty_staging(conn)
-    await _copy(conn, "new_events", EVENT_COLUMNS, [e for e, _, _ in batch])
-    await _copy(conn, "new_event_actors", ROLE_COLUMNS, [r for _, roles, _ in batch for r in roles])
-    await _copy(conn, "new_claims", CLAIM_COLUMNS, [c for _, _, claims in batch for c in claims])
+    await copy_rows(conn, "new_events", EVENT_COLUMNS, [e for e, _, _ in batch])
+    await copy_rows(conn, "new_event_actors", ROLE_COLUMNS, [r for _, roles, _ in batch for r in roles])
+    await copy_rows(conn, "new_claims", CLAIM_COLUMNS, [c for _, _, claims in batch for c in claims])
 
 
 # Secondary indexes maintained row by row cost more than building them once at the

@@ -41,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from db import models as m
 from db.derive import recompute_events
 from db.crosswalk import load_crosswalk
+from db.engine import copy_rows
 from db.linking import match_events, snapshot_other_sources
 from db.imports.records import ActorRef, Figures, ImportedEvent, ImportReport, SourceReport
 from db.names import name_variants, normalize_name
@@ -187,8 +188,7 @@ async def _stage(conn: AsyncConnection, table: str, rows: Sequence[dict]) -> Non
     await conn.execute(text(f"CREATE TEMP TABLE IF NOT EXISTS {staging} AS "
                             f"SELECT {', '.join(columns)} FROM {table} WITH NO DATA"))
     await conn.execute(text(f"TRUNCATE {staging}"))
-    raw = (await conn.get_raw_connection()).driver_connection
-    await raw.copy_records_to_table(staging, records=[tuple(r[c] for c in columns) for r in rows], columns=columns)
+    await copy_rows(conn, staging, columns, rows)
 
 
 async def _upsert_staged(conn: AsyncConnection, table: str, returning: str) -> list:
