@@ -205,7 +205,7 @@ _STORED = _BatchRows(
     events="(SELECT * FROM events WHERE id = ANY(:ids))",
     claims="(SELECT * FROM claims WHERE event_id = ANY(:ids))",
     event_actors="(SELECT * FROM event_actors WHERE event_id = ANY(:ids))")
-# New events staged before they go in (stage_new_events): staging holds the batch alone.
+# New events staged before they go in (empty_staging, then COPY): staging holds the batch alone.
 _STAGED = _BatchRows("new_events", "new_event_actors",
                      events="new_events", claims="new_claims", event_actors="new_event_actors")
 
