@@ -8,6 +8,13 @@ over a group of claims (`attribution_ctes`, `fatality_ctes`): an event's claims 
 and all the claims of a happening's records in db/queries/happenings.py, so a
 happening's figures and attribution follow the same rules as one event's.
 
+A bulk load of new events (db/generate.py) does not insert them and then recompute:
+that would write every event and role twice (a dead row, every index touched again,
+and a second history version of each). It stages the batch in temporary tables
+(`empty_staging`, then COPY), and `insert_staged_events` applies the same statements,
+made from the same rule text for staging's relations (`_rules_for`), before inserting
+the finished rows once.
+
 Fatalities (predicates `fatalities` and `civilian_fatalities`)
     Only claims that assert or concede a figure count; denials and uncertain claims
     carry no figure. A claim's low defaults to its best, its best to its low, and its
@@ -39,18 +46,11 @@ Attribution status, per event (or happening), actor and role (perpetrator or tar
 """
 
 from collections.abc import Collection
+from dataclasses import dataclass
 from uuid import UUID
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection
-
-_ADD_ROLES_NAMED_IN_CLAIMS = text("""
-INSERT INTO event_actors (event_id, actor_id, role)
-SELECT DISTINCT c.event_id, c.value_actor_id, c.predicate
-  FROM claims c
- WHERE c.event_id = ANY(:ids) AND c.predicate IN ('perpetrator', 'target') AND c.value_actor_id IS NOT NULL
-ON CONFLICT DO NOTHING
-""")
 
 # The rules as CTEs over a group of claims, so that one written rule serves a single
 # event (recompute_events, which stores the outcome) and a happening, whose records'
@@ -142,27 +142,21 @@ figures AS (
 )"""
 
 
-# An event is its own group.
-_EVENT_CLAIMS = "(SELECT c.event_id AS group_id, c.* FROM claims c WHERE c.event_id = ANY(:ids))"
-
-_ATTRIBUTION = text(f"""
-WITH {attribution_ctes(
-    _EVENT_CLAIMS,
-    "(SELECT event_id AS group_id, actor_id, role FROM event_actors WHERE event_id = ANY(:ids))")}
-UPDATE event_actors ea SET status = d.status, status_claim_ids = d.claim_ids
-  FROM decided d
- WHERE (ea.event_id, ea.actor_id, ea.role) = (d.group_id, d.actor_id, d.role)
-   AND (ea.status, ea.status_claim_ids) IS DISTINCT FROM (d.status, d.claim_ids)
-""")
-
 # What full-text search (`q`) finds an event by: its summary (weight A), its claims'
 # quotes (B), and every name and alias of its place and the place's ancestors, and of
 # its actors (C). One text search configuration for all of it, so a query word is
 # stemmed the way the indexed words were. Place and actor vectors are built once per
-# place and actor of the batch.
-_SEARCH_CTES = """
+# place and actor of the batch. Quotes and actors are joined in a fixed order (a
+# tsvector keeps word positions): the same rows give the same vector however they
+# happen to lie on disk, in the stored tables or in staging.
+
+
+def search_text_ctes(events: str, claims: str, event_actors: str) -> str:
+    """CTEs ending in `texts` (id, vector): the search text of each event in `events`,
+    from `claims` and `event_actors` (relations holding the batch's rows)."""
+    return f"""
 batch AS (
-  SELECT id, place_id, summary FROM events WHERE id = ANY(:ids)
+  SELECT id, place_id, summary FROM {events}
 ), place_vectors AS (   -- once per place of the batch, not once per event
   SELECT pl.place_id, to_tsvector('english', string_agg(DISTINCT n.name, ' ')) AS vector
     FROM (SELECT DISTINCT place_id FROM batch) pl
@@ -171,16 +165,15 @@ batch AS (
    GROUP BY pl.place_id
 ), actor_vectors AS (   -- once per actor of the batch
   SELECT ac.actor_id, to_tsvector('english', string_agg(DISTINCT n.name, ' ')) AS vector
-    FROM (SELECT DISTINCT actor_id FROM event_actors WHERE event_id = ANY(:ids)) ac
+    FROM (SELECT DISTINCT actor_id FROM {event_actors} ea) ac
     JOIN actor_names n ON n.actor_id = ac.actor_id
    GROUP BY ac.actor_id
 ), event_actor_vectors AS (
-  SELECT ea.event_id, tsvector_agg(av.vector) AS vector
-    FROM event_actors ea JOIN actor_vectors av USING (actor_id)
-   WHERE ea.event_id = ANY(:ids)
+  SELECT ea.event_id, tsvector_agg(av.vector ORDER BY ea.actor_id, ea.role) AS vector
+    FROM {event_actors} ea JOIN actor_vectors av USING (actor_id)
    GROUP BY ea.event_id
 ), quotes AS (
-  SELECT event_id, string_agg(quote, ' ') AS quotes FROM claims WHERE event_id = ANY(:ids) GROUP BY event_id
+  SELECT c.event_id, string_agg(c.quote, ' ' ORDER BY c.id) AS quotes FROM {claims} c GROUP BY c.event_id
 ), texts AS (
   SELECT b.id,
          setweight(to_tsvector('english', coalesce(b.summary, '')), 'A')
@@ -192,12 +185,53 @@ batch AS (
     LEFT JOIN event_actor_vectors eav ON eav.event_id = b.id
 )"""
 
-# One UPDATE for figures and search text: each event row is rewritten (and its
-# indexes touched) once per recompute, not once per derived value.
-_EVENT_FIGURES = text(f"""
-WITH {fatality_ctes(_EVENT_CLAIMS, "(SELECT unnest(CAST(:ids AS uuid[])) AS group_id)")},
-{_SEARCH_CTES}
-UPDATE events e SET
+
+@dataclass(frozen=True)
+class _BatchRows:
+    """Where the rules find a batch of events' rows (`events`, `claims`,
+    `event_actors`: relations holding the batch's rows alone) and the tables the
+    derived values are written to."""
+
+    events_table: str
+    event_actors_table: str
+    events: str
+    claims: str
+    event_actors: str
+
+
+# Events already stored, the batch picked by its ids (`:ids`).
+_STORED = _BatchRows(
+    "events", "event_actors",
+    events="(SELECT * FROM events WHERE id = ANY(:ids))",
+    claims="(SELECT * FROM claims WHERE event_id = ANY(:ids))",
+    event_actors="(SELECT * FROM event_actors WHERE event_id = ANY(:ids))")
+# New events staged before they go in (empty_staging, then COPY): staging holds the batch alone.
+_STAGED = _BatchRows("new_events", "new_event_actors",
+                     events="new_events", claims="new_claims", event_actors="new_event_actors")
+
+
+def _rules_for(rows: _BatchRows) -> tuple[TextClause, ...]:
+    """The statements, in order, that derive a batch's roles named in claims, its
+    attribution, and its figures and search text where `rows` says."""
+    add_roles_named_in_claims = text(f"""
+INSERT INTO {rows.event_actors_table} (event_id, actor_id, role)
+SELECT DISTINCT c.event_id, c.value_actor_id, c.predicate
+  FROM {rows.claims} c
+ WHERE c.predicate IN ('perpetrator', 'target') AND c.value_actor_id IS NOT NULL
+ON CONFLICT DO NOTHING""")
+    claims = f"(SELECT c.event_id AS group_id, c.* FROM {rows.claims} c)"  # an event is its own group
+    attribution = text(f"""
+WITH {attribution_ctes(claims, f"(SELECT ea.event_id AS group_id, ea.actor_id, ea.role FROM {rows.event_actors} ea)")}
+UPDATE {rows.event_actors_table} ea SET status = d.status, status_claim_ids = d.claim_ids
+  FROM decided d
+ WHERE (ea.event_id, ea.actor_id, ea.role) = (d.group_id, d.actor_id, d.role)
+   AND (ea.status, ea.status_claim_ids) IS DISTINCT FROM (d.status, d.claim_ids)""")
+    # One UPDATE for figures and search text: each event row is rewritten (and its
+    # indexes touched) once per recompute, not once per derived value.
+    figures_and_search_text = text(f"""
+WITH {fatality_ctes(claims, f"(SELECT e.id AS group_id FROM {rows.events} e)")},
+{search_text_ctes(rows.events, rows.claims, rows.event_actors)}
+UPDATE {rows.events_table} e SET
   fatalities_low = d.low,
   fatalities_best = d.best,
   fatalities_high = d.high,
@@ -211,8 +245,26 @@ WHERE e.id = d.group_id
   AND (e.fatalities_low, e.fatalities_best, e.fatalities_high, e.civilian_fatalities_low,
        e.civilian_fatalities_best, e.civilian_fatalities_high, e.fatality_claim_ids, e.search_vector)
       IS DISTINCT FROM
-      (d.low, d.best, d.high, d.civilians_low, d.civilians_best, d.civilians_high, d.claim_ids, t.vector)
-""")
+      (d.low, d.best, d.high, d.civilians_low, d.civilians_best, d.civilians_high, d.claim_ids, t.vector)""")
+    return add_roles_named_in_claims, attribution, figures_and_search_text
+
+
+_RULES_FOR_STORED = _rules_for(_STORED)
+_RULES_FOR_STAGED = _rules_for(_STAGED)
+
+# Staging for new events: temporary tables shaped like the tables (made LIKE them in
+# the session, so `SELECT *` lines up), kept for the session and emptied per batch.
+# They write no WAL and fire no triggers; a role's dates are the event's, copied in by
+# the trigger of event_actors when the row goes in, and its key is there for the
+# roles named in claims to be added once.
+_MAKE_STAGING = (
+    "CREATE TEMP TABLE new_events (LIKE events INCLUDING DEFAULTS)",
+    "CREATE TEMP TABLE new_claims (LIKE claims INCLUDING DEFAULTS)",
+    "CREATE TEMP TABLE new_event_actors (LIKE event_actors INCLUDING DEFAULTS, PRIMARY KEY (event_id, actor_id, role))",
+    "ALTER TABLE new_event_actors ALTER date_start DROP NOT NULL, ALTER date_end DROP NOT NULL",
+)
+_INSERT_STAGED = tuple(text(f"INSERT INTO {table} SELECT * FROM new_{table}")
+                       for table in ("events", "event_actors", "claims"))  # events first: the others refer to them
 
 
 async def drop_unclaimed_role(conn: AsyncConnection, event_id: UUID, actor_id: UUID | None, role: str) -> None:
@@ -229,10 +281,35 @@ async def drop_unclaimed_role(conn: AsyncConnection, event_id: UUID, actor_id: U
 
 
 async def recompute_events(conn: AsyncConnection, event_ids: Collection[UUID]) -> None:
-    """Re-derive fatalities and attribution of these events from their claims."""
+    """Re-derive fatalities and attribution of these (stored) events from their claims."""
     if not event_ids:
         return
     params = {"ids": list(event_ids)}
-    await conn.execute(_ADD_ROLES_NAMED_IN_CLAIMS, params)
-    await conn.execute(_ATTRIBUTION, params)
-    await conn.execute(_EVENT_FIGURES, params)
+    for statement in _RULES_FOR_STORED:
+        await conn.execute(statement, params)
+
+
+async def empty_staging(conn: AsyncConnection) -> None:
+    """The session's staging tables for a batch of new events, made if missing, empty:
+    `new_events`, `new_event_actors` and `new_claims`, shaped like their tables."""
+    if await conn.scalar(text("SELECT to_regclass('pg_temp.new_events') IS NULL")):
+        for statement in _MAKE_STAGING:
+            await conn.execute(text(statement))
+    else:
+        await conn.execute(text("TRUNCATE new_events, new_event_actors, new_claims"))
+
+
+async def derive_staged_events(conn: AsyncConnection) -> None:
+    """Derive, in staging, what recompute_events would for the staged events once
+    stored: the roles named in claims, their attribution, the figures and search text
+    (staging holds every claim and role of these events; places and actors are stored)."""
+    for statement in _RULES_FOR_STAGED:
+        await conn.execute(statement)
+
+
+async def insert_staged_events(conn: AsyncConnection) -> None:
+    """Insert the staged new events with their roles and claims, derived first: each
+    row is written once, finished (no update after it, so no second version of it)."""
+    await derive_staged_events(conn)
+    for statement in _INSERT_STAGED:
+        await conn.execute(statement)

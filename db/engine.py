@@ -3,6 +3,7 @@
 import asyncio
 import time
 import weakref
+from collections.abc import Iterable, Sequence
 
 import asyncpg
 import orjson
@@ -134,6 +135,12 @@ async def allow_long_statements(conn: AsyncConnection) -> None:
     long statement budget: writes and exports, which a read's budget would cut short."""
     await conn.execute(text("SELECT set_config('statement_timeout', :ms, true)"),
                        {"ms": long_statement_timeout_setting(conn)})
+
+
+async def copy_rows(conn: AsyncConnection, table: str, columns: Sequence[str], rows: Iterable[dict]) -> None:
+    """COPY `rows` (dicts holding at least `columns`) into `table`: the bulk loads' way in."""
+    raw = (await conn.get_raw_connection()).driver_connection
+    await raw.copy_records_to_table(table, records=[tuple(r[c] for c in columns) for r in rows], columns=list(columns))
 
 
 async def ping(engine: AsyncEngine) -> None:

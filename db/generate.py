@@ -7,9 +7,10 @@ memberships, monitors and media as claimants, and 1 to 4 claims per event from
 several claimants. Events are skewed as real data is: a few places and years hold
 most of them, fatalities are heavy-tailed, most dates are exact.
 
-The same seed gives the same rows (ids included). Rows go in by COPY in batches, and
-each batch's derived figures are computed by db/derive.py like any other write, so a
-million events load in minutes with flat memory.
+The same seed gives the same rows (ids included). Rows are COPYed in batches into
+staging, where db/derive.py derives their figures, attribution and search text by the
+rules of any other write, and go in from there finished (no update after the insert),
+so a million events load in minutes with flat memory.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db import models as m
 from db.cache import begin_bulk_load, finish_bulk_load, start_bulk_load
-from db.derive import recompute_events
+from db.derive import empty_staging, insert_staged_events
+from db.engine import copy_rows
 from db.names import name_variants
 
 # name, iso2, iso3, (min_lat, min_lon, max_lat, max_lon), share of events
@@ -319,9 +321,12 @@ CLAIM_COLUMNS = ["id", "event_id", "claimant_id", "document_id", "predicate", "s
                  "value_high", "value_actor_id", "quote"]
 
 
-async def _copy(conn: AsyncConnection, table: str, columns: list[str], rows: list[dict]) -> None:
-    raw = (await conn.get_raw_connection()).driver_connection
-    await raw.copy_records_to_table(table, records=[tuple(r[c] for c in columns) for r in rows], columns=columns)
+async def stage_batch(conn: AsyncConnection, batch: Sequence[tuple[dict, list[dict], list[dict]]]) -> None:
+    """COPY a batch of `Generator.events` into the staging tables of db/derive.py, emptied first."""
+    await empty_staging(conn)
+    await copy_rows(conn, "new_events", EVENT_COLUMNS, [e for e, _, _ in batch])
+    await copy_rows(conn, "new_event_actors", ROLE_COLUMNS, [r for _, roles, _ in batch for r in roles])
+    await copy_rows(conn, "new_claims", CLAIM_COLUMNS, [c for _, _, claims in batch for c in claims])
 
 
 # Secondary indexes maintained row by row cost more than building them once at the
@@ -387,10 +392,8 @@ async def _load(engine: AsyncEngine, generator: Generator, events: int, batch: i
         while (chunk := await queue.get()) is not None:
             async with engine.begin() as conn:
                 await start_bulk_load(conn)  # the generation moves once, at the end
-                await _copy(conn, "events", EVENT_COLUMNS, [e for e, _, _ in chunk])
-                await _copy(conn, "event_actors", ROLE_COLUMNS, [r for _, roles, _ in chunk for r in roles])
-                await _copy(conn, "claims", CLAIM_COLUMNS, [c for _, _, claims in chunk for c in claims])
-                await recompute_events(conn, [e["id"] for e, _, _ in chunk])
+                await stage_batch(conn, chunk)
+                await insert_staged_events(conn)
             done += len(chunk)
             if progress:
                 progress(done, time.monotonic() - started)

@@ -19,7 +19,8 @@ Places are matched by name and level under their parent (through every alias, so
 the same name under the same parent within 10 km is the same place. Actors are matched
 by their external id (a UCDP side id), then by name or alias; what is not found is
 created. Each batch is one transaction: places, actors, documents, events, claims, and
-the derived figures (db/derive.py) of the events it inserted or changed, and their
+the derived figures (db/derive.py) of the events it inserted (derived in staging before
+they go in, so each new row is written once) or changed (recomputed), and their
 matches with other sources' events (db/linking.py).
 """
 
@@ -39,8 +40,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models as m
-from db.derive import recompute_events
+from db.derive import empty_staging, insert_staged_events, recompute_events
 from db.crosswalk import load_crosswalk
+from db.engine import copy_rows
 from db.linking import match_events, snapshot_other_sources
 from db.imports.records import ActorRef, Figures, ImportedEvent, ImportReport, SourceReport
 from db.names import name_variants, normalize_name
@@ -187,8 +189,7 @@ async def _stage(conn: AsyncConnection, table: str, rows: Sequence[dict]) -> Non
     await conn.execute(text(f"CREATE TEMP TABLE IF NOT EXISTS {staging} AS "
                             f"SELECT {', '.join(columns)} FROM {table} WITH NO DATA"))
     await conn.execute(text(f"TRUNCATE {staging}"))
-    raw = (await conn.get_raw_connection()).driver_connection
-    await raw.copy_records_to_table(staging, records=[tuple(r[c] for c in columns) for r in rows], columns=columns)
+    await copy_rows(conn, staging, columns, rows)
 
 
 async def _upsert_staged(conn: AsyncConnection, table: str, returning: str) -> list:
@@ -456,27 +457,31 @@ class Loader:
 
         await _stage(conn, "documents", list(documents.values()))
         report.created["documents"] += sum(r.inserted for r in await _upsert_staged(conn, "documents", "id"))
-        await _stage(conn, "events", events)
-        written = await _upsert_staged(conn, "events", "id")
-        inserted = {r.id for r in written if r.inserted}
-        changed = {r.id for r in written if not r.inserted}
+        # New events go in finished, derived in staging (db/derive.py): one version of
+        # each row. Those already stored are upserted and, where changed, recomputed.
+        stored = set(await conn.scalars(text("SELECT id FROM events WHERE id = ANY(:ids)"), {"ids": event_ids}))
+        inserted = set(event_ids) - stored
+        await self._insert_new_events(conn, inserted, batch[0].dataset, events, participants, claims)
+        stored_ids = [i for i in event_ids if i in stored]
+        await _stage(conn, "events", [e for e in events if e["id"] in stored])
+        changed = {r.id for r in await _upsert_staged(conn, "events", "id")}
         await conn.execute(text("""
             INSERT INTO event_external_ids (dataset, external_id, event_id)
             SELECT * FROM unnest(CAST(:datasets AS text[]), CAST(:ids AS text[]), CAST(:events AS uuid[]))
             ON CONFLICT DO NOTHING"""), {"datasets": [e.dataset for e in batch],
                                          "ids": [e.external_id for e in batch], "events": event_ids})
-        changed |= await self._sync_participants(conn, event_ids, batch[0].dataset, participants)
-        await _stage(conn, "claims", claims)
+        changed |= await self._sync_participants(conn, stored_ids, batch[0].dataset,
+                                                 [p for p in participants if p[0] in stored])
+        await _stage(conn, "claims", [c for c in claims if c["event_id"] in stored])
         changed |= {r.event_id for r in await _upsert_staged(conn, "claims", "event_id")}
         removed = await conn.execute(text("""
             DELETE FROM claims c
              WHERE c.event_id = ANY(:events) AND c.dataset = ANY(:datasets)
                AND NOT EXISTS (SELECT 1 FROM import_claims i WHERE i.id = c.id)
-            RETURNING c.event_id"""), {"events": event_ids, "datasets": sorted({e.dataset for e in batch})})
+            RETURNING c.event_id"""), {"events": stored_ids, "datasets": sorted({e.dataset for e in batch})})
         changed |= {r.event_id for r in removed}
-        changed -= inserted
         await self._drop_unsupported_roles(conn, changed)
-        await recompute_events(conn, sorted(inserted | changed))
+        await recompute_events(conn, sorted(changed))
         linking_started = time.perf_counter()
         if not self.candidates_taken:  # other sources' events (and the crosswalk as shipped), once per import
             await load_crosswalk(conn)
@@ -487,6 +492,20 @@ class Loader:
         report.inserted += len(inserted)
         report.updated += len(changed)
         report.unchanged += len(batch) - len(inserted) - len(changed)
+
+    async def _insert_new_events(self, conn: AsyncConnection, new: set[UUID], dataset: str, events: list[dict],
+                                 participants: list[tuple[UUID, UUID]], claims: list[dict]) -> None:
+        """The batch's events not stored yet (`new`), with their participants and claims,
+        staged, derived and inserted (db/derive.py's insert_staged_events)."""
+        if not new:
+            return
+        await empty_staging(conn)
+        await copy_rows(conn, "new_events", _STAGED["events"], [e for e in events if e["id"] in new])
+        await copy_rows(conn, "new_event_actors", ("event_id", "actor_id", "role", "dataset"),
+                        [{"event_id": event, "actor_id": actor, "role": "participant", "dataset": dataset}
+                         for event, actor in sorted(set(participants)) if event in new])
+        await copy_rows(conn, "new_claims", _STAGED["claims"], [c for c in claims if c["event_id"] in new])
+        await insert_staged_events(conn)
 
     async def _sync_participants(self, conn: AsyncConnection, event_ids: list[UUID], dataset: str,
                                  participants: list[tuple[UUID, UUID]]) -> set[UUID]:
