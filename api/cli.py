@@ -160,8 +160,14 @@ def generate(settings: Settings, count: int, seed: int, batch: int) -> None:
         # A million events' index builds and history stamping take minutes: the
         # generator is maintenance, with no statement budget.
         engine = make_engine(url, pool_size=2, statement_timeout=0)
+        bar = _progress_bar(count, "events", "generate")
         try:
-            await generate_events(engine, count, seed=seed, batch=batch, progress=log_progress(count))
+            if bar is None:  # (not a terminal: a line per batch, for logs)
+                await generate_events(engine, count, seed=seed, batch=batch, progress=log_progress(count))
+            else:
+                with bar:
+                    await generate_events(engine, count, seed=seed, batch=batch,
+                                          progress=lambda done, _elapsed: bar.update(done - bar.n))
         finally:
             await engine.dispose()
 
@@ -169,6 +175,16 @@ def generate(settings: Settings, count: int, seed: int, batch: int) -> None:
         _migrate(endpoints.database_url)
         asyncio.run(_seed(endpoints.database_url, settings.seed_datasets))
         asyncio.run(run(endpoints.database_url))
+
+
+def _progress_bar(total: int, unit: str, label: str, unit_scale: bool = False):
+    """A progress bar on standard error (done, rate, time to go) when it is a terminal;
+    None otherwise (a log has no use for a redrawn line)."""
+    if not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit=unit, unit_scale=unit_scale, desc=label, file=sys.stderr, smoothing=0.1)
 
 
 @main.group(name="import")
@@ -200,15 +216,14 @@ def _import_command(file_format_name: str):
         from db.imports.source_file import ImportFileError
 
         file_format = formats.BY_NAME[file_format_name]
-        bar = click.progressbar(length=file.stat().st_size, label=f"import {file.name}", file=sys.stderr,
-                                show_eta=True) if sys.stderr.isatty() else None
-        seen = 0
+        # by the file's bytes (its rows are not known until read), with the rows per second beside
+        bar = _progress_bar(file.stat().st_size, "B", f"import {file.name}", unit_scale=True)
 
-        def progress(done: int, size: int) -> None:
-            nonlocal seen
+        def progress(done: int, size: int, rows: int) -> None:
             if bar is not None:
-                bar.update(done - seen)
-                seen = done
+                bar.update(done - bar.n)
+                elapsed = bar.format_dict["elapsed"]
+                bar.set_postfix_str(f"{rows:,} rows, {rows / elapsed if elapsed else 0:,.0f} rows/s")
 
         def on_reject(rejected) -> None:
             click.echo(f"{file}:{rejected.line}: rejected: {rejected.reason}", err=True)

@@ -117,6 +117,11 @@ class ImportReport:
         if self.on_reject:
             self.on_reject(rejected)
 
+    @property
+    def rows_read(self) -> int:
+        """The file's rows handled so far, whatever became of them."""
+        return self.inserted + self.updated + self.unchanged + self.rejected_count
+
     def summary(self) -> str:
         made = ", ".join(f"{n:,} {what}" for what, n in sorted(self.created.items()) if n)
         return (f"{self.inserted:,} inserted, {self.updated:,} updated, {self.unchanged:,} unchanged, "

@@ -52,13 +52,13 @@ class _CommittedRows:
 
 
 async def import_file(engine: AsyncEngine, path: Path, file_format: Format, *, dry_run: bool = False,
-                      batch_size: int = 5000, progress: Callable[[int, int], None] | None = None,
+                      batch_size: int = 5000, progress: Callable[[int, int, int], None] | None = None,
                       on_reject: Callable[[Rejected], None] | None = None, sha256: str | None = None) -> ImportReport:
     """Import `path`; with `dry_run`, everything is done and counted but rolled back.
 
     Each batch commits on its own (a reader sees the import progress; after a failure a
     second run picks up where it stopped, writing nothing for what is already in).
-    `progress(bytes read, file size)` is called after each batch."""
+    `progress(bytes read, file size, rows read)` is called after each batch."""
     source = CsvSource(path)
     try:
         source.require(file_format.required_columns, file_format.name)
@@ -94,7 +94,7 @@ async def import_file(engine: AsyncEngine, path: Path, file_format: Format, *, d
                             committed(report)
                         batch = []
                         if progress:
-                            progress(source.position, source.size)
+                            progress(source.position, source.size, report.rows_read)
                 await loader.load(conn, batch, report)
                 if dry_run:
                     await conn.rollback()
@@ -108,7 +108,7 @@ async def import_file(engine: AsyncEngine, path: Path, file_format: Format, *, d
                     await conn.commit()
                     committed(report)
                 if progress:
-                    progress(source.size, source.size)
+                    progress(source.size, source.size, report.rows_read)
             finally:
                 if conn.in_transaction():
                     await conn.rollback()
