@@ -31,7 +31,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db import models as m
-from db.cache import begin_bulk_load, finish_bulk_load, start_bulk_load
+from db.cache import begin_bulk_load, finish_bulk_load, start_bulk_load, take_generation
 from db.derive import empty_staging, insert_staged_events
 from db.engine import copy_rows
 from db.names import name_variants
@@ -391,9 +391,10 @@ async def _load(engine: AsyncEngine, generator: Generator, events: int, batch: i
         nonlocal done
         while (chunk := await queue.get()) is not None:
             async with engine.begin() as conn:
-                await start_bulk_load(conn)  # the generation moves once, at the end
+                await start_bulk_load(conn)  # the generation: taken last, below
                 await stage_batch(conn, chunk)
                 await insert_staged_events(conn)
+                await take_generation(conn)  # (held from here to the commit, not for the batch)
             done += len(chunk)
             if progress:
                 progress(done, time.monotonic() - started)

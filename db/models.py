@@ -383,6 +383,7 @@ event_month_counts = Table(
 change_sets = Table(
     "change_sets", metadata,
     Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("txid", XID8, server_default=text("pg_current_xact_id()")),
     Column("generation", BigInteger),
     Column("at", TIMESTAMP(timezone=True), nullable=False),
     Column("who", Text, nullable=False),
@@ -397,9 +398,9 @@ change_sets = Table(
 
 changes = Table(
     "changes", metadata,
+    # (the key: a feed entry is read by its transaction's generation, then its seq)
+    Column("txid", XID8, nullable=False, server_default=text("pg_current_xact_id()"), primary_key=True),
     Column("seq", BigInteger, Identity(always=True), primary_key=True),
-    Column("generation", BigInteger),
-    Column("txid", XID8, nullable=False, server_default=text("pg_current_xact_id()")),
     Column("at", TIMESTAMP(timezone=True), nullable=False, server_default=func.now()),
     Column("record_type", Text, CheckConstraint("record_type IN ('event', 'claim', 'actor', 'place', 'document')"),
            nullable=False),
@@ -407,9 +408,15 @@ changes = Table(
     Column("op", Text, CheckConstraint("op IN ('created', 'updated', 'deleted', 'merged')"), nullable=False),
     Column("merged_into", UUID(as_uuid=True)),
     UniqueConstraint("txid", "record_type", "record_id", name="uq_changes_per_transaction"),
-    Index("ix_changes_feed", "generation", "seq"),
-    Index("ix_changes_record", "record_type", "record_id", "seq"),
-    Index("ix_changes_unstamped", "seq", postgresql_where=text("generation IS NULL")),
+    Index("ix_changes_gone", "record_type", "record_id", "seq", postgresql_where=text("op IN ('deleted', 'merged')")),
+)
+
+# Each writing transaction's data generation, its place in commit order (migration 0018).
+write_generations = Table(
+    "write_generations", metadata,
+    Column("txid", XID8, primary_key=True),
+    Column("generation", BigInteger, nullable=False),
+    Index("ix_write_generations_order", "generation", "txid"),
 )
 
 # A POST's answer under its Idempotency-Key, per API key (migration 0013).

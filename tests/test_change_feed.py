@@ -239,7 +239,7 @@ async def test_a_merge_is_listed_with_its_survivor(fresh_client, keys):
                      ("updated", "actor", two["id"], None)}  # the survivor's new alias
 
 
-async def test_a_bulk_load_is_in_the_feed_once_it_has_finished(databases, redis_url):
+async def test_a_bulk_load_is_in_the_feed(databases, redis_url):
     async with generated_database(databases, events=40, seed=5) as url, app_client(url, redis_url) as client:
         entries, _ = await _drain(client, None)
     created_events = {e["id"] for e in entries if e["type"] == "event" and e["op"] == "created"}

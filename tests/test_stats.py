@@ -523,5 +523,10 @@ async def test_an_interrupted_bulk_load_is_finished_later(fresh_database_url):
             assert await conn.scalar(count) == 3
             assert await current_generation(conn) != generation
             assert not await finish_interrupted_bulk_load(conn)
+            # the batch took no generation of its own: its events are in the feed from the finish
+            unlisted = await conn.scalar(text("""
+                SELECT count(*) FROM changes c
+                 WHERE NOT EXISTS (SELECT 1 FROM write_generations w WHERE w.txid = c.txid)"""))
+            assert unlisted == 0
     finally:
         await engine.dispose()

@@ -274,16 +274,20 @@ async def event_history(conn: AsyncConnection, event_id: UUID, page: PageRequest
 CHANGE_OPS = ("created", "updated", "deleted", "merged")
 FEED_RECORD_TYPES = ("event", "claim", "actor", "place", "document")
 
-FEED_ORDER = Sort("committed", (ch.generation, ch.seq), (int, int), descending=False, scope="changes")
+wg = m.write_generations.c
+FEED_ORDER = Sort("committed", (wg.generation, ch.seq), (int, int), descending=False, scope="changes")
 
 
 async def list_changes(conn: AsyncConnection, since: str | None, limit: int, codec: CursorCodec) -> dict[str, Any]:
     """Changes in commit order after the cursor `since` (from the beginning without one):
     `next_cursor` is where to go on from, even when nothing was new, so a mirror polls
-    with the cursor of its last answer."""
+    with the cursor of its last answer. (An entry is read through its transaction's
+    generation: one taken by a transaction that committed.)"""
     after = codec.decode(since, FEED_ORDER) if since else None
-    stmt = select(ch.op, ch.record_type, ch.record_id, ch.at, ch.merged_into, ch.generation, ch.seq).where(
-        ch.generation.is_not(None))
+    stmt = select(ch.op, ch.record_type, ch.record_id, ch.at, ch.merged_into, wg.generation, ch.seq).select_from(
+        m.write_generations.join(m.changes, ch.txid == wg.txid))
+    if after is not None:  # (the transactions before the cursor's are not read at all)
+        stmt = stmt.where(wg.generation >= after[0])
     rows = (await conn.execute(FEED_ORDER.apply(stmt, after).limit(limit + 1))).all()
     more = len(rows) > limit
     rows = rows[:limit]
@@ -302,12 +306,13 @@ async def list_changes(conn: AsyncConnection, since: str | None, limit: int, cod
 
 async def tombstone(conn: AsyncConnection, record_type: str, record_id: UUID) -> dict | None:
     """What is left of a deleted or merged record: when, and the survivor of a merge;
-    None if the record was never deleted (or lives again)."""
+    None if it was never deleted. (Asked of records that are not there: one deleted and
+    made again is in its table, and has no tombstone.)"""
     row = (await conn.execute(
-        select(ch.op, ch.at, ch.merged_into)
-        .where(ch.record_type == record_type, ch.record_id == record_id, ch.generation.is_not(None))
+        select(ch.op, ch.at, ch.merged_into).select_from(m.changes.join(m.write_generations, ch.txid == wg.txid))
+        .where(ch.record_type == record_type, ch.record_id == record_id, ch.op.in_(("deleted", "merged")))
         .order_by(ch.seq.desc()).limit(1))).first()
-    if row is None or row.op not in ("deleted", "merged"):
+    if row is None:
         return None
     stone: dict[str, Any] = {"type": record_type, "id": str(record_id), "deleted": True, "deleted_at": row.at}
     if row.op == "merged":

@@ -115,7 +115,4 @@ async def start_writing(conn: AsyncConnection, who: str) -> None:
     # The long statement budget first: the read budget of the API's connections
     # (db/engine.py) must cut short neither the wait for the generation's lock nor the write.
     await allow_long_statements(conn)
-    await conn.execute(text("""
-        WITH moved AS (UPDATE data_generation SET generation = generation + 1 RETURNING 1)
-        SELECT set_config('conflictkb.generation_bumped', 'on', true), set_config('conflictkb.actor', :who, true)
-          FROM moved"""), {"who": who})
+    await conn.execute(text("SELECT take_generation(), set_config('conflictkb.actor', :who, true)"), {"who": who})

@@ -29,17 +29,8 @@ TABLES = ("actor_external_ids", "actor_kinds", "actor_lineage", "actor_membershi
           "place_lineage", "place_names", "places", "predicates", "stances", "sub_event_types")
 
 
-def upgrade() -> None:
-    execute_script("""
--- `epoch` tells this table apart from an earlier one (a downgrade and upgrade restart
--- the count); db/cache.py adds the database's oid, so copies of a database (a test
--- template, a restore) sharing one Redis never share keys.
-CREATE TABLE data_generation (
-  only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
-  epoch uuid NOT NULL DEFAULT gen_random_uuid(),
-  generation bigint NOT NULL
-);
-INSERT INTO data_generation (generation) VALUES (1);
+# As this migration made it (0018 restores it on its way down).
+BUMP_DATA_GENERATION_SQL = """
 CREATE FUNCTION bump_data_generation() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   -- Once per transaction: readers see the new generation only at commit anyway, and
@@ -52,7 +43,21 @@ BEGIN
   END IF;
   RETURN NULL;
 END $$;
-""" + "".join(f"""
+"""
+
+
+def upgrade() -> None:
+    execute_script("""
+-- `epoch` tells this table apart from an earlier one (a downgrade and upgrade restart
+-- the count); db/cache.py adds the database's oid, so copies of a database (a test
+-- template, a restore) sharing one Redis never share keys.
+CREATE TABLE data_generation (
+  only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+  epoch uuid NOT NULL DEFAULT gen_random_uuid(),
+  generation bigint NOT NULL
+);
+INSERT INTO data_generation (generation) VALUES (1);
+""" + BUMP_DATA_GENERATION_SQL + "".join(f"""
 CREATE TRIGGER tr_{table}_data_generation BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {table}
   FOR EACH STATEMENT EXECUTE FUNCTION bump_data_generation();""" for table in TABLES))
 

@@ -26,6 +26,15 @@ an event's changes are found by one GIN lookup whichever side of a move it was o
 
 The versions of 0013 are converted: each transaction's versions of one table and
 operation become a change set, each version's `before` the version before it.
+
+Generations by transaction: each writing transaction's generation is written once, in
+`write_generations` (by `take_generation()`, which moves the generation), not on every
+feed entry. The feed reads its entries through it, in (generation, seq) order as
+before. A bulk load's batch takes its generation as its last step, so parallel batches
+do not queue on the generation's row lock for longer than their commit, and its entries
+are in the feed as it commits: nothing is left to stamp at the end (0013 updated every
+entry of a load then, a second copy of each row: on a million events a statement that
+ran into the 30 s budget and doubled the feed's size).
 """
 
 from __future__ import annotations
@@ -54,12 +63,13 @@ def _sibling(name: str):
 
 _FUNCTIONS = """
 -- The feed entries of one statement's rows (`images`: after the change; deleted rows:
--- before it), per record and transaction (migration 0013's rules, unchanged).
-CREATE FUNCTION record_feed_entries(images jsonb[], gen bigint, changed_at timestamptz, change text, keys text,
-                                    feeds text) RETURNS void LANGUAGE plpgsql AS $$
+-- before it), per record and transaction (migration 0013's rules; the generation is
+-- the transaction's, in write_generations).
+CREATE FUNCTION record_feed_entries(images jsonb[], changed_at timestamptz, change text, keys text, feeds text)
+RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-  INSERT INTO changes AS f (generation, at, record_type, record_id, op)
-  SELECT DISTINCT gen, changed_at, split_part(pair, ':', 1), (j ->> split_part(pair, ':', 2))::uuid,
+  INSERT INTO changes AS f (at, record_type, record_id, op)
+  SELECT DISTINCT changed_at, split_part(pair, ':', 1), (j ->> split_part(pair, ':', 2))::uuid,
          -- a change to a record's own parts (an event's roles) is an update of the record
          CASE WHEN split_part(pair, ':', 2) = 'id' AND keys = 'id' THEN change ELSE 'updated' END
     FROM unnest(images) j CROSS JOIN unnest(string_to_array(feeds, ',')) pair
@@ -102,6 +112,34 @@ BEGIN
          END
     FROM paired
   HAVING count(*) > 0;
+  -- (a bulk load's, without a generation yet, get it from take_generation())
+END $$;
+
+-- Moves the data generation for this transaction, once (the first call; later ones
+-- return it), and writes it down for the feed and the history: the generation is the
+-- transaction's place in commit order (its row lock is held until commit). A bulk
+-- load's batch calls it last: its history, written without a generation, gets it here.
+CREATE FUNCTION take_generation() RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+  taken bigint;
+BEGIN
+  IF coalesce(current_setting('conflictkb.generation_bumped', true), '') = 'on' THEN
+    RETURN current_setting('conflictkb.generation')::bigint;
+  END IF;
+  UPDATE data_generation SET generation = generation + 1 RETURNING generation INTO taken;
+  INSERT INTO write_generations (txid, generation) VALUES (pg_current_xact_id(), taken);
+  UPDATE change_sets SET generation = taken WHERE generation IS NULL AND txid = pg_current_xact_id();
+  PERFORM set_config('conflictkb.generation_bumped', 'on', true), set_config('conflictkb.generation', taken::text, true);
+  RETURN taken;
+END $$;
+
+-- (migration 0005's, now through take_generation)
+CREATE OR REPLACE FUNCTION bump_data_generation() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF coalesce(current_setting('conflictkb.bulk_load', true), '') <> 'on' THEN
+    PERFORM take_generation();
+  END IF;
+  RETURN NULL;
 END $$;
 
 -- The trigger's arguments (as migration 0013 set them): key columns (comma-separated);
@@ -109,7 +147,8 @@ END $$;
 -- the row is a change of, as type:column pairs; 'versions' or 'feed only'.
 CREATE OR REPLACE FUNCTION record_versions() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-  gen bigint;
+  -- this transaction's (taken before its first row; none yet in a bulk load's batch)
+  gen bigint := nullif(current_setting('conflictkb.generation', true), '')::bigint;
   who text := coalesce(nullif(current_setting('conflictkb.actor', true), ''), 'database user ' || session_user);
   -- When the transaction's first change was made: after it took its turn on the
   -- generation, so a write that waited for another is not dated before that one
@@ -119,9 +158,6 @@ DECLARE
   afters jsonb[];    -- the rows after the change (inserted, or updated and changed)
   befores jsonb[];   -- the rows before it (updated and changed, or deleted)
 BEGIN
-  IF coalesce(current_setting('conflictkb.bulk_load', true), '') <> 'on' THEN
-    SELECT generation INTO gen FROM data_generation;  -- this transaction's (moved before its first row)
-  END IF;
   IF changed_at IS NULL THEN
     changed_at := clock_timestamp();
     PERFORM set_config('conflictkb.changed_at', changed_at::text, true);
@@ -131,7 +167,7 @@ BEGIN
     IF versioned AND cardinality(afters) > 0 THEN
       PERFORM record_change_set(afters, NULL, gen, changed_at, who, TG_TABLE_NAME, 'created', TG_ARGV[0], TG_ARGV[1]);
     END IF;
-    PERFORM record_feed_entries(afters, gen, changed_at, 'created', TG_ARGV[0], TG_ARGV[2]);
+    PERFORM record_feed_entries(afters, changed_at, 'created', TG_ARGV[0], TG_ARGV[2]);
   ELSIF TG_OP = 'UPDATE' THEN
     -- an update that leaves a row as it was (but for derived columns) is no change
     afters := ARRAY(SELECT to_jsonb(r) - 'search_vector' - 'location' FROM new_rows r
@@ -145,7 +181,7 @@ BEGIN
       PERFORM record_change_set(befores, afters, gen, changed_at, who, TG_TABLE_NAME, 'updated', TG_ARGV[0],
                                 TG_ARGV[1]);
     END IF;
-    PERFORM record_feed_entries(afters, gen, changed_at, 'updated', TG_ARGV[0], TG_ARGV[2]);
+    PERFORM record_feed_entries(afters, changed_at, 'updated', TG_ARGV[0], TG_ARGV[2]);
   ELSE
     befores := ARRAY(SELECT to_jsonb(o) - 'search_vector' - 'location' FROM old_rows o);
     IF cardinality(befores) = 0 THEN
@@ -154,7 +190,7 @@ BEGIN
     IF versioned THEN
       PERFORM record_change_set(befores, NULL, gen, changed_at, who, TG_TABLE_NAME, 'deleted', TG_ARGV[0], TG_ARGV[1]);
     END IF;
-    PERFORM record_feed_entries(befores, gen, changed_at, 'deleted', TG_ARGV[0], TG_ARGV[2]);
+    PERFORM record_feed_entries(befores, changed_at, 'deleted', TG_ARGV[0], TG_ARGV[2]);
   END IF;
   RETURN NULL;
 END $$;
@@ -163,21 +199,17 @@ END $$;
 CREATE OR REPLACE FUNCTION record_event_updates(event_ids uuid[], source_table text) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
-  gen bigint;
   changed_at timestamptz := nullif(current_setting('conflictkb.changed_at', true), '')::timestamptz;
 BEGIN
   IF cardinality(event_ids) = 0 THEN
     RETURN;
-  END IF;
-  IF coalesce(current_setting('conflictkb.bulk_load', true), '') <> 'on' THEN
-    SELECT generation INTO gen FROM data_generation;
   END IF;
   IF changed_at IS NULL THEN
     changed_at := clock_timestamp();
     PERFORM set_config('conflictkb.changed_at', changed_at::text, true);
   END IF;
   PERFORM record_feed_entries(ARRAY(SELECT jsonb_build_object('event_id', e) FROM unnest(event_ids) e),
-                              gen, changed_at, 'updated', 'event_id', 'event:event_id');
+                              changed_at, 'updated', 'event_id', 'event:event_id');
 END $$;
 
 DROP FUNCTION record_row_changes(jsonb[], bigint, timestamptz, text, text, text, text, text, text, boolean);
@@ -186,9 +218,17 @@ DROP FUNCTION record_row_changes(jsonb[], bigint, timestamptz, text, text, text,
 
 def upgrade() -> None:
     execute_script("""
+-- Each writing transaction's generation (see take_generation()).
+CREATE TABLE write_generations (
+  txid xid8 PRIMARY KEY,
+  generation bigint NOT NULL
+);
+CREATE INDEX ix_write_generations_order ON write_generations (generation, txid);
+
 CREATE TABLE change_sets (
   id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-  generation bigint,            -- NULL while the bulk load that wrote it runs
+  txid xid8 DEFAULT pg_current_xact_id(),  -- the writing transaction
+  generation bigint,            -- NULL until a bulk load's batch takes its generation, last
   at timestamptz NOT NULL,
   who text NOT NULL,
   table_name text NOT NULL,
@@ -224,6 +264,25 @@ SELECT generation, at, who, table_name, op, array_agg(record_key ORDER BY id),
           FROM record_versions v
         WINDOW versions AS (PARTITION BY v.table_name, v.record_key ORDER BY v.generation NULLS LAST, v.id)) v
  GROUP BY generation, at, who, table_name, op;
+-- The feed's generations, once per transaction; a bulk load that never finished
+-- left its entries without one: they are in the feed from now on.
+INSERT INTO write_generations (txid, generation)
+SELECT txid, max(generation) FROM changes WHERE generation IS NOT NULL GROUP BY txid;
+UPDATE data_generation SET generation = generation + 1
+ WHERE EXISTS (SELECT 1 FROM changes WHERE generation IS NULL);
+INSERT INTO write_generations (txid, generation)
+SELECT DISTINCT c.txid, d.generation FROM changes c, data_generation d
+ WHERE c.generation IS NULL AND NOT EXISTS (SELECT 1 FROM write_generations w WHERE w.txid = c.txid);
+UPDATE change_sets SET generation = (SELECT generation FROM data_generation) WHERE generation IS NULL;
+ALTER TABLE changes DROP CONSTRAINT changes_pkey;
+DROP INDEX ix_changes_feed;
+DROP INDEX ix_changes_unstamped;
+DROP INDEX ix_changes_record;
+ALTER TABLE changes DROP COLUMN generation;
+-- the feed's order within a transaction, and its key
+ALTER TABLE changes ADD PRIMARY KEY (txid, seq);
+-- a deleted record's tombstone (db/queries/history.py)
+CREATE INDEX ix_changes_gone ON changes (record_type, record_id, seq) WHERE op IN ('deleted', 'merged');
 """ + _FUNCTIONS + """
 DROP TABLE record_versions;
 """)
@@ -246,7 +305,18 @@ def downgrade() -> None:
     functions = _sibling("0013_history.py").RECORD_FUNCTIONS_SQL.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION")
     event_updates = _sibling("0017_feed_of_links_and_happenings.py").RECORD_EVENT_UPDATES_SQL.replace(
         "CREATE FUNCTION", "CREATE OR REPLACE FUNCTION")
+    bump = _sibling("0005_data_generation.py").BUMP_DATA_GENERATION_SQL.replace(
+        "CREATE FUNCTION", "CREATE OR REPLACE FUNCTION")
     execute_script("""
+ALTER TABLE changes ADD COLUMN generation bigint;
+UPDATE changes c SET generation = w.generation FROM write_generations w WHERE w.txid = c.txid;
+ALTER TABLE changes DROP CONSTRAINT changes_pkey;
+ALTER TABLE changes ADD PRIMARY KEY (seq);
+DROP INDEX ix_changes_gone;
+CREATE INDEX ix_changes_feed ON changes (generation, seq);
+CREATE INDEX ix_changes_record ON changes (record_type, record_id, seq);
+CREATE INDEX ix_changes_unstamped ON changes (seq) WHERE generation IS NULL;
+
 CREATE TABLE record_versions (
   id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   generation bigint,
@@ -274,8 +344,10 @@ SELECT c.generation, c.at, c.who, c.table_name, c.key, c.op,
          ON now.table_name = c.table_name AND now.key = c.key
 WINDOW later AS (PARTITION BY c.table_name, c.key ORDER BY c.at, c.id, c.n)
  ORDER BY c.generation NULLS LAST, c.id, c.n;
-""" + functions + event_updates + """
+""" + functions + event_updates + bump + """
+DROP FUNCTION take_generation();
 DROP FUNCTION record_change_set(jsonb[], jsonb[], bigint, timestamptz, text, text, text, text, text);
-DROP FUNCTION record_feed_entries(jsonb[], bigint, timestamptz, text, text, text);
+DROP FUNCTION record_feed_entries(jsonb[], timestamptz, text, text, text);
 DROP TABLE change_sets;
+DROP TABLE write_generations;
 """)
