@@ -51,7 +51,7 @@ def _migrate(database_url: str) -> None:
 
 
 async def _seed(database_url: str, with_datasets: bool = True) -> str:
-    from db.cache import finish_interrupted_bulk_load
+    from db.bulk import BulkLoadRunning, finish_interrupted_bulk_load
     from db.engine import make_engine
     from db.imports.run import import_seed_datasets
     from db.seed import SEEDS_DIR, load_seed_dir
@@ -59,8 +59,12 @@ async def _seed(database_url: str, with_datasets: bool = True) -> str:
     engine = make_engine(database_url, pool_size=1)
     try:
         async with engine.begin() as conn:
-            if await finish_interrupted_bulk_load(conn):
-                click.echo("seed: finished an interrupted bulk load (rollup rebuilt)")
+            try:
+                finished = await finish_interrupted_bulk_load(conn)
+            except BulkLoadRunning as running:
+                raise click.ClickException(str(running)) from running
+            if finished:
+                click.echo("seed: finished an interrupted bulk load (indexes and monthly rollup built)")
             report = await load_seed_dir(conn)
         imported = await import_seed_datasets(engine, SEEDS_DIR) if with_datasets else []
     finally:
@@ -153,8 +157,11 @@ def seed(settings: Settings) -> None:
 @click.pass_obj
 def generate(settings: Settings, count: int, seed: int, batch: int) -> None:
     """Add COUNT realistic synthetic events (for benchmarks; deterministic)."""
+    from sqlalchemy.exc import DBAPIError
+
+    from db.bulk import BulkLoadRunning
     from db.engine import make_engine
-    from db.generate import generate as generate_events, log_progress
+    from db.generate import WorldExists, generate as generate_events, log_progress
 
     async def run(url: str) -> None:
         # A million events' index builds and history stamping take minutes: the
@@ -174,7 +181,12 @@ def generate(settings: Settings, count: int, seed: int, batch: int) -> None:
     with _servers(settings, need_redis=False) as endpoints:
         _migrate(endpoints.database_url)
         asyncio.run(_seed(endpoints.database_url, settings.seed_datasets))
-        asyncio.run(run(endpoints.database_url))
+        try:
+            asyncio.run(run(endpoints.database_url))
+        except (BulkLoadRunning, WorldExists) as refused:
+            raise click.ClickException(str(refused)) from refused
+        except DBAPIError as error:  # (the batches committed stay; what the load left, the next start finishes)
+            raise click.ClickException(f"generate failed: {getattr(error.orig, 'args', [error])[0]}") from error
 
 
 def _progress_bar(total: int, unit: str, label: str, unit_scale: bool = False):

@@ -36,11 +36,6 @@ log = logging.getLogger(__name__)
 KEY_PREFIX = "conflictkb:v1"
 # A backstop: keys of old generations are never read again, this frees them.
 TTL_SECONDS = 24 * 3600
-# Writes that set this in their transaction skip the per-statement bump (a bulk load's
-# parallel batches would queue on the generation's row lock) and the per-statement
-# rollup; each batch takes its generation last (take_generation), and finish_bulk_load
-# rebuilds the rollup once at the end.
-BULK_LOAD_SETTING = "conflictkb.bulk_load"
 
 
 # Which server (its start time: a copy of the database restored elsewhere, or the
@@ -91,50 +86,6 @@ class GenerationReader:
     async def close(self) -> None:
         if self._pool is not None:
             await self._pool.close()
-
-
-async def start_bulk_load(conn: AsyncConnection) -> None:
-    """This transaction's writes leave the generation and the monthly rollup alone (see
-    BULK_LOAD_SETTING); finish_bulk_load brings both up to date once at the end."""
-    await conn.execute(text(f"SET LOCAL {BULK_LOAD_SETTING} = 'on'"))
-
-
-async def begin_bulk_load(conn: AsyncConnection) -> None:
-    """Before the first transaction of a bulk load (committed on its own): marks the
-    rollup stale until finish_bulk_load, so a load that dies is finished later."""
-    await conn.execute(text("UPDATE data_generation SET rollup_stale = true"))
-
-
-async def take_generation(conn: AsyncConnection) -> int:
-    """Move the data generation for this transaction (once; migration 0018's
-    take_generation()): a bulk load's batch calls it as its last step, so its history
-    and feed entries are in commit order with every other write's, as it commits."""
-    return await conn.scalar(text("SELECT take_generation()"))
-
-
-async def finish_bulk_load(conn: AsyncConnection) -> None:
-    """After bulk loads: the monthly rollup rebuilt (migration 0006), and the generation
-    moved for it (the batches moved it for their own rows, see take_generation; one
-    that did not gets this one)."""
-    await conn.execute(text("SELECT rebuild_event_month_counts()"))
-    generation = await take_generation(conn)
-    await conn.execute(text("UPDATE data_generation SET rollup_stale = false"))
-    # A batch that committed without taking one (a loader that forgot) is in the feed and
-    # the history from here: its entries would have no place in commit order otherwise.
-    await conn.execute(text("""
-        INSERT INTO write_generations (txid, generation)
-        SELECT DISTINCT c.txid, CAST(:generation AS bigint) FROM changes c
-         WHERE NOT EXISTS (SELECT 1 FROM write_generations w WHERE w.txid = c.txid)"""), {"generation": generation})
-    await conn.execute(text("UPDATE change_sets SET generation = :generation WHERE generation IS NULL"),
-                       {"generation": generation})
-
-
-async def finish_interrupted_bulk_load(conn: AsyncConnection) -> bool:
-    """Finish a bulk load that died before finish_bulk_load; whether there was one."""
-    if not await conn.scalar(text("SELECT rollup_stale FROM data_generation")):
-        return False
-    await finish_bulk_load(conn)
-    return True
 
 
 def statement_key(kind: str, stmt: Select) -> str:

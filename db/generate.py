@@ -31,7 +31,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db import models as m
-from db.cache import begin_bulk_load, finish_bulk_load, start_bulk_load, take_generation
+from db.bulk import bulk_load, start_bulk_load, take_generation
 from db.derive import empty_staging, insert_staged_events
 from db.engine import copy_rows
 from db.names import name_variants
@@ -77,6 +77,14 @@ QUOTES = {
 }
 
 
+class WorldExists(RuntimeError):
+    """The generated world of this seed (its places, actors...) is in the knowledge base."""
+
+    def __init__(self, seed: int):
+        super().__init__(f"this database already holds the events generated with --seed {seed}: generate with "
+                         "another seed, or into a fresh data directory (CONFLICTKB_DATA_DIR)")
+
+
 def _weighted(rng: random.Random, items: Sequence, weights: Sequence[float]) -> Callable[[], object]:
     """A fast sampler of `items` by `weights` (cumulative weights and bisection)."""
     cumulative = list(itertools.accumulate(weights))
@@ -101,6 +109,7 @@ class World:
 
 class Generator:
     def __init__(self, seed: int):
+        self.seed = seed
         self.rng = random.Random(seed)
         self.world = World()
 
@@ -217,6 +226,8 @@ class Generator:
                                "parent_id": None})
             add_names(actor_name_rows, "actor", self.world.civilians, ["Civilians"])
 
+        if await conn.scalar(select(m.places.c.id).where(m.places.c.id == place_rows[0]["id"])):
+            raise WorldExists(self.seed)
         # Parents before children: the lineage triggers need them (rows are in that order).
         for table, rows in ((m.places, place_rows), (m.place_names, name_rows), (m.actors, actor_rows),
                             (m.actor_names, actor_name_rows), (m.actor_memberships, membership_rows),
@@ -331,23 +342,7 @@ async def stage_batch(conn: AsyncConnection, batch: Sequence[tuple[dict, list[di
 
 # Secondary indexes maintained row by row cost more than building them once at the
 # end; these are off while a large batch of events loads (derive.py needs the kept ones).
-_INDEXES_OFF_DURING_LOAD = {"events": (), "event_actors": (), "claims": ("ix_claims_event",)}
-
-
-async def _drop_secondary_indexes(conn: AsyncConnection) -> list[str]:
-    """Drop the droppable secondary indexes and return the statements that rebuild them."""
-    rebuild = []
-    for table, keep in _INDEXES_OFF_DURING_LOAD.items():
-        rows = (await conn.execute(text("""
-            SELECT i.relname AS name, pg_get_indexdef(ix.indexrelid) AS definition
-              FROM pg_index ix JOIN pg_class i ON i.oid = ix.indexrelid
-             WHERE ix.indrelid = CAST(:table AS regclass) AND NOT ix.indisprimary AND NOT ix.indisunique"""),
-            {"table": table})).all()
-        for row in rows:
-            if row.name not in keep:
-                await conn.execute(text(f'DROP INDEX "{row.name}"'))
-                rebuild.append(row.definition)
-    return rebuild
+_INDEXES_KEPT_DURING_LOAD = {"events": (), "event_actors": (), "claims": ("ix_claims_event",)}
 
 
 async def generate(engine: AsyncEngine, events: int, seed: int = 1, batch: int = 20_000,
@@ -360,24 +355,13 @@ async def generate(engine: AsyncEngine, events: int, seed: int = 1, batch: int =
     async with engine.begin() as conn:
         await generator.build_world(conn)
         await conn.execute(text("ANALYZE"))  # the lineage lookups of the triggers need the plans
-    async with engine.begin() as conn:
-        await begin_bulk_load(conn)
-    rebuild: list[str] = []
-    if events >= 100_000:
-        async with engine.begin() as conn:
-            rebuild = await _drop_secondary_indexes(conn)
-    try:
+    async with bulk_load(engine, without_indexes=_INDEXES_KEPT_DURING_LOAD if events >= 100_000 else None):
         await _load(engine, generator, events, batch, progress)
-    finally:
-        async with engine.begin() as conn:
-            for statement in rebuild:
-                await conn.execute(text(statement))
-            await finish_bulk_load(conn)
-        # Statistics for the planner and a visibility map for index-only scans, now
-        # rather than whenever autovacuum gets to it (in the middle of a benchmark).
-        async with engine.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text("VACUUM (ANALYZE) events, event_actors, claims, places, actors, event_month_counts"))
+    # Statistics for the planner and a visibility map for index-only scans, now rather
+    # than whenever autovacuum gets to it (in the middle of a benchmark).
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text("VACUUM (ANALYZE) events, event_actors, claims, places, actors, event_month_counts"))
 
 
 async def _load(engine: AsyncEngine, generator: Generator, events: int, batch: int,

@@ -411,6 +411,13 @@ changes = Table(
     Index("ix_changes_gone", "record_type", "record_id", "seq", postgresql_where=text("op IN ('deleted', 'merged')")),
 )
 
+# The indexes a bulk load dropped, until they are built again (migration 0019, db/bulk.py).
+indexes_to_rebuild = Table(
+    "indexes_to_rebuild", metadata,
+    Column("name", Text, primary_key=True),
+    Column("definition", Text, nullable=False),
+)
+
 # Each writing transaction's data generation, its place in commit order (migration 0018).
 write_generations = Table(
     "write_generations", metadata,

@@ -17,6 +17,7 @@ import gzip
 import hashlib
 import io
 import os
+import sys
 import socket
 import time
 import uuid
@@ -42,6 +43,8 @@ from db.seed import load_seed_dir, seed_id
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_DATA_DIR = ROOT / "var" / "test"
+# the command-line program, as a user runs it
+CONFLICTKB = Path(sys.executable).parent / "conflictkb"
 TEST_SECRET = "test-secret-key"
 
 

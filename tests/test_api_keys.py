@@ -6,9 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import pytest
 import strawberry
@@ -24,9 +22,8 @@ from db.engine import make_engine
 from schema.context import GraphQLContext
 from schema.errors import ErrorCodes, Schema
 from schema.queries import Query
-from tests.conftest import app_client, make_settings, websocket_handshake
+from tests.conftest import CONFLICTKB, app_client, make_settings, websocket_handshake
 
-CONFLICTKB = Path(sys.executable).parent / "conflictkb"
 ME = "/v1/apikeys/me"
 
 

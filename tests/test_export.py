@@ -11,10 +11,8 @@ import io
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import tracemalloc
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -24,10 +22,9 @@ from api.exports import CSV_COLUMNS
 from db.engine import make_engine
 from db.queries import export as export_queries
 from db.queries.export import EXPORT_FIELDS
-from tests.conftest import app_client, generated_database, make_settings
+from tests.conftest import CONFLICTKB, app_client, generated_database, make_settings
 
 FORMATS = ("csv", "geojson", "ndjson")
-CONFLICTKB = Path(sys.executable).parent / "conflictkb"
 
 FILTERS = [
     {},

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import text
 
 from db.engine import make_engine
-from db.generate import generate
+from db.generate import WorldExists, generate
 
 
 async def _generated(url: str, seed: int) -> dict:
@@ -45,3 +46,17 @@ async def test_the_same_seed_gives_the_same_events(fresh_database_url, databases
     assert stats.without_country == 0 and stats.without_text == 0
     assert stats.places < 400  # skewed: busy towns repeat
     assert {"alleged", "contested", "unknown"} <= first["statuses"]
+
+
+async def test_a_seed_generated_again_into_the_same_database_is_refused_by_name(fresh_database_url):
+    engine = make_engine(fresh_database_url, pool_size=2)
+    try:
+        await generate(engine, 20, seed=9, batch=10)
+        with pytest.raises(WorldExists, match="already holds the events generated with --seed 9"):
+            await generate(engine, 20, seed=9, batch=10)
+        async with engine.connect() as conn:  # nothing of the second run went in
+            generated = await conn.scalar(text(
+                "SELECT count(*) FROM events WHERE id NOT IN (SELECT event_id FROM event_external_ids)"))
+        assert generated == 20
+    finally:
+        await engine.dispose()

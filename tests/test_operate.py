@@ -21,9 +21,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from db.imports.acled import ACLED_FORMAT
-from tests.conftest import app_client, free_port, import_into, make_settings, write_csv
+from tests.conftest import CONFLICTKB, app_client, free_port, import_into, make_settings, write_csv
 
-CONFLICTKB = Path(sys.executable).parent / "conflictkb"
 
 
 def series(text: str) -> list[tuple[str, dict[str, str], float]]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -30,9 +29,8 @@ from db.rate_limits import Policy, RateLimiter
 from schema.context import GraphQLContext
 from schema.errors import ErrorCodes, Schema
 from schema.queries import Query
-from tests.conftest import AIRSTRIKE, as_, free_port, make_settings, websocket_handshake
+from tests.conftest import CONFLICTKB, AIRSTRIKE, as_, free_port, make_settings, websocket_handshake
 
-CONFLICTKB = Path(sys.executable).parent / "conflictkb"
 EVENTS = "/v1/events?limit=1"
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,9 +13,8 @@ import httpx
 import psutil
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import CONFLICTKB, free_port
 
-CONFLICTKB = Path(sys.executable).parent / "conflictkb"
 
 
 def _processes_using(data_dir: Path) -> list[psutil.Process]:

@@ -17,8 +17,8 @@ import redis.asyncio as redis
 from pydantic.alias_generators import to_camel
 from sqlalchemy import event as sa_event, text
 
-from db.cache import (AnswerCache, begin_bulk_load, current_generation, finish_interrupted_bulk_load,
-                      start_bulk_load)
+from db.bulk import finish_interrupted_bulk_load, start_bulk_load
+from db.cache import AnswerCache, current_generation
 from db.embedded import EmbeddedRedis
 from db.engine import make_engine
 from db.queries import stats
@@ -504,8 +504,8 @@ async def test_an_interrupted_bulk_load_is_finished_later(fresh_database_url):
     events; the next seed (serve, generate) rebuilds it and moves the generation."""
     engine = make_engine(fresh_database_url, pool_size=1)
     try:
-        async with engine.begin() as conn:
-            await begin_bulk_load(conn)
+        async with engine.begin() as conn:  # (as db.bulk.bulk_load begins one)
+            await conn.execute(text("UPDATE data_generation SET rollup_stale = true"))
         async with engine.begin() as conn:
             await start_bulk_load(conn)
             await conn.execute(text("""

@@ -242,7 +242,7 @@ CREATE TABLE change_sets (
 CREATE INDEX ix_change_sets_events ON change_sets USING gin (events_touched);
 -- a table as it stood at a time reads the changes made to it since
 CREATE INDEX ix_change_sets_table_at ON change_sets (table_name, at);
--- what finish_bulk_load stamps (db/cache.py)
+-- what take_generation() stamps: a bulk load's batch
 CREATE INDEX ix_change_sets_unstamped ON change_sets (id) WHERE generation IS NULL;
 
 -- Each transaction's versions of a table and operation (0013) as one change set, each
