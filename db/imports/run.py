@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-from collections.abc import Callable
+from contextlib import suppress
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from sqlalchemy import text
@@ -51,6 +53,27 @@ class _CommittedRows:
             self.counted[outcome] = now
 
 
+def _parsed_batches(source: CsvSource, file_format: Format, batch_size: int
+                    ) -> Iterator[tuple[list[ImportedEvent], list[tuple[int, str]], bool]]:
+    """The file's rows parsed, `batch_size` events at a time, each batch with the rows
+    rejected on the way (line, reason) and whether it is the last (maybe empty)."""
+    batch: list[ImportedEvent] = []
+    rejects: list[tuple[int, str]] = []
+    for row in source.rows():
+        if row.width_error:
+            rejects.append((row.line, row.width_error))
+            continue
+        try:
+            batch.append(file_format.parse(row.values, row.line))
+        except RowError as error:
+            rejects.append((row.line, str(error)))
+            continue
+        if len(batch) >= batch_size:
+            yield batch, rejects, False
+            batch, rejects = [], []
+    yield batch, rejects, True
+
+
 async def import_file(engine: AsyncEngine, path: Path, file_format: Format, *, dry_run: bool = False,
                       batch_size: int = 5000, progress: Callable[[int, int, int], None] | None = None,
                       on_reject: Callable[[Rejected], None] | None = None, sha256: str | None = None) -> ImportReport:
@@ -72,30 +95,30 @@ async def import_file(engine: AsyncEngine, path: Path, file_format: Format, *, d
             # who the history names for everything this import writes (for the session: reset below)
             await conn.execute(text("SELECT set_config('conflictkb.actor', :who, false)"),
                                {"who": f"import {file_format.name} {path.name}"})
+            upcoming: asyncio.Future | None = None
             try:
-                batch: list[ImportedEvent] = []
                 batches = 0
-                for row in source.rows():
-                    if row.width_error:
-                        report.reject(row.line, row.width_error)
-                        continue
-                    try:
-                        batch.append(file_format.parse(row.values, row.line))
-                    except RowError as error:
-                        report.reject(row.line, str(error))
-                        continue
-                    if len(batch) >= batch_size:
-                        await loader.load(conn, batch, report)
-                        batches += 1
-                        if batches & (batches - 1) == 0:  # 1, 2, 4, 8...: as the tables grow
-                            await analyze_loaded_tables(conn)
-                        if not dry_run:
-                            await conn.commit()
-                            committed(report)
-                        batch = []
-                        if progress:
-                            progress(source.position, source.size, report.rows_read)
-                await loader.load(conn, batch, report)
+                # Batch N+1 is read and parsed in a thread while batch N loads: the loading
+                # is PostgreSQL's work, and the parsing has the interpreter to itself meanwhile.
+                parsed = _parsed_batches(source, file_format, batch_size)
+                upcoming = asyncio.ensure_future(asyncio.to_thread(next, parsed))
+                while True:
+                    batch, rejects, last = await upcoming
+                    if not last:
+                        upcoming = asyncio.ensure_future(asyncio.to_thread(next, parsed))
+                    for line, reason in rejects:
+                        report.reject(line, reason)
+                    await loader.load(conn, batch, report)
+                    if last:
+                        break
+                    batches += 1
+                    if batches & (batches - 1) == 0:  # 1, 2, 4, 8...: as the tables grow
+                        await analyze_loaded_tables(conn)
+                    if not dry_run:
+                        await conn.commit()
+                        committed(report)
+                    if progress:
+                        progress(source.position, source.size, report.rows_read)
                 if dry_run:
                     await conn.rollback()
                 else:
@@ -110,6 +133,9 @@ async def import_file(engine: AsyncEngine, path: Path, file_format: Format, *, d
                 if progress:
                     progress(source.size, source.size, report.rows_read)
             finally:
+                if upcoming is not None and not upcoming.done():  # (a failed load: the thread ends its batch)
+                    with suppress(Exception):
+                        await upcoming
                 if conn.in_transaction():
                     await conn.rollback()
                 await conn.execute(text("SELECT pg_advisory_unlock(:key), set_config('conflictkb.actor', '', false)"),
