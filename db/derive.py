@@ -52,6 +52,8 @@ from uuid import UUID
 from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db.references import can_skip_row_checks, check_references
+
 # The rules as CTEs over a group of claims, so that one written rule serves a single
 # event (recompute_events, which stores the outcome) and a happening, whose records'
 # claims count together (db/queries/happenings.py, which reads it). `claims`: a
@@ -263,8 +265,8 @@ _MAKE_STAGING = (
     "CREATE TEMP TABLE new_event_actors (LIKE event_actors INCLUDING DEFAULTS, PRIMARY KEY (event_id, actor_id, role))",
     "ALTER TABLE new_event_actors ALTER date_start DROP NOT NULL, ALTER date_end DROP NOT NULL",
 )
-_INSERT_STAGED = tuple(text(f"INSERT INTO {table} SELECT * FROM new_{table}")
-                       for table in ("events", "event_actors", "claims"))  # events first: the others refer to them
+_STAGED_TABLES = ("events", "event_actors", "claims")  # events first: the others refer to them
+_INSERT_STAGED = tuple(text(f"INSERT INTO {table} SELECT * FROM new_{table}") for table in _STAGED_TABLES)
 
 
 async def drop_unclaimed_role(conn: AsyncConnection, event_id: UUID, actor_id: UUID | None, role: str) -> None:
@@ -312,7 +314,14 @@ async def derive_staged_events(conn: AsyncConnection) -> None:
 
 async def insert_staged_events(conn: AsyncConnection) -> None:
     """Insert the staged new events with their roles and claims, derived first: each
-    row is written once, finished (no update after it, so no second version of it)."""
+    row is written once, finished (no update after it, so no second version of it);
+    their foreign keys checked once per table where that may be (db/references.py)."""
     await derive_staged_events(conn)
-    for statement in _INSERT_STAGED:
+    by_batch = await can_skip_row_checks(conn, _STAGED_TABLES)
+    for table, statement in zip(_STAGED_TABLES, _INSERT_STAGED):
+        if by_batch:
+            await check_references(conn, table, f"new_{table}")
+            await conn.execute(text("SET LOCAL session_replication_role = replica"))
         await conn.execute(statement)
+        if by_batch:
+            await conn.execute(text("SET LOCAL session_replication_role = origin"))
