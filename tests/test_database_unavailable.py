@@ -200,6 +200,8 @@ async def test_a_statement_over_its_timeout_is_a_503(private_postgres, redis_url
     (asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation"), True),
     (asyncpg.TooManyConnectionsError("sorry, too many clients already"), True),  # 53300
     (ConnectionRefusedError(111, "Connection refused"), True),
+    # a connection a restart broke mid-statement, reused before asyncpg saw it closed
+    (asyncpg.InternalClientError("cannot switch to state 12; another operation (2) is in progress"), True),
     (asyncpg.UniqueViolationError("duplicate key value"), False),
     (asyncpg.UndefinedColumnError("column does not exist"), False),
     (ValueError("not a database error"), False),

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Any
 from uuid import UUID
 
+import asyncpg
 from sqlalchemy import ColumnElement, Select, TextClause, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
@@ -103,7 +104,13 @@ async def first_page_rows(conn: AsyncConnection, statement: Callable[[], Select]
         compiled[key] = (with_generation(sql) if reporting else sql, arguments)
     sql, arguments = compiled[key]
     driver = (await conn.get_raw_connection()).driver_connection
-    rows = [tuple(row) for row in await driver.fetch(sql, *arguments)]
+    try:
+        rows = [tuple(row) for row in await driver.fetch(sql, *arguments)]
+    except asyncpg.InternalClientError:
+        # (a connection a restart broke mid-statement: SQLAlchemy, not having run the
+        # statement, would give it to the next request again)
+        await conn.invalidate()
+        raise
     return report_generation(rows) if reporting else rows
 
 
