@@ -185,8 +185,15 @@ def generate(settings: Settings, count: int, seed: int, batch: int) -> None:
             asyncio.run(run(endpoints.database_url))
         except (BulkLoadRunning, WorldExists) as refused:
             raise click.ClickException(str(refused)) from refused
-        except DBAPIError as error:  # (the batches committed stay; what the load left, the next start finishes)
-            raise click.ClickException(f"generate failed: {getattr(error.orig, 'args', [error])[0]}") from error
+        except DBAPIError as error:
+            raise _failed_on_the_database("generate", error, "what the load left is finished by the next start") \
+                from error
+
+
+def _failed_on_the_database(command: str, error: Exception, after: str) -> click.ClickException:
+    """A command's failure on the database as one line (its first), not a traceback."""
+    reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+    return click.ClickException(f"{command} failed on the database: {reason}; {after}")
 
 
 def _progress_bar(total: int, unit: str, label: str, unit_scale: bool = False):
@@ -226,6 +233,7 @@ def _import_command(file_format_name: str):
         from db.imports import formats
         from db.imports.run import import_file
         from db.imports.source_file import ImportFileError
+        from sqlalchemy.exc import DBAPIError
 
         file_format = formats.BY_NAME[file_format_name]
         # by the file's bytes (its rows are not known until read), with the rows per second beside
@@ -258,6 +266,9 @@ def _import_command(file_format_name: str):
                     report = asyncio.run(run(endpoints.database_url))
             except ImportFileError as error:
                 raise click.ClickException(str(error)) from error
+            except DBAPIError as error:
+                raise _failed_on_the_database(f"import {file.name}", error, "the batches committed stay: the same "
+                                              "command again goes on from there") from error
         click.echo(f"import {file_format_name}{' (dry run, nothing written)' if dry_run else ''}: "
                    f"{report.summary()}")
 

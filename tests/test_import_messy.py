@@ -4,9 +4,12 @@ roles added by others, linking in either order, and exports an importer can read
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import gzip
 import io
+import os
+import subprocess
 
 from sqlalchemy import text
 
@@ -14,7 +17,7 @@ from db.engine import make_engine
 from db.imports.acled import ACLED_FORMAT
 from db.imports.ucdp import UCDP_FORMAT
 from db.linking import TOP_K
-from tests.conftest import app_client, import_into, ucdp_extract_rows, write_csv
+from tests.conftest import CONFLICTKB, app_client, import_into, ucdp_extract_rows, write_csv
 
 ACLED = ["event_id_cnty", "event_date", "time_precision", "event_type", "sub_event_type", "actor1", "actor2",
          "country", "admin1", "location", "latitude", "longitude", "source", "fatalities"]
@@ -160,3 +163,20 @@ async def test_an_export_of_battles_reads_back_as_acled(fresh_database_url, redi
     # (the article's events without coordinates are refused, as in any ACLED file)
     assert {r.reason for r in report.rejected} <= {"latitude is missing"}
     assert report.rejected_count == len(exported_rows) - len(located)
+
+
+async def test_an_import_that_fails_on_the_database_says_so_in_one_line(fresh_database_url, tmp_path):
+    columns, rows = ucdp_extract_rows()
+    path = write_csv(tmp_path / "slice.csv", columns, rows[:3])
+    await _sql(fresh_database_url, """
+        CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'events are refused here'; END $$""")
+    await _sql(fresh_database_url, "CREATE TRIGGER tr_refuse BEFORE INSERT ON events FOR EACH STATEMENT "
+                                   "EXECUTE FUNCTION refuse()")
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "CONFLICTKB_DATA_DIR")}
+    ran = await asyncio.to_thread(subprocess.run, [str(CONFLICTKB), "import", "ucdp", str(path)], capture_output=True,
+                                  text=True, timeout=120, env={**env, "DATABASE_URL": fresh_database_url})
+    assert ran.returncode == 1
+    assert "import slice.csv failed on the database: " in ran.stderr
+    assert "events are refused here; the batches committed stay" in ran.stderr
+    assert "Traceback" not in ran.stderr
