@@ -227,11 +227,12 @@ def _count_in_served_metrics(settings: Settings) -> None:
 def _import_command(file_format_name: str):
     """`conflictkb import <dataset> FILE`: one command per dataset format."""
 
-    def command(settings: Settings, file: Path, dry_run: bool, batch: int) -> None:
+    def command(settings: Settings, file: Path, dry_run: bool, batch: int, into_empty: bool | None) -> None:
         _count_in_served_metrics(settings)
         from db.engine import make_engine
         from db.imports import formats
-        from db.imports.run import import_file
+        from db.bulk import BulkLoadRunning
+        from db.imports.run import ImportRefused, import_file
         from db.imports.source_file import ImportFileError
         from sqlalchemy.exc import DBAPIError
 
@@ -252,7 +253,7 @@ def _import_command(file_format_name: str):
             engine = make_engine(url, pool_size=1)
             try:
                 return await import_file(engine, file, file_format, dry_run=dry_run, batch_size=batch,
-                                         progress=progress, on_reject=on_reject)
+                                         progress=progress, on_reject=on_reject, into_empty=into_empty)
             finally:
                 await engine.dispose()
 
@@ -264,7 +265,7 @@ def _import_command(file_format_name: str):
                         report = asyncio.run(run(endpoints.database_url))
                 else:
                     report = asyncio.run(run(endpoints.database_url))
-            except ImportFileError as error:
+            except (ImportFileError, ImportRefused, BulkLoadRunning) as error:
                 raise click.ClickException(str(error)) from error
             except DBAPIError as error:
                 raise _failed_on_the_database(f"import {file.name}", error, "the batches committed stay: the same "
@@ -278,6 +279,9 @@ def _import_command(file_format_name: str):
                            help="Rows per transaction.")(command)
     command = click.option("--dry-run", is_flag=True, help="Read, check and count everything; write nothing.")(
         command)
+    command = click.option("--into-empty", is_flag=True, default=None,
+                           help="A first load: the events' indexes built once at the end (the default when the "
+                                "knowledge base holds no event; refused when it does).")(command)
     command = click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))(command)
     return import_group.command(name=file_format_name)(command)
 

@@ -24,6 +24,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 BULK_LOAD_SETTING = "conflictkb.bulk_load"
+# The tables whose secondary indexes a large load takes down (maintained row by row they
+# cost more than one build at the end), with those it keeps: the derivation reads claims
+# by event.
+EVENT_TABLES_WITHOUT_INDEXES = {"events": (), "event_actors": (), "claims": ("ix_claims_event",)}
 # Held (session level) by the process running a bulk load, for its whole length.
 BULK_LOAD_LOCK = 727004
 

@@ -31,7 +31,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db import models as m
-from db.bulk import bulk_load, start_bulk_load, take_generation
+from db.bulk import EVENT_TABLES_WITHOUT_INDEXES, bulk_load, start_bulk_load, take_generation
 from db.derive import empty_staging, insert_staged_events
 from db.engine import copy_rows
 from db.names import name_variants
@@ -340,11 +340,6 @@ async def stage_batch(conn: AsyncConnection, batch: Sequence[tuple[dict, list[di
     await copy_rows(conn, "new_claims", CLAIM_COLUMNS, [c for _, _, claims in batch for c in claims])
 
 
-# Secondary indexes maintained row by row cost more than building them once at the
-# end; these are off while a large batch of events loads (derive.py needs the kept ones).
-_INDEXES_KEPT_DURING_LOAD = {"events": (), "event_actors": (), "claims": ("ix_claims_event",)}
-
-
 async def generate(engine: AsyncEngine, events: int, seed: int = 1, batch: int = 20_000,
                    progress: Callable[[int, float], None] | None = None) -> None:
     """Add `events` synthetic events (and their world) to the knowledge base.
@@ -355,7 +350,7 @@ async def generate(engine: AsyncEngine, events: int, seed: int = 1, batch: int =
     async with engine.begin() as conn:
         await generator.build_world(conn)
         await conn.execute(text("ANALYZE"))  # the lineage lookups of the triggers need the plans
-    async with bulk_load(engine, without_indexes=_INDEXES_KEPT_DURING_LOAD if events >= 100_000 else None):
+    async with bulk_load(engine, without_indexes=EVENT_TABLES_WITHOUT_INDEXES if events >= 100_000 else None):
         await _load(engine, generator, events, batch, progress)
     # Statistics for the planner and a visibility map for index-only scans, now rather
     # than whenever autovacuum gets to it (in the middle of a benchmark).

@@ -14,7 +14,10 @@ from sqlalchemy import text
 from db.bulk import (BULK_LOAD_LOCK, BulkLoadRunning, _drop_secondary_indexes, bulk_load,
                      finish_interrupted_bulk_load, start_bulk_load, take_generation)
 from db.engine import make_engine
-from tests.conftest import CONFLICTKB, app_client
+from db.imports.run import ImportRefused
+from db.imports.ucdp import UCDP_FORMAT
+from db.migrate import upgrade
+from tests.conftest import CONFLICTKB, app_client, import_into, ucdp_extract_rows, write_csv
 
 _EVENT_INDEXES = text("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'events' ORDER BY 1")
 _THREE_EVENTS = text("""
@@ -93,3 +96,39 @@ async def test_a_batch_is_in_the_feed_when_it_commits(fresh_database_url, redis_
                 assert [(e["type"], e["op"]) for e in after["data"]] == [("event", "created")] * 3
     finally:
         await engine.dispose()
+
+
+async def test_a_first_load_builds_the_events_indexes_once_at_its_end(databases, tmp_path):
+    name = "t_first_load"
+    databases.pg._psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    databases.pg._psql(f'CREATE DATABASE "{name}"')
+    url = databases.pg.url(name)
+    try:
+        await asyncio.to_thread(upgrade, url)  # migrated, nothing seeded: no event
+        index_oids = text("SELECT indexrelid::regclass::text, indexrelid::int FROM pg_index "
+                          "WHERE indrelid = 'events'::regclass ORDER BY 1")
+        engine = make_engine(url, pool_size=1)
+        try:
+            async with engine.connect() as conn:
+                before = dict((await conn.execute(index_oids)).all())
+            columns, rows = ucdp_extract_rows()
+            report = await import_into(url, write_csv(tmp_path / "first.csv", columns, rows[:40]), UCDP_FORMAT)
+            assert report.inserted == 40
+            async with engine.connect() as conn:
+                after = dict((await conn.execute(index_oids)).all())
+                left = await conn.scalar(text("SELECT rollup_stale OR EXISTS (SELECT 1 FROM indexes_to_rebuild) "
+                                              "FROM data_generation"))
+            assert after.keys() == before.keys() and not left
+            # each secondary index built anew (a new oid), the primary key kept
+            assert {n for n in before if before[n] != after[n]} == set(before) - {"events_pkey"}
+        finally:
+            await engine.dispose()
+    finally:
+        databases.pg._psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def test_into_empty_is_refused_where_there_are_events(fresh_database_url, tmp_path):
+    columns, rows = ucdp_extract_rows()
+    with pytest.raises(ImportRefused, match="--into-empty is for a first load"):
+        await import_into(fresh_database_url, write_csv(tmp_path / "more.csv", columns, rows[:3]), UCDP_FORMAT,
+                          into_empty=True)

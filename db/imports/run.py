@@ -11,12 +11,17 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from db.bulk import EVENT_TABLES_WITHOUT_INDEXES, bulk_load
 from db.imports.formats import seed_dataset_files
 from db.imports.loader import IMPORT_LOCK, Loader
 from db.imports.records import Format, ImportedEvent, ImportReport, Rejected, RowError
 from db.imports.source_file import CsvSource
 from db.metrics import IMPORT_ROWS
 from db.seed import apply_seed_links
+
+
+class ImportRefused(RuntimeError):
+    """The import was asked for what the knowledge base is not in a state for."""
 
 
 def file_sha256(path: Path) -> str:
@@ -76,12 +81,31 @@ def _parsed_batches(source: CsvSource, file_format: Format, batch_size: int
 
 async def import_file(engine: AsyncEngine, path: Path, file_format: Format, *, dry_run: bool = False,
                       batch_size: int = 5000, progress: Callable[[int, int, int], None] | None = None,
-                      on_reject: Callable[[Rejected], None] | None = None, sha256: str | None = None) -> ImportReport:
+                      on_reject: Callable[[Rejected], None] | None = None, sha256: str | None = None,
+                      into_empty: bool | None = None) -> ImportReport:
     """Import `path`; with `dry_run`, everything is done and counted but rolled back.
 
     Each batch commits on its own (a reader sees the import progress; after a failure a
     second run picks up where it stopped, writing nothing for what is already in).
-    `progress(bytes read, file size, rows read)` is called after each batch."""
+    `progress(bytes read, file size, rows read)` is called after each batch.
+
+    `into_empty` (a first load; by default, when the knowledge base holds no event): the
+    events' secondary indexes are taken down for the import and built once at its end
+    (db/bulk.py: a killed import leaves them to the next start); True refuses a
+    knowledge base that holds events."""
+    async with engine.connect() as conn:
+        holds_events = await conn.scalar(text("SELECT EXISTS (SELECT 1 FROM events)"))
+    if into_empty and holds_events:
+        raise ImportRefused("--into-empty is for a first load, and the knowledge base holds events already")
+    if into_empty is False or holds_events or dry_run:
+        return await _import_file(engine, path, file_format, dry_run, batch_size, progress, on_reject, sha256)
+    async with bulk_load(engine, without_indexes=EVENT_TABLES_WITHOUT_INDEXES):
+        return await _import_file(engine, path, file_format, dry_run, batch_size, progress, on_reject, sha256)
+
+
+async def _import_file(engine: AsyncEngine, path: Path, file_format: Format, dry_run: bool, batch_size: int,
+                       progress: Callable[[int, int, int], None] | None,
+                       on_reject: Callable[[Rejected], None] | None, sha256: str | None) -> ImportReport:
     source = CsvSource(path)
     try:
         source.require(file_format.required_columns, file_format.name)
