@@ -37,8 +37,9 @@ class _ForeignKey:
     referenced_table: str
     referenced_columns: tuple[str, ...]
 
-    def lock_and_count_missing(self, staged: str) -> str:
-        """SQL: lock the referenced rows the staged ones name; the first value with none."""
+    def lock_and_find_missing(self, staged: str) -> str:
+        """SQL: lock the referenced rows the staged ones name (`locked` counts them: a
+        CTE nobody reads is not run), and the first value with no row (`missing`)."""
         cols = ", ".join(f's."{c}"' for c in self.columns)
         present = " AND ".join(f's."{c}" IS NOT NULL' for c in self.columns)
         match = " AND ".join(f'r."{rc}" = s."{c}"' for c, rc in zip(self.columns, self.referenced_columns))
@@ -80,7 +81,7 @@ async def check_references(conn: AsyncConnection, table: str, staged: str) -> No
     """Every foreign key of `table` checked for the rows staged in `staged` (shaped
     like it), the rows they refer to locked; MissingReference names the first miss."""
     for key in await _foreign_keys(conn, table):
-        row = (await conn.execute(text(key.lock_and_count_missing(staged)))).one()
+        row = (await conn.execute(text(key.lock_and_find_missing(staged)))).one()
         if row.missing is not None:
             raise MissingReference(f"{table}.{', '.join(key.columns)} = {row.missing}: no such row in "
                                    f"{key.referenced_table} ({key.name})")

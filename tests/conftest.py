@@ -19,6 +19,7 @@ import io
 import os
 import sys
 import socket
+import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -29,6 +30,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from sqlalchemy import event, make_url, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.app import create_app
 from api.settings import Settings
@@ -265,6 +267,23 @@ def event_url(key: str) -> str:
 AIRSTRIKE = {"event_type": "Explosions/Remote violence", "sub_event_type": "Air/drone strike",
              "date_start": "2018-05-01", "place": str(seed_id("place", "al-qasr")),
              "summary": "An air strike on a village south of Al-Shadadi."}
+
+
+@pytest.fixture
+async def fresh_engine(fresh_database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on a private copy of the seeded knowledge base (connections for two
+    sessions at once, and their overflow)."""
+    engine = make_engine(fresh_database_url, pool_size=2)
+    yield engine
+    await engine.dispose()
+
+
+def run_conflictkb(database_url: str, *args: str) -> subprocess.CompletedProcess:
+    """`conflictkb ARGS` as a user runs it, on `database_url` (no embedded servers, no
+    Redis), its output as text."""
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "CONFLICTKB_DATA_DIR")}
+    return subprocess.run([str(CONFLICTKB), *args], env={**env, "DATABASE_URL": database_url}, capture_output=True,
+                          text=True, timeout=120)
 
 
 @pytest.fixture

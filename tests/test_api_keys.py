@@ -4,7 +4,6 @@ checked on requests (401 / 403 problems, roles, the setting that closes reads)."
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 import uuid
 
@@ -22,7 +21,7 @@ from db.engine import make_engine
 from schema.context import GraphQLContext
 from schema.errors import ErrorCodes, Schema
 from schema.queries import Query
-from tests.conftest import CONFLICTKB, app_client, make_settings, websocket_handshake
+from tests.conftest import app_client, run_conflictkb, make_settings, websocket_handshake
 
 ME = "/v1/apikeys/me"
 
@@ -85,9 +84,7 @@ async def test_a_prefix_two_keys_share_revokes_neither(fresh_database_url):
 
 
 def _conflictkb(database_url: str, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "CONFLICTKB_DATA_DIR")}
-    env["DATABASE_URL"] = database_url
-    return subprocess.run([str(CONFLICTKB), "apikey", *args], env=env, capture_output=True, text=True, timeout=120)
+    return run_conflictkb(database_url, "apikey", *args)
 
 
 async def test_the_command_line_makes_lists_and_revokes_keys(fresh_database_url):

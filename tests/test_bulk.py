@@ -5,8 +5,6 @@ they commit."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
 
 import pytest
 from sqlalchemy import text
@@ -17,7 +15,7 @@ from db.engine import make_engine
 from db.imports.run import ImportRefused
 from db.imports.ucdp import UCDP_FORMAT
 from db.migrate import upgrade
-from tests.conftest import CONFLICTKB, app_client, import_into, ucdp_extract_rows, write_csv
+from tests.conftest import app_client, run_conflictkb, import_into, ucdp_extract_rows, write_csv
 
 _EVENT_INDEXES = text("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'events' ORDER BY 1")
 _THREE_EVENTS = text("""
@@ -26,76 +24,58 @@ _THREE_EVENTS = text("""
            (SELECT id FROM places WHERE iso3 = 'IRQ'), 'country' FROM generate_series(1, 3)""")
 
 
-async def test_a_load_killed_without_its_indexes_gets_them_back_at_the_next_start(fresh_database_url):
-    engine = make_engine(fresh_database_url, pool_size=1)
-    try:
-        async with engine.connect() as conn:
-            indexes = (await conn.execute(_EVENT_INDEXES)).all()
-        async with engine.begin() as conn:  # what bulk_load does first; then the process is killed
-            await conn.execute(text("UPDATE data_generation SET rollup_stale = true"))
-            await _drop_secondary_indexes(conn, {"events": ("ix_events_date",)})
-        async with engine.connect() as conn:
-            left = {name for name, _ in (await conn.execute(_EVENT_INDEXES)).all()}
-        assert left == {"events_pkey", "ix_events_date"}
-        async with engine.begin() as conn:
-            assert await finish_interrupted_bulk_load(conn)
-        async with engine.connect() as conn:
-            assert (await conn.execute(_EVENT_INDEXES)).all() == indexes
-            assert await conn.scalar(text("SELECT count(*) FROM indexes_to_rebuild")) == 0
-        async with engine.begin() as conn:
-            assert not await finish_interrupted_bulk_load(conn)
-    finally:
-        await engine.dispose()
+async def test_a_load_killed_without_its_indexes_gets_them_back_at_the_next_start(fresh_engine):
+    async with fresh_engine.connect() as conn:
+        indexes = (await conn.execute(_EVENT_INDEXES)).all()
+    async with fresh_engine.begin() as conn:  # what bulk_load does first; then the process is killed
+        await conn.execute(text("UPDATE data_generation SET rollup_stale = true"))
+        await _drop_secondary_indexes(conn, {"events": ("ix_events_date",)})
+    async with fresh_engine.connect() as conn:
+        left = {name for name, _ in (await conn.execute(_EVENT_INDEXES)).all()}
+    assert left == {"events_pkey", "ix_events_date"}
+    async with fresh_engine.begin() as conn:
+        assert await finish_interrupted_bulk_load(conn)
+    async with fresh_engine.connect() as conn:
+        assert (await conn.execute(_EVENT_INDEXES)).all() == indexes
+        assert await conn.scalar(text("SELECT count(*) FROM indexes_to_rebuild")) == 0
+    async with fresh_engine.begin() as conn:
+        assert not await finish_interrupted_bulk_load(conn)
 
 
-async def test_a_start_beside_a_running_load_refuses_to_finish_it(fresh_database_url):
-    engine = make_engine(fresh_database_url, pool_size=2)
-    try:
-        async with bulk_load(engine):
-            async with engine.begin() as conn:
-                with pytest.raises(BulkLoadRunning, match="is running on this database"):
-                    await finish_interrupted_bulk_load(conn)
-            with pytest.raises(BulkLoadRunning):  # nor does a second load start
-                async with bulk_load(engine):
-                    pass
-        async with engine.begin() as conn:
-            assert not await finish_interrupted_bulk_load(conn)  # the load finished itself
-    finally:
-        await engine.dispose()
+async def test_a_start_beside_a_running_load_refuses_to_finish_it(fresh_engine):
+    async with bulk_load(fresh_engine):
+        async with fresh_engine.begin() as conn:
+            with pytest.raises(BulkLoadRunning, match="is running on this database"):
+                await finish_interrupted_bulk_load(conn)
+        with pytest.raises(BulkLoadRunning):  # nor does a second load start
+            async with bulk_load(fresh_engine):
+                pass
+    async with fresh_engine.begin() as conn:
+        assert not await finish_interrupted_bulk_load(conn)  # the load finished itself
 
 
-async def test_seed_beside_a_running_load_says_so(fresh_database_url):
-    engine = make_engine(fresh_database_url, pool_size=2)
-    try:
-        async with engine.connect() as holder:
-            await holder.execute(text("UPDATE data_generation SET rollup_stale = true"))
-            await holder.execute(text("SELECT pg_advisory_lock(:key)"), {"key": BULK_LOAD_LOCK})
-            await holder.commit()
-            env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "CONFLICTKB_DATA_DIR")}
-            seeded = await asyncio.to_thread(subprocess.run, [str(CONFLICTKB), "seed"], capture_output=True,
-                                             text=True, timeout=120, env={**env, "DATABASE_URL": fresh_database_url})
-            assert seeded.returncode == 1
-            assert "a bulk load (conflictkb generate) is running on this database" in seeded.stderr
-            assert "Traceback" not in seeded.stderr
-    finally:
-        await engine.dispose()
+async def test_seed_beside_a_running_load_says_so(fresh_engine, fresh_database_url):
+    async with fresh_engine.connect() as holder:
+        await holder.execute(text("UPDATE data_generation SET rollup_stale = true"))
+        await holder.execute(text("SELECT pg_advisory_lock(:key)"), {"key": BULK_LOAD_LOCK})
+        await holder.commit()
+        seeded = await asyncio.to_thread(run_conflictkb, fresh_database_url, "seed")
+        assert seeded.returncode == 1
+        assert "a bulk load (conflictkb generate) is running on this database" in seeded.stderr
+        assert "Traceback" not in seeded.stderr
 
 
-async def test_a_batch_is_in_the_feed_when_it_commits(fresh_database_url, redis_url):
-    engine = make_engine(fresh_database_url, pool_size=2)
-    try:
-        async with app_client(fresh_database_url, redis_url) as client:
-            before = (await client.get("/v1/changes", params={"limit": 1000})).json()
-            async with bulk_load(engine):
-                async with engine.begin() as conn:
-                    await start_bulk_load(conn)
-                    await conn.execute(_THREE_EVENTS)
-                    await take_generation(conn)
-                # the load has not finished: its committed batch is listed already
-                after = (await client.get("/v1/changes", params={"since": before["next_cursor"]})).json()
-                assert [(e["type"], e["op"]) for e in after["data"]] == [("event", "created")] * 3
-    finally:
-        await engine.dispose()
+async def test_a_batch_is_in_the_feed_when_it_commits(fresh_engine, fresh_database_url, redis_url):
+    async with app_client(fresh_database_url, redis_url) as client:
+        before = (await client.get("/v1/changes", params={"limit": 1000})).json()
+        async with bulk_load(fresh_engine):
+            async with fresh_engine.begin() as conn:
+                await start_bulk_load(conn)
+                await conn.execute(_THREE_EVENTS)
+                await take_generation(conn)
+            # the load has not finished: its committed batch is listed already
+            after = (await client.get("/v1/changes", params={"since": before["next_cursor"]})).json()
+            assert [(e["type"], e["op"]) for e in after["data"]] == [("event", "created")] * 3
 
 
 async def test_a_first_load_builds_the_events_indexes_once_at_its_end(databases, tmp_path):
@@ -124,7 +104,7 @@ async def test_a_first_load_builds_the_events_indexes_once_at_its_end(databases,
         finally:
             await engine.dispose()
     finally:
-        databases.pg._psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        databases.drop(name)
 
 
 async def test_into_empty_is_refused_where_there_are_events(fresh_database_url, tmp_path):

@@ -8,8 +8,6 @@ import asyncio
 import csv
 import gzip
 import io
-import os
-import subprocess
 
 from sqlalchemy import text
 
@@ -17,7 +15,7 @@ from db.engine import make_engine
 from db.imports.acled import ACLED_FORMAT
 from db.imports.ucdp import UCDP_FORMAT
 from db.linking import TOP_K
-from tests.conftest import CONFLICTKB, app_client, import_into, ucdp_extract_rows, write_csv
+from tests.conftest import app_client, import_into, run_conflictkb, ucdp_extract_rows, write_csv
 
 ACLED = ["event_id_cnty", "event_date", "time_precision", "event_type", "sub_event_type", "actor1", "actor2",
          "country", "admin1", "location", "latitude", "longitude", "source", "fatalities"]
@@ -173,9 +171,7 @@ async def test_an_import_that_fails_on_the_database_says_so_in_one_line(fresh_da
         BEGIN RAISE EXCEPTION 'events are refused here'; END $$""")
     await _sql(fresh_database_url, "CREATE TRIGGER tr_refuse BEFORE INSERT ON events FOR EACH STATEMENT "
                                    "EXECUTE FUNCTION refuse()")
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "CONFLICTKB_DATA_DIR")}
-    ran = await asyncio.to_thread(subprocess.run, [str(CONFLICTKB), "import", "ucdp", str(path)], capture_output=True,
-                                  text=True, timeout=120, env={**env, "DATABASE_URL": fresh_database_url})
+    ran = await asyncio.to_thread(run_conflictkb, fresh_database_url, "import", "ucdp", str(path))
     assert ran.returncode == 1
     assert "import slice.csv failed on the database: " in ran.stderr
     assert "events are refused here; the batches committed stay" in ran.stderr

@@ -9,8 +9,7 @@ import uuid
 import pytest
 from sqlalchemy import text
 
-from db.derive import empty_staging, insert_staged_events
-from db.engine import make_engine
+from db.derive import insert_staged_events
 from db.generate import Generator, stage_batch
 from db.references import MissingReference, can_skip_row_checks
 
@@ -21,64 +20,48 @@ async def _staged_batch(conn, seed: int = 3, size: int = 30) -> None:
     await stage_batch(conn, list(generator.events(size)))
 
 
-async def test_a_batch_goes_in_with_its_keys_checked_once(fresh_database_url):
-    engine = make_engine(fresh_database_url, pool_size=1)
-    try:
-        async with engine.begin() as conn:
-            assert await can_skip_row_checks(conn, ("events", "event_actors", "claims"))
-            await _staged_batch(conn)
-            await insert_staged_events(conn)
-            # the session is back to checking keys row by row for what follows
-            assert await conn.scalar(text("SHOW session_replication_role")) == "origin"
-            stored = await conn.scalar(text("SELECT count(*) FROM claims WHERE id IN (SELECT id FROM new_claims)"))
-            assert stored == await conn.scalar(text("SELECT count(*) FROM new_claims")) > 0
-    finally:
-        await engine.dispose()
+async def test_a_batch_goes_in_with_its_keys_checked_once(fresh_engine):
+    async with fresh_engine.begin() as conn:
+        assert await can_skip_row_checks(conn, ("events", "event_actors", "claims"))
+        await _staged_batch(conn)
+        await insert_staged_events(conn)
+        # the session is back to checking keys row by row for what follows
+        assert await conn.scalar(text("SHOW session_replication_role")) == "origin"
+        stored = await conn.scalar(text("SELECT count(*) FROM claims WHERE id IN (SELECT id FROM new_claims)"))
+        assert stored == await conn.scalar(text("SELECT count(*) FROM new_claims")) > 0
 
 
-async def test_a_claim_by_nobody_is_refused_by_name(fresh_database_url):
-    engine = make_engine(fresh_database_url, pool_size=1)
+async def test_a_claim_by_nobody_is_refused_by_name(fresh_engine):
     nobody = uuid.uuid4()
-    try:
-        async with engine.begin() as conn:
-            await _staged_batch(conn)
-            await conn.execute(text("UPDATE new_claims SET claimant_id = :nobody WHERE id = (SELECT id FROM new_claims ORDER BY id LIMIT 1)"),
-                               {"nobody": nobody})
-            with pytest.raises(MissingReference, match=rf"claims.claimant_id = \({nobody}\): no such row in actors"):
-                await insert_staged_events(conn)
-            await conn.rollback()
-    finally:
-        await engine.dispose()
+    async with fresh_engine.begin() as conn:
+        await _staged_batch(conn)
+        await conn.execute(text("UPDATE new_claims SET claimant_id = :nobody "
+                                "WHERE id = (SELECT id FROM new_claims ORDER BY id LIMIT 1)"), {"nobody": nobody})
+        with pytest.raises(MissingReference, match=rf"claims.claimant_id = \({nobody}\): no such row in actors"):
+            await insert_staged_events(conn)
+        await conn.rollback()
 
 
-async def test_the_rows_a_batch_refers_to_cannot_be_deleted_under_it(fresh_database_url):
-    engine = make_engine(fresh_database_url, pool_size=2)
-    try:
-        async with engine.connect() as loader, engine.connect() as other:
-            await _staged_batch(loader)
-            await loader.commit()  # (the world in; the batch staged in the session)
-            await insert_staged_events(loader)  # not committed: its claimants are locked
-            claimant = await loader.scalar(text("SELECT claimant_id FROM new_claims LIMIT 1"))
-            # (a delete would wait on the data generation first, whatever the keys: the
-            # lock a delete needs on the row is asked for directly)
-            with pytest.raises(Exception, match="could not obtain lock on row"):
-                await other.execute(text("SELECT 1 FROM actors WHERE id = :id FOR UPDATE NOWAIT"), {"id": claimant})
-            await other.rollback()
-            await loader.rollback()
-    finally:
-        await engine.dispose()
+async def test_the_rows_a_batch_refers_to_cannot_be_deleted_under_it(fresh_engine):
+    async with fresh_engine.connect() as loader, fresh_engine.connect() as other:
+        await _staged_batch(loader)
+        await loader.commit()  # (the world in; the batch staged in the session)
+        await insert_staged_events(loader)  # not committed: its claimants are locked
+        claimant = await loader.scalar(text("SELECT claimant_id FROM new_claims LIMIT 1"))
+        # (a delete would wait on the data generation first, whatever the keys: the
+        # lock a delete needs on the row is asked for directly)
+        with pytest.raises(Exception, match="could not obtain lock on row"):
+            await other.execute(text("SELECT 1 FROM actors WHERE id = :id FOR UPDATE NOWAIT"), {"id": claimant})
+        await other.rollback()
+        await loader.rollback()
 
 
-async def test_a_trigger_that_would_not_fire_keeps_the_row_by_row_checks(fresh_database_url):
-    engine = make_engine(fresh_database_url, pool_size=1)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(text("CREATE FUNCTION noop() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$"))
-            await conn.execute(text("CREATE TRIGGER tr_claims_later AFTER INSERT ON claims "
-                                    "FOR EACH STATEMENT EXECUTE FUNCTION noop()"))
-            assert not await can_skip_row_checks(conn, ("events", "event_actors", "claims"))
-            await _staged_batch(conn)
-            await insert_staged_events(conn)  # row by row: still goes in
-            await conn.rollback()
-    finally:
-        await engine.dispose()
+async def test_a_trigger_that_would_not_fire_keeps_the_row_by_row_checks(fresh_engine):
+    async with fresh_engine.begin() as conn:
+        await conn.execute(text("CREATE FUNCTION noop() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$"))
+        await conn.execute(text("CREATE TRIGGER tr_claims_later AFTER INSERT ON claims "
+                                "FOR EACH STATEMENT EXECUTE FUNCTION noop()"))
+        assert not await can_skip_row_checks(conn, ("events", "event_actors", "claims"))
+        await _staged_batch(conn)
+        await insert_staged_events(conn)  # row by row: still goes in
+        await conn.rollback()
