@@ -227,19 +227,30 @@ async def _many(url: str, count: int, headers) -> list[httpx.Response]:
 
 
 def test_two_workers_share_one_quota_one_cache_and_one_set_of_metrics(workers: Workers):
-    address, run = _address(), uuid.uuid4().hex[:8]
+    run = uuid.uuid4().hex[:8]
     url = workers.url + "/v1/events?limit=1&admin1=Hasakah&date_from=2000-01-0" + str(1 + int(run, 16) % 9)
-    answers = asyncio.run(_many(url, 45, lambda n: {"X-Forwarded-For": address, "X-Request-ID": f"{run}-{n}"}))
+    # Which worker accepts a connection is the kernel's choice: on a busy machine one worker
+    # can take a whole burst. So bursts, each from an address of its own, until both have
+    # answered (each burst checks the shared quota on its own).
+    access: list[dict] = []
+    for burst in range(8):
+        address, prefix = _address(), f"{run}-{burst}-"
+        answers = asyncio.run(_many(url, 45, lambda n: {"X-Forwarded-For": address, "X-Request-ID": f"{prefix}{n}"}))
 
-    # one quota: 30 units for the address, whichever worker counted them
-    statuses = sorted(answer.status_code for answer in answers)
-    assert statuses == [200] * Workers.QUOTA + [429] * (45 - Workers.QUOTA)
-    assert all(answer.headers["x-request-id"] == f"{run}-{n}" for n, answer in enumerate(answers))
+        # one quota: 30 units for the address, whichever worker counted them
+        statuses = sorted(answer.status_code for answer in answers)
+        assert statuses == [200] * Workers.QUOTA + [429] * (45 - Workers.QUOTA)
+        assert all(answer.headers["x-request-id"] == f"{prefix}{n}" for n, answer in enumerate(answers))
 
-    access = [line for line in workers.lines()
-              if line["logger"] == "conflictkb.access" and str(line.get("request_id")).startswith(run + "-")]
-    assert len(access) == 45
-    assert len({line["pid"] for line in access}) == 2, "both workers answered"
+        in_burst = [line for line in workers.lines()
+                    if line["logger"] == "conflictkb.access" and str(line.get("request_id")).startswith(prefix)]
+        assert len(in_burst) == 45
+        assert all(line["client"] == address for line in in_burst)
+        access += in_burst
+        if len({line["pid"] for line in access if line["status"] == 200}) == 2:
+            break
+    bursts = burst + 1
+    assert len({line["pid"] for line in access if line["status"] == 200}) == 2, "both workers answered"
     served = [line for line in access if line["status"] == 200]
     # one cache: the answer computed by one worker (`miss`, also said to the requests that
     # waited there for it), found by the other (single-flight across processes: see the
@@ -247,8 +258,7 @@ def test_two_workers_share_one_quota_one_cache_and_one_set_of_metrics(workers: W
     computed_by = {line["pid"] for line in served if line["cache"] == "miss"}
     assert len(computed_by) == 1
     assert any(line["cache"] == "hit" and line["pid"] not in computed_by for line in served)
-    assert all(line["route"] == "/v1/events" and line["api_key_id"] is None and line["client"] == address
-               for line in access)
+    assert all(line["route"] == "/v1/events" and line["api_key_id"] is None for line in access)
 
     # one set of metrics: whichever worker answers the scrape, the sums over both (scraped
     # until both have answered one, each on a connection of its own)
@@ -256,12 +266,12 @@ def test_two_workers_share_one_quota_one_cache_and_one_set_of_metrics(workers: W
     for attempt in range(50):
         request_id = f"{run}-scrape-{attempt}"
         scraped = httpx.get(workers.url + "/metrics", headers={"X-Request-ID": request_id}).text
-        assert total(scraped, "conflictkb_http_requests_total", route="/v1/events", status="200") == 30
-        assert total(scraped, "conflictkb_http_requests_total", route="/v1/events", status="429") == 15
-        assert total(scraped, "conflictkb_rate_limit_refusals_total", policy="anonymous", reason="quota") == 15
+        assert total(scraped, "conflictkb_http_requests_total", route="/v1/events", status="200") == 30 * bursts
+        assert total(scraped, "conflictkb_http_requests_total", route="/v1/events", status="429") == 15 * bursts
+        assert total(scraped, "conflictkb_rate_limit_refusals_total", policy="anonymous", reason="quota") == 15 * bursts
         assert total(scraped, "conflictkb_answer_cache_lookups_total", result="miss") == 1
-        assert total(scraped, "conflictkb_answer_cache_lookups_total") == 30
-        assert total(scraped, "conflictkb_http_request_duration_seconds_count", route="/v1/events") == 45
+        assert total(scraped, "conflictkb_answer_cache_lookups_total") == 30 * bursts
+        assert total(scraped, "conflictkb_http_request_duration_seconds_count", route="/v1/events") == 45 * bursts
         scrapers |= {line["pid"] for line in workers.of_request(request_id)}
         if len(scrapers) == 2:
             break
