@@ -5,6 +5,9 @@ script is split into statements first: on semicolons that end a line, outside
 dollar-quoted bodies ($$ ... $$) of functions.
 """
 
+import importlib.util
+from pathlib import Path
+
 from alembic import op
 
 
@@ -29,3 +32,13 @@ def split_statements(script: str) -> list[str]:
 def execute_script(script: str) -> None:
     for statement in split_statements(script):
         op.execute(statement)
+
+
+def sibling_migration(name: str, directory: Path = Path(__file__).with_name("versions")):
+    """A migration module of versions/ by file name (they start with digits: no import
+    statement), for a later migration that restores what an earlier one made."""
+    path = directory / name
+    spec = importlib.util.spec_from_file_location(f"_migration_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

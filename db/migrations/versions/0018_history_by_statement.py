@@ -39,26 +39,14 @@ ran into the 30 s budget and doubled the feed's size).
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 from alembic import op as alembic_op
 
-from db.migrations.sql_script import execute_script
+from db.migrations.sql_script import execute_script, sibling_migration
 
 revision = "0018"
 down_revision = "0017"
 branch_labels = None
 depends_on = None
-
-
-def _sibling(name: str):
-    """A module of this directory (their names start with digits: no import statement)."""
-    path = Path(__file__).with_name(name)
-    spec = importlib.util.spec_from_file_location(f"_migration_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 _FUNCTIONS = """
@@ -309,7 +297,7 @@ DROP TABLE record_versions;
 
 def _current_images() -> str:
     """Every versioned table's rows now, as (table_name, record_key, event_id, image)."""
-    tracked = _sibling("0013_history.py").TRACKED | {"event_links": ("event_id,other_id", "event_id", "", True)}
+    tracked = sibling_migration("0013_history.py").TRACKED | {"event_links": ("event_id,other_id", "event_id", "", True)}
     selects = []
     for table, (keys, event_column, _feeds, versioned) in tracked.items():
         if versioned:
@@ -320,10 +308,10 @@ def _current_images() -> str:
 
 
 def downgrade() -> None:
-    functions = _sibling("0013_history.py").RECORD_FUNCTIONS_SQL.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION")
-    event_updates = _sibling("0017_feed_of_links_and_happenings.py").RECORD_EVENT_UPDATES_SQL.replace(
+    functions = sibling_migration("0013_history.py").RECORD_FUNCTIONS_SQL.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION")
+    event_updates = sibling_migration("0017_feed_of_links_and_happenings.py").RECORD_EVENT_UPDATES_SQL.replace(
         "CREATE FUNCTION", "CREATE OR REPLACE FUNCTION")
-    bump = _sibling("0005_data_generation.py").BUMP_DATA_GENERATION_SQL.replace(
+    bump = sibling_migration("0005_data_generation.py").BUMP_DATA_GENERATION_SQL.replace(
         "CREATE FUNCTION", "CREATE OR REPLACE FUNCTION")
     execute_script("""
 ALTER TABLE changes ADD COLUMN generation bigint;
