@@ -143,6 +143,19 @@ async def copy_rows(conn: AsyncConnection, table: str, columns: Sequence[str], r
     await raw.copy_records_to_table(table, records=[tuple(r[c] for c in columns) for r in rows], columns=list(columns))
 
 
+async def insert_new_rows(conn: AsyncConnection, table: str, columns: Sequence[str], rows: Iterable[dict]) -> None:
+    """Insert `rows` into `table` in one statement, skipping those a unique key already
+    has: COPYed into a session table first, so the table's statement triggers (history,
+    lineage) run once for all of them, where an executemany ran them once a row."""
+    staging = f"new_rows_{table}"
+    await conn.execute(text(f"CREATE TEMP TABLE IF NOT EXISTS {staging} AS "
+                            f"SELECT {', '.join(columns)} FROM {table} WITH NO DATA"))
+    await conn.execute(text(f"TRUNCATE {staging}"))
+    await copy_rows(conn, staging, columns, rows)
+    await conn.execute(text(f"INSERT INTO {table} ({', '.join(columns)}) "
+                            f"SELECT {', '.join(columns)} FROM {staging} ON CONFLICT DO NOTHING"))
+
+
 async def ping(engine: AsyncEngine) -> None:
     """Raise unless PostgreSQL answers a query."""
     async with engine.connect() as conn:

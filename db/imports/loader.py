@@ -36,13 +36,11 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from sqlalchemy import text
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db import models as m
 from db.derive import empty_staging, insert_staged_events, recompute_events
 from db.crosswalk import load_crosswalk
-from db.engine import copy_rows
+from db.engine import copy_rows, insert_new_rows
 from db.linking import match_events, snapshot_other_sources
 from db.imports.records import ActorRef, Figures, ImportedEvent, ImportReport, SourceReport
 from db.names import name_variants, normalize_name
@@ -287,8 +285,8 @@ class Loader:
 
     async def _insert_places(self, conn: AsyncConnection, rows: list[dict], report: ImportReport) -> None:
         # (an id already taken is this import's place of an earlier run, renamed since: kept)
-        await conn.execute(insert(m.places).on_conflict_do_nothing(), rows)
-        await conn.execute(insert(m.place_names).on_conflict_do_nothing(), [
+        await insert_new_rows(conn, "places", ("id", "name", "kind", "parent_id", "latitude", "longitude"), rows)
+        await insert_new_rows(conn, "place_names", ("place_id", "name", "name_norm"), [
             {"place_id": r["id"], "name": r["name"], "name_norm": norm}
             for r in rows for norm in sorted(name_variants(r["name"]) or {normalize_name(r["name"])})])
         report.created["places"] += len(rows)
@@ -300,8 +298,8 @@ class Loader:
         new_externals: list[dict] = []
         ids = {ref: self.actors.pick(ref, new_actors, new_externals) for ref in dict.fromkeys(refs)}
         if new_actors:
-            await conn.execute(insert(m.actors).on_conflict_do_nothing(), new_actors)
-            await conn.execute(insert(m.actor_names).on_conflict_do_nothing(), [
+            await insert_new_rows(conn, "actors", ("id", "name", "kind"), new_actors)
+            await insert_new_rows(conn, "actor_names", ("actor_id", "name", "name_norm"), [
                 {"actor_id": a["id"], "name": a["name"], "name_norm": norm}
                 for a in new_actors for norm in sorted(name_variants(a["name"]) or {normalize_name(a["name"])})])
             report.created["actors"] += len(new_actors)
