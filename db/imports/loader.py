@@ -224,6 +224,20 @@ def _source_document(report: SourceReport, publisher_id: UUID) -> dict:
             "title": report.title, "url": None, "published_at": report.published_at}
 
 
+@dataclass
+class PreparedBatch:
+    """A batch's rows, ready to write (Loader.prepare, Loader.write)."""
+    events_read: list[ImportedEvent]   # the batch's rows that are loaded, in file order
+    event_ids: list[UUID]              # of each of them
+    places: list[dict]                 # the places, actors and actors' external ids to create
+    actors: list[dict]
+    actor_external_ids: list[dict]
+    events: list[dict]
+    documents: list[dict]
+    claims: list[dict]
+    participants: list[tuple[UUID, UUID]]
+
+
 class Loader:
     """Loads batches of ImportedEvents; keeps what it has matched between batches."""
 
@@ -243,10 +257,10 @@ class Loader:
             self.session_tables.add(name)
 
     async def _place_ids(self, conn: AsyncConnection, batch: Sequence[ImportedEvent], event_ids: list[UUID],
-                         current: dict[UUID, UUID], report: ImportReport) -> list[UUID]:
+                         current: dict[UUID, UUID], new_rows: list[dict]) -> list[UUID]:
         """Each event's place: its locality (or named area), else the finest area named
-        (`current`: the places events already imported have)."""
-        new_rows: list[dict] = []
+        (`current`: the places events already imported have); the places to create are
+        added to `new_rows`."""
         countries = [(None, "country", normalize_name(e.country)) for e in batch]
         await self.places.look_up(conn, countries)
         country = [self.places.pick(k, e.country, None, None, new_rows) for k, e in zip(countries, batch)]
@@ -258,9 +272,6 @@ class Loader:
             for (i, name), key in zip(named, keys):
                 parents[i] = self.places.pick(key, name, None, None, new_rows)
         chosen = list(parents)
-        if new_rows:  # parents before the localities under them (lineage triggers)
-            await self._insert_places(conn, new_rows, report)
-            new_rows = []
         local = []
         for i, e in enumerate(batch):
             if e.location is None or e.geo_precision in ("admin2", "admin1", "country"):
@@ -279,38 +290,32 @@ class Loader:
             located = key[1] == "locality"
             chosen[i] = self.places.pick(key, e.location, e.latitude if located else None,
                                          e.longitude if located else None, new_rows, current.get(event_ids[i]))
-        if new_rows:
-            await self._insert_places(conn, new_rows, report)
         return chosen
 
-    async def _insert_places(self, conn: AsyncConnection, rows: list[dict], report: ImportReport) -> None:
-        # (an id already taken is this import's place of an earlier run, renamed since: kept)
-        await insert_new_rows(conn, "places", ("id", "name", "kind", "parent_id", "latitude", "longitude"), rows)
-        await insert_new_rows(conn, "place_names", ("place_id", "name", "name_norm"), [
-            {"place_id": r["id"], "name": r["name"], "name_norm": norm}
-            for r in rows for norm in sorted(name_variants(r["name"]) or {normalize_name(r["name"])})])
-        report.created["places"] += len(rows)
-
-    async def _actor_ids(self, conn: AsyncConnection, refs: list[ActorRef], report: ImportReport
-                         ) -> dict[ActorRef, UUID]:
+    async def _actor_ids(self, conn: AsyncConnection, refs: list[ActorRef], new_actors: list[dict],
+                         new_externals: list[dict]) -> dict[ActorRef, UUID]:
+        """Each actor's id; the actors and external ids to create are added to the lists."""
         await self.actors.look_up(conn, refs)
-        new_actors: list[dict] = []
-        new_externals: list[dict] = []
-        ids = {ref: self.actors.pick(ref, new_actors, new_externals) for ref in dict.fromkeys(refs)}
-        if new_actors:
-            await insert_new_rows(conn, "actors", ("id", "name", "kind"), new_actors)
+        return {ref: self.actors.pick(ref, new_actors, new_externals) for ref in dict.fromkeys(refs)}
+
+    @staticmethod
+    async def _insert_places_and_actors(conn: AsyncConnection, prepared: PreparedBatch) -> None:
+        """The places and actors a batch's rows name that were not found (those with an
+        id already taken, this import's of an earlier run renamed since, are kept)."""
+        if prepared.places:
+            await insert_new_rows(conn, "places", ("id", "name", "kind", "parent_id", "latitude", "longitude"),
+                                  prepared.places)
+            await insert_new_rows(conn, "place_names", ("place_id", "name", "name_norm"), [
+                {"place_id": r["id"], "name": r["name"], "name_norm": norm}
+                for r in prepared.places for norm in sorted(name_variants(r["name"]) or {normalize_name(r["name"])})])
+        if prepared.actors:
+            await insert_new_rows(conn, "actors", ("id", "name", "kind"), prepared.actors)
             await insert_new_rows(conn, "actor_names", ("actor_id", "name", "name_norm"), [
                 {"actor_id": a["id"], "name": a["name"], "name_norm": norm}
-                for a in new_actors for norm in sorted(name_variants(a["name"]) or {normalize_name(a["name"])})])
-            report.created["actors"] += len(new_actors)
-        if new_externals:
-            await conn.execute(text("""
-                INSERT INTO actor_external_ids (dataset, external_id, actor_id)
-                SELECT * FROM unnest(CAST(:datasets AS text[]), CAST(:ids AS text[]), CAST(:actors AS uuid[]))
-                ON CONFLICT DO NOTHING"""), {"datasets": [x["dataset"] for x in new_externals],
-                                             "ids": [x["external_id"] for x in new_externals],
-                                             "actors": [x["actor_id"] for x in new_externals]})
-        return ids
+                for a in prepared.actors for norm in sorted(name_variants(a["name"]) or {normalize_name(a["name"])})])
+        if prepared.actor_external_ids:
+            await insert_new_rows(conn, "actor_external_ids", ("dataset", "external_id", "actor_id"),
+                                  prepared.actor_external_ids)
 
     async def _event_ids(self, conn: AsyncConnection, batch: Sequence[ImportedEvent]
                          ) -> tuple[list[UUID], dict[UUID, UUID]]:
@@ -406,54 +411,44 @@ class Loader:
 
     async def load(self, conn: AsyncConnection, batch: list[ImportedEvent], report: ImportReport) -> None:
         """One batch, in the caller's transaction."""
+        prepared = await self.prepare(conn, batch, report)
+        if prepared is not None:
+            await self.write(conn, prepared, report)
+
+    async def prepare(self, conn: AsyncConnection, batch: list[ImportedEvent], report: ImportReport
+                      ) -> PreparedBatch | None:
+        """A batch's rows made ready to write (None: none is left to write): the rows
+        rejected, the events' ids found or made, their places and actors matched (or made,
+        to be inserted by `write`). It writes nothing but this session's own tables (the
+        ids seen), so batches could be prepared apart from where they are written."""
         await self._number_repeated_rows(conn, batch)
         batch = await self._loadable(conn, await self._not_seen_before(conn, _first_of_each_id(batch, report),
                                                                       report), report)
         if not batch:
-            return
+            return None
         event_ids, current_places = await self._event_ids(conn, batch)
-        place_ids = await self._place_ids(conn, batch, event_ids, current_places, report)
+        new_places: list[dict] = []
+        place_ids = await self._place_ids(conn, batch, event_ids, current_places, new_places)
         refs = [ref for e in batch for ref in (*e.participants, *e.perpetrators, *e.targets,
                                                *((e.recorder,) if e.recorder else ()))]
         refs += [ActorRef(s.publisher, "unknown") for e in batch for s in e.sources]
-        actor_ids = await self._actor_ids(conn, refs, report)
+        new_actors: list[dict] = []
+        new_externals: list[dict] = []
+        actor_ids = await self._actor_ids(conn, refs, new_actors, new_externals)
+        report.created["places"] += len(new_places)
+        report.created["actors"] += len(new_actors)
 
-        events, documents, claims, participants = [], {}, [], []
-        for e, event_id, place_id in zip(batch, event_ids, place_ids):
-            events.append({"id": event_id, "event_type": e.event_type, "sub_event_type": e.sub_event_type,
-                           "type_of_violence": e.type_of_violence, "date_start": e.date_start,
-                           "date_end": e.date_end, "date_precision": e.date_precision, "place_id": place_id,
-                           "geo_precision": e.geo_precision, "latitude": e.latitude, "longitude": e.longitude,
-                           "summary": e.summary})
-            participants += [(event_id, actor_ids[a]) for a in e.participants]
-            slot = f"{e.dataset}:{e.external_id}"
-            for i, source in enumerate(e.sources):
-                publisher = actor_ids[ActorRef(source.publisher, "unknown")]
-                document = _source_document(source, publisher)
-                documents[document["id"]] = document
-                claims.append({"id": import_id("claim", f"{slot}:source:{i}"), "event_id": event_id,
-                               "claimant_id": publisher, "document_id": document["id"], "predicate": "occurred",
-                               "stance": "asserts", "value_low": None, "value_best": None, "value_high": None,
-                               "value_actor_id": None, "quote": source.title, "dataset": e.dataset})
-            if e.recorder is None:
-                continue
-            recorder = actor_ids[e.recorder]
-            record = {"id": import_id("document", f"record:{slot}"), "publisher": e.recorder.name,
-                      "publisher_actor_id": recorder, "title": e.record_title, "url": e.record_url,
-                      "published_at": None}
-            documents[record["id"]] = record
-            for predicate, figures in (("fatalities", e.fatalities), ("civilian_fatalities", e.civilian_fatalities)):
-                if figures is not None:
-                    claims.append(_figures_claim(e, event_id, predicate, figures, recorder, record["id"]))
-            for role, sides in (("perpetrator", e.perpetrators), ("target", e.targets)):
-                for i, side in enumerate(sides):
-                    claims.append({"id": import_id("claim", f"{slot}:{role}:{i}"), "event_id": event_id,
-                                   "claimant_id": recorder, "document_id": record["id"], "predicate": role,
-                                   "stance": "asserts", "value_low": None, "value_best": None, "value_high": None,
-                                   "value_actor_id": actor_ids[side], "quote": f"{role}: {side.name}",
-                                   "dataset": e.dataset})
+        events, documents, claims, participants = _rows(batch, event_ids, place_ids, actor_ids)
+        return PreparedBatch(batch, event_ids, new_places, new_actors, new_externals, events, documents, claims,
+                             participants)
 
-        await _stage(conn, "documents", list(documents.values()))
+    async def write(self, conn: AsyncConnection, prepared: PreparedBatch, report: ImportReport) -> None:
+        """A prepared batch's events, documents, claims, roles and external ids, the
+        figures derived, and their matches with other sources' events."""
+        batch, event_ids, events, claims, participants = (prepared.events_read, prepared.event_ids, prepared.events,
+                                                          prepared.claims, prepared.participants)
+        await self._insert_places_and_actors(conn, prepared)
+        await _stage(conn, "documents", prepared.documents)
         report.created["documents"] += sum(r.inserted for r in await _upsert_staged(conn, "documents", "id"))
         # New events go in finished, derived in staging (db/derive.py): one version of
         # each row. Those already stored are upserted and, where changed, recomputed.
@@ -535,6 +530,46 @@ class Loader:
                AND NOT EXISTS (SELECT 1 FROM claims c
                                 WHERE c.event_id = ea.event_id AND c.predicate = ea.role
                                   AND c.value_actor_id = ea.actor_id)"""), {"events": sorted(event_ids)})
+
+
+def _rows(batch: Sequence[ImportedEvent], event_ids: Sequence[UUID], place_ids: Sequence[UUID],
+          actor_ids: dict[ActorRef, UUID]) -> tuple[list[dict], list[dict], list[dict], list[tuple[UUID, UUID]]]:
+    """A batch's events, documents, claims and participants (event id, actor id) as rows."""
+    events, documents, claims, participants = [], {}, [], []
+    for e, event_id, place_id in zip(batch, event_ids, place_ids):
+        events.append({"id": event_id, "event_type": e.event_type, "sub_event_type": e.sub_event_type,
+                       "type_of_violence": e.type_of_violence, "date_start": e.date_start,
+                       "date_end": e.date_end, "date_precision": e.date_precision, "place_id": place_id,
+                       "geo_precision": e.geo_precision, "latitude": e.latitude, "longitude": e.longitude,
+                       "summary": e.summary})
+        participants += [(event_id, actor_ids[a]) for a in e.participants]
+        slot = f"{e.dataset}:{e.external_id}"
+        for i, source in enumerate(e.sources):
+            publisher = actor_ids[ActorRef(source.publisher, "unknown")]
+            document = _source_document(source, publisher)
+            documents[document["id"]] = document
+            claims.append({"id": import_id("claim", f"{slot}:source:{i}"), "event_id": event_id,
+                           "claimant_id": publisher, "document_id": document["id"], "predicate": "occurred",
+                           "stance": "asserts", "value_low": None, "value_best": None, "value_high": None,
+                           "value_actor_id": None, "quote": source.title, "dataset": e.dataset})
+        if e.recorder is None:
+            continue
+        recorder = actor_ids[e.recorder]
+        record = {"id": import_id("document", f"record:{slot}"), "publisher": e.recorder.name,
+                  "publisher_actor_id": recorder, "title": e.record_title, "url": e.record_url,
+                  "published_at": None}
+        documents[record["id"]] = record
+        for predicate, figures in (("fatalities", e.fatalities), ("civilian_fatalities", e.civilian_fatalities)):
+            if figures is not None:
+                claims.append(_figures_claim(e, event_id, predicate, figures, recorder, record["id"]))
+        for role, sides in (("perpetrator", e.perpetrators), ("target", e.targets)):
+            for i, side in enumerate(sides):
+                claims.append({"id": import_id("claim", f"{slot}:{role}:{i}"), "event_id": event_id,
+                               "claimant_id": recorder, "document_id": record["id"], "predicate": role,
+                               "stance": "asserts", "value_low": None, "value_best": None, "value_high": None,
+                               "value_actor_id": actor_ids[side], "quote": f"{role}: {side.name}",
+                               "dataset": e.dataset})
+    return events, list(documents.values()), claims, participants
 
 
 def _names(e: ImportedEvent) -> Iterator[tuple[str, str]]:

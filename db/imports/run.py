@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from db.bulk import EVENT_TABLES_WITHOUT_INDEXES, bulk_load
+from db.bulk import EVENT_TABLES_WITHOUT_INDEXES, bulk_load, start_bulk_load, take_generation
 from db.imports.formats import seed_dataset_files
 from db.imports.loader import IMPORT_LOCK, Loader
 from db.imports.records import Format, ImportedEvent, ImportReport, Rejected, RowError
@@ -100,12 +100,16 @@ async def import_file(engine: AsyncEngine, path: Path, file_format: Format, *, d
     if into_empty is False or holds_events or dry_run:
         return await _import_file(engine, path, file_format, dry_run, batch_size, progress, on_reject, sha256)
     async with bulk_load(engine, without_indexes=EVENT_TABLES_WITHOUT_INDEXES):
-        return await _import_file(engine, path, file_format, dry_run, batch_size, progress, on_reject, sha256)
+        return await _import_file(engine, path, file_format, dry_run, batch_size, progress, on_reject, sha256,
+                                  bulk=True)
 
 
 async def _import_file(engine: AsyncEngine, path: Path, file_format: Format, dry_run: bool, batch_size: int,
                        progress: Callable[[int, int, int], None] | None,
-                       on_reject: Callable[[Rejected], None] | None, sha256: str | None) -> ImportReport:
+                       on_reject: Callable[[Rejected], None] | None, sha256: str | None,
+                       bulk: bool = False) -> ImportReport:
+    """(`bulk`: each batch is a bulk load's, db/bulk.py: the rollup is built once at the
+    end, and the batch takes its generation last.)"""
     source = CsvSource(path)
     try:
         source.require(file_format.required_columns, file_format.name)
@@ -132,6 +136,8 @@ async def _import_file(engine: AsyncEngine, path: Path, file_format: Format, dry
                         upcoming = asyncio.ensure_future(asyncio.to_thread(next, parsed))
                     for line, reason in rejects:
                         report.reject(line, reason)
+                    if bulk:
+                        await start_bulk_load(conn)
                     await loader.load(conn, batch, report)
                     if last:
                         break
@@ -139,6 +145,8 @@ async def _import_file(engine: AsyncEngine, path: Path, file_format: Format, dry
                     if batches & (batches - 1) == 0:  # 1, 2, 4, 8...: as the tables grow
                         await analyze_loaded_tables(conn)
                     if not dry_run:
+                        if bulk:
+                            await take_generation(conn)
                         await conn.commit()
                         committed(report)
                     if progress:
@@ -152,6 +160,8 @@ async def _import_file(engine: AsyncEngine, path: Path, file_format: Format, dry
                         ON CONFLICT (sha256) DO UPDATE SET imported_at = now(), summary = excluded.summary"""),
                         {"sha": sha256, "dataset": file_format.dataset, "name": path.name,
                          "summary": report.summary()})
+                    if bulk:
+                        await take_generation(conn)
                     await conn.commit()
                     committed(report)
                 if progress:
