@@ -1,5 +1,5 @@
 """Import rate: the UCDP Syria extract and generated ACLED-format rows, events per
-second and the importer's memory.
+second and the importer's memory (with the process preparing its batches).
 
     .venv/bin/python bench/import_rate.py                      # extract + 1,000,000 ACLED rows
     .venv/bin/python bench/import_rate.py --acled-rows 100000  # quicker
@@ -16,6 +16,7 @@ whatever the file's size. Prints a table.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import datetime as dt
 import gzip
@@ -117,8 +118,12 @@ def timed_import(url: str, dataset: str, path: Path) -> dict:
     def sample() -> None:
         process = psutil.Process(proc.pid)
         while proc.poll() is None:
-            try:
-                samples.append((time.perf_counter() - started, process.memory_info().rss))
+            try:  # the importer and the process preparing its batches (db/imports/preparing.py)
+                rss = process.memory_info().rss
+                for child in process.children(recursive=True):
+                    with contextlib.suppress(psutil.Error):
+                        rss += child.memory_info().rss
+                samples.append((time.perf_counter() - started, rss))
             except psutil.Error:
                 break
             time.sleep(0.5)

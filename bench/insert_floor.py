@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from db.embedded import EmbeddedPostgres  # noqa: E402
 from db.imports.formats import BY_NAME  # noqa: E402
-from db.imports.run import _parsed_batches  # noqa: E402
+from db.imports.preparing import parsed_batches  # noqa: E402
 from db.imports.source_file import CsvSource  # noqa: E402
 
 TABLES = ("events", "claims", "event_actors", "event_external_ids", "documents")
@@ -90,7 +90,7 @@ def parse_us_per_event(path: Path, dataset: str) -> float:
     source = CsvSource(path)
     try:
         started, parsed = time.process_time(), 0
-        for batch, _rejects, _last in _parsed_batches(source, BY_NAME[dataset], 5000):
+        for batch, _rejects, _last in parsed_batches(source, BY_NAME[dataset], 5000):
             parsed += len(batch)
         return (time.process_time() - started) * 1e6 / max(parsed, 1)
     finally:

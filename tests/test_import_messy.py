@@ -9,7 +9,9 @@ import csv
 import gzip
 import io
 
+import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from db.engine import make_engine
 from db.imports.acled import ACLED_FORMAT
@@ -78,7 +80,8 @@ async def test_an_id_repeated_across_batches_is_rejected_and_reimports_settle(fr
     rows = [_acled(f"D{i}", f"Town {i}", 34 + i / 10) for i in range(5)] + [_acled("D1", "Town 1", 34.1,
                                                                                       fatalities="9")]
     path = write_csv(tmp_path / "dup.csv", ACLED, rows)
-    first = await import_into(fresh_database_url, path, ACLED_FORMAT, batch_size=2)
+    # (prepared in a process of its own, as a large file's batches are: it keeps the ids seen)
+    first = await import_into(fresh_database_url, path, ACLED_FORMAT, batch_size=2, prepare_apart=True)
     assert (first.inserted, first.rejected_count) == (5, 1)
     assert (first.rejected[0].line, first.rejected[0].reason) == (7, "id D1 was already on line 3; the first row is "
                                                                      "imported")
@@ -161,6 +164,19 @@ async def test_an_export_of_battles_reads_back_as_acled(fresh_database_url, redi
     # (the article's events without coordinates are refused, as in any ACLED file)
     assert {r.reason for r in report.rejected} <= {"latitude is missing"}
     assert report.rejected_count == len(exported_rows) - len(located)
+
+
+async def test_batches_prepared_apart_stop_the_import_with_the_preparing_error(fresh_database_url, tmp_path):
+    columns, rows = ucdp_extract_rows()
+    path = write_csv(tmp_path / "slice.csv", columns, rows[:30])
+    await import_into(fresh_database_url, path, UCDP_FORMAT, batch_size=10, prepare_apart=True)
+    # the preparing process reads the taxonomy; the writer does not: only the preparing fails
+    await _sql(fresh_database_url, "ALTER TABLE sub_event_types RENAME TO sub_event_types_gone")
+    with pytest.raises(DBAPIError, match='relation "sub_event_types" does not exist'):
+        await import_into(fresh_database_url, write_csv(tmp_path / "more.csv", columns, rows[30:60]), UCDP_FORMAT,
+                          batch_size=10, prepare_apart=True)
+    await _sql(fresh_database_url, "ALTER TABLE sub_event_types_gone RENAME TO sub_event_types")
+    assert await _sql(fresh_database_url, "SELECT count(*) FROM event_external_ids WHERE dataset = 'ucdp-ged'") == [(30,)]
 
 
 async def test_an_import_that_fails_on_the_database_says_so_in_one_line(fresh_database_url, tmp_path):

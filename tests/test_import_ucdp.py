@@ -132,7 +132,9 @@ async def test_a_slice_imports_and_every_figure_traces_to_its_claims(fresh_datab
 async def test_reimport_adds_nothing_and_the_full_release_layout_is_the_same_data(fresh_database_url, extract_slice,
                                                                                    tmp_path):
     columns, rows = extract_slice
-    first = await _import(fresh_database_url, write_csv(tmp_path / "slice.csv", columns, rows))
+    # prepared in a process of its own (as a large file is), then here: the same rows
+    first = await _import(fresh_database_url, write_csv(tmp_path / "slice.csv", columns, rows), prepare_apart=True,
+                          batch_size=50)
     counts = await _counts(fresh_database_url)
     again = await _import(fresh_database_url, write_csv(tmp_path / "again.csv", columns, rows))
     assert (again.inserted, again.updated, again.unchanged) == (0, 0, first.inserted)
@@ -183,7 +185,8 @@ async def test_a_changed_row_updates_its_event_in_place(fresh_database_url, redi
     assert len([c for c in event["claims"] if c["predicate"] == "occurred"]) == multi["source_office"].count(";")
 
 
-async def test_broken_rows_are_reported_by_line_and_the_rest_imports(fresh_database_url, extract_slice, tmp_path):
+@pytest.mark.parametrize("apart", [False, True], ids=["prepared here", "prepared apart"])
+async def test_broken_rows_are_reported_by_line_and_the_rest_imports(fresh_database_url, extract_slice, tmp_path, apart):
     columns, rows = extract_slice
     good = rows[:20]
     broken = [
@@ -199,7 +202,7 @@ async def test_broken_rows_are_reported_by_line_and_the_rest_imports(fresh_datab
     path = write_csv(tmp_path / "broken.csv", columns, mixed)
     with path.open("a") as file:
         file.write("1234567,2018,oops\n")  # a row cut short
-    report = await _import(fresh_database_url, path)
+    report = await _import(fresh_database_url, path, prepare_apart=apart, batch_size=8)
     assert report.inserted == len(good)
     assert report.rejected_count == len(broken) + 1
     # line 1 is the header: the first broken row is on line 12
@@ -210,11 +213,12 @@ async def test_broken_rows_are_reported_by_line_and_the_rest_imports(fresh_datab
     assert got[-1] == (len(mixed) + 2, f"has 3 fields, the header has {len(columns)}")
 
 
-async def test_dry_run_counts_and_writes_nothing(fresh_database_url, extract_slice, tmp_path):
+@pytest.mark.parametrize("apart", [False, True], ids=["prepared here", "prepared apart"])
+async def test_dry_run_counts_and_writes_nothing(fresh_database_url, extract_slice, tmp_path, apart):
     columns, rows = extract_slice
     counts = await _counts(fresh_database_url)
     report = await _import(fresh_database_url, write_csv(tmp_path / "slice.csv", columns, rows[:40]), dry_run=True,
-                           batch_size=15)
+                           batch_size=15, prepare_apart=apart)
     assert (report.inserted, report.rejected_count) == (40, 0)
     assert await _counts(fresh_database_url) == counts
 

@@ -226,8 +226,10 @@ def _source_document(report: SourceReport, publisher_id: UUID) -> dict:
 
 @dataclass
 class PreparedBatch:
-    """A batch's rows, ready to write (Loader.prepare, Loader.write)."""
-    events_read: list[ImportedEvent]   # the batch's rows that are loaded, in file order
+    """A batch's rows, ready to write (Loader.prepare, Loader.write). Only what the
+    write needs, as plain values: a batch prepared in another process comes pickled."""
+    dataset: str
+    external_ids: list[str]            # of the batch's rows that are loaded, in file order
     event_ids: list[UUID]              # of each of them
     places: list[dict]                 # the places, actors and actors' external ids to create
     actors: list[dict]
@@ -439,14 +441,14 @@ class Loader:
         report.created["actors"] += len(new_actors)
 
         events, documents, claims, participants = _rows(batch, event_ids, place_ids, actor_ids)
-        return PreparedBatch(batch, event_ids, new_places, new_actors, new_externals, events, documents, claims,
+        return PreparedBatch(batch[0].dataset, [e.external_id for e in batch], event_ids, new_places, new_actors, new_externals, events, documents, claims,
                              participants)
 
     async def write(self, conn: AsyncConnection, prepared: PreparedBatch, report: ImportReport) -> None:
         """A prepared batch's events, documents, claims, roles and external ids, the
         figures derived, and their matches with other sources' events."""
-        batch, event_ids, events, claims, participants = (prepared.events_read, prepared.event_ids, prepared.events,
-                                                          prepared.claims, prepared.participants)
+        dataset, event_ids, events, claims, participants = (prepared.dataset, prepared.event_ids, prepared.events,
+                                                            prepared.claims, prepared.participants)
         await self._insert_places_and_actors(conn, prepared)
         await _stage(conn, "documents", prepared.documents)
         report.created["documents"] += sum(r.inserted for r in await _upsert_staged(conn, "documents", "id"))
@@ -454,16 +456,16 @@ class Loader:
         # each row. Those already stored are upserted and, where changed, recomputed.
         stored = set(await conn.scalars(text("SELECT id FROM events WHERE id = ANY(:ids)"), {"ids": event_ids}))
         inserted = set(event_ids) - stored
-        await self._insert_new_events(conn, inserted, batch[0].dataset, events, participants, claims)
+        await self._insert_new_events(conn, inserted, dataset, events, participants, claims)
         stored_ids = [i for i in event_ids if i in stored]
         await _stage(conn, "events", [e for e in events if e["id"] in stored])
         changed = {r.id for r in await _upsert_staged(conn, "events", "id")}
         await conn.execute(text("""
             INSERT INTO event_external_ids (dataset, external_id, event_id)
             SELECT * FROM unnest(CAST(:datasets AS text[]), CAST(:ids AS text[]), CAST(:events AS uuid[]))
-            ON CONFLICT DO NOTHING"""), {"datasets": [e.dataset for e in batch],
-                                         "ids": [e.external_id for e in batch], "events": event_ids})
-        changed |= await self._sync_participants(conn, stored_ids, batch[0].dataset,
+            ON CONFLICT DO NOTHING"""), {"datasets": [dataset] * len(event_ids), "ids": prepared.external_ids,
+                                         "events": event_ids})
+        changed |= await self._sync_participants(conn, stored_ids, dataset,
                                                  [p for p in participants if p[0] in stored])
         await _stage(conn, "claims", [c for c in claims if c["event_id"] in stored])
         changed |= {r.event_id for r in await _upsert_staged(conn, "claims", "event_id")}
@@ -471,20 +473,20 @@ class Loader:
             DELETE FROM claims c
              WHERE c.event_id = ANY(:events) AND c.dataset = ANY(:datasets)
                AND NOT EXISTS (SELECT 1 FROM import_claims i WHERE i.id = c.id)
-            RETURNING c.event_id"""), {"events": stored_ids, "datasets": sorted({e.dataset for e in batch})})
+            RETURNING c.event_id"""), {"events": stored_ids, "datasets": [dataset]})
         changed |= {r.event_id for r in removed}
         await self._drop_unsupported_roles(conn, changed)
         await recompute_events(conn, sorted(changed))
         linking_started = time.perf_counter()
         if not self.candidates_taken:  # other sources' events (and the crosswalk as shipped), once per import
             await load_crosswalk(conn)
-            await snapshot_other_sources(conn, {e.dataset for e in batch})
+            await snapshot_other_sources(conn, {dataset})
             self.candidates_taken = True
         await match_events(conn, inserted | changed, among_snapshot=True)
         report.linking_seconds += time.perf_counter() - linking_started
         report.inserted += len(inserted)
         report.updated += len(changed)
-        report.unchanged += len(batch) - len(inserted) - len(changed)
+        report.unchanged += len(event_ids) - len(inserted) - len(changed)
 
     async def _insert_new_events(self, conn: AsyncConnection, new: set[UUID], dataset: str, events: list[dict],
                                  participants: list[tuple[UUID, UUID]], claims: list[dict]) -> None:

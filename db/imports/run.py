@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-from contextlib import suppress
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import text
@@ -14,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from db.bulk import EVENT_TABLES_WITHOUT_INDEXES, bulk_load, start_bulk_load, take_generation
 from db.imports.formats import seed_dataset_files
 from db.imports.loader import IMPORT_LOCK, Loader
-from db.imports.records import Format, ImportedEvent, ImportReport, Rejected, RowError
+from db.imports.preparing import PREPARE_APART_FROM_BYTES, prepared_apart, prepared_here
+from db.imports.records import Format, ImportReport, Rejected
 from db.imports.source_file import CsvSource
 from db.metrics import IMPORT_ROWS
 from db.seed import apply_seed_links
@@ -58,31 +57,10 @@ class _CommittedRows:
             self.counted[outcome] = now
 
 
-def _parsed_batches(source: CsvSource, file_format: Format, batch_size: int
-                    ) -> Iterator[tuple[list[ImportedEvent], list[tuple[int, str]], bool]]:
-    """The file's rows parsed, `batch_size` events at a time, each batch with the rows
-    rejected on the way (line, reason) and whether it is the last (maybe empty)."""
-    batch: list[ImportedEvent] = []
-    rejects: list[tuple[int, str]] = []
-    for row in source.rows():
-        if row.width_error:
-            rejects.append((row.line, row.width_error))
-            continue
-        try:
-            batch.append(file_format.parse(row.values, row.line))
-        except RowError as error:
-            rejects.append((row.line, str(error)))
-            continue
-        if len(batch) >= batch_size:
-            yield batch, rejects, False
-            batch, rejects = [], []
-    yield batch, rejects, True
-
-
 async def import_file(engine: AsyncEngine, path: Path, file_format: Format, *, dry_run: bool = False,
                       batch_size: int = 5000, progress: Callable[[int, int, int], None] | None = None,
                       on_reject: Callable[[Rejected], None] | None = None, sha256: str | None = None,
-                      into_empty: bool | None = None) -> ImportReport:
+                      into_empty: bool | None = None, prepare_apart: bool | None = None) -> ImportReport:
     """Import `path`; with `dry_run`, everything is done and counted but rolled back.
 
     Each batch commits on its own (a reader sees the import progress; after a failure a
@@ -92,22 +70,26 @@ async def import_file(engine: AsyncEngine, path: Path, file_format: Format, *, d
     `into_empty` (a first load; by default, when the knowledge base holds no event): the
     events' secondary indexes are taken down for the import and built once at its end
     (db/bulk.py: a killed import leaves them to the next start); True refuses a
-    knowledge base that holds events."""
+    knowledge base that holds events.
+
+    `prepare_apart`: the batches are prepared in a process of their own while this one
+    writes (db/imports/preparing.py); by default for files of a megabyte or more."""
     async with engine.connect() as conn:
         holds_events = await conn.scalar(text("SELECT EXISTS (SELECT 1 FROM events)"))
     if into_empty and holds_events:
         raise ImportRefused("--into-empty is for a first load, and the knowledge base holds events already")
+    options = {"dry_run": dry_run, "batch_size": batch_size, "progress": progress, "on_reject": on_reject,
+               "sha256": sha256, "prepare_apart": prepare_apart}
     if into_empty is False or holds_events or dry_run:
-        return await _import_file(engine, path, file_format, dry_run, batch_size, progress, on_reject, sha256)
+        return await _import_file(engine, path, file_format, **options)
     async with bulk_load(engine, without_indexes=EVENT_TABLES_WITHOUT_INDEXES):
-        return await _import_file(engine, path, file_format, dry_run, batch_size, progress, on_reject, sha256,
-                                  bulk=True)
+        return await _import_file(engine, path, file_format, **options, bulk=True)
 
 
-async def _import_file(engine: AsyncEngine, path: Path, file_format: Format, dry_run: bool, batch_size: int,
+async def _import_file(engine: AsyncEngine, path: Path, file_format: Format, *, dry_run: bool, batch_size: int,
                        progress: Callable[[int, int, int], None] | None,
                        on_reject: Callable[[Rejected], None] | None, sha256: str | None,
-                       bulk: bool = False) -> ImportReport:
+                       prepare_apart: bool | None, bulk: bool = False) -> ImportReport:
     """(`bulk`: each batch is a bulk load's, db/bulk.py: the rollup is built once at the
     end, and the batch takes its generation last.)"""
     source = CsvSource(path)
@@ -116,30 +98,27 @@ async def _import_file(engine: AsyncEngine, path: Path, file_format: Format, dry
         sha256 = sha256 or file_sha256(path)
         report = ImportReport(on_reject=on_reject)
         committed = _CommittedRows(file_format.dataset)
-        loader = Loader()
+        loader = Loader()  # (writes; the batches are prepared by their own Loader)
+        apart = prepare_apart if prepare_apart is not None else source.size >= PREPARE_APART_FROM_BYTES
         async with engine.connect() as conn:
             # for the whole import, across its transactions (released below, or when the session ends)
             await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": IMPORT_LOCK})
             # who the history names for everything this import writes (for the session: reset below)
             await conn.execute(text("SELECT set_config('conflictkb.actor', :who, false)"),
                                {"who": f"import {file_format.name} {path.name}"})
-            upcoming: asyncio.Future | None = None
+            steps = (prepared_apart(engine.url.render_as_string(hide_password=False), path, file_format, batch_size)
+                     if apart else prepared_here(conn, path, file_format, batch_size))
             try:
                 batches = 0
-                # Batch N+1 is read and parsed in a thread while batch N loads: the loading
-                # is PostgreSQL's work, and the parsing has the interpreter to itself meanwhile.
-                parsed = _parsed_batches(source, file_format, batch_size)
-                upcoming = asyncio.ensure_future(asyncio.to_thread(next, parsed))
-                while True:
-                    batch, rejects, last = await upcoming
-                    if not last:
-                        upcoming = asyncio.ensure_future(asyncio.to_thread(next, parsed))
-                    for line, reason in rejects:
+                async for step in steps:
+                    for line, reason in step.rejects:
                         report.reject(line, reason)
+                    report.created.update(step.created)
                     if bulk:
                         await start_bulk_load(conn)
-                    await loader.load(conn, batch, report)
-                    if last:
+                    if step.prepared is not None:
+                        await loader.write(conn, step.prepared, report)
+                    if step.last:
                         break
                     batches += 1
                     if batches & (batches - 1) == 0:  # 1, 2, 4, 8...: as the tables grow
@@ -150,7 +129,7 @@ async def _import_file(engine: AsyncEngine, path: Path, file_format: Format, dry
                         await conn.commit()
                         committed(report)
                     if progress:
-                        progress(source.position, source.size, report.rows_read)
+                        progress(step.position, source.size, report.rows_read)
                 if dry_run:
                     await conn.rollback()
                 else:
@@ -167,9 +146,7 @@ async def _import_file(engine: AsyncEngine, path: Path, file_format: Format, dry
                 if progress:
                     progress(source.size, source.size, report.rows_read)
             finally:
-                if upcoming is not None and not upcoming.done():  # (a failed load: the thread ends its batch)
-                    with suppress(Exception):
-                        await upcoming
+                await steps.aclose()
                 if conn.in_transaction():
                     await conn.rollback()
                 await conn.execute(text("SELECT pg_advisory_unlock(:key), set_config('conflictkb.actor', '', false)"),
