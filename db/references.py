@@ -9,10 +9,11 @@ locked FOR KEY SHARE, as the key's trigger would lock them (a concurrent delete 
 referenced row waits for this transaction, or fails), and a value with no row is an
 error naming the key and the value. Then the rows go in with session_replication_role
 = replica, which skips the keys' triggers; every trigger of ours on those tables is
-ENABLE ALWAYS (migration 0019) and fires as before.
+ENABLE ALWAYS (migration 0019) and fires as before, but those whose work the batch has
+done itself in staging (migration 0022; named by the caller).
 
 Only where that holds: the role may set the parameter (a superuser, as the embedded
-server's is, or GRANT SET ON PARAMETER session_replication_role), and every
+server's is, or GRANT SET ON PARAMETER session_replication_role), and every other
 non-internal trigger on the tables fires always (a trigger added later without it
 would be skipped). Otherwise the rows go in as any other insert, checked per row.
 """
@@ -66,15 +67,17 @@ async def _foreign_keys(conn: AsyncConnection, table: str) -> list[_ForeignKey]:
     return [_ForeignKey(r.conname, tuple(r.columns), r.referenced_table, tuple(r.referenced)) for r in rows]
 
 
-async def can_skip_row_checks(conn: AsyncConnection, tables: Sequence[str]) -> bool:
+async def can_skip_row_checks(conn: AsyncConnection, tables: Sequence[str], done_in_staging: Sequence[str] = ()
+                              ) -> bool:
     """Whether rows of `tables` may go in with the keys' per-row triggers skipped (see
-    the module's docstring)."""
+    the module's docstring); `done_in_staging`: the triggers whose work the rows bring."""
     return bool(await conn.scalar(text("""
         SELECT (current_setting('is_superuser') = 'on'
                 OR has_parameter_privilege('session_replication_role', 'SET'))
            AND NOT EXISTS (SELECT 1 FROM pg_trigger
-                            WHERE tgrelid = ANY(CAST(:tables AS regclass[])) AND NOT tgisinternal AND tgenabled <> 'A')"""),
-        {"tables": list(tables)}))
+                            WHERE tgrelid = ANY(CAST(:tables AS regclass[])) AND NOT tgisinternal AND tgenabled <> 'A'
+                              AND tgname <> ALL(CAST(:done AS text[])))"""),
+        {"tables": list(tables), "done": list(done_in_staging)}))
 
 
 async def check_references(conn: AsyncConnection, table: str, staged: str) -> None:

@@ -6,6 +6,7 @@ dollar-quoted bodies ($$ ... $$) of functions.
 """
 
 import importlib.util
+import re
 from pathlib import Path
 
 from alembic import op
@@ -42,3 +43,14 @@ def sibling_migration(name: str, directory: Path = Path(__file__).with_name("ver
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def earlier_sql(name: str, first: str, last: str = ";",
+                directory: Path = Path(__file__).with_name("versions")) -> str:
+    """The SQL an earlier migration of versions/ wrote inline, from the text `first`
+    (e.g. "CREATE FUNCTION f()") to the first `last` after it that ends a line, as it
+    stands in that file: for a later migration whose downgrade restores it."""
+    source = (directory / name).read_text()
+    found = re.search(re.escape(first) + r".*?" + re.escape(last) + r"$", source, re.DOTALL | re.MULTILINE)
+    assert found, f"{name} has no {first!r}"
+    return found.group(0)
