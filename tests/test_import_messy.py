@@ -8,6 +8,11 @@ import asyncio
 import csv
 import gzip
 import io
+import os
+import subprocess
+import time
+
+import psutil
 
 import pytest
 from sqlalchemy import text
@@ -17,7 +22,8 @@ from db.engine import make_engine
 from db.imports.acled import ACLED_FORMAT
 from db.imports.ucdp import UCDP_FORMAT
 from db.linking import TOP_K
-from tests.conftest import app_client, import_into, run_conflictkb, ucdp_extract_rows, write_csv
+from tests.conftest import (CONFLICTKB, UCDP_EXTRACT, app_client, import_into, run_conflictkb, ucdp_extract_rows,
+                            write_csv)
 
 ACLED = ["event_id_cnty", "event_date", "time_precision", "event_type", "sub_event_type", "actor1", "actor2",
          "country", "admin1", "location", "latitude", "longitude", "source", "fatalities"]
@@ -177,6 +183,29 @@ async def test_batches_prepared_apart_stop_the_import_with_the_preparing_error(f
                           batch_size=10, prepare_apart=True)
     await _sql(fresh_database_url, "ALTER TABLE sub_event_types_gone RENAME TO sub_event_types")
     assert await _sql(fresh_database_url, "SELECT count(*) FROM event_external_ids WHERE dataset = 'ucdp-ged'") == [(30,)]
+
+
+def test_an_import_killed_outright_takes_its_preparing_process_with_it(fresh_database_url):
+    # the extract (1.2 MB) is prepared in a process of its own; in small batches, that
+    # process soon waits for the writer with its queue full
+    env = {**os.environ, "DATABASE_URL": fresh_database_url}
+    env.pop("REDIS_URL", None)
+    importer = subprocess.Popen([str(CONFLICTKB), "import", "ucdp", str(UCDP_EXTRACT), "--batch", "200"], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        preparing = None
+        for _ in range(200):
+            preparing = next((p for p in psutil.Process(importer.pid).children(recursive=True)
+                              if "spawn_main" in " ".join(p.cmdline())), None)
+            if preparing:
+                break
+            time.sleep(0.1)
+        assert preparing is not None, "the batches are prepared in a process of their own"
+        time.sleep(2)
+    finally:
+        importer.kill()
+        importer.wait()
+    preparing.wait(timeout=15)  # (psutil.TimeoutExpired if it were still there)
 
 
 async def test_an_import_that_fails_on_the_database_says_so_in_one_line(fresh_database_url, tmp_path):

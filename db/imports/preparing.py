@@ -143,7 +143,7 @@ def _prepare_in_child(database_url: str, path: Path, file_format: Format, batch_
     try:
         asyncio.run(_prepare_all(database_url, path, file_format, batch_size, steps))
     except BaseException as error:  # noqa: BLE001 (shown by the writer, which stops the import)
-        steps.put(_picklable(error))
+        _handed_over(steps, _picklable(error))
 
 
 async def _prepare_all(database_url: str, path: Path, file_format: Format, batch_size: int,
@@ -155,11 +155,26 @@ async def _prepare_all(database_url: str, path: Path, file_format: Format, batch
         async with engine.connect() as conn:
             async for step in prepared_here(conn, path, file_format, batch_size):
                 await conn.commit()  # the session's tables kept; no snapshot held while the writer works
-                # (blocks while BATCHES_AHEAD wait: nothing else runs on this loop)
-                steps.put(step)
+                if not _handed_over(steps, step):
+                    return
     finally:
         with suppress(Exception):
             await engine.dispose()
+
+
+def _handed_over(steps: multiprocessing.Queue, step: PreparedStep | BaseException) -> bool:
+    """Put `step` in the queue, waiting while BATCHES_AHEAD wait there (nothing else runs
+    on this process's loop meanwhile); False if the importer has gone (killed: a process
+    killed outright takes none of its children with it), which ends this one."""
+    while True:
+        try:
+            steps.put(step, timeout=1)
+            return True
+        except queue.Full:
+            if not multiprocessing.parent_process().is_alive():
+                # (the batches in the pipe will never be read: exit without flushing them)
+                steps.cancel_join_thread()
+                return False
 
 
 def _picklable(error: BaseException) -> BaseException:
