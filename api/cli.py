@@ -232,7 +232,7 @@ def _import_command(file_format_name: str):
         from db.engine import make_engine
         from db.imports import formats
         from db.bulk import BulkLoadRunning
-        from db.imports.run import ImportRefused, import_file
+        from db.imports.run import IMPORT_CONNECTIONS, ImportRefused, import_file
         from db.imports.source_file import ImportFileError
         from sqlalchemy.exc import DBAPIError
 
@@ -250,7 +250,7 @@ def _import_command(file_format_name: str):
             click.echo(f"{file}:{rejected.line}: rejected: {rejected.reason}", err=True)
 
         async def run(url: str):
-            engine = make_engine(url, pool_size=1)
+            engine = make_engine(url, pool_size=IMPORT_CONNECTIONS)
             try:
                 return await import_file(engine, file, file_format, dry_run=dry_run, batch_size=batch,
                                          progress=progress, on_reject=on_reject, into_empty=into_empty)

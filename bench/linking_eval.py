@@ -422,9 +422,9 @@ def write_acled_csv(path: Path, rows: list[dict[str, object]]) -> None:
 
 async def _timed_import(url: str, path: Path, file_format) -> dict[str, object]:
     from db.engine import make_engine
-    from db.imports.run import import_file
+    from db.imports.run import IMPORT_CONNECTIONS, import_file
 
-    engine = make_engine(url, pool_size=1)
+    engine = make_engine(url, pool_size=IMPORT_CONNECTIONS)
     try:
         started = time.perf_counter()
         report = await import_file(engine, path, file_format)

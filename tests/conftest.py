@@ -39,7 +39,7 @@ from db.embedded import EmbeddedPostgres, EmbeddedRedis, EmbeddedReplica
 from db.engine import make_engine
 from db.generate import generate
 from db.imports.records import Format, ImportReport
-from db.imports.run import import_file, import_seed_datasets
+from db.imports.run import IMPORT_CONNECTIONS, import_file, import_seed_datasets
 from db.migrate import upgrade
 from db.seed import load_seed_dir, seed_id
 
@@ -364,7 +364,7 @@ def write_csv(path: Path, columns: list[str], rows: list[dict[str, str]], gz: bo
 
 
 async def import_into(database_url: str, path: Path, file_format: Format, **options) -> ImportReport:
-    engine = make_engine(database_url, pool_size=1)
+    engine = make_engine(database_url, pool_size=IMPORT_CONNECTIONS)
     try:
         return await import_file(engine, path, file_format, **options)
     finally:

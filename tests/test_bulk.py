@@ -112,3 +112,52 @@ async def test_into_empty_is_refused_where_there_are_events(fresh_database_url, 
     with pytest.raises(ImportRefused, match="--into-empty is for a first load"):
         await import_into(fresh_database_url, write_csv(tmp_path / "more.csv", columns, rows[:3]), UCDP_FORMAT,
                           into_empty=True)
+
+
+# What a load leaves in the knowledge base, record by record: rows of the loaded tables
+# (their derived columns included), the monthly rollup, and the change feed's entries.
+_LOADED = {
+    "events": "SELECT id, fatalities_best, fatality_claim_ids, search_vector::text, country_id, admin1_id, "
+              "location::text FROM events",
+    "claims": "SELECT id, event_id, document_id, value_best FROM claims",
+    "event_actors": "SELECT event_id, actor_id, role, status, date_start FROM event_actors",
+    "documents": "SELECT id FROM documents",
+    "places": "SELECT id, parent_id FROM places",
+    "place_lineage": "SELECT ancestor_id, descendant_id FROM place_lineage",
+    "actors": "SELECT id FROM actors",
+    "event_external_ids": "SELECT dataset, external_id, event_id FROM event_external_ids",
+    "event_month_counts": "SELECT level, start_month, country_id, admin1_id, admin2_id, sub_event_type, events, "
+                          "fatalities_best FROM event_month_counts",
+    "changes": "SELECT record_type, record_id, op FROM changes",
+}
+
+
+async def test_a_first_load_on_two_connections_leaves_what_one_connection_would(databases, tmp_path):
+    columns, rows = ucdp_extract_rows()
+    path = write_csv(tmp_path / "first.csv", columns, rows[:150])
+    loaded = {}
+    for name, into_empty in (("t_two_writers", True), ("t_one_writer", False)):
+        databases.pg._psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        databases.pg._psql(f'CREATE DATABASE "{name}"')
+        url = databases.pg.url(name)
+        try:
+            await asyncio.to_thread(upgrade, url)  # migrated, nothing seeded: no event
+            # 8 batches: a first load writes them two at a time; the other, one by one
+            report = await import_into(url, path, UCDP_FORMAT, batch_size=20, into_empty=into_empty)
+            assert report.inserted == 150
+            engine = make_engine(url, pool_size=1)
+            try:
+                async with engine.connect() as conn:
+                    loaded[name] = {table: sorted(map(tuple, (await conn.execute(text(sql))).all()), key=str)
+                                    for table, sql in _LOADED.items()}
+                    # each transaction has a generation of its own, in commit order
+                    taken = (await conn.execute(text("SELECT generation FROM write_generations"))).scalars().all()
+                    assert len(taken) == len(set(taken))
+            finally:
+                await engine.dispose()
+        finally:
+            databases.drop(name)
+    two, one = loaded["t_two_writers"], loaded["t_one_writer"]
+    assert len(two["events"]) == 150 and len(two["changes"]) > 150
+    for table in _LOADED:
+        assert two[table] == one[table], table

@@ -191,19 +191,30 @@ async def _stage(conn: AsyncConnection, table: str, rows: Sequence[dict]) -> Non
 
 
 async def _upsert_staged(conn: AsyncConnection, table: str, returning: str) -> list:
-    """Upsert the staged rows by id (in id order: two writers lock rows in one order);
-    returns `returning` of the rows inserted or changed, with `inserted`."""
+    """Upsert the staged rows by id: the new ones inserted, the stored ones that differ
+    updated (each in id order: two writers lock rows in one order); returns `returning`
+    of the rows inserted or changed, with `inserted`. (Two statements, not INSERT ... ON
+    CONFLICT DO UPDATE, which locks every stored row it meets, changed or not: two
+    batches citing one publisher's report would wait for each other.)"""
     columns = _STAGED[table]
     changing = [c for c in columns if c != "id"]
-    rows = await conn.execute(text(f"""
-        INSERT INTO {table} AS t ({', '.join(columns)})
+    inserted = await conn.execute(text(f"""
+        INSERT INTO {table} ({', '.join(columns)})
         SELECT DISTINCT ON (id) {', '.join(columns)} FROM import_{table} ORDER BY id
-        ON CONFLICT (id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in changing)},
-                                       updated_at = now()
-         WHERE ({', '.join(f't.{c}' for c in changing)}) IS DISTINCT FROM
-               ({', '.join(f'excluded.{c}' for c in changing)})
-        RETURNING {returning}, (xmax = 0) AS inserted"""))
-    return rows.all()
+        ON CONFLICT (id) DO NOTHING
+        RETURNING {returning}, true AS inserted"""))
+    inserted = inserted.all()
+    updated = await conn.execute(text(f"""
+        WITH changed AS MATERIALIZED (
+          SELECT s.* FROM (SELECT DISTINCT ON (id) * FROM import_{table} ORDER BY id) AS s
+            JOIN {table} AS t ON t.id = s.id
+           WHERE ({', '.join(f't.{c}' for c in changing)}) IS DISTINCT FROM ({', '.join(f's.{c}' for c in changing)})
+           ORDER BY s.id FOR UPDATE OF t)
+        UPDATE {table} AS t SET {', '.join(f'{c} = s.{c}' for c in changing)}, updated_at = now()
+          FROM changed AS s
+         WHERE t.id = s.id
+        RETURNING t.{returning}, false AS inserted"""))
+    return inserted + updated.all()
 
 
 def _figures_claim(event: ImportedEvent, event_id: UUID, predicate: str, figures: Figures,
@@ -441,15 +452,28 @@ class Loader:
         report.created["actors"] += len(new_actors)
 
         events, documents, claims, participants = _rows(batch, event_ids, place_ids, actor_ids)
-        return PreparedBatch(batch[0].dataset, [e.external_id for e in batch], event_ids, new_places, new_actors, new_externals, events, documents, claims,
-                             participants)
+        return PreparedBatch(batch[0].dataset, [e.external_id for e in batch], event_ids, new_places, new_actors,
+                             new_externals, events, documents, claims, participants)
 
     async def write(self, conn: AsyncConnection, prepared: PreparedBatch, report: ImportReport) -> None:
-        """A prepared batch's events, documents, claims, roles and external ids, the
-        figures derived, and their matches with other sources' events."""
+        """A prepared batch: what it refers to (write_references), then its events."""
+        await self.write_references(conn, prepared, report)
+        await self.write_events(conn, prepared, report)
+
+    async def write_references(self, conn: AsyncConnection, prepared: PreparedBatch, report: ImportReport) -> None:
+        """The places and actors a prepared batch makes, which later batches refer to:
+        a load writing batches in parallel commits them first, in file order
+        (db/imports/run.py)."""
+        await self._insert_places_and_actors(conn, prepared)
+
+    async def write_events(self, conn: AsyncConnection, prepared: PreparedBatch, report: ImportReport) -> None:
+        """A prepared batch's documents, events, claims, roles and external ids, the
+        figures derived, and their matches with other sources' events (its places and
+        actors written). (Its documents are here, not with the places: a document
+        changes with its claims, so the change feed lists it in the claims' transaction
+        either way.)"""
         dataset, event_ids, events, claims, participants = (prepared.dataset, prepared.event_ids, prepared.events,
                                                             prepared.claims, prepared.participants)
-        await self._insert_places_and_actors(conn, prepared)
         await _stage(conn, "documents", prepared.documents)
         report.created["documents"] += sum(r.inserted for r in await _upsert_staged(conn, "documents", "id"))
         # New events go in finished, derived in staging (db/derive.py): one version of

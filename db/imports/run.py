@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Callable
+from contextlib import AsyncExitStack, suppress
 from pathlib import Path
 
 from sqlalchemy import text
@@ -11,12 +13,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db.bulk import EVENT_TABLES_WITHOUT_INDEXES, bulk_load, start_bulk_load, take_generation
 from db.imports.formats import seed_dataset_files
-from db.imports.loader import IMPORT_LOCK, Loader
+from db.imports.loader import IMPORT_LOCK, Loader, PreparedBatch
 from db.imports.preparing import PREPARE_APART_FROM_BYTES, prepared_apart, prepared_here
 from db.imports.records import Format, ImportReport, Rejected
 from db.imports.source_file import CsvSource
 from db.metrics import IMPORT_ROWS
 from db.seed import apply_seed_links
+
+
+# What an import's engine must be able to open at once: a first load holds the bulk load's
+# lock on one connection and writes on two (make_engine(url, pool_size=IMPORT_CONNECTIONS)).
+IMPORT_CONNECTIONS = 3
 
 
 class ImportRefused(RuntimeError):
@@ -73,7 +80,8 @@ async def import_file(engine: AsyncEngine, path: Path, file_format: Format, *, d
     knowledge base that holds events.
 
     `prepare_apart`: the batches are prepared in a process of their own while this one
-    writes (db/imports/preparing.py); by default for files of a megabyte or more."""
+    writes (db/imports/preparing.py); by default for files of a megabyte or more, and
+    always for a first load (written by two connections at once)."""
     async with engine.connect() as conn:
         holds_events = await conn.scalar(text("SELECT EXISTS (SELECT 1 FROM events)"))
     if into_empty and holds_events:
@@ -86,50 +94,99 @@ async def import_file(engine: AsyncEngine, path: Path, file_format: Format, *, d
         return await _import_file(engine, path, file_format, **options, bulk=True)
 
 
+class _Writer:
+    """A connection writing an import's batches, with a Loader of its own for the
+    writing (the batches are prepared by another); one batch of its own at a time."""
+
+    def __init__(self, conn: AsyncConnection):
+        self.conn = conn
+        self.loader = Loader()
+        self.task: asyncio.Task | None = None
+
+    async def finished(self) -> None:
+        """Its batch in flight written (or its error raised)."""
+        if self.task is not None:
+            task, self.task = self.task, None
+            await task
+
+
 async def _import_file(engine: AsyncEngine, path: Path, file_format: Format, *, dry_run: bool, batch_size: int,
                        progress: Callable[[int, int, int], None] | None,
                        on_reject: Callable[[Rejected], None] | None, sha256: str | None,
                        prepare_apart: bool | None, bulk: bool = False) -> ImportReport:
     """(`bulk`: each batch is a bulk load's, db/bulk.py: the rollup is built once at the
-    end, and the batch takes its generation last.)"""
+    end, and the batch takes its generation last. Its batches are written by two
+    connections at once, PostgreSQL's work on two cores: each batch's references (places,
+    actors, documents, which later batches share) committed first, in file order, then
+    its events while the other connection writes the batch before or after it. Nothing
+    else of two batches meets: their events, claims and roles are their own, their keys'
+    checks share locks, and an empty knowledge base has no other source to link with.)"""
     source = CsvSource(path)
     try:
         source.require(file_format.required_columns, file_format.name)
         sha256 = sha256 or file_sha256(path)
         report = ImportReport(on_reject=on_reject)
         committed = _CommittedRows(file_format.dataset)
-        loader = Loader()  # (writes; the batches are prepared by their own Loader)
-        apart = prepare_apart if prepare_apart is not None else source.size >= PREPARE_APART_FROM_BYTES
-        async with engine.connect() as conn:
+        # (a bulk load's batches always: both of its connections write, none is free to prepare)
+        apart = bulk or (prepare_apart if prepare_apart is not None else source.size >= PREPARE_APART_FROM_BYTES)
+        who = f"import {file_format.name} {path.name}"
+
+        async def write(writer: _Writer, prepared: PreparedBatch, number: int) -> None:
+            """Batch `number` (1, 2...), in one transaction (a bulk load's: its events, its
+            references already committed)."""
+            if bulk:
+                await start_bulk_load(writer.conn)
+            await (writer.loader.write_events if bulk else writer.loader.write)(writer.conn, prepared, report)
+            if number & (number - 1) == 0:  # 1, 2, 4, 8...: as the tables grow
+                await analyze_loaded_tables(writer.conn)
+            if not dry_run:
+                if bulk:
+                    await take_generation(writer.conn)
+                await writer.conn.commit()
+                committed(report)
+
+        async def write_references(writer: _Writer, prepared: PreparedBatch) -> None:
+            """A bulk load's batch's places, actors and documents, committed: the next
+            batch, written meanwhile by the other writer, may refer to them."""
+            await start_bulk_load(writer.conn)
+            await writer.loader.write_references(writer.conn, prepared, report)
+            await take_generation(writer.conn)
+            await writer.conn.commit()
+
+        async with AsyncExitStack() as connections:
+            conn = await connections.enter_async_context(engine.connect())
+            writers = [_Writer(conn)]
+            if bulk:  # (never a dry run)
+                writers.append(_Writer(await connections.enter_async_context(engine.connect())))
             # for the whole import, across its transactions (released below, or when the session ends)
             await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": IMPORT_LOCK})
-            # who the history names for everything this import writes (for the session: reset below)
-            await conn.execute(text("SELECT set_config('conflictkb.actor', :who, false)"),
-                               {"who": f"import {file_format.name} {path.name}"})
+            for writer in writers:
+                # who the history names for everything this import writes (for the session: reset below)
+                await writer.conn.execute(text("SELECT set_config('conflictkb.actor', :who, false)"), {"who": who})
+                await writer.conn.commit()
             steps = (prepared_apart(engine.url.render_as_string(hide_password=False), path, file_format, batch_size)
                      if apart else prepared_here(conn, path, file_format, batch_size))
             try:
-                batches = 0
+                number = 0
                 async for step in steps:
                     for line, reason in step.rejects:
                         report.reject(line, reason)
                     report.created.update(step.created)
-                    if bulk:
-                        await start_bulk_load(conn)
                     if step.prepared is not None:
-                        await loader.write(conn, step.prepared, report)
-                    if step.last:
-                        break
-                    batches += 1
-                    if batches & (batches - 1) == 0:  # 1, 2, 4, 8...: as the tables grow
-                        await analyze_loaded_tables(conn)
-                    if not dry_run:
-                        if bulk:
-                            await take_generation(conn)
-                        await conn.commit()
-                        committed(report)
+                        number += 1
+                        writer = writers[number % len(writers)]
+                        await writer.finished()
+                        if bulk:  # its references now, its events while the next batch comes
+                            await write_references(writer, step.prepared)
+                            writer.task = asyncio.ensure_future(write(writer, step.prepared, number))
+                        else:
+                            await write(writer, step.prepared, number)
                     if progress:
                         progress(step.position, source.size, report.rows_read)
+                    if step.last:
+                        break
+                for writer in writers:
+                    await writer.finished()
                 if dry_run:
                     await conn.rollback()
                 else:
@@ -142,15 +199,19 @@ async def _import_file(engine: AsyncEngine, path: Path, file_format: Format, *, 
                     if bulk:
                         await take_generation(conn)
                     await conn.commit()
-                    committed(report)
                 if progress:
                     progress(source.size, source.size, report.rows_read)
             finally:
                 await steps.aclose()
-                if conn.in_transaction():
-                    await conn.rollback()
-                await conn.execute(text("SELECT pg_advisory_unlock(:key), set_config('conflictkb.actor', '', false)"),
-                                   {"key": IMPORT_LOCK})
+                for writer in writers:  # (a failed import: the other writer's batch ends first)
+                    with suppress(Exception):
+                        await writer.finished()
+                for writer in writers:
+                    if writer.conn.in_transaction():
+                        await writer.conn.rollback()
+                    await writer.conn.execute(text("SELECT set_config('conflictkb.actor', '', false)"))
+                    await writer.conn.commit()
+                await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": IMPORT_LOCK})
                 await conn.commit()
         return report
     finally:
