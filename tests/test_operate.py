@@ -300,9 +300,11 @@ def test_stopping_finishes_the_requests_in_flight(workers: Workers):
     then the workers and the server exit."""
     query = json.dumps({"query": "{ events(first: 1) { edges { node { id } } } }"}).encode()
     answer: dict[str, httpx.Response] = {}
+    first_part_sent = threading.Event()
 
     def slow_body() -> Iterator[bytes]:
         yield query[:10]
+        first_part_sent.set()  # (asked for the next part: the first is on its way)
         time.sleep(1.5)  # SIGTERM arrives meanwhile
         yield query[10:]
 
@@ -312,6 +314,9 @@ def test_stopping_finishes_the_requests_in_flight(workers: Workers):
 
     sender = threading.Thread(target=post)
     sender.start()
+    # once the request is under way (a fixed wait from the thread's start may end before
+    # it is, on a busy machine: the test failed once in a full run at 285 s)
+    assert first_part_sent.wait(timeout=20)
     time.sleep(0.5)
     workers.proc.send_signal(signal.SIGTERM)
     sender.join(timeout=30)
