@@ -102,7 +102,7 @@ async def test_a_generated_batch_derives_in_staging_as_stored(fresh_database_url
 
 
 async def test_imported_events_are_stored_as_recompute_events_makes_them(shipped_database_url):
-    # The shipped datasets' 16,580 events went in derived in staging (Loader.load):
+    # The shipped datasets' 16,580 events went in derived in staging (the importer's write):
     # recomputing them changes nothing, nor does the rows' triggers' work done again.
     engine = make_engine(shipped_database_url, pool_size=1)
     try:

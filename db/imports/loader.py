@@ -21,7 +21,10 @@ by their external id (a UCDP side id), then by name or alias; what is not found 
 created. Each batch is one transaction: places, actors, documents, events, claims, and
 the derived figures (db/derive.py) of the events it inserted (derived in staging before
 they go in, so each new row is written once) or changed (recomputed), and their
-matches with other sources' events (db/linking.py).
+matches with other sources' events (db/linking.py); a first load commits a batch's new
+places and actors first, on their own (db/imports/run.py). A batch is prepared (`prepare`:
+rows rejected, ids made, places and actors matched) apart from its writing (`write`),
+possibly in another process (db/imports/preparing.py).
 """
 
 from __future__ import annotations
@@ -421,12 +424,6 @@ class Loader:
             e.event_type, e.sub_event_type = pair
             kept.append(e)
         return kept
-
-    async def load(self, conn: AsyncConnection, batch: list[ImportedEvent], report: ImportReport) -> None:
-        """One batch, in the caller's transaction."""
-        prepared = await self.prepare(conn, batch, report)
-        if prepared is not None:
-            await self.write(conn, prepared, report)
 
     async def prepare(self, conn: AsyncConnection, batch: list[ImportedEvent], report: ImportReport
                       ) -> PreparedBatch | None:

@@ -116,10 +116,11 @@ async def _import_file(engine: AsyncEngine, path: Path, file_format: Format, *, 
                        prepare_apart: bool | None, bulk: bool = False) -> ImportReport:
     """(`bulk`: each batch is a bulk load's, db/bulk.py: the rollup is built once at the
     end, and the batch takes its generation last. Its batches are written by two
-    connections at once, PostgreSQL's work on two cores: each batch's references (places,
-    actors, documents, which later batches share) committed first, in file order, then
-    its events while the other connection writes the batch before or after it. Nothing
-    else of two batches meets: their events, claims and roles are their own, their keys'
+    connections at once, PostgreSQL's work on two cores: each batch's new places and
+    actors (which later batches refer to) committed first, in file order, then its
+    documents and events while the other connection writes the batch before or after
+    it. Nothing else of two batches meets: their events, claims and roles are their own,
+    a shared document is only inserted or changed, never locked unchanged, their keys'
     checks share locks, and an empty knowledge base has no other source to link with.)"""
     source = CsvSource(path)
     try:
@@ -146,8 +147,8 @@ async def _import_file(engine: AsyncEngine, path: Path, file_format: Format, *, 
                 committed(report)
 
         async def write_references(writer: _Writer, prepared: PreparedBatch) -> None:
-            """A bulk load's batch's places, actors and documents, committed: the next
-            batch, written meanwhile by the other writer, may refer to them."""
+            """A bulk load's batch's new places and actors, committed: the next batch,
+            written meanwhile by the other writer, may refer to them."""
             await start_bulk_load(writer.conn)
             await writer.loader.write_references(writer.conn, prepared, report)
             await take_generation(writer.conn)
