@@ -46,6 +46,27 @@ async def start_bulk_load(conn: AsyncConnection) -> None:
     await conn.execute(text(f"SET LOCAL {BULK_LOAD_SETTING} = 'on'"))
 
 
+GENERATION_AT_END_SETTING = "conflictkb.generation_at_end"
+
+
+async def start_batch_finished_at_end(conn: AsyncConnection) -> None:
+    """This transaction takes its place in commit order at its end (migration 0023): its
+    statements neither take the generation nor add to the monthly rollup as they go, so
+    a second connection writing another batch, or the API, is not kept waiting by it;
+    it must call finish_batch_at_end last (before what it links)."""
+    await conn.execute(text(f"SET LOCAL {GENERATION_AT_END_SETTING} = 'on'"))
+
+
+async def finish_batch_at_end(conn: AsyncConnection) -> int:
+    """A batch of start_batch_finished_at_end's: its generation taken (its history dated
+    now), then its events added to the monthly rollup; the generation. (In that order:
+    every write takes the generation before the rollup's rows, so none waits for the
+    other in a circle.)"""
+    generation = await take_generation(conn)
+    await conn.execute(text("SELECT add_stashed_month_counts()"))
+    return generation
+
+
 async def take_generation(conn: AsyncConnection) -> int:
     """Move the data generation for this transaction (once; migration 0018's
     take_generation()): a bulk load's batch calls it as its last step, so its history

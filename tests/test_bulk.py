@@ -9,8 +9,8 @@ import asyncio
 import pytest
 from sqlalchemy import text
 
-from db.bulk import (BULK_LOAD_LOCK, BulkLoadRunning, _drop_secondary_indexes, bulk_load,
-                     finish_interrupted_bulk_load, start_bulk_load, take_generation)
+from db.bulk import (BULK_LOAD_LOCK, BulkLoadRunning, _drop_secondary_indexes, bulk_load, finish_batch_at_end,
+                     finish_interrupted_bulk_load, start_batch_finished_at_end, start_bulk_load, take_generation)
 from db.engine import make_engine
 from db.imports.run import ImportRefused
 from db.imports.ucdp import UCDP_FORMAT
@@ -130,6 +130,15 @@ _LOADED = {
                           "fatalities_best FROM event_month_counts",
     "changes": "SELECT record_type, record_id, op FROM changes",
 }
+# ... and what its linking leaves
+_LINKED = {
+    "event_matches": "SELECT event_id, other_id, status, linked FROM event_matches",
+    "happening_members": "SELECT event_id, happening_id FROM happening_members",
+}
+# The history's order by time is the commit order (0 when it is)
+_DATED_OUT_OF_ORDER = text("""
+    SELECT count(*) FROM (SELECT at < lag(at) OVER (ORDER BY generation, id) AS early FROM change_sets) AS s
+     WHERE early""")
 
 
 async def test_a_first_load_on_two_connections_leaves_what_one_connection_would(databases, tmp_path):
@@ -161,3 +170,65 @@ async def test_a_first_load_on_two_connections_leaves_what_one_connection_would(
     assert len(two["events"]) == 150 and len(two["changes"]) > 150
     for table in _LOADED:
         assert two[table] == one[table], table
+
+
+async def test_an_import_into_a_serving_knowledge_base_on_two_connections_leaves_what_one_would(databases, tmp_path):
+    """Batches prepared apart are written two at a time into a knowledge base that holds
+    events: new ones, changed ones and unchanged ones, matched with the seed's events."""
+    columns, rows = ucdp_extract_rows()
+    # the seed's events are of April and May 2018: UCDP's of those months are their candidates
+    chosen = [dict(r) for r in rows if r["date_start"][:7] in ("2018-04", "2018-05")][:160]
+    before = write_csv(tmp_path / "before.csv", columns, chosen[:60])
+    for row in chosen[:10]:  # changed since
+        row["best"] = str(int(row["best"]) + 1)
+        row["high"] = str(max(int(row["high"]), int(row["best"])))
+    path = write_csv(tmp_path / "now.csv", columns, chosen)
+    loaded = {}
+    for name, apart in (("t_serving_two_writers", True), ("t_serving_one_writer", False)):
+        url = databases.create(name)  # the seeded knowledge base
+        try:
+            await import_into(url, before, UCDP_FORMAT)
+            # 8 batches: prepared apart, written two at a time; else one by one
+            report = await import_into(url, path, UCDP_FORMAT, batch_size=20, prepare_apart=apart)
+            assert (report.inserted, report.updated, report.unchanged) == (100, 10, 50)
+            engine = make_engine(url, pool_size=1)
+            try:
+                async with engine.connect() as conn:
+                    loaded[name] = {table: sorted(map(tuple, (await conn.execute(text(sql))).all()), key=str)
+                                    for table, sql in {**_LOADED, **_LINKED}.items()}
+                    assert await conn.scalar(_DATED_OUT_OF_ORDER) == 0
+                    # the rollup kept batch by batch is what it is rebuilt to
+                    await conn.execute(text("SELECT rebuild_event_month_counts()"))
+                    rebuilt = sorted(map(tuple, (await conn.execute(text(_LOADED["event_month_counts"]))).all()),
+                                     key=str)
+                    assert rebuilt == loaded[name]["event_month_counts"]
+                    await conn.rollback()
+            finally:
+                await engine.dispose()
+        finally:
+            databases.drop(name)
+    two, one = loaded["t_serving_two_writers"], loaded["t_serving_one_writer"]
+    assert len(two["event_matches"]) > 10  # the seed's events' candidates among them
+    for table in {**_LOADED, **_LINKED}:
+        assert two[table] == one[table], table
+
+
+async def test_a_batch_finished_at_its_end_keeps_no_write_waiting_and_is_dated_when_it_takes_its_turn(
+        fresh_engine):
+    async with fresh_engine.connect() as batch, fresh_engine.connect() as other:
+        await start_batch_finished_at_end(batch)
+        await batch.execute(_THREE_EVENTS)
+        # a write meanwhile (one taking the generation at its first statement, as the API's
+        # do) neither waits for the batch's generation nor for its rows of the rollup
+        await other.execute(text("SET LOCAL lock_timeout = '2s'"))
+        await other.execute(_THREE_EVENTS)
+        other_generation = await take_generation(other)
+        await other.commit()
+        assert await finish_batch_at_end(batch) == other_generation + 1
+        await batch.commit()
+    async with fresh_engine.connect() as conn:
+        assert await conn.scalar(_DATED_OUT_OF_ORDER) == 0
+        # the batch's events are in the rollup, once
+        counted = await conn.scalar(text("SELECT events FROM event_month_counts WHERE level = 0 "
+                                         "AND start_month = '2031-02-01' AND sub_event_type = 'Armed clash'"))
+        assert counted == 6

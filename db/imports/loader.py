@@ -453,9 +453,10 @@ class Loader:
                              new_externals, events, documents, claims, participants)
 
     async def write(self, conn: AsyncConnection, prepared: PreparedBatch, report: ImportReport) -> None:
-        """A prepared batch: what it refers to (write_references), then its events."""
+        """A prepared batch: what it refers to (write_references), then its events, then
+        their links."""
         await self.write_references(conn, prepared, report)
-        await self.write_events(conn, prepared, report)
+        await self.link(conn, prepared.dataset, await self.write_events(conn, prepared, report), report)
 
     async def write_references(self, conn: AsyncConnection, prepared: PreparedBatch, report: ImportReport) -> None:
         """The places and actors a prepared batch makes, which later batches refer to:
@@ -463,12 +464,12 @@ class Loader:
         (db/imports/run.py)."""
         await self._insert_places_and_actors(conn, prepared)
 
-    async def write_events(self, conn: AsyncConnection, prepared: PreparedBatch, report: ImportReport) -> None:
-        """A prepared batch's documents, events, claims, roles and external ids, the
-        figures derived, and their matches with other sources' events (its places and
-        actors written). (Its documents are here, not with the places: a document
-        changes with its claims, so the change feed lists it in the claims' transaction
-        either way.)"""
+    async def write_events(self, conn: AsyncConnection, prepared: PreparedBatch, report: ImportReport
+                           ) -> set[UUID]:
+        """A prepared batch's documents, events, claims, roles and external ids, and the
+        figures derived (its places and actors written); the events inserted or changed,
+        to `link`. (Its documents are here, not with the places: a document changes with
+        its claims, so the change feed lists it in the claims' transaction either way.)"""
         dataset, event_ids, events, claims, participants = (prepared.dataset, prepared.event_ids, prepared.events,
                                                             prepared.claims, prepared.participants)
         await _stage(conn, "documents", prepared.documents)
@@ -498,16 +499,21 @@ class Loader:
         changed |= {r.event_id for r in removed}
         await self._drop_unsupported_roles(conn, changed)
         await recompute_events(conn, sorted(changed))
+        report.inserted += len(inserted)
+        report.updated += len(changed)
+        report.unchanged += len(event_ids) - len(inserted) - len(changed)
+        return inserted | changed
+
+    async def link(self, conn: AsyncConnection, dataset: str, event_ids: set[UUID], report: ImportReport) -> None:
+        """These events of `dataset` (written by write_events) matched with other sources'
+        events, linked and grouped into happenings (db/linking.py)."""
         linking_started = time.perf_counter()
         if not self.candidates_taken:  # other sources' events (and the crosswalk as shipped), once per import
             await load_crosswalk(conn)
             await snapshot_other_sources(conn, {dataset})
             self.candidates_taken = True
-        await match_events(conn, inserted | changed, among_snapshot=True)
+        await match_events(conn, event_ids, among_snapshot=True)
         report.linking_seconds += time.perf_counter() - linking_started
-        report.inserted += len(inserted)
-        report.updated += len(changed)
-        report.unchanged += len(event_ids) - len(inserted) - len(changed)
 
     async def _insert_new_events(self, conn: AsyncConnection, new: set[UUID], dataset: str, events: list[dict],
                                  participants: list[tuple[UUID, UUID]], claims: list[dict]) -> None:

@@ -11,7 +11,8 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from db.bulk import EVENT_TABLES_WITHOUT_INDEXES, bulk_load, start_bulk_load, take_generation
+from db.bulk import (EVENT_TABLES_WITHOUT_INDEXES, bulk_load, finish_batch_at_end, start_batch_finished_at_end,
+                     start_bulk_load, take_generation)
 from db.imports.formats import seed_dataset_files
 from db.imports.loader import IMPORT_LOCK, Loader, PreparedBatch
 from db.imports.preparing import PREPARE_APART_FROM_BYTES, prepared_apart, prepared_here
@@ -115,13 +116,18 @@ async def _import_file(engine: AsyncEngine, path: Path, file_format: Format, *, 
                        on_reject: Callable[[Rejected], None] | None, sha256: str | None,
                        prepare_apart: bool | None, bulk: bool = False) -> ImportReport:
     """(`bulk`: each batch is a bulk load's, db/bulk.py: the rollup is built once at the
-    end, and the batch takes its generation last. Its batches are written by two
-    connections at once, PostgreSQL's work on two cores: each batch's new places and
-    actors (which later batches refer to) committed first, in file order, then its
-    documents and events while the other connection writes the batch before or after
-    it. Nothing else of two batches meets: their events, claims and roles are their own,
-    a shared document is only inserted or changed, never locked unchanged, their keys'
-    checks share locks, and an empty knowledge base has no other source to link with.)"""
+    end. Every batch takes its place in commit order at its end (db/bulk.py,
+    start_batch_finished_at_end), so that while it is written neither the API's writes
+    nor another batch wait for it; a dry run never takes one.
+
+    Batches prepared apart (and a first load's, always) are written by two connections
+    at once, PostgreSQL's work on two cores: each batch's new places and actors (which
+    later batches refer to) committed first, in file order, then its documents and events
+    while the other connection writes the batch before or after it. Nothing else of two
+    batches meets before their ends: their events, claims and roles are their own, a
+    shared document is only inserted or changed, never locked unchanged, and their keys'
+    checks share locks; at its end a batch takes the generation, which orders what
+    follows (its rollup, its links with other sources' events) after the batch before.)"""
     source = CsvSource(path)
     try:
         source.require(file_format.required_columns, file_format.name)
@@ -130,34 +136,39 @@ async def _import_file(engine: AsyncEngine, path: Path, file_format: Format, *, 
         committed = _CommittedRows(file_format.dataset)
         # (a bulk load's batches always: both of its connections write, none is free to prepare)
         apart = bulk or (prepare_apart if prepare_apart is not None else source.size >= PREPARE_APART_FROM_BYTES)
+        parallel = apart and not dry_run
         who = f"import {file_format.name} {path.name}"
 
         async def write(writer: _Writer, prepared: PreparedBatch, number: int) -> None:
-            """Batch `number` (1, 2...), in one transaction (a bulk load's: its events, its
-            references already committed)."""
-            if bulk:
-                await start_bulk_load(writer.conn)
-            await (writer.loader.write_events if bulk else writer.loader.write)(writer.conn, prepared, report)
+            """Batch `number` (1, 2...), in one transaction (with `parallel`, its places
+            and actors committed already, by write_references)."""
+            await (start_bulk_load if bulk else start_batch_finished_at_end)(writer.conn)
+            if not parallel:
+                await writer.loader.write_references(writer.conn, prepared, report)
+            linked = await writer.loader.write_events(writer.conn, prepared, report)
             if number & (number - 1) == 0:  # 1, 2, 4, 8...: as the tables grow
                 await analyze_loaded_tables(writer.conn)
             if not dry_run:
-                if bulk:
-                    await take_generation(writer.conn)
+                await finish_batch_at_end(writer.conn)
+            await writer.loader.link(writer.conn, prepared.dataset, linked, report)
+            if not dry_run:
                 await writer.conn.commit()
                 committed(report)
 
         async def write_references(writer: _Writer, prepared: PreparedBatch) -> None:
-            """A bulk load's batch's new places and actors, committed: the next batch,
-            written meanwhile by the other writer, may refer to them."""
-            await start_bulk_load(writer.conn)
+            """A batch's new places and actors, committed (a write of its own, short):
+            the next batch, written meanwhile by the other writer, may refer to them."""
+            if bulk:
+                await start_bulk_load(writer.conn)
             await writer.loader.write_references(writer.conn, prepared, report)
-            await take_generation(writer.conn)
+            if bulk:
+                await take_generation(writer.conn)
             await writer.conn.commit()
 
         async with AsyncExitStack() as connections:
             conn = await connections.enter_async_context(engine.connect())
             writers = [_Writer(conn)]
-            if bulk:  # (never a dry run)
+            if parallel:
                 writers.append(_Writer(await connections.enter_async_context(engine.connect())))
             # for the whole import, across its transactions (released below, or when the session ends)
             await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": IMPORT_LOCK})
@@ -177,7 +188,7 @@ async def _import_file(engine: AsyncEngine, path: Path, file_format: Format, *, 
                         number += 1
                         writer = writers[number % len(writers)]
                         await writer.finished()
-                        if bulk:  # its references now, its events while the next batch comes
+                        if parallel:  # its references now, its events while the next batch comes
                             await write_references(writer, step.prepared)
                             writer.task = asyncio.ensure_future(write(writer, step.prepared, number))
                         else:

@@ -53,29 +53,33 @@ _COLUMNS = ("date_start, date_end, country_id, admin1_id, admin2_id, event_type,
             "fatalities_best, fatalities_high, civilian_fatalities_best")
 
 
-def upgrade() -> None:
-    inserted = f"SELECT {_COLUMNS}, 1 AS sign FROM new_events"
-    deleted = f"SELECT {_COLUMNS}, -1 AS sign FROM old_events"
-    execute_script(f"""
-DROP TRIGGER tr_events_month_counts_insert_delete ON events;
-DROP TRIGGER tr_events_month_counts_update ON events;
-DROP FUNCTION track_event_month_counts();
-DROP FUNCTION add_to_event_month_counts(events, int);
-
+_INSERTED = f"SELECT {_COLUMNS}, 1 AS sign FROM new_events"
+_DELETED = f"SELECT {_COLUMNS}, -1 AS sign FROM old_events"
+# (migration 0023 restores it on its way down, and adds to it)
+TRACK_EVENT_MONTH_COUNTS_SQL = f"""
 CREATE FUNCTION track_event_month_counts() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   IF coalesce(current_setting('conflictkb.bulk_load', true), '') = 'on' THEN
     RETURN NULL;
   END IF;
   IF TG_OP = 'INSERT' THEN
-    {_DELTA_SQL.format(changes=inserted)};
+    {_DELTA_SQL.format(changes=_INSERTED)};
   ELSIF TG_OP = 'DELETE' THEN
-    {_DELTA_SQL.format(changes=deleted)};
+    {_DELTA_SQL.format(changes=_DELETED)};
   ELSE
-    {_DELTA_SQL.format(changes=inserted + " UNION ALL " + deleted)};
+    {_DELTA_SQL.format(changes=_INSERTED + " UNION ALL " + _DELETED)};
   END IF;
   RETURN NULL;
-END $$;
+END $$;"""
+
+
+def upgrade() -> None:
+    execute_script(f"""
+DROP TRIGGER tr_events_month_counts_insert_delete ON events;
+DROP TRIGGER tr_events_month_counts_update ON events;
+DROP FUNCTION track_event_month_counts();
+DROP FUNCTION add_to_event_month_counts(events, int);
+{TRACK_EVENT_MONTH_COUNTS_SQL}
 
 CREATE TRIGGER tr_events_month_counts_insert AFTER INSERT ON events
   REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION track_event_month_counts();
