@@ -3,6 +3,7 @@ and in the full release's, re-imported, changed, broken and dry-run."""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from sqlalchemy import text
 
 from api.cli import main as cli
 from db.engine import make_engine
+from db.imports.loader import IMPORT_NAMESPACE
 from db.imports.source_file import ImportFileError
 from db.imports.ucdp import UCDP_FORMAT
 from db.seed import load_seed_dir
@@ -155,6 +157,13 @@ async def test_reimport_adds_nothing_and_the_full_release_layout_is_the_same_dat
     engine = make_engine(fresh_database_url, pool_size=1)
     try:
         async with engine.begin() as conn:
+            # the ids are the UUIDv5s an import has always made (anywhere, by any version)
+            event_id, claim_ids = (await conn.execute(text("""
+                SELECT x.event_id, array_agg(c.id) FROM event_external_ids x JOIN claims c USING (event_id)
+                 WHERE x.dataset = 'ucdp-ged' AND x.external_id = :id GROUP BY x.event_id"""),
+                {"id": rows[0]["id"]})).one()
+            assert event_id == uuid.uuid5(IMPORT_NAMESPACE, f"event:ucdp-ged:{rows[0]['id']}")
+            assert uuid.uuid5(IMPORT_NAMESPACE, f"claim:ucdp-ged:{rows[0]['id']}:fatalities") in claim_ids
             ucdp_ids = "SELECT count(*) FROM actor_external_ids WHERE dataset = 'ucdp-actor'"
             before = await conn.scalar(text(ucdp_ids))
             await load_seed_dir(conn)

@@ -30,9 +30,9 @@ possibly in another process (db/imports/preparing.py).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import math
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -54,8 +54,18 @@ SAME_LOCALITY_KM = 10.0
 IMPORT_LOCK = 727003
 
 
+_NAMESPACE_HASH = hashlib.sha1(IMPORT_NAMESPACE.bytes)
+# RFC 9562's version (5) and variant bits, as uuid.uuid5 sets them
+_VERSION_BITS_CLEARED = ~((0xF000 << 64) | (0xC000 << 48))
+_VERSION_5_BITS = (5 << 76) | (0x8000 << 48)
+
+
 def import_id(kind: str, key: str) -> UUID:
-    return uuid.uuid5(IMPORT_NAMESPACE, f"{kind}:{key}")
+    """uuid.uuid5(IMPORT_NAMESPACE, f"{kind}:{key}"), made three times as fast (the
+    namespace's hash state kept, the version set on the integer): a batch makes ~40,000."""
+    digest = _NAMESPACE_HASH.copy()
+    digest.update(f"{kind}:{key}".encode())
+    return UUID(int=(int.from_bytes(digest.digest()[:16]) & _VERSION_BITS_CLEARED) | _VERSION_5_BITS)
 
 
 def _km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
