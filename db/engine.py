@@ -181,14 +181,18 @@ DATABASE_RETRY_AFTER_SECONDS = 5
 # exception), class 53 (insufficient resources: too many connections, out of memory or disk),
 # 57P01 admin shutdown ("the database system is shutting down"), 57P02 crash shutdown,
 # 57P03 cannot connect now ("starting up", "not yet accepting connections", a standby in
-# recovery), 57014 query canceled (a statement timeout: the request's time budget is spent).
+# recovery), 57014 query canceled (a statement timeout: the request's time budget is spent);
+# 40P01 deadlock detected and 40001 serialization failure (the transaction lost a race with
+# another, rolled back whole: a write deleting a record an import's batch in flight refers
+# to, db/imports/run.py; run again, it goes through).
 _UNAVAILABLE_CLASSES = ("08", "53")
-_UNAVAILABLE_STATES = frozenset({"57P01", "57P02", "57P03", "57P05", "57014"})
+_UNAVAILABLE_STATES = frozenset({"57P01", "57P02", "57P03", "57P05", "57014", "40P01", "40001"})
 
 
 def is_database_unavailable(exc: BaseException) -> bool:
     """PostgreSQL could not answer (stopped, starting, failing over, a connection closed
-    mid-query, no pooled connection free in time, a statement over its timeout): an answer a
+    mid-query, no pooled connection free in time, a statement over its timeout, a
+    transaction rolled back for a deadlock): an answer a
     client may retry shortly, a 503 with Retry-After in REST and SERVICE_UNAVAILABLE in
     GraphQL, never a 500. The one place that decides it (REST's handlers, the middlewares,
     GraphQL's error codes all ask here)."""

@@ -15,7 +15,7 @@ from db.engine import make_engine
 from db.imports.run import ImportRefused
 from db.imports.ucdp import UCDP_FORMAT
 from db.migrate import upgrade
-from tests.conftest import app_client, run_conflictkb, import_into, ucdp_extract_rows, write_csv
+from tests.conftest import app_client, as_, run_conflictkb, import_into, ucdp_extract_rows, write_csv
 
 _EVENT_INDEXES = text("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'events' ORDER BY 1")
 _THREE_EVENTS = text("""
@@ -232,3 +232,46 @@ async def test_a_batch_finished_at_its_end_keeps_no_write_waiting_and_is_dated_w
         counted = await conn.scalar(text("SELECT events FROM event_month_counts WHERE level = 0 "
                                          "AND start_month = '2031-02-01' AND sub_event_type = 'Armed clash'"))
         assert counted == 6
+
+
+async def _until_waiting_on_locks(conn, backends: int) -> None:
+    """Until `backends` sessions of this database wait for a lock."""
+    for _ in range(200):
+        waiting = await conn.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                         "AND wait_event_type = 'Lock'"))
+        await conn.rollback()
+        if waiting >= backends:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{backends} sessions never waited for a lock together")
+
+
+async def test_an_api_write_to_an_event_an_import_batch_is_changing_waits_for_the_batch(
+        fresh_database_url, fresh_client, keys, fresh_engine, tmp_path):
+    """An API write takes the generation first, then locks its record; a batch taking its
+    place at its end must take it before it changes a stored record, or the two would
+    wait for each other (the write for the record, the batch for the generation)."""
+    columns, rows = ucdp_extract_rows()
+    row = dict(rows[0])
+    await import_into(fresh_database_url, write_csv(tmp_path / "before.csv", columns, [row]), UCDP_FORMAT)
+    row["best"] = str(int(row["best"]) + 1)
+    row["high"] = str(max(int(row["high"]), int(row["best"])))
+    row["latitude"] = f"{float(row['latitude']) + 0.001:.6f}"  # a column of the event's own row
+    url = f"/v1/events/ucdp-ged:{row['id']}"
+    async with fresh_engine.connect() as blocker, fresh_engine.connect() as watcher:
+        # the batch held up after it changed the event (at its roles), before its end
+        await blocker.execute(text("LOCK TABLE event_actors IN SHARE ROW EXCLUSIVE MODE"))
+        importing = asyncio.ensure_future(
+            import_into(fresh_database_url, write_csv(tmp_path / "changed.csv", columns, [row]), UCDP_FORMAT))
+        await _until_waiting_on_locks(watcher, 1)
+        writing = asyncio.ensure_future(fresh_client.patch(url, json={"summary": "Edited."},
+                                                           headers=as_(keys["editor"])))
+        await _until_waiting_on_locks(watcher, 2)
+        await blocker.rollback()
+        report = await importing
+        answer = await writing
+    assert report.updated == 1
+    assert answer.status_code == 200, answer.text
+    event = (await fresh_client.get(url)).json()
+    assert event["summary"] == "Edited." and event["fatalities"]["best"] == int(row["best"])
+    assert event["latitude"] == float(row["latitude"])

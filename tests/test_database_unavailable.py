@@ -199,6 +199,8 @@ async def test_a_statement_over_its_timeout_is_a_503(private_postgres, redis_url
     (asyncpg.QueryCanceledError("canceling statement due to statement timeout"), True),  # 57014
     (asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation"), True),
     (asyncpg.TooManyConnectionsError("sorry, too many clients already"), True),  # 53300
+    (asyncpg.DeadlockDetectedError("deadlock detected"), True),  # 40P01: rolled back whole, may be run again
+    (asyncpg.SerializationError("could not serialize access due to concurrent update"), True),  # 40001
     (ConnectionRefusedError(111, "Connection refused"), True),
     # a connection a restart broke mid-statement, reused before asyncpg saw it closed
     (asyncpg.InternalClientError("cannot switch to state 12; another operation (2) is in progress"), True),

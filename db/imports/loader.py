@@ -34,7 +34,7 @@ import hashlib
 import math
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -203,12 +203,14 @@ async def _stage(conn: AsyncConnection, table: str, rows: Sequence[dict]) -> Non
     await copy_rows(conn, staging, columns, rows)
 
 
-async def _upsert_staged(conn: AsyncConnection, table: str, returning: str) -> list:
+async def _upsert_staged(conn: AsyncConnection, table: str, returning: str,
+                         take_turn: Callable[[], Awaitable[object]] | None) -> list:
     """Upsert the staged rows by id: the new ones inserted, the stored ones that differ
-    updated (each in id order: two writers lock rows in one order); returns `returning`
-    of the rows inserted or changed, with `inserted`. (Two statements, not INSERT ... ON
-    CONFLICT DO UPDATE, which locks every stored row it meets, changed or not: two
-    batches citing one publisher's report would wait for each other.)"""
+    updated (each in id order: two writers lock rows in one order), `take_turn` awaited
+    first if there are such; returns `returning` of the rows inserted or changed, with
+    `inserted`. (Two statements, not INSERT ... ON CONFLICT DO UPDATE, which locks every
+    stored row it meets, changed or not: two batches citing one publisher's report would
+    wait for each other.)"""
     columns = _STAGED[table]
     changing = [c for c in columns if c != "id"]
     inserted = await conn.execute(text(f"""
@@ -217,11 +219,16 @@ async def _upsert_staged(conn: AsyncConnection, table: str, returning: str) -> l
         ON CONFLICT (id) DO NOTHING
         RETURNING {returning}, true AS inserted"""))
     inserted = inserted.all()
-    updated = await conn.execute(text(f"""
-        WITH changed AS MATERIALIZED (
+    differing = f"""
           SELECT s.* FROM (SELECT DISTINCT ON (id) * FROM import_{table} ORDER BY id) AS s
             JOIN {table} AS t ON t.id = s.id
-           WHERE ({', '.join(f't.{c}' for c in changing)}) IS DISTINCT FROM ({', '.join(f's.{c}' for c in changing)})
+           WHERE ({', '.join(f't.{c}' for c in changing)}) IS DISTINCT FROM ({', '.join(f's.{c}' for c in changing)})"""
+    if not await conn.scalar(text(f"SELECT EXISTS ({differing})")):
+        return inserted
+    if take_turn:
+        await take_turn()
+    updated = await conn.execute(text(f"""
+        WITH changed AS MATERIALIZED ({differing}
            ORDER BY s.id FOR UPDATE OF t)
         UPDATE {table} AS t SET {', '.join(f'{c} = s.{c}' for c in changing)}, updated_at = now()
           FROM changed AS s
@@ -462,36 +469,36 @@ class Loader:
         return PreparedBatch(batch[0].dataset, [e.external_id for e in batch], event_ids, new_places, new_actors,
                              new_externals, events, documents, claims, participants)
 
-    async def write(self, conn: AsyncConnection, prepared: PreparedBatch, report: ImportReport) -> None:
-        """A prepared batch: what it refers to (write_references), then its events, then
-        their links."""
-        await self.write_references(conn, prepared, report)
-        await self.link(conn, prepared.dataset, await self.write_events(conn, prepared, report), report)
-
     async def write_references(self, conn: AsyncConnection, prepared: PreparedBatch, report: ImportReport) -> None:
         """The places and actors a prepared batch makes, which later batches refer to:
         a load writing batches in parallel commits them first, in file order
         (db/imports/run.py)."""
         await self._insert_places_and_actors(conn, prepared)
 
-    async def write_events(self, conn: AsyncConnection, prepared: PreparedBatch, report: ImportReport
-                           ) -> set[UUID]:
+    async def write_events(self, conn: AsyncConnection, prepared: PreparedBatch, report: ImportReport,
+                           take_turn: Callable[[], Awaitable[object]] | None = None) -> set[UUID]:
         """A prepared batch's documents, events, claims, roles and external ids, and the
         figures derived (its places and actors written); the events inserted or changed,
-        to `link`. (Its documents are here, not with the places: a document changes with
-        its claims, so the change feed lists it in the claims' transaction either way.)"""
+        to `link`. `take_turn`, if given, is awaited before the batch first changes a stored row (a
+        batch that takes its place in commit order at its end takes it there instead,
+        db/imports/run.py). (Its documents are here, not with the places: a document
+        changes with its claims, so the change feed lists it in the claims' transaction
+        either way.)"""
         dataset, event_ids, events, claims, participants = (prepared.dataset, prepared.event_ids, prepared.events,
                                                             prepared.claims, prepared.participants)
         await _stage(conn, "documents", prepared.documents)
-        report.created["documents"] += sum(r.inserted for r in await _upsert_staged(conn, "documents", "id"))
+        report.created["documents"] += sum(r.inserted for r in await _upsert_staged(conn, "documents", "id",
+                                                                                   take_turn))
         # New events go in finished, derived in staging (db/derive.py): one version of
         # each row. Those already stored are upserted and, where changed, recomputed.
         stored = set(await conn.scalars(text("SELECT id FROM events WHERE id = ANY(:ids)"), {"ids": event_ids}))
+        if stored and take_turn:  # their parts are changed below, the rows they name locked
+            await take_turn()
         inserted = set(event_ids) - stored
         await self._insert_new_events(conn, inserted, dataset, events, participants, claims)
         stored_ids = [i for i in event_ids if i in stored]
         await _stage(conn, "events", [e for e in events if e["id"] in stored])
-        changed = {r.id for r in await _upsert_staged(conn, "events", "id")}
+        changed = {r.id for r in await _upsert_staged(conn, "events", "id", take_turn)}
         await conn.execute(text("""
             INSERT INTO event_external_ids (dataset, external_id, event_id)
             SELECT * FROM unnest(CAST(:datasets AS text[]), CAST(:ids AS text[]), CAST(:events AS uuid[]))
@@ -500,7 +507,7 @@ class Loader:
         changed |= await self._sync_participants(conn, stored_ids, dataset,
                                                  [p for p in participants if p[0] in stored])
         await _stage(conn, "claims", [c for c in claims if c["event_id"] in stored])
-        changed |= {r.event_id for r in await _upsert_staged(conn, "claims", "event_id")}
+        changed |= {r.event_id for r in await _upsert_staged(conn, "claims", "event_id", take_turn)}
         removed = await conn.execute(text("""
             DELETE FROM claims c
              WHERE c.event_id = ANY(:events) AND c.dataset = ANY(:datasets)

@@ -145,7 +145,11 @@ async def _import_file(engine: AsyncEngine, path: Path, file_format: Format, *, 
             await (start_bulk_load if bulk else start_batch_finished_at_end)(writer.conn)
             if not parallel:
                 await writer.loader.write_references(writer.conn, prepared, report)
-            linked = await writer.loader.write_events(writer.conn, prepared, report)
+            # Its turn taken before it changes a stored row, which an API write, holding the
+            # generation (db/writes/__init__.py's writing_on), may then wait for (a dry
+            # run never waits for the generation: it need not take it).
+            linked = await writer.loader.write_events(
+                writer.conn, prepared, report, take_turn=None if dry_run else lambda: take_generation(writer.conn))
             if number & (number - 1) == 0:  # 1, 2, 4, 8...: as the tables grow
                 await analyze_loaded_tables(writer.conn)
             if not dry_run:

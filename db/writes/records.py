@@ -61,12 +61,14 @@ _GEO_PRECISION_OF_PLACE_KIND = {"locality": "exact", "area": "region", "admin2":
 
 async def lock_record(conn: AsyncConnection, record_type: str, ref: str, if_match: str | None) -> dict:
     """The record's row, locked until the transaction ends, so a concurrent writer waits
-    and then sees this one's version; refused if `if_match` names an older version."""
+    and then sees this one's version; refused if `if_match` names an older version.
+    (FOR NO KEY UPDATE, as an update that keeps the key takes: rows that only refer to
+    this one, an import's new claims citing it, do not hold it up.)"""
     table: Table = getattr(m, TABLE_OF_TYPE[record_type])
     record_id = await event_id_of(conn, ref) if record_type == "event" else parse_uuid(ref)
     row = None
     if record_id is not None:
-        row = (await conn.execute(select(table).where(table.c.id == record_id).with_for_update())).mappings().first()
+        row = (await conn.execute(select(table).where(table.c.id == record_id).with_for_update(key_share=True))).mappings().first()
     if row is None:
         stone = await tombstone(conn, record_type, record_id) if record_id is not None else None
         raise RecordGone(stone) if stone else RecordNotFound(record_type, ref)
