@@ -1,11 +1,16 @@
-"""Bulk loads: many batches in parallel transactions, finished once at the end.
+"""Bulk loads: many batches in parallel transactions, finished once at the end; and
+batches that take their place in commit order at their end.
 
-A bulk load (`conflictkb generate`) runs its batches with BULK_LOAD_SETTING: they
-skip the per-statement rollup update and the per-statement generation bump (parallel
-batches would queue on the generation's row lock for their whole length), and each
-takes its generation as its last step (take_generation), so its rows are in the feed,
-the history and the answer cache's keys as it commits. A large load also takes the
-events' secondary indexes down and builds them once at the end.
+A write takes the data generation (its place in commit order: a row lock held until it
+commits) at its first statement. Batches written in parallel would queue on that lock
+for their whole length, so they take it as their last step instead: an import's batch
+into a knowledge base that holds events (start_batch_finished_at_end, migration 0023)
+stashes its rollup changes meanwhile and adds them after taking the generation
+(finish_batch_at_end); a bulk load's batch (`conflictkb generate`, a first import: with
+BULK_LOAD_SETTING) skips the rollup, rebuilt once at the load's end, and takes its
+generation last (take_generation). Either way its rows are in the feed, the history
+and the answer cache's keys as it commits, dated when it took its turn. A large load
+also takes the events' secondary indexes down and builds them once at the end.
 
 What a load leaves to do is written down as it goes (the rollup marked stale, the
 indexes it dropped in `indexes_to_rebuild`, migration 0019), so a load that is killed
