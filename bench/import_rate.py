@@ -10,12 +10,16 @@ seeded with the article only, so the figures are the import's); the ACLED file a
 time into a database migrated and not seeded: an empty knowledge base, which the
 importer loads as a first load (its events' indexes built once at the end). The importer's resident
 memory is sampled every half second: "flat memory" means its peak stays the same
-whatever the file's size. Prints a table.
+whatever the file's size. Into the seeded knowledge bases an editor writes meanwhile,
+one write every 0.2 s as the API writes (db/writes: the data generation taken first,
+then an event's row changed), to show what a write waits for while an import runs.
+Prints a table.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import csv
 import datetime as dt
@@ -33,7 +37,12 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from sqlalchemy import text  # noqa: E402
+
 from db.embedded import EmbeddedPostgres  # noqa: E402
+from db.engine import make_engine  # noqa: E402
+from db.seed import seed_id  # noqa: E402
+from db.writes import writing_on  # noqa: E402
 from db.generate import COUNTRIES, EVENT_KINDS, SYLLABLES  # noqa: E402
 
 CONFLICTKB = str(Path(sys.executable).parent / "conflictkb")
@@ -108,8 +117,39 @@ def fresh_database(pg: EmbeddedPostgres, name: str, seeded: bool = True) -> str:
     return url
 
 
-def timed_import(url: str, dataset: str, path: Path) -> dict:
+def edits_meanwhile(url: str, importing: threading.Event) -> list[float]:
+    """An editor's writes (one every 0.2 s, each as the API makes one: db/writes's
+    writing_on, then an UPDATE of the article's strike) for as long as `importing` is
+    set: each write's milliseconds, from its start to its commit."""
+    async def edit() -> list[float]:
+        engine = make_engine(url, pool_size=1)
+        waited = []
+        try:
+            while importing.is_set():
+                started = time.perf_counter()
+                async with engine.connect() as conn, writing_on(conn, "bench/import_rate.py"):
+                    await conn.execute(text("UPDATE events SET summary = :summary WHERE id = :id"),
+                                       {"summary": f"Edited beside an import ({len(waited)}).",
+                                        "id": seed_id("event", "al-qasr-strike")})
+                waited.append((time.perf_counter() - started) * 1000)
+                await asyncio.sleep(0.2)
+        finally:
+            await engine.dispose()
+        return waited
+
+    return asyncio.run(edit())
+
+
+def timed_import(url: str, dataset: str, path: Path, edited: bool = False) -> dict:
+    """`conflictkb import` of `path` into `url`, timed, its memory sampled (and with
+    `edited`, an editor's writes meanwhile: edits_meanwhile)."""
     env = {**os.environ, "DATABASE_URL": url, "CONFLICTKB_LOG_LEVEL": "warning"}
+    importing = threading.Event()
+    importing.set()
+    edits: list[float] = []
+    editor = threading.Thread(target=lambda: edits.extend(edits_meanwhile(url, importing)))
+    if edited:
+        editor.start()
     started = time.perf_counter()
     proc = subprocess.Popen([CONFLICTKB, "import", dataset, str(path)], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -131,16 +171,22 @@ def timed_import(url: str, dataset: str, path: Path) -> dict:
     sampler = threading.Thread(target=sample)
     sampler.start()
     out, err = proc.communicate()
-    sampler.join()
     elapsed = time.perf_counter() - started
+    sampler.join()
+    importing.clear()
+    if edited:
+        editor.join()
     if proc.returncode != 0:
         raise SystemExit(f"import {dataset} failed: {err[-2000:]}")
     summary = out.strip().splitlines()[-1]
     inserted = int(summary.split(": ", 1)[1].split(" inserted")[0].replace(",", ""))
     rss = [r for _, r in samples] or [0]
     tenth = max(1, len(rss) // 10)
+    edits.sort()
     return {"summary": summary, "seconds": elapsed, "inserted": inserted, "rate": inserted / elapsed,
-            "peak_mb": max(rss) / 2**20, "early_mb": max(rss[:tenth]) / 2**20, "late_mb": max(rss[-tenth:]) / 2**20}
+            "peak_mb": max(rss) / 2**20, "early_mb": max(rss[:tenth]) / 2**20, "late_mb": max(rss[-tenth:]) / 2**20,
+            "edits": (f"{edits[len(edits) // 2]:.0f} / {edits[len(edits) * 95 // 100]:.0f} / {edits[-1]:.0f}"
+                      if edits else "")}
 
 
 def main() -> None:
@@ -164,17 +210,18 @@ def main() -> None:
                                             ("ACLED format, generated rows", "acled", acled, True),
                                             ("ACLED format, into an empty knowledge base", "acled", acled, False)):
             url = fresh_database(pg, f"import_{dataset}", seeded)
-            result = timed_import(url, dataset, path)
+            result = timed_import(url, dataset, path, edited=seeded)
             print(f"{name}: {result['summary']}", flush=True)
             results.append((name, path, result))
     finally:
         pg.stop()
     print()
-    print("| file | events | seconds | events/s | importer RSS, first tenth (MB) | last tenth (MB) | peak (MB) |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| file | events | seconds | events/s | importer RSS, first tenth (MB) | last tenth (MB) | peak (MB) "
+          "| an edit meanwhile, p50 / p95 / max (ms) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, path, r in results:
         print(f"| {name} ({path.name}) | {r['inserted']:,} | {r['seconds']:.1f} | {r['rate']:,.0f} | "
-              f"{r['early_mb']:.0f} | {r['late_mb']:.0f} | {r['peak_mb']:.0f} |")
+              f"{r['early_mb']:.0f} | {r['late_mb']:.0f} | {r['peak_mb']:.0f} | {r['edits']} |")
 
 
 if __name__ == "__main__":
