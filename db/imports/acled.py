@@ -70,6 +70,11 @@ _OLD_NAMES = {"ally_actor_1": "assoc_actor_1", "ally_actor_2": "assoc_actor_2"}
 def parse_acled_date(value: str | None) -> dt.date:
     if value is None:
         raise RowError("event_date is empty")
+    if _ISO_DATE.fullmatch(value):  # the API's form, most files': 0.1 us where strptime takes 4
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            raise RowError(f"event_date {value!r} is not a date that exists") from None
     for form in _DATE_FORMATS:
         try:
             return dt.datetime.strptime(value, form).date()
