@@ -118,7 +118,8 @@ async def _import_file(engine: AsyncEngine, path: Path, file_format: Format, *, 
     """(`bulk`: each batch is a bulk load's, db/bulk.py: the rollup is built once at the
     end. Every batch takes its place in commit order at its end (db/bulk.py,
     start_batch_finished_at_end), so that while it is written neither the API's writes
-    nor another batch wait for it; a dry run never takes one.
+    nor another batch wait for it, or before it first changes a stored row (see write);
+    a dry run never takes one.
 
     Batches prepared apart (and a first load's, always) are written by two connections
     at once, PostgreSQL's work on two cores: each batch's new places and actors (which
