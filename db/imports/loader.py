@@ -21,10 +21,11 @@ by their external id (a UCDP side id), then by name or alias; what is not found 
 created. Each batch is one transaction: places, actors, documents, events, claims, and
 the derived figures (db/derive.py) of the events it inserted (derived in staging before
 they go in, so each new row is written once) or changed (recomputed), and their
-matches with other sources' events (db/linking.py); a first load commits a batch's new
-places and actors first, on their own (db/imports/run.py). A batch is prepared (`prepare`:
-rows rejected, ids made, places and actors matched) apart from its writing (`write`),
-possibly in another process (db/imports/preparing.py).
+matches with other sources' events (db/linking.py); batches written two at a time
+commit a batch's new places and actors first, on their own (db/imports/run.py). A batch
+is prepared (`prepare`: rows rejected, ids made, places and actors matched) apart from
+its writing (`write_references`, `write_events`, `link`), possibly in another process
+(db/imports/preparing.py).
 """
 
 from __future__ import annotations
@@ -257,7 +258,7 @@ def _source_document(report: SourceReport, publisher_id: UUID) -> dict:
 
 @dataclass
 class PreparedBatch:
-    """A batch's rows, ready to write (Loader.prepare, Loader.write). Only what the
+    """A batch's rows, ready to write (Loader.prepare, Loader.write_events). Only what the
     write needs, as plain values: a batch prepared in another process comes pickled."""
     dataset: str
     external_ids: list[str]            # of the batch's rows that are loaded, in file order
@@ -446,7 +447,7 @@ class Loader:
                       ) -> PreparedBatch | None:
         """A batch's rows made ready to write (None: none is left to write): the rows
         rejected, the events' ids found or made, their places and actors matched (or made,
-        to be inserted by `write`). It writes nothing but this session's own tables (the
+        to be inserted by `write_references`). It writes nothing but this session's own tables (the
         ids seen), so batches could be prepared apart from where they are written."""
         await self._number_repeated_rows(conn, batch)
         batch = await self._loadable(conn, await self._not_seen_before(conn, _first_of_each_id(batch, report),
