@@ -205,10 +205,10 @@ async def _stage(conn: AsyncConnection, table: str, rows: Sequence[dict]) -> Non
 
 
 async def _upsert_staged(conn: AsyncConnection, table: str, returning: str,
-                         take_turn: Callable[[], Awaitable[object]] | None) -> list:
+                         take_turn: Callable[[], Awaitable[object]] | None = None) -> list:
     """Upsert the staged rows by id: the new ones inserted, the stored ones that differ
-    updated (each in id order: two writers lock rows in one order), `take_turn` awaited
-    first if there are such; returns `returning` of the rows inserted or changed, with
+    updated (each in id order: two writers lock rows in one order), `take_turn`, if
+    given, awaited first if there are such; returns `returning` of the rows inserted or changed, with
     `inserted`. (Two statements, not INSERT ... ON CONFLICT DO UPDATE, which locks every
     stored row it meets, changed or not: two batches citing one publisher's report would
     wait for each other.)"""
@@ -224,9 +224,9 @@ async def _upsert_staged(conn: AsyncConnection, table: str, returning: str,
           SELECT s.* FROM (SELECT DISTINCT ON (id) * FROM import_{table} ORDER BY id) AS s
             JOIN {table} AS t ON t.id = s.id
            WHERE ({', '.join(f't.{c}' for c in changing)}) IS DISTINCT FROM ({', '.join(f's.{c}' for c in changing)})"""
-    if not await conn.scalar(text(f"SELECT EXISTS ({differing})")):
-        return inserted
-    if take_turn:
+    if take_turn is not None:
+        if not await conn.scalar(text(f"SELECT EXISTS ({differing})")):
+            return inserted
         await take_turn()
     updated = await conn.execute(text(f"""
         WITH changed AS MATERIALIZED ({differing}
@@ -499,7 +499,8 @@ class Loader:
         await self._insert_new_events(conn, inserted, dataset, events, participants, claims)
         stored_ids = [i for i in event_ids if i in stored]
         await _stage(conn, "events", [e for e in events if e["id"] in stored])
-        changed = {r.id for r in await _upsert_staged(conn, "events", "id", take_turn)}
+        # (the stored events' and their claims' upserts: the turn is taken above)
+        changed = {r.id for r in await _upsert_staged(conn, "events", "id")}
         await conn.execute(text("""
             INSERT INTO event_external_ids (dataset, external_id, event_id)
             SELECT * FROM unnest(CAST(:datasets AS text[]), CAST(:ids AS text[]), CAST(:events AS uuid[]))
@@ -508,7 +509,7 @@ class Loader:
         changed |= await self._sync_participants(conn, stored_ids, dataset,
                                                  [p for p in participants if p[0] in stored])
         await _stage(conn, "claims", [c for c in claims if c["event_id"] in stored])
-        changed |= {r.event_id for r in await _upsert_staged(conn, "claims", "event_id", take_turn)}
+        changed |= {r.event_id for r in await _upsert_staged(conn, "claims", "event_id")}
         removed = await conn.execute(text("""
             DELETE FROM claims c
              WHERE c.event_id = ANY(:events) AND c.dataset = ANY(:datasets)

@@ -68,7 +68,8 @@ async def lock_record(conn: AsyncConnection, record_type: str, ref: str, if_matc
     record_id = await event_id_of(conn, ref) if record_type == "event" else parse_uuid(ref)
     row = None
     if record_id is not None:
-        row = (await conn.execute(select(table).where(table.c.id == record_id).with_for_update(key_share=True))).mappings().first()
+        locked = select(table).where(table.c.id == record_id).with_for_update(key_share=True)
+        row = (await conn.execute(locked)).mappings().first()
     if row is None:
         stone = await tombstone(conn, record_type, record_id) if record_id is not None else None
         raise RecordGone(stone) if stone else RecordNotFound(record_type, ref)
