@@ -5,7 +5,8 @@ and `conflictkb export` both use them.
 NDJSON and GeoJSON: one record per event, the same in both (one line of NDJSON; the
 `properties` of a GeoJSON Feature, whose geometry is the Point [longitude, latitude],
 or null for an event without coordinates), with the keys of db/queries/export.py's
-EXPORT_FIELDS.
+EXPORT_FIELDS, or those of them a `fields` parameter names (GET /v1/events.geojson?
+fields=id,date_start,fatalities_best: the explorer's map, a tenth of the whole).
 
 CSV: the columns of ACLED's API, in its order and lowercase, then ours (CSV_COLUMNS).
 Where ACLED has a column we cannot fill truthfully it is there and empty, so tools
@@ -60,7 +61,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
@@ -68,7 +69,6 @@ from typing import Any
 import orjson
 from sqlalchemy import Row
 
-from db.queries.export import EXPORT_FIELDS
 
 ACLED_COLUMNS = (
     "event_id_cnty", "event_date", "year", "time_precision", "disorder_type", "event_type", "sub_event_type",
@@ -153,13 +153,22 @@ def csv_row(row: Row) -> list[Any]:
     ]
 
 
-def record(row: Row) -> dict[str, Any]:
-    """One event as the NDJSON record and GeoJSON properties."""
-    fields = dict(zip(EXPORT_FIELDS, row))
-    fields["external_ids"] = fields["external_ids"] or []
-    fields["actors"] = fields["actors"] or []
-    fields["sources"] = fields["sources"] or []
-    return fields
+# The list fields, [] where an event has none (PostgreSQL's aggregates give null).
+_LIST_FIELDS = ("external_ids", "actors", "sources")
+
+
+def records(rows: Sequence[Row]) -> Iterator[tuple[Row, dict[str, Any]]]:
+    """Each event with its NDJSON record and GeoJSON properties: the fields its row
+    holds (EXPORT_FIELDS, or those a `fields` parameter chose)."""
+    if not rows:
+        return
+    names = tuple(map(str, rows[0]._fields))  # plain str, as JSON keys want them
+    lists = [name for name in _LIST_FIELDS if name in names]
+    for row in rows:
+        fields = dict(zip(names, row))
+        for name in lists:
+            fields[name] = fields[name] or []
+        yield row, fields
 
 
 def _csv_lines(rows: Iterable[Sequence[Any]]) -> bytes:
@@ -175,19 +184,19 @@ def _csv_lines(rows: Iterable[Sequence[Any]]) -> bytes:
 
 def _ndjson_lines(rows: Sequence[Row]) -> bytes:
     out = bytearray()
-    for row in rows:
-        out += orjson.dumps(record(row), option=orjson.OPT_APPEND_NEWLINE)
+    for _row, fields in records(rows):
+        out += orjson.dumps(fields, option=orjson.OPT_APPEND_NEWLINE)
     return bytes(out)
 
 
 def _features(rows: Sequence[Row]) -> bytes:
     out = bytearray()
-    for row in rows:
+    for row, fields in records(rows):
         if out:
             out += b",\n"
         geometry = ({"type": "Point", "coordinates": [row.longitude, row.latitude]}
                     if row.latitude is not None else None)
-        out += orjson.dumps({"type": "Feature", "id": row.id, "geometry": geometry, "properties": record(row)})
+        out += orjson.dumps({"type": "Feature", "id": row.id, "geometry": geometry, "properties": fields})
     return bytes(out)
 
 
@@ -200,6 +209,9 @@ class ExportFormat:
     media_type: str
     description: str
     encode: Callable[[Sequence[Row]], bytes]
+    # Its records can be narrowed to the fields a client names (`fields=`), and these
+    # are then always among them (a GeoJSON Feature's id and point); None: never.
+    sparse_fields_need: frozenset[str] | None = None
     head: bytes = b""
     between_chunks: bytes = b""
     tail: bytes = b""
@@ -215,10 +227,12 @@ EXPORT_FORMATS = {f.name: f for f in (
                  lambda rows: _csv_lines(map(csv_row, rows)), head=_csv_lines([CSV_COLUMNS])),
     ExportFormat("geojson", "application/geo+json",
                  "A GeoJSON FeatureCollection: one Feature per event, a Point at its coordinates (null without).",
-                 _features, head=b'{"type":"FeatureCollection","features":[\n', between_chunks=b",\n",
+                 _features, sparse_fields_need=frozenset({"id", "latitude", "longitude"}),
+                 head=b'{"type":"FeatureCollection","features":[\n', between_chunks=b",\n",
                  tail=b"\n]}\n"),
     ExportFormat("ndjson", "application/x-ndjson",
-                 "Newline-delimited JSON: one object per event per line.", _ndjson_lines),
+                 "Newline-delimited JSON: one object per event per line.", _ndjson_lines,
+                 sparse_fields_need=frozenset({"id"})),
 )}
 
 

@@ -3,7 +3,7 @@
 import datetime as dt
 import inspect
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -206,10 +206,17 @@ def sparse_fields(model: type[BaseModel], not_in_lists: frozenset[str] = frozens
                   ) -> Callable[..., frozenset[str] | None]:
     """A `fields=a,b,c` parameter for lists of `model`: only those keys (and `id`) per
     item; `not_in_lists` are keys only the detail carries."""
-    allowed = set(model.model_fields) - not_in_lists
+    return fields_parameter(set(model.model_fields) - not_in_lists, always=frozenset({"id"}))
+
+
+def fields_parameter(allowed: Collection[str], always: frozenset[str]) -> Callable[..., frozenset[str] | None]:
+    """A `fields=a,b,c` parameter naming some of `allowed`: those (and `always`), or
+    None when it is not given; a name not allowed is a 422 naming it."""
+    allowed = set(allowed)
+    listed = ", ".join(sorted(allowed))
 
     async def fields_param(fields: Annotated[str | None, Query(
-            description=f"Comma-separated keys to return per item: {', '.join(sorted(allowed))}.")] = None,
+            description=f"Comma-separated keys to return per item: {listed}.")] = None,
     ) -> frozenset[str] | None:
         if not fields:
             return None
@@ -217,9 +224,9 @@ def sparse_fields(model: type[BaseModel], not_in_lists: frozenset[str] = frozens
         unknown = sorted(names - allowed)
         if unknown or not names:
             reason = f"unknown field(s) {', '.join(unknown)}" if unknown else "names no field"
-            raise Problem(422, f"fields: {reason}; the fields are {', '.join(sorted(allowed))}",
+            raise Problem(422, f"fields: {reason}; the fields are {listed}",
                           errors=[{"name": "fields", "in": "query", "reason": reason}])
-        return frozenset(names | {"id"})
+        return frozenset(names | always)
 
     return fields_param
 

@@ -446,7 +446,8 @@ class GeoJSONFeature(_Out):
     type: Literal["Feature"]
     id: UUID
     geometry: dict[str, Any] | None = Field(description="A Point at the event's coordinates; null without.")
-    properties: dict[str, Any] = Field(description="The event's fields, as in the CSV export.")
+    properties: dict[str, Any] = Field(description=(
+        "The event's record, as a line of the NDJSON export (only the keys `fields` names, when given)."))
 
 
 class GeoJSONFeatureCollection(_Out):

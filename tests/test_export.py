@@ -156,6 +156,36 @@ async def test_ndjson_records_carry_places_figures_and_attributed_actors(client)
     assert record["external_ids"] == ["conflictkb-seed:al-qasr-strike"]
 
 
+@pytest.mark.parametrize("format_name, always", [("geojson", {"id", "latitude", "longitude"}), ("ndjson", {"id"})])
+async def test_fields_narrow_each_record_to_the_keys_named(client, format_name, always):
+    params = {"country": "SYR", "date_from": "2018-01-01"}
+    whole = await export(client, format_name, **params)
+    narrow = await export(client, format_name, fields="sources,fatalities_best,place", **params)
+    named = {"sources", "fatalities_best", "place"} | always
+    assert [set(record) for record in narrow] == [named] * len(whole)  # every event, each with only those keys
+    assert narrow == [{key: record[key] for key in named} for record in whole]
+
+
+async def test_a_narrowed_geojson_keeps_each_features_point(client):
+    params = {"external_id": ["conflictkb-seed:afrin-capture", "conflictkb-seed:al-qasr-strike"]}
+    whole = json.loads((await client.get("/v1/events.geojson", params=params)).text)["features"]
+    narrow = json.loads((await client.get("/v1/events.geojson", params={**params, "fields": "date_start"})).text)
+    assert [(f["id"], f["geometry"]) for f in narrow["features"]] == [(f["id"], f["geometry"]) for f in whole]
+    assert sorted(f["geometry"] is None for f in narrow["features"]) == [False, True]  # Afrin's, and Al-Qasr's none
+
+
+@pytest.mark.parametrize("format_name, fields, reason", [
+    ("geojson", "place,actorz", "unknown field(s) actorz"),
+    ("ndjson", ",", "names no field"),
+    ("csv", "place", "unknown parameter"),  # ACLED's columns are fixed
+])
+async def test_fields_that_cannot_be_given_are_a_422_naming_fields(client, format_name, fields, reason):
+    response = await client.get(f"/v1/events.{format_name}", params={"fields": fields})
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert {"name": "fields", "in": "query", "reason": reason} in response.json()["errors"]
+
+
 async def test_text_with_commas_quotes_and_line_breaks_round_trips(fresh_database_url, redis_url):
     summary = 'Strike on "Al-Qasr", near Hasakah;\nover two dozen killed,\r\n says SOHR — «الحسكة»'
     engine = make_engine(fresh_database_url, pool_size=1)

@@ -10,13 +10,13 @@ from api.deps import ReadConn
 from api.errors import Problem
 from api.exports import EXPORT_FORMATS, ExportFormat, export_body
 from api.middleware import HEAD_REQUEST
-from api.params import EventFilterDep, EventSortName
+from api.params import EventFilterDep, EventSortName, fields_parameter
 from api.ratelimit import charge
 from api.responses import StreamedResponse
 from api.schemas import GeoJSONFeatureCollection
 from db.cost import EXPORT_COUNT_CAP, export_charge
 from db.engine import allow_long_statements
-from db.queries.export import export_size, export_statement, stream_rows
+from db.queries.export import EXPORT_FIELDS, export_size, export_statement, stream_rows
 
 router = APIRouter(tags=["exports"])
 
@@ -49,9 +49,16 @@ async def _no_rows() -> AsyncIterator[list]:
     yield
 
 
+async def _all_fields() -> None:
+    """A format with fixed columns (CSV) takes no `fields`."""
+
+
 def _export_route(export_format: ExportFormat):
+    narrowed = (_all_fields if export_format.sparse_fields_need is None
+                else fields_parameter(EXPORT_FIELDS, always=export_format.sparse_fields_need))
+
     async def export_events(request: Request, where: EventFilterDep, _slot: Annotated[None, Depends(export_slot)],
-                            conn: ReadConn,
+                            conn: ReadConn, fields: Annotated[frozenset[str] | None, Depends(narrowed)],
                             sort: Annotated[EventSortName, Query(
                                 description="Order: relevance needs q, distance needs near.")] = "-date"):
         # The filter is compiled (names resolved) before the response starts: a bad
@@ -59,7 +66,7 @@ def _export_route(export_format: ExportFormat):
         # read connection, which FastAPI keeps open until the response has been sent,
         # with the long statement budget (a large export's sort takes longer than a read's).
         await allow_long_statements(conn)
-        statement = await export_statement(conn, where, sort)
+        statement = await export_statement(conn, where, sort, fields)
         if request.scope.get(HEAD_REQUEST):  # headers only
             rows = _no_rows()
         else:  # charged by size before the first row is sent: its rows, counted (up to a cap)
@@ -78,6 +85,10 @@ for _format in EXPORT_FORMATS.values():
         f"/events.{_format.name}", _export_route(_format), methods=["GET"], response_class=StreamedResponse,
         summary=f"Export events as {_format.name.upper()}",
         description=(f"{_format.description} Every event matching the filters of `GET /v1/events`, newest "
-                     "first unless `sort` says otherwise, in one streamed response (no paging)."),
+                     "first unless `sort` says otherwise, in one streamed response (no paging)."
+                     + ("" if _format.sparse_fields_need is None else
+                        f" `fields` narrows each record to the keys named (always with "
+                        f"{', '.join(sorted(_format.sparse_fields_need))}): a map's points, say, at a tenth "
+                        "of the size.")),
         responses={200: {"content": {_format.media_type: {"schema": _BODY_SCHEMAS.get(_format.name, {"type": "string"})}},
                          "description": f"The events, as `{_format.filename}`."}})
