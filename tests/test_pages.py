@@ -115,7 +115,7 @@ async def test_static_files_versioned_ones_for_a_year_ours_revalidated(shipped):
 
 
 def test_the_vendored_files_are_those_the_manifest_records():
-    """scripts/vendor_graphiql.py wrote them: any other change shows here."""
+    """scripts/vendor_assets.py wrote them: any other change shows here."""
     vendor = STATIC_DIR / "vendor"
     recorded = {f"{package['directory']}/{name}": digest
                 for package in vendored().values() for name, digest in package["files"].items()}

@@ -1,10 +1,14 @@
-"""Vendor GraphiQL, its explorer plugin and React into api/static/vendor/, from npm.
+"""Vendor the pages' libraries into api/static/vendor/, from npm: GraphiQL, its explorer
+plugin and React for /graphql; Leaflet, its marker clusters, Chart.js, topojson-client
+and Natural Earth's country outlines (world-atlas) for /explore.
 
-Why vendored: /graphql must work with no internet, and under a Content-Security-Policy
-that names only this server (api/security_headers.py). Why these files: GraphiQL 4 is
-the newest major that still publishes a prebuilt browser (UMD) build, so the page loads
-the packages' own files as published, with no bundler in between; React 18 is the newest
-React with UMD builds (GraphiQL 4 takes React 18 or 19).
+Why vendored: the pages must work with no internet, and under a Content-Security-Policy
+that names only this server (api/security_headers.py). Why these files: each is a
+prebuilt browser (UMD) build as its package publishes it, loaded with no bundler in
+between. GraphiQL 4 is the newest major that still publishes one; React 18 is the
+newest React with UMD builds (GraphiQL 4 takes React 18 or 19). Leaflet 1.9 rather than
+MapLibre GL: points and country outlines need no WebGL, which headless browsers and
+old phones may lack, and it is a tenth of the size.
 
 Each package is fetched with `npm pack` (the registry npm is configured with) at a
 pinned version, its tarball is checked against the pinned integrity (the registry's
@@ -17,7 +21,7 @@ tests/test_pages.py checks the files still match it.
 Swagger UI is not here: it comes from a Python package (swagger-ui-bundle-v2).
 
 To update: change a version and its integrity below
-(`npm view graphiql@5.0.0 dist.integrity`), run `python scripts/vendor_graphiql.py`,
+(`npm view graphiql@5.0.0 dist.integrity`), run `python scripts/vendor_assets.py`,
 then `pytest tests/test_browser.py tests/test_pages.py` and look at /graphql.
 """
 
@@ -45,8 +49,10 @@ class Package:
     integrity: str
     # path in the package -> file name in its vendor directory
     files: dict[str, str] = field(default_factory=dict)
-    # the package whose LICENSE file is this one's, when its tarball has none
+    # the package whose licence file is this one's, when its tarball has none
     licence_of: str | None = None
+    # the licence's file in the package (written as LICENSE)
+    licence_file: str = "LICENSE"
 
     @property
     def directory(self) -> str:
@@ -72,6 +78,24 @@ PACKAGES = [
     # Bundled into the plugin's UMD build: only its licence is needed.
     Package("graphiql-explorer", "0.9.0",
             "sha512-fZC/wsuatqiQDO2otchxriFO0LaWIo/ovF/CQJ1yOudmY0P7pzDiP+l9CEHUiWbizk3e99x6DQG4XG1VxA+d6A=="),
+    Package("leaflet", "1.9.4",
+            "sha512-nxS1ynzJOmOlHp+iL3FyWqK89GtNL8U8rvlMOsQdTTssxZwCXh8N2NB3GDQOL+YR3XnWyZAxwQixURb+FA74PA==",
+            {"dist/leaflet.js": "leaflet.js", "dist/leaflet.css": "leaflet.css"}),
+    Package("leaflet.markercluster", "1.5.3",
+            "sha512-vPTw/Bndq7eQHjLBVlWpnGeLa3t+3zGiuM7fJwCkiMFq+nmRuG3RI3f7f4N4TDX7T4NpbAXpR2+NTRSEGfCSeA==",
+            {"dist/leaflet.markercluster.js": "leaflet.markercluster.js", "dist/MarkerCluster.css": "MarkerCluster.css",
+             "dist/MarkerCluster.Default.css": "MarkerCluster.Default.css"}, licence_file="MIT-LICENCE.txt"),
+    Package("chart.js", "4.6.1",
+            "sha512-hJyniucsFmq//EvXYvJ6c6mahPoI3kaxdjVH8awTaJ/fDNWeSqqqArixMJWkWNN6fcYvPU3HneSANFNYtRi61g==",
+            {"dist/chart.umd.min.js": "chart.umd.min.js"}, licence_file="LICENSE.md"),
+    Package("topojson-client", "3.1.0",
+            "sha512-605uxS6bcYxGXw9qi62XyrV6Q3xwbndjachmNxu8HWTtVPxZfEJN9fd/SZS1Q54Sn2y0TMyMxFj/cJINqGHrKw==",
+            {"dist/topojson-client.min.js": "topojson-client.min.js"}),
+    # Natural Earth's admin-0 countries at 1:50m (public domain), as TopoJSON: borders
+    # that hold at a province's zoom, 740 KiB (1:110m is too coarse there, 1:10m 3.5 MiB).
+    Package("world-atlas", "2.0.2",
+            "sha512-IXfV0qwlKXpckz1FhwXVwKRjiIhOnWttOskm5CtxMsjgE/MXAYRHWJqgXOpM8IkcPBoXnyTU5lFHcYa5ChG0LQ==",
+            {"countries-50m.json": "countries-50m.json"}),
 ]
 
 
@@ -111,7 +135,8 @@ def main() -> None:
             directory = VENDOR / package.directory
             directory.mkdir(parents=True)
             contents = {name: read(tarball, path) for path, name in package.files.items()}
-            licences[package.name] = read(tarballs[package.licence_of or package.name], "LICENSE")
+            licensor = next(p for p in PACKAGES if p.name == (package.licence_of or package.name))
+            licences[package.name] = read(tarballs[licensor.name], licensor.licence_file)
             contents["LICENSE"] = licences[package.name]
             for name, data in contents.items():
                 (directory / name).write_bytes(data)
