@@ -1,10 +1,12 @@
-"""The pages for people: the front page (/), Swagger UI (/docs) and GraphiQL (/graphql),
-served from files this package ships, so they work with no internet.
+"""The pages for people: the front page (/), the explorer (/explore: a map, a chart and
+an event's claims, made in the browser from the public API by api/static/conflictkb/
+explore.js), Swagger UI (/docs) and GraphiQL (/graphql), served from files this package
+ships, so they work with no internet.
 
 Why this shape: the strict Content-Security-Policy of api/security_headers.py allows a
 page what its HTML names. Here no page has an inline script or style: each page's code
 and CSS are files under /static (api/static/: ours, and the vendored GraphiQL and React
-of scripts/vendor_graphiql.py; Swagger UI from the swagger-ui-bundle-v2 package), so a
+of scripts/vendor_assets.py; Swagger UI from the swagger-ui-bundle-v2 package), so a
 page's policy is 'self' for scripts and styles, nothing else (GraphiQL's adds
 'unsafe-inline' for styles, never scripts: its dialogs add a <style> as they open). Anything a page's code
 needs from the server (Swagger UI's settings, GraphiQL's examples) travels in data-*
@@ -20,9 +22,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, FastAPI, Request
@@ -35,6 +38,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from api.deps import request_connection
 from api.security_headers import Page, PageNeeds
+from db.filters import FILTER_FIELDS
 from db.queries.overview import overview
 from schema.examples import EXAMPLES
 
@@ -43,6 +47,7 @@ STATIC_DIR = HERE / "static"
 VENDOR_MANIFEST = STATIC_DIR / "vendor" / "manifest.json"
 STATIC_PATH = "/static"
 GRAPHQL_PATH = "/graphql"
+EXPLORE_PATH = "/explore"
 # (the package's directory is named by Swagger UI's version: swagger-ui-5.31.0)
 SWAGGER_UI_PATH = f"{STATIC_PATH}/{Path(swagger_ui_path).name}"
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -85,7 +90,7 @@ class AssetFiles(StaticFiles):
 
 @cache
 def vendored() -> dict[str, dict[str, Any]]:
-    """scripts/vendor_graphiql.py's record of the vendored packages (read once)."""
+    """scripts/vendor_assets.py's record of the vendored packages (read once)."""
     return json.loads(VENDOR_MANIFEST.read_text())
 
 
@@ -123,6 +128,45 @@ def render_graphiql(root: str) -> str:
     return render("graphiql.html", root, examples=json.dumps(examples))
 
 
+@dataclass(frozen=True)
+class ExplorerField:
+    """A field of the explorer's filter form: a field of the event filter (db/filters.py),
+    by its name, which the page's code sends to the API as it is. `widget`: a date, a
+    text with suggestions from `suggest` (an API path and query: any name or alias the
+    API finds), a choice (the filter's own choices, or the vocabulary the page asks the
+    API for), or free text."""
+
+    name: str
+    label: str
+    widget: Literal["date", "suggest", "choice", "text"]
+    placeholder: str = ""
+    suggest: str = ""
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return FILTER_FIELDS[self.name].choices
+
+
+EXPLORER_FIELDS = (
+    ExplorerField("date_from", "From", "date"),
+    ExplorerField("date_to", "To", "date"),
+    ExplorerField("country", "Country", "suggest", "Syria, SYR", "/places?kind=country"),
+    ExplorerField("admin1", "Province", "suggest", "Hasakah", "/places?kind=admin1"),
+    ExplorerField("event_type", "Event type", "choice"),
+    ExplorerField("sub_event_type", "Sub-event type", "choice"),
+    ExplorerField("actor", "Actor", "suggest", "any role, any name", "/actors"),
+    ExplorerField("claimant", "Source", "suggest", "who made a claim", "/actors"),
+    ExplorerField("attribution", "Attribution", "choice"),
+    ExplorerField("q", "Text", "text", "words in summaries, quotes, place names"),
+)
+_not_filters = [field.name for field in EXPLORER_FIELDS if field.name not in FILTER_FIELDS]
+assert not _not_filters, f"the explorer's form names fields the event filter does not have: {_not_filters}"
+
+
+def render_explorer(root: str) -> str:
+    return render("explore.html", root, fields=EXPLORER_FIELDS)
+
+
 def swagger_ui_renderer(app: FastAPI) -> Callable[[str], str]:
     def render_swagger_ui(root: str) -> str:
         # FastAPI's own defaults and the app's swagger_ui_parameters, as its /docs would
@@ -153,6 +197,12 @@ def install_pages(app: FastAPI, docs_path: str = "/docs") -> dict[str, Page]:
     async def front_page(request: Request):
         return HTMLResponse(render_front_page(root_of(request.scope), await front_page_figures(request)))
 
+    @router.get(EXPLORE_PATH, response_class=HTMLResponse)
+    async def explorer(request: Request):
+        # The page is the same for every filter: its code reads the URL's query and asks
+        # the API (which checks it and names what is wrong), so it can be cached whole.
+        return HTMLResponse(render_explorer(root_of(request.scope)))
+
     @router.get(docs_path, response_class=HTMLResponse)
     async def swagger_ui(request: Request):
         return HTMLResponse(render_swagger_ui(root_of(request.scope)))
@@ -164,6 +214,7 @@ def install_pages(app: FastAPI, docs_path: str = "/docs") -> dict[str, Page]:
     app.mount(STATIC_PATH, AssetFiles(STATIC_DIR, immutable=False), name="static")
     return {
         "/": (lambda root: render_front_page(root, FRONT_PAGE_WITHOUT_DATA), PageNeeds()),
+        EXPLORE_PATH: (render_explorer, PageNeeds()),
         docs_path: (render_swagger_ui, PageNeeds()),
         # GraphiQL's CSS has its fonts inline; its dialogs (Radix) add a <style> element
         # as they open, to stop the page scrolling behind them, sized to the scrollbar

@@ -122,7 +122,7 @@ async def test_hsts_only_over_https(database_url, redis_url):
     assert answer.headers["strict-transport-security"] == "max-age=63072000"
 
 
-PAGES = ["/", "/docs", "/graphql"]
+PAGES = ["/", "/explore", "/docs", "/graphql"]
 
 
 def loaded_urls(html: str) -> tuple[list[str], list[str]]:
@@ -187,5 +187,8 @@ async def test_behind_a_root_path_the_page_policy_follows(database_url, redis_ur
             scripts, links = loaded_urls(page.text)
             assert scripts and all(url.startswith("/api/static/") for url in scripts + links)
             assert (await prefixed.get(scripts[-1])).status_code == 200
+            explorer = await prefixed.get("/api/explore", params={"admin1": "<b>Hasakah</b>"})
+            # its code asks the API under the prefix; the query is read in the browser, never put in the page
+            assert 'data-api="/api/v1"' in explorer.text and "<b>" not in explorer.text and "&lt;b" not in explorer.text
     csp = directives(page.headers["content-security-policy"])
     assert csp["script-src"] == ["'self'"]

@@ -1,0 +1,170 @@
+"""The explorer (/explore) in headless Chromium on the shipped data (tests/browser.py: no
+request to another host, no console error, a screenshot of each test's page in
+var/test/artifacts/browser/). What the page shows is checked against what the API
+answers for the same filter, asked here over HTTP as any client would."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.request import urlopen
+
+
+from tests.browser import ARTIFACTS, browser, chromium, page, server_url  # noqa: F401 (fixtures)
+
+# The README's picture of the page, made by the Al-Qasr test below at a desktop's size
+# (docs/explorer.png is a copy: make it again when the page changes).
+README_SCREENSHOT = ARTIFACTS / "explorer-al-qasr.png"
+EVERY_EVENT = 16_580  # the seed's 14 and UCDP's 16,566
+
+
+def api(server_url: str, path: str, **params) -> dict:
+    with urlopen(f"{server_url}/v1{path}?{urlencode(params, doseq=True)}") as answer:
+        return json.loads(answer.read())
+
+
+def ready(tab) -> None:
+    """The list, the map and the chart show the filter in the URL."""
+    tab.locator("#explorer[data-state=ready]").wait_for(state="attached")
+    tab.wait_for_function("document.getElementById('explorer').dataset.chartPeriods !== undefined")
+
+
+def query_of(tab) -> dict[str, list[str]]:
+    return parse_qs(urlsplit(tab.url).query)
+
+
+def test_the_page_shows_every_event_on_the_map_in_the_chart_and_the_list(page, server_url):
+    page.goto(server_url + "/explore")
+    ready(page)
+    assert page.locator("#status").inner_text() == f"{EVERY_EVENT:,} events."
+    placed = sum(1 for f in api(server_url, "/events.geojson", fields="id")["features"] if f["geometry"])
+    assert int(page.locator("#explorer").get_attribute("data-map-events")) == placed
+    assert page.locator("#map .marker-cluster").count() > 0  # clustered at this zoom
+    assert page.locator("#map-note").inner_text().startswith(f"{EVERY_EVENT - placed} of these events have no")
+    assert page.locator("#event-list li").count() == 50
+    assert any(url.endswith("/countries-50m.json") for url in page.watched.requests)  # the base map, from here
+    page.locator("#chart-table summary").click()
+    header = page.locator("#chart-table thead th").all_inner_texts()
+    # the eight provinces with most events, then the rest together
+    assert header[0] == "month" and len(header) == 1 + 8 + 1 and header[-1].endswith(" other provinces")
+
+
+def test_a_province_and_dates_update_the_map_the_chart_and_the_url(page, server_url):
+    page.goto(server_url + "/explore")
+    ready(page)
+    province = page.get_by_label("Province", exact=True)
+    province.press_sequentially("Hasak")  # suggestions as one types, from the API's places
+    page.locator('#f-admin1-suggestions option[value="Al Hasakah Governorate"]').wait_for(state="attached")
+    province.fill("Hasakah")  # any spelling: the API finds Al Hasakah Governorate
+    page.get_by_label("From", exact=True).fill("2018-01-01")
+    page.get_by_label("To", exact=True).fill("2018-12-31")
+    page.get_by_role("button", name="Show").click()
+    page.wait_for_url(re.compile(r".*/explore\?.*admin1=Hasakah.*"))
+    assert query_of(page) == {"date_from": ["2018-01-01"], "date_to": ["2018-12-31"], "admin1": ["Hasakah"]}
+    ready(page)
+
+    asked = {"admin1": "Hasakah", "date_from": "2018-01-01", "date_to": "2018-12-31"}
+    total = api(server_url, "/events", count="true", limit=1, **asked)["total"]
+    assert 0 < total < 100
+    page.locator("#status").get_by_text(f"{total} events match the filter.").wait_for()
+    features = api(server_url, "/events.geojson", fields="id", **asked)["features"]
+    assert int(page.locator("#explorer").get_attribute("data-map-events")) == sum(1 for f in features if f["geometry"])
+    assert page.locator("#event-list li").count() == min(total, 50)
+    # the chart: the twelve months of 2018, the events of each stacked by province
+    assert page.locator("#explorer").get_attribute("data-chart-periods") == "12"
+    page.locator("#chart-table summary").click()
+    cells = page.locator("#chart-table tbody td").all_inner_texts()
+    assert sum(int(cell) for cell in cells) == total  # an event counts once, in its first month
+    # the exports link to the same events
+    assert parse_qs(urlsplit(page.locator("#as-csv").get_attribute("href")).query) == {k: [v] for k, v in asked.items()}
+
+    # a bar of the chart narrows the map to its province and month
+    bar = page.evaluate("""() => {
+        const chart = Chart.getChart(document.getElementById('chart'));
+        const meta = chart.getDatasetMeta(0);
+        const index = chart.data.datasets[0].data.findIndex((n) => n > 0);
+        const box = chart.canvas.getBoundingClientRect();
+        const element = meta.data[index];
+        return {x: box.left + element.x, y: box.top + (element.y + element.base) / 2,
+                month: chart.data.labels[index], province: chart.data.datasets[0].label};
+    }""")
+    page.mouse.click(bar["x"], bar["y"])
+    page.wait_for_url(re.compile(rf".*date_from={bar['month']}-01.*"))
+    ready(page)
+    assert query_of(page)["admin1"] == [bar["province"]]
+    narrowed = {"admin1": bar["province"], "date_from": f"{bar['month']}-01", "date_to": query_of(page)["date_to"][0]}
+    assert narrowed["date_to"].startswith(bar["month"])
+    in_bar = api(server_url, "/events", count="true", limit=1, **narrowed)["total"]
+    page.locator("#status").get_by_text(f"{in_bar} events match the filter.").wait_for()
+
+    # Back: the previous filter, shown again
+    page.go_back()
+    page.locator("#status").get_by_text(f"{total} events match the filter.").wait_for()
+    assert page.get_by_label("Province", exact=True).input_value() == "Hasakah"
+
+
+def test_the_al_qasr_strike_shows_the_coalitions_denial_beside_sanas_accusation(page, server_url):
+    page.set_viewport_size({"width": 1600, "height": 1000})  # the map beside the panel, for the README
+    page.goto(server_url + "/explore?" + urlencode({"q": "Al-Qasr"}))
+    ready(page)
+    page.get_by_role("link", name="Air/drone strike at Al-Qasr").click()
+    panel = page.locator("#event[data-state=ready]")
+    panel.wait_for()
+    event_id = api(server_url, "/events/conflictkb-seed:al-qasr-strike")["id"]
+    assert query_of(page) == {"q": ["Al-Qasr"], "event": [event_id]}  # the view can be shared
+    assert panel.get_by_role("heading", level=2).inner_text() == "Air/drone strike at Al-Qasr"
+
+    # the derived status beside the actor, with the claims that made it
+    coalition = panel.locator('.attribution li[data-actor="US-led coalition"]')
+    assert coalition.locator(".status").inner_text() == "contested"
+    assert coalition.locator(".refs a").all_inner_texts() == ["Syrian Arab News Agency", "US-led coalition"]
+    assert "at least 25" in panel.locator(".figures").inner_text()
+
+    # who struck: SANA's accusation and the coalition's denial side by side, under the status
+    who = panel.locator('.topic[data-predicate="perpetrator"] .subject[data-subject="US-led coalition"]')
+    assert who.locator(".subject-label .status").inner_text() == "contested"
+    sana = who.locator('.claim[data-claimant="Syrian Arab News Agency"]')
+    denial = who.locator('.claim[data-claimant="US-led coalition"]')
+    assert sana.get_attribute("data-stance") == "asserts" and denial.get_attribute("data-stance") == "denies"
+    assert "held the coalition responsible" in sana.locator("blockquote").inner_text()
+    assert "no coalition airstrikes" in denial.locator("blockquote").inner_text()
+    assert "via Associated Press" in denial.locator(".channel").inner_text()
+    left, right = sana.bounding_box(), denial.bounding_box()
+    assert left["y"] == right["y"] and left["x"] + left["width"] <= right["x"]  # one row, SANA first
+    assert "derives" in (sana.get_attribute("class") or "")  # highlighted: it made the status
+    monitor = who.locator('.claim[data-claimant="Syrian Observatory for Human Rights"]')
+    assert monitor.get_attribute("data-stance") == "uncertain"
+
+    # linked records from other sources, and the history
+    assert panel.locator(".linked li").count() >= 1
+    assert "created event" in panel.locator(".history").inner_text()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(README_SCREENSHOT))
+
+    page.keyboard.press("Escape")
+    page.locator("#event").wait_for(state="hidden")
+    assert "event" not in query_of(page)
+
+
+def test_a_shared_link_opens_the_event_and_a_phone_gets_one_column(page, server_url):
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(server_url + "/explore?event=conflictkb-seed:al-qasr-strike")
+    page.locator("#event[data-state=ready]").wait_for()
+    assert page.locator("#event").bounding_box()["width"] == 390  # the whole screen
+    assert page.evaluate("document.scrollingElement.scrollWidth") <= 390  # nothing wider than the phone
+    page.get_by_role("button", name="Close the event").click()
+    ready(page)
+    map_box, list_box = page.locator("#map").bounding_box(), page.locator("#results").bounding_box()
+    assert list_box["y"] > map_box["y"] + map_box["height"]  # stacked, not beside
+
+
+def test_a_filter_the_api_refuses_is_named_on_the_page(page, server_url):
+    page.goto(server_url + "/explore?" + urlencode({"admin1": "Atlantis"}))
+    problem = page.locator("#problem")
+    problem.wait_for()
+    assert "admin1" in problem.inner_text() and "Atlantis" in problem.inner_text()
+    assert page.get_by_label("Province", exact=True).get_attribute("aria-invalid") is not None
+    # the browser logs each refused request (a 422) as a console error: those are expected here
+    page.watched.errors[:] = [e for e in page.watched.errors if "status of 422" not in e]
