@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install clean-data bench-data bench bench-ratelimit bench-linking bench-workers bench-postgraphile bench-replicas fuzz
+.PHONY: run test install clean-data bench-data bench bench-ratelimit bench-linking bench-workers bench-postgraphile bench-replicas bench-explorer fuzz
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "conflictkb needs Python 3.11 or newer (PYTHON=$(PYTHON))")'
@@ -67,6 +67,11 @@ POSTGRAPHILE_DATA ?= var/bench-workers
 # that routing adds (bench/README.md).
 bench-replicas: $(STAMP)
 	$(BIN)/python bench/replicas.py
+
+# The explorer's first view in headless Chromium (cold and warm), a province, one event;
+# and the map's request narrowed against whole (bench/README.md; Chromium from apt-get).
+bench-explorer: $(STAMP)
+	$(BIN)/python bench/explorer.py
 
 bench-postgraphile: $(STAMP)
 	$(BIN)/python bench/graphql_vs_postgraphile.py --data-dir $(POSTGRAPHILE_DATA)

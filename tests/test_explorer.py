@@ -12,6 +12,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from urllib.request import urlopen
 
 
+from axe_playwright_python.sync_playwright import Axe
+
 from tests.browser import ARTIFACTS, browser, chromium, page, server_url  # noqa: F401 (fixtures)
 
 # The README's picture of the page, made by the Al-Qasr test below at a desktop's size
@@ -105,6 +107,30 @@ def test_a_province_and_dates_update_the_map_the_chart_and_the_url(page, server_
     assert page.get_by_label("Province", exact=True).input_value() == "Hasakah"
 
 
+def test_the_chart_by_week_and_as_fatalities_with_their_band(page, server_url):
+    asked = {"admin1": "Hasakah", "date_from": "2018-01-01", "date_to": "2018-12-31"}
+    page.goto(server_url + "/explore?" + urlencode({**asked, "period": "week", "measure": "fatalities"}))
+    ready(page)
+    assert page.locator("#chart-heading").inner_text() == "Fatalities by week"
+    # 2018-W01 to 2019-W01 (31 December 2018 is the Monday of 2019's first ISO week)
+    assert page.locator("#explorer").get_attribute("data-chart-periods") == "53"
+    page.locator("#chart-table summary").click()
+    assert page.locator("#chart-table thead th").all_inner_texts() == [
+        "week", "low estimate", "high estimate", "best estimate"]
+    rows = [row.split("\t") for row in page.locator("#chart-table tbody tr").all_inner_texts()]
+    stats = api(server_url, "/stats/events", group_by="week", **asked)["data"]
+    for column, key in ((1, "fatalities_low"), (2, "fatalities_high"), (3, "fatalities_best")):
+        shown = [row[column] for row in rows if row[column] != "no upper bound"]
+        assert sum(map(int, shown)) == sum(row[key] or 0 for row in stats) > 0
+    # Al-Qasr's week: "over two dozen" has no upper bound, and the band is open there
+    assert [row[0] for row in rows if row[2] == "no upper bound"] == ["2018-W13"]
+    assert all(int(low) <= int(best) <= int(high) for _, low, high, best in rows if high != "no upper bound")
+
+    page.get_by_role("radio", name="events").check()
+    page.wait_for_url(re.compile(r"^(?!.*measure=).*period=week.*"))  # the default is left out of the URL
+    page.locator("#chart-heading").get_by_text("Events by province and week").wait_for()
+
+
 def test_the_al_qasr_strike_shows_the_coalitions_denial_beside_sanas_accusation(page, server_url):
     page.set_viewport_size({"width": 1600, "height": 1000})  # the map beside the panel, for the README
     page.goto(server_url + "/explore?" + urlencode({"q": "Al-Qasr"}))
@@ -168,3 +194,23 @@ def test_a_filter_the_api_refuses_is_named_on_the_page(page, server_url):
     assert page.get_by_label("Province", exact=True).get_attribute("aria-invalid") is not None
     # the browser logs each refused request (a 422) as a console error: those are expected here
     page.watched.errors[:] = [e for e in page.watched.errors if "status of 422" not in e]
+
+
+def accessibility_problems(tab) -> list[str]:
+    """What axe-core's rules (WCAG 2 A and AA, and best practice) find wrong in the page as shown."""
+    found = Axe().run(tab).response["violations"]
+    return [f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}" for v in found]
+
+
+def test_the_page_and_an_event_pass_axe_cores_accessibility_rules(page, server_url):
+    page.goto(server_url + "/explore")
+    ready(page)
+    assert accessibility_problems(page) == []
+    page.get_by_role("link", name=re.compile(" at ")).first.focus()  # the list, by keyboard
+    page.keyboard.press("Enter")
+    page.locator("#event[data-state=ready]").wait_for()
+    assert page.evaluate("document.activeElement.id") == "event-heading"  # focus moves into the event
+    assert accessibility_problems(page) == []
+    page.keyboard.press("Escape")
+    page.locator("#event").wait_for(state="hidden")
+    assert " at " in page.evaluate("document.activeElement.textContent")  # and back to where it was

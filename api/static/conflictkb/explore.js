@@ -34,6 +34,7 @@
   const MAP_FIELDS = "id";
   const LIST_FIELDS = "id,date_start,date_end,event_type,sub_event_type,place,fatalities";
   const LIST_PAGE = 50;
+  const HISTORY_PARAMS = new URLSearchParams({ limit: "50" });  // an event's last 50 changes
   const PROVINCES_SHOWN = 8;
   // Colour-blind-safe (Okabe-Ito, then greys), each AA against white for its legend text.
   const PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#8C6D00", "#332288", "#9a9a9a"];
@@ -47,12 +48,57 @@
     }
   }
 
-  async function getJSON(path, params) {
-    const query = params ? "?" + params.toString() : "";
-    const response = await fetch(API + path + query, { headers: { Accept: "application/json" } });
+  async function ask(url) {
+    const response = await fetch(url, { headers: { Accept: "application/json" } });
     const body = await response.json().catch(() => ({}));
     if (!response.ok) throw new ApiProblem({ status: response.status, ...body });
     return body;
+  }
+
+  // The first view's answers, asked for as this script runs: it comes before Leaflet and
+  // Chart.js in the page, which take the browser a quarter of a second to load, and the
+  // server answers meanwhile. Each is taken once, by the first getJSON of its URL.
+  const askedEarly = new Map();
+
+  function askEarly(path, params) {
+    const url = API + path + (params ? "?" + params.toString() : "");
+    const answer = ask(url);
+    answer.catch(() => {});  // (its taker sees the problem; nobody may take it, if the filter changes first)
+    askedEarly.set(url, answer);
+  }
+
+  function getJSON(path, params) {
+    const url = API + path + (params ? "?" + params.toString() : "");
+    const early = askedEarly.get(url);
+    askedEarly.delete(url);
+    return early || ask(url);
+  }
+
+  /** What the map, the list and the chart ask the API for a filter (and the chart's view). */
+  function mapParams(filter) {
+    const params = new URLSearchParams(filter);
+    params.set("fields", MAP_FIELDS);
+    return params;
+  }
+
+  function listParams(filter, cursor) {
+    const params = new URLSearchParams(filter);
+    params.set("fields", LIST_FIELDS);
+    params.set("limit", String(LIST_PAGE));
+    if (cursor) params.set("cursor", cursor);
+    else params.set("count", "true");
+    return params;
+  }
+
+  /** The periods (every one, with the fatality sums), and for events the stacks by province. */
+  function statsParams(filter, { measure, period }) {
+    const periods = new URLSearchParams(filter);
+    periods.set("group_by", period);
+    periods.set("fill", "true");
+    if (measure !== "events") return [periods];
+    const stacks = new URLSearchParams(filter);
+    stacks.set("group_by", `admin1,${period}`);
+    return [periods, stacks];
   }
 
   /* ------------------------------------------------------------- the filter */
@@ -210,17 +256,20 @@
 
   /* ----------------------------------------------------------------- the map */
 
-  const map = L.map("map", { preferCanvas: true, worldCopyJump: true, minZoom: 2, maxZoom: 14 })
-    .setView([35, 38], 6);
-  map.attributionControl.setPrefix(false);
-  map.attributionControl.addAttribution("Country outlines: Natural Earth");
-  const clusters = L.markerClusterGroup({ chunkedLoading: true, showCoverageOnHover: false, maxClusterRadius: 50 });
-  map.addLayer(clusters);
-  // one handler for all markers (16,000 closures would cost the first view 50 ms)
-  clusters.on("click", (e) => {
-    L.popup().setLatLng(e.layer.getLatLng()).setContent(popupFor(e.layer.options.eventId)).openOn(map);
-  });
-  const dot = L.divIcon({ className: "event-dot", iconSize: [12, 12] });
+  let map, clusters, dot;  // made by makeMap, once Leaflet has loaded
+
+  function makeMap() {
+    map = L.map("map", { preferCanvas: true, worldCopyJump: true, minZoom: 2, maxZoom: 14 }).setView([35, 38], 6);
+    map.attributionControl.setPrefix(false);
+    map.attributionControl.addAttribution("Country outlines: Natural Earth");
+    clusters = L.markerClusterGroup({ chunkedLoading: true, showCoverageOnHover: false, maxClusterRadius: 50 });
+    map.addLayer(clusters);
+    // one handler for all markers (16,000 closures would cost the first view 50 ms)
+    clusters.on("click", (e) => {
+      L.popup().setLatLng(e.layer.getLatLng()).setContent(popupFor(e.layer.options.eventId)).openOn(map);
+    });
+    dot = L.divIcon({ className: "event-dot", iconSize: [12, 12] });
+  }
 
   async function loadCountries() {
     const response = await fetch(root.dataset.countries);
@@ -248,11 +297,7 @@
 
   async function refreshMap() {
     const asked = ++mapRequest;
-    const params = new URLSearchParams(current.filter);
-    params.set("fields", MAP_FIELDS);
-    const response = await fetch(API + "/events.geojson?" + params, { headers: { Accept: "application/geo+json" } });
-    if (!response.ok) throw new ApiProblem({ status: response.status, ...(await response.json().catch(() => ({}))) });
-    const collection = await response.json();
+    const collection = await getJSON("/events.geojson", mapParams(current.filter));
     if (asked !== mapRequest) return null;  // a newer filter was asked for meanwhile
     const markers = [];
     let unplaced = 0;
@@ -304,12 +349,7 @@
   }
 
   async function loadList(cursor) {
-    const params = new URLSearchParams(current.filter);
-    params.set("fields", LIST_FIELDS);
-    params.set("limit", String(LIST_PAGE));
-    if (cursor) params.set("cursor", cursor);
-    else params.set("count", "true");
-    const page = await getJSON("/events", params);
+    const page = await getJSON("/events", listParams(current.filter, cursor));
     if (!cursor) list.replaceChildren();
     list.append(...page.data.map(listItem));
     nextCursor = page.next_cursor;
@@ -393,15 +433,7 @@
       document.getElementById("chart-heading").textContent =
         `${measure === "events" ? "Events" : "Fatalities"} by ${measure === "events" ? "province and " : ""}${period}`;
       try {
-        const periods = new URLSearchParams(current.filter);
-        periods.set("group_by", period);
-        periods.set("fill", "true");
-        const asks = [getJSON("/stats/events", periods)];
-        if (measure === "events") {
-          const stacks = new URLSearchParams(current.filter);
-          stacks.set("group_by", `admin1,${period}`);
-          asks.push(getJSON("/stats/events", stacks));
-        }
+        const asks = statsParams(current.filter, current.view).map((params) => getJSON("/stats/events", params));
         const [totals, byProvince] = await Promise.all(asks);
         if (asked !== this.request) return;
         const labels = totals.data.map((row) => row[period]);
@@ -454,8 +486,10 @@
           labels,
           datasets: [
             line("low estimate", "fatalities_low", { borderColor: "rgba(213,94,0,0.35)", borderWidth: 1 }),
+            // null: a source gives no upper bound ("over two dozen"): the band is open there
             line("high estimate", "fatalities_high", { borderColor: "rgba(213,94,0,0.35)", borderWidth: 1,
-                                                        fill: "-1", backgroundColor: "rgba(213,94,0,0.18)" }),
+                                                        fill: "-1", backgroundColor: "rgba(213,94,0,0.18)",
+                                                        missing: "no upper bound" }),
             line("best estimate", "fatalities_best", { borderColor: "#D55E00", borderWidth: 2 }),
           ],
         },
@@ -499,7 +533,7 @@
         link.href = pageURL(filter, { ...current.view, event: null });
         link.textContent = label;
         first.append(link);
-        row.append(first, ...config.data.datasets.map((d) => cell("td", String(d.data[i] ?? ""))));
+        row.append(first, ...config.data.datasets.map((d) => cell("td", String(d.data[i] ?? d.missing ?? ""))));
         return row;
       });
       const thead = document.createElement("thead");
@@ -601,7 +635,7 @@
       this.body.replaceChildren(element("p", "status", "Loading the event…"));
       try {
         const path = "/events/" + encodeURIComponent(id);
-        const [event, history] = await Promise.all([getJSON(path), getJSON(path + "/history", new URLSearchParams({ limit: "50" }))]);
+        const [event, history] = await Promise.all([getJSON(path), getJSON(path + "/history", HISTORY_PARAMS)]);
         if (asked !== this.asked) return;
         this.render(event, history.data);
         this.panel.dataset.state = "ready";
@@ -778,10 +812,22 @@
 
   /* ---------------------------------------------------------------- start */
 
-  filterToForm(current.filter);
-  setViewControls(current.view);
-  refreshEvents().then(() => loadVocabulary().catch(showProblem));  // the choices can wait for the first view
-  chart.refresh();
-  loadCountries().catch(() => { /* the points still show on the plain background */ });
-  if (current.view.event) eventPanel.show(current.view.event);
+  askEarly("/events.geojson", mapParams(current.filter));
+  askEarly("/events", listParams(current.filter, null));
+  for (const params of statsParams(current.filter, current.view)) askEarly("/stats/events", params);
+  if (current.view.event) {
+    askEarly("/events/" + encodeURIComponent(current.view.event));
+    askEarly("/events/" + encodeURIComponent(current.view.event) + "/history", HISTORY_PARAMS);
+  }
+
+  // The rest once the libraries after this script have loaded.
+  document.addEventListener("DOMContentLoaded", () => {
+    makeMap();
+    filterToForm(current.filter);
+    setViewControls(current.view);
+    refreshEvents().then(() => loadVocabulary().catch(showProblem));  // the choices can wait for the first view
+    chart.refresh();
+    loadCountries().catch(() => { /* the points still show on the plain background */ });
+    if (current.view.event) eventPanel.show(current.view.event);
+  });
 })();
