@@ -38,7 +38,7 @@
   const LIST_PAGE = 50;
   const HISTORY_PARAMS = new URLSearchParams({ limit: "50" });  // an event's last 50 changes
   const PROVINCES_SHOWN = 8;
-  // Colour-blind-safe (Okabe-Ito, then greys), each AA against white for its legend text.
+  // The provinces' colours: Okabe-Ito's, told apart with colour-blindness; grey for the rest.
   const PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#8C6D00", "#332288", "#9a9a9a"];
 
   /* ---------------------------------------------------------------- the API */
@@ -298,12 +298,13 @@
     return box;
   }
 
-  let mapRequest = 0;
+  // Which refresh of the list and the map is the latest: an answer to an earlier filter
+  // that arrives after it is dropped.
+  let eventsRequest = 0;
 
-  async function refreshMap() {
-    const asked = ++mapRequest;
+  async function refreshMap(asked) {
     const points = await getAnswer("/events.ndjson", mapParams(current.filter));
-    if (asked !== mapRequest) return null;  // a newer filter was asked for meanwhile
+    if (asked !== eventsRequest) return null;
     const markers = [];
     let unplaced = 0;
     for (const point of points) {
@@ -352,18 +353,20 @@
     return item;
   }
 
-  async function loadList(cursor) {
+  async function loadList(cursor, asked) {
     const page = await getAnswer("/events", listParams(current.filter, cursor));
+    if (asked !== eventsRequest) return null;
     if (!cursor) list.replaceChildren();
     list.append(...page.data.map(listItem));
     nextCursor = page.next_cursor;
     more.hidden = !nextCursor;
     return page.total;
   }
-  more.addEventListener("click", () => loadList(nextCursor).catch(showProblem));
+  more.addEventListener("click", () => loadList(nextCursor, eventsRequest).catch(showProblem));
 
   /** The list, the map and the links to the same events in other formats. */
   async function refreshEvents() {
+    const asked = ++eventsRequest;
     clearProblem();
     statusLine.textContent = "Loading…";
     root.dataset.state = "loading";
@@ -371,13 +374,15 @@
     document.getElementById("as-json").href = API + "/events" + (query ? "?" + query : "");
     document.getElementById("as-csv").href = API + "/events.csv" + (query ? "?" + query : "");
     try {
-      const [onMap, total] = await Promise.all([refreshMap(), loadList(null)]);
-      if (onMap === null) return;
-      statusLine.textContent = `${total.toLocaleString("en")} events` + (query ? " match the filter." : ".");
+      const [, total] = await Promise.all([refreshMap(asked), loadList(null, asked)]);
+      if (asked !== eventsRequest) return;
+      statusLine.textContent = total === 1 ? (query ? "1 event matches the filter." : "1 event.")
+        : `${total.toLocaleString("en")} events` + (query ? " match the filter." : ".");
       root.dataset.state = "ready";
       // when the first view was complete, in ms from the navigation (bench/explorer.py reads it)
       if (!root.dataset.firstViewMs) root.dataset.firstViewMs = String(Math.round(performance.now()));
     } catch (error) {
+      if (asked !== eventsRequest) return;  // a newer filter is being shown
       statusLine.textContent = "No events shown.";
       root.dataset.state = "failed";
       showProblem(error);
@@ -651,7 +656,7 @@
         if (asked !== this.asked) return;
         this.panel.dataset.state = "failed";
         const text = error instanceof ApiProblem ? error.message : "The API could not be reached: " + error.message;
-        this.body.replaceChildren(element("h2", null, "No such event"), element("p", "problem", text));
+        this.body.replaceChildren(element("h2", null, "The event cannot be shown"), element("p", "problem", text));
         this.body.firstChild.id = "event-heading";
         this.body.firstChild.tabIndex = -1;
       }
