@@ -192,8 +192,14 @@ def test_a_filter_the_api_refuses_is_named_on_the_page(page, server_url):
     problem.wait_for()
     assert "admin1" in problem.inner_text() and "Atlantis" in problem.inner_text()
     assert page.get_by_label("Province", exact=True).get_attribute("aria-invalid") is not None
-    # the browser logs each refused request (a 422) as a console error: those are expected here
-    page.watched.errors[:] = [e for e in page.watched.errors if "status of 422" not in e]
+    # an event that is not there: the panel says so, with the API's reason
+    page.goto(server_url + "/explore?event=conflictkb-seed:no-such-event")
+    panel = page.locator("#event[data-state=failed]")
+    panel.wait_for()
+    assert panel.get_by_role("heading", level=2).inner_text() == "The event cannot be shown"
+    assert "no-such-event" in panel.locator(".problem").inner_text()
+    # the browser logs each refused request (422, 404) as a console error: those are expected here
+    page.watched.errors[:] = [e for e in page.watched.errors if not re.search(r"status of (422|404)", e)]
 
 
 def accessibility_problems(tab) -> list[str]:
