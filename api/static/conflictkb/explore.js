@@ -187,14 +187,19 @@
     go(new URLSearchParams(), { ...current.view, event: null });
   });
 
+  /** What went wrong, for a person: the API's problem, no answer, or a fault of this page
+      (which is also logged, for whoever looks at the console). */
+  function describe(error) {
+    if (error instanceof ApiProblem) return error.message;
+    if (error instanceof TypeError && /fetch/i.test(error.message)) return "The API could not be reached: " + error.message;
+    console.error(error);
+    return "Something went wrong on this page: " + error.message;
+  }
+
   function showProblem(error) {
-    if (error instanceof ApiProblem) {
-      const names = (error.problem.errors || []).map((e) => e.name).filter(Boolean);
-      problemLine.textContent = error.message;
-      for (const name of FILTERS) form.elements[name].toggleAttribute("aria-invalid", names.includes(name));
-    } else {
-      problemLine.textContent = "The API could not be reached: " + error.message;
-    }
+    const names = error instanceof ApiProblem ? (error.problem.errors || []).map((e) => e.name) : [];
+    for (const name of FILTERS) form.elements[name].toggleAttribute("aria-invalid", names.includes(name));
+    problemLine.textContent = describe(error);
     problemLine.hidden = false;
   }
 
@@ -313,7 +318,8 @@
     }
     clusters.clearLayers();
     clusters.addLayers(markers);
-    if (markers.length) map.fitBounds(clusters.getBounds(), { maxZoom: 9, padding: [20, 20] });
+    // (the markers' own bounds: the clusters take them in chunks, and may not hold them all yet)
+    if (markers.length) map.fitBounds(L.latLngBounds(markers.map((m) => m.getLatLng())), { maxZoom: 9, padding: [20, 20] });
     document.getElementById("map-note").textContent = unplaced === 0 ? ""
       : unplaced === 1 ? "One of these events has no coordinates: it is in the list, not on the map."
         : `${unplaced.toLocaleString("en")} of these events have no coordinates: they are in the list, not on the map.`;
@@ -655,8 +661,7 @@
       } catch (error) {
         if (asked !== this.asked) return;
         this.panel.dataset.state = "failed";
-        const text = error instanceof ApiProblem ? error.message : "The API could not be reached: " + error.message;
-        this.body.replaceChildren(element("h2", null, "The event cannot be shown"), element("p", "problem", text));
+        this.body.replaceChildren(element("h2", null, "The event cannot be shown"), element("p", "problem", describe(error)));
         this.body.firstChild.id = "event-heading";
         this.body.firstChild.tabIndex = -1;
       }
