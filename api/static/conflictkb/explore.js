@@ -488,7 +488,8 @@
       return {
         type: "bar",
         data: { labels, datasets },
-        options: { scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true, title: { display: true, text: "events" } } } },
+        options: { scales: { x: { stacked: true },
+                             y: { stacked: true, beginAtZero: true, ticks: { precision: 0 }, title: { display: true, text: "events" } } } },
       };
     },
 
@@ -508,7 +509,7 @@
             line("best estimate", "fatalities_best", { borderColor: "#D55E00", borderWidth: 2 }),
           ],
         },
-        options: { scales: { y: { beginAtZero: true, title: { display: true, text: "killed" } } } },
+        options: { scales: { y: { beginAtZero: true, ticks: { precision: 0 }, title: { display: true, text: "killed" } } } },
       };
     },
 
