@@ -166,12 +166,19 @@ def test_the_al_qasr_strike_shows_the_coalitions_denial_beside_sanas_accusation(
     # linked records from other sources, and the history
     assert panel.locator(".linked li").count() >= 1
     assert "created event" in panel.locator(".history").inner_text()
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(README_SCREENSHOT))
 
     page.keyboard.press("Escape")
     page.locator("#event").wait_for(state="hidden")
     assert "event" not in query_of(page)
+
+    # shared with its province: the event over Hasakah's map and chart (the README's picture)
+    page.goto(server_url + "/explore?" + urlencode({"admin1": "Hasakah", "event": event_id}))
+    ready(page)
+    panel.wait_for()
+    in_hasakah = api(server_url, "/events", admin1="Hasakah", count="true", limit=1)["total"]
+    assert page.locator("#status").inner_text() == f"{in_hasakah} events match the filter."
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(README_SCREENSHOT))
 
 
 def test_a_shared_link_opens_the_event_and_a_phone_gets_one_column(page, server_url):
