@@ -5,8 +5,8 @@ and `conflictkb export` both use them.
 NDJSON and GeoJSON: one record per event, the same in both (one line of NDJSON; the
 `properties` of a GeoJSON Feature, whose geometry is the Point [longitude, latitude],
 or null for an event without coordinates), with the keys of db/queries/export.py's
-EXPORT_FIELDS, or those of them a `fields` parameter names (GET /v1/events.geojson?
-fields=id,date_start,fatalities_best: the explorer's map, a tenth of the whole).
+EXPORT_FIELDS, or those of them a `fields` parameter names (GET /v1/events.ndjson?
+fields=latitude,longitude: the explorer's map, ids and points only).
 
 CSV: the columns of ACLED's API, in its order and lowercase, then ours (CSV_COLUMNS).
 Where ACLED has a column we cannot fill truthfully it is there and empty, so tools

@@ -13,6 +13,7 @@ from urllib.request import urlopen
 
 
 from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import expect
 
 from tests.browser import ARTIFACTS, browser, chromium, page, server_url  # noqa: F401 (fixtures)
 
@@ -29,8 +30,7 @@ def api(server_url: str, path: str, **params) -> dict:
 
 def ready(tab) -> None:
     """The list, the map and the chart show the filter in the URL."""
-    tab.locator("#explorer[data-state=ready]").wait_for(state="attached")
-    tab.wait_for_function("document.getElementById('explorer').dataset.chartPeriods !== undefined")
+    tab.locator("#explorer[data-state=ready][data-chart=ready]").wait_for(state="attached")
 
 
 def query_of(tab) -> dict[str, list[str]]:
@@ -107,6 +107,51 @@ def test_a_province_and_dates_update_the_map_the_chart_and_the_url(page, server_
     assert page.get_by_label("Province", exact=True).input_value() == "Hasakah"
 
 
+def test_a_marker_opens_its_event_and_the_list_pages_on(page, server_url):
+    page.goto(server_url + "/explore?" + urlencode({"admin1": "Hasakah", "date_from": "2018-01-01"}))
+    ready(page)
+    page.locator("#map .event-dot").first.click()  # a marker on its own at this zoom
+    popup = page.locator(".leaflet-popup .popup")
+    popup.get_by_role("link", name="The claims behind it").click()
+    page.locator("#event[data-state=ready]").wait_for()
+    assert query_of(page)["event"] == [page.locator("#event").get_attribute("data-event")]
+    page.keyboard.press("Escape")
+
+    page.goto(server_url + "/explore")
+    ready(page)
+    first = page.locator("#event-list a").evaluate_all("links => links.map(a => a.href)")
+    page.get_by_role("button", name="More events").click()
+    page.locator("#event-list li").nth(99).wait_for()
+    every = page.locator("#event-list a").evaluate_all("links => links.map(a => a.href)")
+    assert every[:50] == first and len(set(every)) == 100  # the next page, after the first
+
+
+def test_the_form_keeps_what_the_url_holds_back_and_forth(page, server_url):
+    strikes = {"event_type": "Explosions/Remote violence", "sub_event_type": "Air/drone strike"}
+    page.goto(server_url + "/explore?" + urlencode(strikes))
+    ready(page)
+    sub_event_type = page.get_by_label("Sub-event type", exact=True)
+    expect(sub_event_type).to_have_value(strikes["sub_event_type"])  # once the types have come
+    page.get_by_label("Event type", exact=True).select_option("Battles")
+    sub_event_type.select_option("Armed clash")
+    page.get_by_role("button", name="Show").click()
+    page.wait_for_url(re.compile(r".*sub_event_type=Armed.*"))
+    ready(page)
+    page.go_back()  # the strikes again, their sub-event type among the choices of their type
+    page.wait_for_url(re.compile(r".*sub_event_type=Air.*"))
+    ready(page)
+    assert page.get_by_label("Event type", exact=True).input_value() == strikes["event_type"]
+    expect(sub_event_type).to_have_value(strikes["sub_event_type"])
+
+    # a field given twice in a shared URL shows its first value, and keeps both while it is unchanged
+    page.goto(server_url + "/explore?" + urlencode({"country": ["SYR", "IRQ"]}, doseq=True))
+    ready(page)
+    page.get_by_label("From", exact=True).fill("2018-01-01")
+    page.get_by_role("button", name="Show").click()
+    page.wait_for_url(re.compile(r".*date_from=2018-01-01.*"))
+    assert query_of(page)["country"] == ["SYR", "IRQ"]
+
+
 def test_the_chart_by_week_and_as_fatalities_with_their_band(page, server_url):
     asked = {"admin1": "Hasakah", "date_from": "2018-01-01", "date_to": "2018-12-31"}
     page.goto(server_url + "/explore?" + urlencode({**asked, "period": "week", "measure": "fatalities"}))
@@ -128,7 +173,10 @@ def test_the_chart_by_week_and_as_fatalities_with_their_band(page, server_url):
 
     page.get_by_role("radio", name="events").check()
     page.wait_for_url(re.compile(r"^(?!.*measure=).*period=week.*"))  # the default is left out of the URL
-    page.locator("#chart-heading").get_by_text("Events by province and week").wait_for()
+    ready(page)
+    assert page.locator("#chart-heading").inner_text() == "Events by province and week"
+    weekly = [row.split("\t") for row in page.locator("#chart-table tbody tr").all_inner_texts()]
+    assert sum(int(cell) for row in weekly for cell in row[1:]) == sum(row["events"] for row in stats)
 
 
 def test_the_al_qasr_strike_shows_the_coalitions_denial_beside_sanas_accusation(page, server_url):
@@ -198,7 +246,8 @@ def test_a_filter_the_api_refuses_is_named_on_the_page(page, server_url):
     problem = page.locator("#problem")
     problem.wait_for()
     assert "admin1" in problem.inner_text() and "Atlantis" in problem.inner_text()
-    assert page.get_by_label("Province", exact=True).get_attribute("aria-invalid") is not None
+    assert page.get_by_label("Province", exact=True).get_attribute("aria-invalid") == "true"
+    assert page.get_by_label("Province", exact=True).get_attribute("aria-describedby") == "problem"
     # an event that is not there: the panel says so, with the API's reason
     page.goto(server_url + "/explore?event=conflictkb-seed:no-such-event")
     panel = page.locator("#event[data-state=failed]")

@@ -36,8 +36,9 @@
   const MAP_FIELDS = "latitude,longitude";
   const LIST_FIELDS = "id,date_start,date_end,event_type,sub_event_type,place,fatalities";
   const LIST_PAGE = 50;
-  const HISTORY_PARAMS = new URLSearchParams({ limit: "50" });  // an event's last 50 changes
+  const HISTORY_PARAMS = new URLSearchParams({ limit: "50" });  // an event's first 50 changes (oldest first)
   const PROVINCES_SHOWN = 8;
+  const NO_PROVINCE = "No province";  // (events placed in a country only: a bar narrows them by period)
   // The provinces' colours: Okabe-Ito's, told apart with colour-blindness; grey for the rest.
   const PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#8C6D00", "#332288", "#9a9a9a"];
 
@@ -126,18 +127,24 @@
     return view;
   }
 
+  /** The filter the form shows. A field given several values (`country=SYR&country=IRQ`,
+      from a shared URL) shows its first: while that one is unchanged, all are kept. */
   function formToFilter() {
     const filter = new URLSearchParams();
     for (const name of FILTERS) {
       const value = form.elements[name].value.trim();
-      if (value) filter.append(name, value);
+      const shown = current.filter.getAll(name);
+      if (value && shown.length > 1 && shown[0] === value) for (const each of shown) filter.append(name, each);
+      else if (value) filter.append(name, value);
     }
     return filter;
   }
 
   function filterToForm(filter) {
     for (const name of FILTERS) form.elements[name].value = filter.get(name) || "";
+    // the sub-event types offered are the chosen type's: made first, then one is chosen
     syncSubEventTypes();
+    form.elements.sub_event_type.value = filter.get("sub_event_type") || "";
   }
 
   function pageURL(filter, view) {
@@ -198,7 +205,16 @@
 
   function showProblem(error) {
     const names = error instanceof ApiProblem ? (error.problem.errors || []).map((e) => e.name) : [];
-    for (const name of FILTERS) form.elements[name].toggleAttribute("aria-invalid", names.includes(name));
+    for (const name of FILTERS) {
+      const field = form.elements[name];
+      if (names.includes(name)) {
+        field.setAttribute("aria-invalid", "true");
+        field.setAttribute("aria-describedby", "problem");
+      } else {
+        field.removeAttribute("aria-invalid");
+        field.removeAttribute("aria-describedby");
+      }
+    }
     problemLine.textContent = describe(error);
     problemLine.hidden = false;
   }
@@ -206,7 +222,10 @@
   function clearProblem() {
     problemLine.hidden = true;
     problemLine.textContent = "";
-    for (const name of FILTERS) form.elements[name].removeAttribute("aria-invalid");
+    for (const name of FILTERS) {
+      form.elements[name].removeAttribute("aria-invalid");
+      form.elements[name].removeAttribute("aria-describedby");
+    }
   }
 
   /* ------------------------------------------- vocabularies and suggestions */
@@ -217,9 +236,7 @@
     vocabulary = (await getAnswer("/vocabularies")).event_types;
     const types = form.elements.event_type;
     for (const type of vocabulary) types.append(new Option(type.name, type.name));
-    types.value = current.filter.get("event_type") || "";
-    syncSubEventTypes();
-    form.elements.sub_event_type.value = current.filter.get("sub_event_type") || "";
+    filterToForm(current.filter);
   }
 
   /** The sub-event types of the chosen event type (all, grouped, when none is chosen). */
@@ -272,13 +289,21 @@
     map = L.map("map", { preferCanvas: true, worldCopyJump: true, minZoom: 2, maxZoom: 14 }).setView([35, 38], 6);
     map.attributionControl.setPrefix(false);
     map.attributionControl.addAttribution("Country outlines: Natural Earth");
+    dot = L.divIcon({ className: "event-dot", iconSize: [12, 12] });
+  }
+
+  /** The map's markers, in a cluster group of their own: a new one for each filter, since
+      markercluster 1.5.3's clearLayers does not stop a chunked addLayers still under way
+      (the previous filter's markers would go on arriving). */
+  function showMarkers(markers) {
+    if (clusters) map.removeLayer(clusters);
     clusters = L.markerClusterGroup({ chunkedLoading: true, showCoverageOnHover: false, maxClusterRadius: 50 });
-    map.addLayer(clusters);
     // one handler for all markers (16,000 closures would cost the first view 50 ms)
     clusters.on("click", (e) => {
       L.popup().setLatLng(e.layer.getLatLng()).setContent(popupFor(e.layer.options.eventId)).openOn(map);
     });
-    dot = L.divIcon({ className: "event-dot", iconSize: [12, 12] });
+    map.addLayer(clusters);
+    clusters.addLayers(markers);
   }
 
   async function loadCountries() {
@@ -293,8 +318,7 @@
   /** A marker's popup: the event's place, date and figures, asked for when it opens. */
   function popupFor(id) {
     const box = element("div", "popup", "Loading…");
-    const fields = "id,date_start,date_end,event_type,sub_event_type,place,fatalities";
-    getAnswer("/events/" + encodeURIComponent(id), new URLSearchParams({ fields })).then((event) => {
+    getAnswer("/events/" + encodeURIComponent(id)).then((event) => {
       const killed = event.fatalities && event.fatalities.best != null ? ` · ${figure(event.fatalities)} killed` : "";
       box.replaceChildren(element("strong", null, `${event.sub_event_type || event.event_type} at ${event.place.name}`),
                           element("div", null, dates(event.date_start, event.date_end) + killed),
@@ -316,8 +340,7 @@
       if (point.latitude == null) { unplaced += 1; continue; }
       markers.push(L.marker([point.latitude, point.longitude], { icon: dot, keyboard: false, eventId: point.id }));
     }
-    clusters.clearLayers();
-    clusters.addLayers(markers);
+    showMarkers(markers);
     // (the markers' own bounds: the clusters take them in chunks, and may not hold them all yet)
     if (markers.length) map.fitBounds(L.latLngBounds(markers.map((m) => m.getLatLng())), { maxZoom: 9, padding: [20, 20] });
     document.getElementById("map-note").textContent = unplaced === 0 ? ""
@@ -368,7 +391,16 @@
     more.hidden = !nextCursor;
     return page.total;
   }
-  more.addEventListener("click", () => loadList(nextCursor, eventsRequest).catch(showProblem));
+  more.addEventListener("click", async () => {
+    more.disabled = true;  // (a second click would ask for the same page again)
+    try {
+      await loadList(nextCursor, eventsRequest);  // (a new filter meanwhile: this page is dropped)
+    } catch (error) {
+      showProblem(error);
+    } finally {
+      more.disabled = false;
+    }
+  });
 
   /** The list, the map and the links to the same events in other formats. */
   async function refreshEvents() {
@@ -376,6 +408,8 @@
     clearProblem();
     statusLine.textContent = "Loading…";
     root.dataset.state = "loading";
+    nextCursor = null;  // (the previous filter's next page is not this one's)
+    more.hidden = true;
     const query = current.filter.toString();
     document.getElementById("as-json").href = API + "/events" + (query ? "?" + query : "");
     document.getElementById("as-csv").href = API + "/events.csv" + (query ? "?" + query : "");
@@ -389,6 +423,10 @@
       if (!root.dataset.firstViewMs) root.dataset.firstViewMs = String(Math.round(performance.now()));
     } catch (error) {
       if (asked !== eventsRequest) return;  // a newer filter is being shown
+      // nothing of the previous filter left to be taken for this one's
+      list.replaceChildren();
+      showMarkers([]);
+      root.dataset.mapEvents = "0";
       statusLine.textContent = "No events shown.";
       root.dataset.state = "failed";
       showProblem(error);
@@ -429,13 +467,22 @@
 
   /** Narrow the filter to a period (and a province, unless null), as a click on the chart does. */
   function narrowTo(period, province) {
-    const filter = new URLSearchParams(current.filter);
-    const [from, to] = periodDays(period);
-    filter.set("date_from", from);
-    filter.set("date_to", to);
+    const filter = periodFilter(period);
     if (province) filter.set("admin1", province);
     filterToForm(filter);
     go(filter, current.view);
+  }
+
+  /** The filter narrowed to a period, inside the dates it had (a week can start before them). */
+  function periodFilter(period) {
+    const filter = new URLSearchParams(current.filter);
+    let [from, to] = periodDays(period);
+    const [after, before] = [current.filter.get("date_from"), current.filter.get("date_to")];
+    if (after && after > from) from = after;
+    if (before && before < to) to = before;
+    filter.set("date_from", from);
+    filter.set("date_to", to);
+    return filter;
   }
 
   const chart = {
@@ -444,6 +491,7 @@
 
     async refresh() {
       const asked = ++this.request;
+      root.dataset.chart = "loading";
       const { measure, period } = current.view;
       document.getElementById("chart-heading").textContent =
         `${measure === "events" ? "Events" : "Fatalities"} by ${measure === "events" ? "province and " : ""}${period}`;
@@ -458,8 +506,11 @@
         this.draw(config);
         this.table(labels, config);
         root.dataset.chartPeriods = String(labels.length);
+        root.dataset.chart = "ready";
       } catch (error) {
-        if (asked === this.request) showProblem(error);
+        if (asked !== this.request) return;
+        root.dataset.chart = "failed";
+        showProblem(error);
       }
     },
 
@@ -468,7 +519,7 @@
       const index = new Map(labels.map((label, i) => [label, i]));
       const byProvince = new Map();
       for (const row of rows) {
-        const name = row.admin1 || "No province";
+        const name = row.admin1 || NO_PROVINCE;
         if (!byProvince.has(name)) byProvince.set(name, { total: 0, counts: new Array(labels.length).fill(0) });
         const province = byProvince.get(name);
         province.total += row.events;
@@ -477,7 +528,7 @@
       const ranked = [...byProvince.entries()].sort((a, b) => b[1].total - a[1].total);
       const shown = ranked.slice(0, PROVINCES_SHOWN);
       const rest = ranked.slice(PROVINCES_SHOWN);
-      const datasets = shown.map(([name, p], i) => ({ label: name, province: name, data: p.counts,
+      const datasets = shown.map(([name, p], i) => ({ label: name, province: name === NO_PROVINCE ? null : name, data: p.counts,
                                                         backgroundColor: PALETTE[i] }));
       if (rest.length) {
         const counts = new Array(labels.length).fill(0);
@@ -542,11 +593,7 @@
         const first = document.createElement("th");
         first.scope = "row";
         const link = document.createElement("a");
-        const filter = new URLSearchParams(current.filter);
-        const [from, to] = periodDays(label);
-        filter.set("date_from", from);
-        filter.set("date_to", to);
-        link.href = pageURL(filter, { ...current.view, event: null });
+        link.href = pageURL(periodFilter(label), { ...current.view, event: null });
         link.textContent = label;
         first.append(link);
         row.append(first, ...config.data.datasets.map((d) => cell("td", String(d.data[i] ?? d.missing ?? ""))));
@@ -665,6 +712,7 @@
         this.body.replaceChildren(element("h2", null, "The event cannot be shown"), element("p", "problem", describe(error)));
         this.body.firstChild.id = "event-heading";
         this.body.firstChild.tabIndex = -1;
+        this.body.firstChild.focus();
       }
     },
 
@@ -824,11 +872,14 @@
 
   document.getElementById("close-event").addEventListener("click", () => go(current.filter, { ...current.view, event: null }));
   document.addEventListener("keydown", (e) => {
-    if (e.key === "Escape" && !eventPanel.panel.hidden) go(current.filter, { ...current.view, event: null });
+    // (in a field, Escape belongs to the field: it closes its suggestions or clears it)
+    if (e.key !== "Escape" || eventPanel.panel.hidden || e.target.closest("input, select")) return;
+    go(current.filter, { ...current.view, event: null });
   });
 
   /* ---------------------------------------------------------------- start */
 
+  askEarly("/vocabularies");
   askEarly("/events.ndjson", mapParams(current.filter));
   askEarly("/events", listParams(current.filter, null));
   for (const params of statsParams(current.filter, current.view)) askEarly("/stats/events", params);
@@ -842,11 +893,12 @@
     makeMap();
     filterToForm(current.filter);
     setViewControls(current.view);
+    loadVocabulary().catch(showProblem);  // (it fills the type choices, then sets them from the URL)
     // A shared event is what its reader came for: shown before the map, the list and the
     // chart are made (their answers are on their way already).
     const opened = current.view.event ? eventPanel.show(current.view.event) : Promise.resolve();
     opened.then(() => {
-      refreshEvents().then(() => loadVocabulary().catch(showProblem));  // the choices can wait for the first view
+      refreshEvents();
       chart.refresh();
       loadCountries().catch(() => { /* the points still show on the plain background */ });
     });
