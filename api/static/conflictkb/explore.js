@@ -272,6 +272,7 @@
         for (const [name, value] of Object.entries({ q, limit: "10", fields: "name" })) params.set(name, value);
         try {
           const answer = await getAnswer(path, params);
+          if (input.value.trim() !== q) return;  // typed on meanwhile: a later answer is coming
           list.replaceChildren(...answer.data.map((item) => new Option(item.name, item.name)));
         } catch (error) {
           list.replaceChildren();  // suggestions are a help; the filter itself reports problems
