@@ -6,7 +6,7 @@
 On the shipped data (the article and the UCDP Syria extract, 16,580 events: `conflictkb
 seed` into the data directory, ~90 s the first time), `conflictkb serve` as `make run`
 serves it (two workers on this machine's two cores; rate limits off). Chromium is the
-system's (Debian's `chromium`, installed when missing), at 1280x900, and runs on the same
+system's (Debian's `chromium`, installed when missing, as the tests do), at 1280x900, and runs on the same
 machine, so page and server share its two cores.
 
 Each round, alternating:
@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.workers import CONFLICTKB, environment, serve_beside  # noqa: E402
 from db.embedded import embedded_servers  # noqa: E402
+from tests.browser import system_chromium  # noqa: E402
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
@@ -57,25 +58,19 @@ VIEWS = [
 ]
 
 
-def chromium() -> str:
-    found = subprocess.run(["which", "chromium"], capture_output=True, text=True).stdout.strip()
-    if found:
-        return found
-    subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "chromium"], check=True,
-                   env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
-    return "/usr/bin/chromium"
-
-
 def time_views(url: str, rounds: int) -> dict[str, list[float]]:
     """Each view's time in ms (from the navigation until it shows), per round."""
     from playwright.sync_api import sync_playwright
 
+    executable, why_not = system_chromium()
+    if executable is None:
+        raise SystemExit(why_not)
     times: dict[str, list[float]] = {name: [] for name, _, _ in VIEWS}
     with sync_playwright() as playwright:
         for _ in range(rounds):
             with tempfile.TemporaryDirectory() as profile:
                 context = playwright.chromium.launch_persistent_context(
-                    profile, executable_path=chromium(), headless=True, args=CHROMIUM_ARGS,
+                    profile, executable_path=executable, headless=True, args=CHROMIUM_ARGS,
                     viewport={"width": 1280, "height": 900})
                 try:
                     for name, path, shown in VIEWS:

@@ -50,22 +50,29 @@ def _apt_get_install_chromium() -> str:
     return "" if done.returncode == 0 else done.stderr[-2000:]
 
 
-@pytest.fixture(scope="session")
-def chromium() -> str:
-    """The system's Chromium, installed first if missing and possible."""
+def system_chromium() -> tuple[str | None, str]:
+    """The system's Chromium, installed with apt-get first if it is missing and this runs
+    as root: its path, or None and why not (for the tests here and bench/explorer.py)."""
     found = shutil.which("chromium")
     if found:
-        return found
+        return found, ""
     if shutil.which("apt-get") is None or os.geteuid() != 0:
-        pytest.skip("Chromium is missing: on Debian or Ubuntu, `apt-get install chromium` as root "
-                    "(this test does it itself when it runs as root)")
+        return None, ("Chromium is missing: on Debian or Ubuntu, `apt-get install chromium` as root "
+                      "(this does it itself when it runs as root)")
     TEST_DATA_DIR.mkdir(parents=True, exist_ok=True)
     with open(TEST_DATA_DIR / "chromium-install.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # xdist workers: one installs, the others wait and find it
         failure = "" if shutil.which("chromium") else _apt_get_install_chromium()
     found = shutil.which("chromium")
+    return found, "" if found else f"Chromium is missing and `apt-get install chromium` failed:\n{failure}"
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The system's Chromium (system_chromium), or the test is skipped saying why not."""
+    found, why_not = system_chromium()
     if found is None:
-        pytest.skip(f"Chromium is missing and `apt-get install chromium` failed:\n{failure}")
+        pytest.skip(why_not)
     return found
 
 

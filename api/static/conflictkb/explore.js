@@ -362,9 +362,8 @@
   }
 
   function eventLink(id, text) {
-    const link = document.createElement("a");
+    const link = element("a", null, text);
     link.href = pageURL(current.filter, { ...current.view, event: id });
-    link.textContent = text;
     link.addEventListener("click", (e) => {
       if (e.ctrlKey || e.metaKey || e.shiftKey) return;  // a new tab: the URL does it
       e.preventDefault();
@@ -374,12 +373,10 @@
   }
 
   function listItem(event) {
-    const item = document.createElement("li");
-    const link = eventLink(event.id, `${event.sub_event_type || event.event_type} at ${event.place.name}`);
-    const detail = document.createElement("span");
+    const item = element("li");
     const killed = event.fatalities && event.fatalities.best != null ? ` · ${event.fatalities.best} killed` : "";
-    detail.textContent = dates(event.date_start, event.date_end) + killed;
-    item.append(link, detail);
+    item.append(eventLink(event.id, `${event.sub_event_type || event.event_type} at ${event.place.name}`),
+                element("span", null, dates(event.date_start, event.date_end) + killed));
     return item;
   }
 
@@ -586,23 +583,22 @@
 
     /** The same figures as a table, each period a link that narrows the filter to it. */
     table(labels, config) {
-      const head = document.createElement("tr");
-      const cell = (tag, text) => { const c = document.createElement(tag); c.textContent = text; return c; };
-      head.append(cell("th", current.view.period), ...config.data.datasets.map((d) => cell("th", d.label)));
+      const { datasets } = config.data;
+      const head = element("tr");
+      head.append(element("th", null, current.view.period), ...datasets.map((d) => element("th", null, d.label)));
       const rows = labels.map((label, i) => {
-        const row = document.createElement("tr");
-        const first = document.createElement("th");
+        const first = element("th");
         first.scope = "row";
-        const link = document.createElement("a");
+        const link = element("a", null, label);
         link.href = pageURL(periodFilter(label), { ...current.view, event: null });
-        link.textContent = label;
         first.append(link);
-        row.append(first, ...config.data.datasets.map((d) => cell("td", String(d.data[i] ?? d.missing ?? ""))));
+        const row = element("tr");
+        row.append(first, ...datasets.map((d) => element("td", null, String(d.data[i] ?? d.missing ?? ""))));
         return row;
       });
-      const thead = document.createElement("thead");
+      const thead = element("thead");
       thead.append(head);
-      const tbody = document.createElement("tbody");
+      const tbody = element("tbody");
       tbody.append(...rows);
       chartTable.replaceChildren(thead, tbody);
     },
