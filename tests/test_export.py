@@ -305,10 +305,12 @@ async def test_gzip_compresses_the_stream_as_it_goes(generated_url, redis_url):
     assert gzip.decompress(b"".join(zipped)) == b"".join(plain)
 
 
-async def test_a_client_gone_mid_way_ends_the_export_cleanly(generated_url, redis_url, caplog):
+async def test_a_client_gone_mid_way_ends_the_export_cleanly_and_frees_its_slot(generated_url, redis_url, caplog):
     async with app_client(generated_url, redis_url) as client:
-        for _ in range(3):
-            _, cut_short, _ = await _stream(client.app, "/v1/events.ndjson", "", leave_after=2)
+        slots = client.app.state.settings.max_concurrent_exports
+        for _ in range(slots + 1):  # more than the slots: each is freed when its client leaves
+            start, cut_short, _ = await _stream(client.app, "/v1/events.ndjson", "", leave_after=2)
+            assert start["status"] == 200
         _, whole, _ = await _stream(client.app, "/v1/events.ndjson", "")
     assert len(cut_short) < len(whole) - 1  # stopped reading, not read to the end
     # the read under way when the client left is finished before the connection is
