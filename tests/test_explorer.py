@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 from urllib.request import urlopen
@@ -150,6 +151,34 @@ def test_the_form_keeps_what_the_url_holds_back_and_forth(page, server_url):
     page.get_by_role("button", name="Show").click()
     page.wait_for_url(re.compile(r".*date_from=2018-01-01.*"))
     assert query_of(page)["country"] == ["SYR", "IRQ"]
+
+
+def test_a_new_filter_stops_the_requests_of_the_one_before(page, server_url):
+    """The first view's map and chart are held unanswered; a province chosen meanwhile
+    stops them (the server would stop streaming the export, and free its slot)."""
+    held, stopped = [], []
+
+    def hold_the_first_view(route) -> None:
+        if "admin1=" in route.request.url:
+            route.fallback()  # the new filter's: answered
+        else:
+            held.append(route.request.url)  # never answered: only stopping it ends it
+
+    page.route(re.compile(r".*/v1/(events\.ndjson|stats/events)\?.*"), hold_the_first_view)
+    page.on("requestfailed", lambda request: stopped.append(request.url) if request.failure == "net::ERR_ABORTED"
+            else None)
+    page.goto(server_url + "/explore")
+    expect(page.locator("#status")).to_have_text("Loading…")
+    page.get_by_label("Province", exact=True).fill("Hasakah")
+    page.get_by_role("button", name="Show").click()
+    ready(page)
+    total = api(server_url, "/events", count="true", limit=1, admin1="Hasakah")["total"]
+    assert page.locator("#status").inner_text() == f"{total} events match the filter."
+    assert len(held) == 3  # the map's export and the chart's two statistics
+    deadline = time.monotonic() + 10  # (the browser reports a stopped request as it gets to it)
+    while sorted(stopped) != sorted(held) and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    assert sorted(stopped) == sorted(held)
 
 
 def test_the_chart_by_week_and_as_fatalities_with_their_band(page, server_url):

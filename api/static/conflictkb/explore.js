@@ -52,8 +52,8 @@
   }
 
   /** An answer of the API, parsed: JSON, or for NDJSON (an export) the list of its lines. */
-  async function ask(url) {
-    const response = await fetch(url);
+  async function ask(url, signal) {
+    const response = await fetch(url, { signal });
     if (!response.ok) throw new ApiProblem({ status: response.status, ...(await response.json().catch(() => ({}))) });
     if (!response.headers.get("content-type").startsWith("application/x-ndjson")) return response.json();
     const text = (await response.text()).trimEnd();
@@ -61,23 +61,46 @@
     return text ? JSON.parse("[" + text.split("\n").join(",") + "]") : [];
   }
 
+  /** The requests of one part of the page (the events, the chart, the event, a field's
+      suggestions). renew() stops the previous ones, whose answers are no longer wanted (a
+      new filter, a closed event): the browser drops their connections, and the server stops
+      working on them; an export stops streaming and frees its slot for the new filter's. */
+  class Requests {
+    renew() {
+      if (this.controller) this.controller.abort();
+      this.controller = new AbortController();
+      return this.controller.signal;
+    }
+  }
+
   // The first view's answers, asked for as this script runs: it comes before Leaflet and
   // Chart.js in the page, which take the browser a quarter of a second to load, and the
-  // server answers meanwhile. Each is taken once, by the first getAnswer of its URL.
+  // server answers meanwhile. Each is taken once, by the first getAnswer of its URL, and
+  // stopped with its taker's signal.
   const askedEarly = new Map();
 
   function askEarly(path, params) {
     const url = API + path + (params ? "?" + params.toString() : "");
-    const answer = ask(url);
+    const controller = new AbortController();
+    const answer = ask(url, controller.signal);
     answer.catch(() => {});  // (its taker sees the problem; nobody may take it, if the filter changes first)
-    askedEarly.set(url, answer);
+    askedEarly.set(url, { answer, controller });
   }
 
-  function getAnswer(path, params) {
+  /** Early answers the first view did not take (it changed before they were taken): stopped. */
+  function dropEarlyAnswers() {
+    for (const { controller } of askedEarly.values()) controller.abort();
+    askedEarly.clear();
+  }
+
+  /** The answer to `path` with `params`, stopped when `signal` aborts. */
+  function getAnswer(path, params, signal) {
     const url = API + path + (params ? "?" + params.toString() : "");
     const early = askedEarly.get(url);
+    if (!early) return ask(url, signal);
     askedEarly.delete(url);
-    return early || ask(url);
+    if (signal) signal.addEventListener("abort", () => early.controller.abort(), { once: true });
+    return early.answer;
   }
 
   /** What the map, the list and the chart ask the API for a filter (and the chart's view). */
@@ -260,6 +283,7 @@
   function suggest(input) {
     const [path, query] = input.dataset.suggest.split("?");
     const list = input.list;
+    const requests = new Requests();
     let timer = null;
     let asked = "";
     input.addEventListener("input", () => {
@@ -270,12 +294,14 @@
         asked = q;
         const params = new URLSearchParams(query);
         for (const [name, value] of Object.entries({ q, limit: "10", fields: "name" })) params.set(name, value);
+        const signal = requests.renew();
         try {
-          const answer = await getAnswer(path, params);
+          const answer = await getAnswer(path, params, signal);
           if (input.value.trim() !== q) return;  // typed on meanwhile: a later answer is coming
           list.replaceChildren(...answer.data.map((item) => new Option(item.name, item.name)));
         } catch (error) {
-          list.replaceChildren();  // suggestions are a help; the filter itself reports problems
+          // (suggestions are a help; the filter itself reports problems)
+          if (!signal.aborted) list.replaceChildren();
         }
       }, 200);
     });
@@ -328,13 +354,13 @@
     return box;
   }
 
-  // Which refresh of the list and the map is the latest: an answer to an earlier filter
-  // that arrives after it is dropped.
-  let eventsRequest = 0;
+  // The list's and the map's requests: a new filter stops the previous one's (and an answer
+  // that was on its way is dropped).
+  const eventsRequests = new Requests();
 
-  async function refreshMap(asked) {
-    const points = await getAnswer("/events.ndjson", mapParams(current.filter));
-    if (asked !== eventsRequest) return null;
+  async function refreshMap(signal) {
+    const points = await getAnswer("/events.ndjson", mapParams(current.filter), signal);
+    if (signal.aborted) return null;
     const markers = [];
     let unplaced = 0;
     for (const point of points) {
@@ -380,9 +406,9 @@
     return item;
   }
 
-  async function loadList(cursor, asked) {
-    const page = await getAnswer("/events", listParams(current.filter, cursor));
-    if (asked !== eventsRequest) return null;
+  async function loadList(cursor, signal) {
+    const page = await getAnswer("/events", listParams(current.filter, cursor), signal);
+    if (signal.aborted) return null;
     if (!cursor) list.replaceChildren();
     list.append(...page.data.map(listItem));
     nextCursor = page.next_cursor;
@@ -391,10 +417,11 @@
   }
   more.addEventListener("click", async () => {
     more.disabled = true;  // (a second click would ask for the same page again)
+    const signal = eventsRequests.controller.signal;  // (a new filter meanwhile stops this page)
     try {
-      await loadList(nextCursor, eventsRequest);  // (a new filter meanwhile: this page is dropped)
+      await loadList(nextCursor, signal);
     } catch (error) {
-      showProblem(error);
+      if (!signal.aborted) showProblem(error);
     } finally {
       more.disabled = false;
     }
@@ -402,7 +429,7 @@
 
   /** The list, the map and the links to the same events in other formats. */
   async function refreshEvents() {
-    const asked = ++eventsRequest;
+    const signal = eventsRequests.renew();
     clearProblem();
     statusLine.textContent = "Loading…";
     root.dataset.state = "loading";
@@ -412,15 +439,15 @@
     document.getElementById("as-json").href = API + "/events" + (query ? "?" + query : "");
     document.getElementById("as-csv").href = API + "/events.csv" + (query ? "?" + query : "");
     try {
-      const [, total] = await Promise.all([refreshMap(asked), loadList(null, asked)]);
-      if (asked !== eventsRequest) return;
+      const [, total] = await Promise.all([refreshMap(signal), loadList(null, signal)]);
+      if (signal.aborted) return;
       statusLine.textContent = total === 1 ? (query ? "1 event matches the filter." : "1 event.")
         : `${total.toLocaleString("en")} events` + (query ? " match the filter." : ".");
       root.dataset.state = "ready";
       // when the first view was complete, in ms from the navigation (bench/explorer.py reads it)
       if (!root.dataset.firstViewMs) root.dataset.firstViewMs = String(Math.round(performance.now()));
     } catch (error) {
-      if (asked !== eventsRequest) return;  // a newer filter is being shown
+      if (signal.aborted) return;  // a newer filter is being shown
       // nothing of the previous filter left to be taken for this one's
       list.replaceChildren();
       showMarkers([]);
@@ -485,18 +512,18 @@
 
   const chart = {
     instance: null,
-    request: 0,
+    requests: new Requests(),
 
     async refresh() {
-      const asked = ++this.request;
+      const signal = this.requests.renew();
       root.dataset.chart = "loading";
       const { measure, period } = current.view;
       document.getElementById("chart-heading").textContent =
         `${measure === "events" ? "Events" : "Fatalities"} by ${measure === "events" ? "province and " : ""}${period}`;
       try {
-        const asks = statsParams(current.filter, current.view).map((params) => getAnswer("/stats/events", params));
+        const asks = statsParams(current.filter, current.view).map((params) => getAnswer("/stats/events", params, signal));
         const [totals, byProvince] = await Promise.all(asks);
-        if (asked !== this.request) return;
+        if (signal.aborted) return;
         const labels = totals.data.map((row) => row[period]);
         const config = measure === "events"
           ? this.stacked(labels, period, byProvince.data)
@@ -506,7 +533,7 @@
         root.dataset.chartPeriods = String(labels.length);
         root.dataset.chart = "ready";
       } catch (error) {
-        if (asked !== this.request) return;
+        if (signal.aborted) return;
         root.dataset.chart = "failed";
         showProblem(error);
       }
@@ -683,11 +710,11 @@
   const eventPanel = {
     panel: document.getElementById("event"),
     body: document.getElementById("event-body"),
-    asked: 0,
+    requests: new Requests(),
     opener: null,
 
     async show(id) {
-      const asked = ++this.asked;
+      const signal = this.requests.renew();  // (another event, or none: this one's are stopped)
       if (!id) { this.hide(); return; }
       if (this.panel.hidden) this.opener = document.activeElement;
       this.panel.hidden = false;
@@ -695,8 +722,9 @@
       this.body.replaceChildren(element("p", "status", "Loading the event…"));
       try {
         const path = "/events/" + encodeURIComponent(id);
-        const [event, history] = await Promise.all([getAnswer(path), getAnswer(path + "/history", HISTORY_PARAMS)]);
-        if (asked !== this.asked) return;
+        const [event, history] = await Promise.all([getAnswer(path, null, signal),
+                                                    getAnswer(path + "/history", HISTORY_PARAMS, signal)]);
+        if (signal.aborted) return;
         this.render(event, history.data);
         this.panel.dataset.state = "ready";
         this.panel.dataset.event = event.id;
@@ -704,7 +732,7 @@
         this.panel.dataset.shownMs = String(Math.round(performance.now()));
         document.getElementById("event-heading").focus();
       } catch (error) {
-        if (asked !== this.asked) return;
+        if (signal.aborted) return;
         this.panel.dataset.state = "failed";
         this.body.replaceChildren(element("h2", null, "The event cannot be shown"), element("p", "problem", describe(error)));
         this.body.firstChild.id = "event-heading";
@@ -897,6 +925,7 @@
     opened.then(() => {
       refreshEvents();
       chart.refresh();
+      dropEarlyAnswers();  // (what the first view asked for is taken by now: the rest is not needed)
       loadCountries().catch(() => { /* the points still show on the plain background */ });
     });
   });
