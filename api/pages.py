@@ -14,19 +14,24 @@ attributes, which jinja2 escapes like all the text it puts in a page. The front 
 policy is made from the page rendered without data (FRONT_PAGE_WITHOUT_DATA): no
 figure can change what it allows.
 
-Files under a directory named by a version are cached for a year (a new version is a new
-URL); ours are revalidated (their ETag answers 304 while they are unchanged).
+Every file a page names is cached for a year (`immutable`), since a new version is a new
+URL: the vendored ones are under a directory named by their version, and ours are named
+with their content's hash (`/static/conflictkb/explore.js?v=<hash>`, static() in render).
+A browser that has them asks for none of them again; the page itself is revalidated, so
+it names a changed file's new hash at once. Ours asked for without the current hash (an
+old page, a hand-typed URL) are revalidated (their ETag answers 304 while unchanged).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.docs import swagger_ui_default_parameters
@@ -75,16 +80,32 @@ OVERVIEW_CACHE_KEY = "overview"
 FRONT_PAGE_WITHOUT_DATA = {"events": 0, "sources": [], "first_date": None, "last_date": None, "imports": []}
 
 
+def content_version(path: Path) -> str:
+    """A short hash of the file's content: the `v` of its URL (hashed again when the file
+    changes, so a page rendered after an edit or a deploy names the new content)."""
+    stat = path.stat()
+    return _content_hash(path, stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=128)
+def _content_hash(path: Path, mtime_ns: int, size: int) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
 class AssetFiles(StaticFiles):
-    """StaticFiles with a Cache-Control: `immutable` for a directory named by a version."""
+    """StaticFiles with a Cache-Control of `immutable` for a version that cannot change:
+    every file of a directory named by a version (versions="directory"), or a file asked
+    for with its content's version as `?v=` (versions="content"); otherwise no-cache."""
 
-    def __init__(self, directory: Path, *, immutable: bool):
+    def __init__(self, directory: Path, *, versions: Literal["directory", "content"]):
         super().__init__(directory=directory)
-        self._cache_control = IMMUTABLE if immutable else "no-cache"
+        self._versions = versions
 
-    def file_response(self, *args, **kwargs):
-        response = super().file_response(*args, **kwargs)
-        response.headers["cache-control"] = self._cache_control
+    def file_response(self, full_path, stat_result, scope: Scope, status_code: int = 200):
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        asked = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("v", [])
+        current = self._versions == "directory" or asked == [content_version(Path(full_path))]
+        response.headers["cache-control"] = IMMUTABLE if current else "no-cache"
         return response
 
 
@@ -106,7 +127,8 @@ def render(template: str, root: str, **context: Any) -> str:
         return f"{root}{STATIC_PATH}/vendor/{vendored()[package]['directory']}/{file}"
 
     return TEMPLATES.get_template(template).render(
-        url=lambda path: root + path, static=lambda file: f"{root}{STATIC_PATH}/{file}", vendor=vendor,
+        url=lambda path: root + path, vendor=vendor,
+        static=lambda file: f"{root}{STATIC_PATH}/{file}?v={content_version(STATIC_DIR / file)}",
         swagger_ui=lambda file: f"{root}{SWAGGER_UI_PATH}/{file}", **context)
 
 
@@ -209,9 +231,9 @@ def install_pages(app: FastAPI, docs_path: str = "/docs") -> dict[str, Page]:
 
     app.include_router(router)
     # the versioned directories first: Starlette takes the first mount that matches
-    app.mount(f"{STATIC_PATH}/vendor", AssetFiles(STATIC_DIR / "vendor", immutable=True))
-    app.mount(SWAGGER_UI_PATH, AssetFiles(Path(swagger_ui_path), immutable=True))
-    app.mount(STATIC_PATH, AssetFiles(STATIC_DIR, immutable=False), name="static")
+    app.mount(f"{STATIC_PATH}/vendor", AssetFiles(STATIC_DIR / "vendor", versions="directory"))
+    app.mount(SWAGGER_UI_PATH, AssetFiles(Path(swagger_ui_path), versions="directory"))
+    app.mount(STATIC_PATH, AssetFiles(STATIC_DIR, versions="content"), name="static")
     return {
         "/": (lambda root: render_front_page(root, FRONT_PAGE_WITHOUT_DATA), PageNeeds()),
         EXPLORE_PATH: (render_explorer, PageNeeds()),

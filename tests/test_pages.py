@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from api.pages import CHANGE_FEED, EXPORTS, REST_EXAMPLES, STATIC_DIR, vendored
+from api.pages import CHANGE_FEED, EXPORTS, REST_EXAMPLES, STATIC_DIR, content_version, vendored
 from schema.examples import EXAMPLES
 from tests.conftest import AIRSTRIKE, app_client, as_, execute_statements, statements_run
 
@@ -97,7 +97,7 @@ async def test_what_the_page_shows_is_escaped_and_its_policy_does_not_follow_the
     assert "script-src 'none'" in policy  # the front page runs no script at all
 
 
-async def test_static_files_versioned_ones_for_a_year_ours_revalidated(shipped):
+async def test_static_files_are_cached_for_a_year_under_a_version_otherwise_revalidated(shipped):
     graphiql = vendored()["graphiql"]
     for versioned in (f"/static/vendor/{graphiql['directory']}/graphiql.min.js",
                       next(url for url in (await shipped.get("/docs", headers=HTML)).text.split('"')
@@ -107,11 +107,33 @@ async def test_static_files_versioned_ones_for_a_year_ours_revalidated(shipped):
         assert answer.headers["cache-control"] == "public, max-age=31536000, immutable"
         assert answer.headers["content-encoding"] == "gzip"  # ~1 MB of JavaScript travels as ~300 KB
 
-    ours = await shipped.get("/static/conflictkb/graphiql.js")
-    assert ours.status_code == 200 and ours.headers["cache-control"] == "no-cache"
-    unchanged = await shipped.get("/static/conflictkb/graphiql.js", headers={"if-none-match": ours.headers["etag"]})
-    assert unchanged.status_code == 304
+    # ours, as the pages name them: with their content's hash, so also for a year
+    explorer = (await shipped.get("/explore", headers=HTML)).text
+    named = re.findall(r'(?:src|href)="(/static/conflictkb/[^"]+)"', explorer)
+    assert {urlsplit(url).path for url in named} >= {"/static/conflictkb/explore.js", "/static/conflictkb/base.css"}
+    for url in named:
+        path, query = urlsplit(url).path, parse_qs(urlsplit(url).query)
+        assert query == {"v": [content_version(STATIC_DIR / path.removeprefix("/static/"))]}
+        answer = await shipped.get(url)
+        assert answer.status_code == 200 and answer.headers["cache-control"] == "public, max-age=31536000, immutable"
+    # without the current hash (an old page, a typed URL): the file as it is now, revalidated
+    for url in ("/static/conflictkb/graphiql.js", "/static/conflictkb/graphiql.js?v=0123456789abcdef"):
+        ours = await shipped.get(url)
+        assert ours.status_code == 200 and ours.headers["cache-control"] == "no-cache"
+        unchanged = await shipped.get(url, headers={"if-none-match": ours.headers["etag"]})
+        assert unchanged.status_code == 304
     assert (await shipped.get("/static/vendor/manifest.json/../../pages.py")).status_code == 404
+
+
+def test_a_files_version_is_its_content(tmp_path):
+    file = tmp_path / "page.js"
+    file.write_text("one();")
+    first = content_version(file)
+    assert content_version(file) == first
+    # an edit, or a deploy: a new URL for the pages rendered after it (another size: the
+    # clock under a file's time may not tick between two writes this close)
+    file.write_text("two(); three();")
+    assert content_version(file) != first
 
 
 def test_the_vendored_files_are_those_the_manifest_records():

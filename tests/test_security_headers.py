@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -173,7 +174,8 @@ async def test_what_the_pages_load_is_served_here(client):
         for url in scripts + links:
             asset = await client.get(url)
             assert asset.status_code == 200, (path, url)
-            kind = "javascript" if url in scripts else "css" if url.endswith(".css") else "svg"
+            file = urlsplit(url).path
+            kind = "javascript" if url in scripts else "css" if file.endswith(".css") else "svg"
             assert kind in asset.headers["content-type"], (url, asset.headers["content-type"])
 
 
