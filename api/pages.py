@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache, lru_cache
@@ -84,28 +85,39 @@ def content_version(path: Path) -> str:
     """A short hash of the file's content: the `v` of its URL (hashed again when the file
     changes, so a page rendered after an edit or a deploy names the new content)."""
     stat = path.stat()
-    return _content_hash(path, stat.st_mtime_ns, stat.st_size)
+    # (an editor that saves by renaming makes a new inode; one that writes in place, keeping
+    # the size within the clock's tick, would keep the old hash until the process restarts)
+    return _content_hash(path, stat.st_ino, stat.st_mtime_ns, stat.st_size)
 
 
 @lru_cache(maxsize=128)
-def _content_hash(path: Path, mtime_ns: int, size: int) -> str:
+def _content_hash(path: Path, inode: int, mtime_ns: int, size: int) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
 class AssetFiles(StaticFiles):
-    """StaticFiles with a Cache-Control of `immutable` for a version that cannot change:
-    every file of a directory named by a version (versions="directory"), or a file asked
-    for with its content's version as `?v=` (versions="content"); otherwise no-cache."""
+    """StaticFiles with a Cache-Control of `immutable` where the URL names a version that
+    cannot change, otherwise no-cache. Where the version is, by `versions`:
+    - "mount": in the mount's own path (Swagger UI's swagger-ui-5.31.0), for every file;
+    - "directory": in each file's directory (vendor/leaflet/1.9.4/leaflet.js), so a file
+      at the top (vendor/manifest.json) is revalidated;
+    - "content": `?v=` with the file's content_version, as static() names ours."""
 
-    def __init__(self, directory: Path, *, versions: Literal["directory", "content"]):
+    def __init__(self, directory: Path, *, versions: Literal["mount", "directory", "content"]):
         super().__init__(directory=directory)
         self._versions = versions
 
+    def _names_its_version(self, full_path, scope: Scope) -> bool:
+        if self._versions == "mount":
+            return True
+        if self._versions == "directory":
+            return os.sep in self.get_path(scope)
+        asked = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("v", [])
+        return asked == [content_version(Path(full_path))]
+
     def file_response(self, full_path, stat_result, scope: Scope, status_code: int = 200):
         response = super().file_response(full_path, stat_result, scope, status_code)
-        asked = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("v", [])
-        current = self._versions == "directory" or asked == [content_version(Path(full_path))]
-        response.headers["cache-control"] = IMMUTABLE if current else "no-cache"
+        response.headers["cache-control"] = IMMUTABLE if self._names_its_version(full_path, scope) else "no-cache"
         return response
 
 
@@ -232,7 +244,7 @@ def install_pages(app: FastAPI, docs_path: str = "/docs") -> dict[str, Page]:
     app.include_router(router)
     # the versioned directories first: Starlette takes the first mount that matches
     app.mount(f"{STATIC_PATH}/vendor", AssetFiles(STATIC_DIR / "vendor", versions="directory"))
-    app.mount(SWAGGER_UI_PATH, AssetFiles(Path(swagger_ui_path), versions="directory"))
+    app.mount(SWAGGER_UI_PATH, AssetFiles(Path(swagger_ui_path), versions="mount"))
     app.mount(STATIC_PATH, AssetFiles(STATIC_DIR, versions="content"), name="static")
     return {
         "/": (lambda root: render_front_page(root, FRONT_PAGE_WITHOUT_DATA), PageNeeds()),

@@ -107,6 +107,9 @@ async def test_static_files_are_cached_for_a_year_under_a_version_otherwise_reva
         assert answer.headers["cache-control"] == "public, max-age=31536000, immutable"
         assert answer.headers["content-encoding"] == "gzip"  # ~1 MB of JavaScript travels as ~300 KB
 
+    # the vendored files' record is not under a version: revalidated
+    manifest = await shipped.get("/static/vendor/manifest.json")
+    assert manifest.status_code == 200 and manifest.headers["cache-control"] == "no-cache"
     # ours, as the pages name them: with their content's hash, so also for a year
     explorer = (await shipped.get("/explore", headers=HTML)).text
     named = re.findall(r'(?:src|href)="(/static/conflictkb/[^"]+)"', explorer)
