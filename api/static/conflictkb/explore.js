@@ -163,9 +163,20 @@
     return filter;
   }
 
-  function filterToForm(filter) {
-    for (const name of FILTERS) form.elements[name].value = filter.get(name) || "";
-    // the sub-event types offered are the chosen type's: made first, then one is chosen
+  /** The filter in the form; with `keepTyped`, not in a field the person has filled
+      already (as the page starts: the form is shown before this script has come). */
+  function filterToForm(filter, keepTyped = false) {
+    for (const name of FILTERS) {
+      if (keepTyped && form.elements[name].value) continue;  // (every field's default is empty)
+      form.elements[name].value = filter.get(name) || "";
+    }
+    typesToForm(filter);
+  }
+
+  /** The type fields: the event type, then the sub-event types offered for it (made first),
+      then the chosen one. */
+  function typesToForm(filter) {
+    form.elements.event_type.value = filter.get("event_type") || "";
     syncSubEventTypes();
     form.elements.sub_event_type.value = filter.get("sub_event_type") || "";
   }
@@ -179,11 +190,15 @@
   }
 
   let current = { filter: filterFromURL(), view: viewFromURL() };
+  // Whether the libraries have loaded and the page has begun to show `current` (a filter
+  // chosen before that is shown then: the map and the chart need Leaflet and Chart.js).
+  let started = false;
 
   /** Show `next` ({filter, view}): only the parts that differ from what is shown are asked for again. */
   function show(next) {
     const previous = current;
     current = next;
+    if (!started) return;
     const filterChanged = next.filter.toString() !== previous.filter.toString();
     if (filterChanged) refreshEvents();
     if (filterChanged || next.view.measure !== previous.view.measure || next.view.period !== previous.view.period) {
@@ -259,7 +274,8 @@
     vocabulary = (await getAnswer("/vocabularies")).event_types;
     const types = form.elements.event_type;
     for (const type of vocabulary) types.append(new Option(type.name, type.name));
-    filterToForm(current.filter);
+    // only the type fields, which had no choices until now: what was typed meanwhile stays
+    typesToForm(current.filter);
   }
 
   /** The sub-event types of the chosen event type (all, grouped, when none is chosen). */
@@ -904,6 +920,9 @@
 
   /* ---------------------------------------------------------------- start */
 
+  // The form shows the URL's filter at once; what a person types while the libraries load stays.
+  filterToForm(current.filter, true);
+  setViewControls(current.view);
   askEarly("/vocabularies");
   askEarly("/events.ndjson", mapParams(current.filter));
   askEarly("/events", listParams(current.filter, null));
@@ -915,9 +934,8 @@
 
   // The rest once the libraries after this script have loaded.
   document.addEventListener("DOMContentLoaded", () => {
+    started = true;
     makeMap();
-    filterToForm(current.filter);
-    setViewControls(current.view);
     loadVocabulary().catch(showProblem);  // (it fills the type choices, then sets them from the URL)
     // A shared event is what its reader came for: shown before the map, the list and the
     // chart are made (their answers are on their way already).
