@@ -153,18 +153,19 @@ def test_the_form_keeps_what_the_url_holds_back_and_forth(page, server_url):
     assert query_of(page)["country"] == ["SYR", "IRQ"]
 
 
+def held_back(tab, pattern: str) -> list:
+    """The requests of `tab` matching `pattern`, held unanswered: route.fallback() sends one on."""
+    held = []
+    tab.route(re.compile(pattern), lambda route: held.append(route))
+    return held
+
+
 def test_a_new_filter_stops_the_requests_of_the_one_before(page, server_url):
     """The first view's map and chart are held unanswered; a province chosen meanwhile
     stops them (the server would stop streaming the export, and free its slot)."""
-    held, stopped = [], []
-
-    def hold_the_first_view(route) -> None:
-        if "admin1=" in route.request.url:
-            route.fallback()  # the new filter's: answered
-        else:
-            held.append(route.request.url)  # never answered: only stopping it ends it
-
-    page.route(re.compile(r".*/v1/(events\.ndjson|stats/events)\?.*"), hold_the_first_view)
+    # (the new filter's, with admin1, are answered; the first view's only end by being stopped)
+    held = held_back(page, r".*/v1/(events\.ndjson|stats/events)\?(?!.*admin1=).*")
+    stopped = []
     page.on("requestfailed", lambda request: stopped.append(request.url) if request.failure == "net::ERR_ABORTED"
             else None)
     page.goto(server_url + "/explore")
@@ -174,19 +175,13 @@ def test_a_new_filter_stops_the_requests_of_the_one_before(page, server_url):
     ready(page)
     total = api(server_url, "/events", count="true", limit=1, admin1="Hasakah")["total"]
     assert page.locator("#status").inner_text() == f"{total} events match the filter."
-    assert len(held) == 3  # the map's export and the chart's two statistics
+    held_urls = {route.request.url for route in held}
+    assert len(held_urls) == 3  # the map's export and the chart's two statistics
     # (the first view's list may be stopped too, if it had not come yet)
     deadline = time.monotonic() + 10  # (the browser reports a stopped request as it gets to it)
-    while not set(held) <= set(stopped) and time.monotonic() < deadline:
+    while not held_urls <= set(stopped) and time.monotonic() < deadline:
         page.wait_for_timeout(50)
-    assert set(held) <= set(stopped)
-
-
-def held_back(tab, pattern: str) -> list:
-    """The requests of `tab` matching `pattern`, held unanswered: route.fallback() sends one on."""
-    held = []
-    tab.route(re.compile(pattern), lambda route: held.append(route))
-    return held
+    assert held_urls <= set(stopped)
 
 
 def test_what_is_typed_before_the_event_types_come_stays(page, server_url):

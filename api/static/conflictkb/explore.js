@@ -66,6 +66,11 @@
       new filter, a closed event): the browser drops their connections, and the server stops
       working on them; an export stops streaming and frees its slot for the new filter's. */
   class Requests {
+    /** The latest requests' signal (a page more of the same filter joins them). */
+    get signal() {
+      return this.controller.signal;
+    }
+
     renew() {
       if (this.controller) this.controller.abort();
       this.controller = new AbortController();
@@ -433,7 +438,7 @@
   }
   more.addEventListener("click", async () => {
     more.disabled = true;  // (a second click would ask for the same page again)
-    const signal = eventsRequests.controller.signal;  // (a new filter meanwhile stops this page)
+    const signal = eventsRequests.signal;  // (a new filter meanwhile stops this page)
     try {
       await loadList(nextCursor, signal);
     } catch (error) {
